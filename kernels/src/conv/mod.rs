@@ -1,0 +1,242 @@
+//! Convolution front door: one [`ConvKernel`] per convolution of a network,
+//! chosen at plan time, that packs its weights once and runs on any ISA.
+//!
+//! The packed weights are a plain `&[f32]` owned by the caller (an aligned
+//! heap buffer, or a memory-mapped native weights file), laid out ISA-neutrally
+//! so that one packed file serves scalar, AVX2, AVX-512 and NEON:
+//!
+//! ```text
+//! [ bias: round_up(cout, 16) floats | algorithm-specific weights ]
+//! ```
+//!
+//! Algorithms:
+//! - [`ConvAlgo::Direct`]: the scalar reference on HWIO weights (any shape);
+//! - [`ConvAlgo::Gemm1x1`]: 1×1 convolution (any stride) as a packed GEMM, see [`crate::gemm`];
+//! - [`ConvAlgo::Winograd3x3`]: 3×3 stride-1 convolution via Winograd, see [`crate::winograd`].
+
+use crate::buffer::round_up_floats;
+use crate::isa::Isa;
+use crate::shape::{ConvShape, Epilogue};
+use crate::{gemm, reference, winograd};
+
+/// How a convolution is computed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ConvAlgo {
+    /// Scalar direct convolution on HWIO weights (the reference; any shape).
+    Direct,
+    /// 1×1 convolution, any stride, no padding: GEMM over pixels.
+    Gemm1x1,
+    /// 3×3, stride 1, padding 1: Winograd.
+    Winograd3x3,
+}
+
+impl ConvAlgo {
+    /// Stable numeric id, stored in native weight files as the layout id.
+    pub fn layout_id(self) -> u32 {
+        match self {
+            ConvAlgo::Direct => 1,
+            ConvAlgo::Gemm1x1 => 2,
+            ConvAlgo::Winograd3x3 => 3,
+        }
+    }
+
+    /// Inverse of [`ConvAlgo::layout_id`].
+    pub fn from_layout_id(id: u32) -> Option<Self> {
+        match id {
+            1 => Some(ConvAlgo::Direct),
+            2 => Some(ConvAlgo::Gemm1x1),
+            3 => Some(ConvAlgo::Winograd3x3),
+            _ => None,
+        }
+    }
+
+    /// Short name for profiles and plans.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvAlgo::Direct => "direct",
+            ConvAlgo::Gemm1x1 => "gemm1x1",
+            ConvAlgo::Winograd3x3 => "winograd3x3",
+        }
+    }
+}
+
+/// Shape-independent parameters of a convolution layer (the batch and input
+/// size are given at run time).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvParams {
+    /// Kernel height and width.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Stride (both directions).
+    pub stride: usize,
+    /// Zero padding `(top, left, bottom, right)`.
+    pub pad: [usize; 4],
+}
+
+impl ConvParams {
+    /// The full shape for a batch of `batch` images of `in_h`×`in_w`.
+    pub fn shape(&self, batch: usize, in_h: usize, in_w: usize) -> ConvShape {
+        ConvShape {
+            batch,
+            in_h,
+            in_w,
+            in_c: self.cin,
+            out_c: self.cout,
+            kh: self.kh,
+            kw: self.kw,
+            stride_h: self.stride,
+            stride_w: self.stride,
+            pad_top: self.pad[0],
+            pad_left: self.pad[1],
+            pad_bottom: self.pad[2],
+            pad_right: self.pad[3],
+        }
+    }
+
+    /// Whether `algo` can compute this convolution.
+    pub fn supports(&self, algo: ConvAlgo) -> bool {
+        match algo {
+            ConvAlgo::Direct => true,
+            ConvAlgo::Gemm1x1 => self.kh == 1 && self.kw == 1 && self.pad == [0; 4],
+            ConvAlgo::Winograd3x3 => {
+                self.kh == 3 && self.kw == 3 && self.stride == 1 && self.pad == [1; 4]
+            }
+        }
+    }
+
+    /// The fastest algorithm that supports this convolution.
+    pub fn best_algo(&self) -> ConvAlgo {
+        if self.supports(ConvAlgo::Gemm1x1) {
+            ConvAlgo::Gemm1x1
+        } else if self.supports(ConvAlgo::Winograd3x3) {
+            ConvAlgo::Winograd3x3
+        } else {
+            ConvAlgo::Direct
+        }
+    }
+}
+
+/// A convolution bound to an algorithm: knows its packed layout, its scratch
+/// needs, and how to run on every ISA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvKernel {
+    /// Layer parameters.
+    pub params: ConvParams,
+    /// Algorithm.
+    pub algo: ConvAlgo,
+}
+
+impl ConvKernel {
+    /// Binds `params` to `algo`; `None` if the algorithm cannot compute it.
+    pub fn new(params: ConvParams, algo: ConvAlgo) -> Option<Self> {
+        params.supports(algo).then_some(ConvKernel { params, algo })
+    }
+
+    fn bias_len(&self) -> usize {
+        round_up_floats(self.params.cout)
+    }
+
+    /// Floats of the packed weights (bias included).
+    pub fn packed_len(&self) -> usize {
+        let p = &self.params;
+        self.bias_len()
+            + match self.algo {
+                ConvAlgo::Direct => round_up_floats(p.kh * p.kw * p.cin * p.cout),
+                ConvAlgo::Gemm1x1 => gemm::packed_b_len(p.cin, p.cout),
+                ConvAlgo::Winograd3x3 => winograd::packed_len(p.cin, p.cout),
+            }
+    }
+
+    /// Packs HWIO `weights` and per-channel `bias` into `out`
+    /// (`out.len() == self.packed_len()`).
+    ///
+    /// # Panics
+    /// If a length does not match.
+    pub fn pack(&self, weights_hwio: &[f32], bias: &[f32], out: &mut [f32]) {
+        let p = &self.params;
+        assert_eq!(
+            weights_hwio.len(),
+            p.kh * p.kw * p.cin * p.cout,
+            "pack: weights length"
+        );
+        assert_eq!(bias.len(), p.cout, "pack: bias length");
+        assert_eq!(out.len(), self.packed_len(), "pack: output length");
+        out.iter_mut().for_each(|v| *v = 0.0);
+        let (b, w) = out.split_at_mut(self.bias_len());
+        b[..p.cout].copy_from_slice(bias);
+        match self.algo {
+            ConvAlgo::Direct => w[..weights_hwio.len()].copy_from_slice(weights_hwio),
+            // A 1×1 HWIO kernel is already the row-major [cin × cout] matrix B.
+            ConvAlgo::Gemm1x1 => gemm::pack_b(p.cin, p.cout, weights_hwio, w),
+            ConvAlgo::Winograd3x3 => winograd::pack(p.cin, p.cout, weights_hwio, w),
+        }
+    }
+
+    /// Floats of scratch memory `run` needs for this input size and thread count.
+    pub fn scratch_len(&self, batch: usize, in_h: usize, in_w: usize, threads: usize) -> usize {
+        let shape = self.params.shape(batch, in_h, in_w);
+        match self.algo {
+            ConvAlgo::Direct => 0,
+            ConvAlgo::Gemm1x1 => gemm::conv1x1_scratch_len(&shape, threads),
+            ConvAlgo::Winograd3x3 => winograd::scratch_len(&shape, threads),
+        }
+    }
+
+    /// Runs the convolution: `output = relu?(conv(input) + bias + residual)`.
+    ///
+    /// `packed` comes from [`ConvKernel::pack`]; `scratch` has at least
+    /// [`ConvKernel::scratch_len`] floats. Results are identical for a given
+    /// `(isa, threads)`.
+    ///
+    /// # Panics
+    /// If a length does not match the shape, or `isa` is not supported by this CPU.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        isa: Isa,
+        packed: &[f32],
+        shape: &ConvShape,
+        input: &[f32],
+        residual: Option<&[f32]>,
+        relu: bool,
+        output: &mut [f32],
+        scratch: &mut [f32],
+        threads: usize,
+    ) {
+        let p = &self.params;
+        assert_eq!(
+            *shape,
+            p.shape(shape.batch, shape.in_h, shape.in_w),
+            "run: shape does not match the kernel"
+        );
+        assert_eq!(
+            packed.len(),
+            self.packed_len(),
+            "run: packed weights length"
+        );
+        assert!(
+            isa.is_supported(),
+            "run: ISA {isa} not supported by this CPU"
+        );
+        let (bias, w) = packed.split_at(self.bias_len());
+        let ep = Epilogue {
+            bias: Some(&bias[..p.cout]),
+            residual,
+            relu,
+        };
+        match self.algo {
+            ConvAlgo::Direct => {
+                reference::conv2d(shape, input, &w[..shape.weights_len()], &ep, output)
+            }
+            ConvAlgo::Gemm1x1 => gemm::conv1x1(isa, shape, input, w, &ep, output, scratch, threads),
+            ConvAlgo::Winograd3x3 => {
+                winograd::conv3x3(isa, shape, input, w, &ep, output, scratch, threads)
+            }
+        }
+    }
+}

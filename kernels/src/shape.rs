@@ -1,0 +1,214 @@
+//! Shapes and epilogues shared by every kernel family.
+
+/// Geometry of a 2-D convolution over an NHWC batch.
+///
+/// Padding is given per side because Keras' `ZeroPadding2D` + `valid`
+/// convolution and PyTorch's symmetric padding both reduce to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ConvShape {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Input channels.
+    pub in_c: usize,
+    /// Output channels.
+    pub out_c: usize,
+    /// Kernel height.
+    pub kh: usize,
+    /// Kernel width.
+    pub kw: usize,
+    /// Vertical stride.
+    pub stride_h: usize,
+    /// Horizontal stride.
+    pub stride_w: usize,
+    /// Zero rows added above the input.
+    pub pad_top: usize,
+    /// Zero columns added left of the input.
+    pub pad_left: usize,
+    /// Zero rows added below the input.
+    pub pad_bottom: usize,
+    /// Zero columns added right of the input.
+    pub pad_right: usize,
+}
+
+impl ConvShape {
+    /// A square `k`×`k` convolution with equal stride and symmetric padding.
+    #[allow(clippy::too_many_arguments)]
+    pub fn square(
+        batch: usize,
+        in_h: usize,
+        in_w: usize,
+        in_c: usize,
+        out_c: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Self {
+        ConvShape {
+            batch,
+            in_h,
+            in_w,
+            in_c,
+            out_c,
+            kh: k,
+            kw: k,
+            stride_h: stride,
+            stride_w: stride,
+            pad_top: pad,
+            pad_left: pad,
+            pad_bottom: pad,
+            pad_right: pad,
+        }
+    }
+
+    /// Output height: `floor((in + pad_top + pad_bottom - kh) / stride) + 1`.
+    /// Zero when the kernel does not fit (callers validate shapes first).
+    pub fn out_h(&self) -> usize {
+        out_dim(
+            self.in_h,
+            self.pad_top + self.pad_bottom,
+            self.kh,
+            self.stride_h,
+        )
+    }
+
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        out_dim(
+            self.in_w,
+            self.pad_left + self.pad_right,
+            self.kw,
+            self.stride_w,
+        )
+    }
+
+    /// Elements of the NHWC input.
+    pub fn input_len(&self) -> usize {
+        self.batch * self.in_h * self.in_w * self.in_c
+    }
+
+    /// Elements of the NHWC output.
+    pub fn output_len(&self) -> usize {
+        self.batch * self.out_h() * self.out_w() * self.out_c
+    }
+
+    /// Elements of the HWIO weight tensor.
+    pub fn weights_len(&self) -> usize {
+        self.kh * self.kw * self.in_c * self.out_c
+    }
+
+    /// Multiply-accumulates performed by the direct convolution.
+    pub fn macs(&self) -> u64 {
+        (self.batch * self.out_h() * self.out_w()) as u64
+            * (self.kh * self.kw * self.in_c * self.out_c) as u64
+    }
+
+    /// True when the shape is usable: non-zero sizes and strides, and a kernel
+    /// that fits inside the padded input.
+    pub fn is_valid(&self) -> bool {
+        self.batch > 0
+            && self.in_c > 0
+            && self.out_c > 0
+            && self.kh > 0
+            && self.kw > 0
+            && self.stride_h > 0
+            && self.stride_w > 0
+            && self.in_h + self.pad_top + self.pad_bottom >= self.kh
+            && self.in_w + self.pad_left + self.pad_right >= self.kw
+            && self.in_h > 0
+            && self.in_w > 0
+    }
+}
+
+/// Geometry of a 2-D max-pool over an NHWC batch (padding never wins the max).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PoolShape {
+    /// Images in the batch.
+    pub batch: usize,
+    /// Input height.
+    pub in_h: usize,
+    /// Input width.
+    pub in_w: usize,
+    /// Channels.
+    pub c: usize,
+    /// Window size (square).
+    pub k: usize,
+    /// Stride (both directions).
+    pub stride: usize,
+    /// Padding on every side.
+    pub pad: usize,
+}
+
+impl PoolShape {
+    /// Output height.
+    pub fn out_h(&self) -> usize {
+        out_dim(self.in_h, 2 * self.pad, self.k, self.stride)
+    }
+    /// Output width.
+    pub fn out_w(&self) -> usize {
+        out_dim(self.in_w, 2 * self.pad, self.k, self.stride)
+    }
+    /// Elements of the NHWC input.
+    pub fn input_len(&self) -> usize {
+        self.batch * self.in_h * self.in_w * self.c
+    }
+    /// Elements of the NHWC output.
+    pub fn output_len(&self) -> usize {
+        self.batch * self.out_h() * self.out_w() * self.c
+    }
+}
+
+/// `floor((input + pad - k) / stride) + 1`, or 0 when the window does not fit.
+pub fn out_dim(input: usize, pad: usize, k: usize, stride: usize) -> usize {
+    if stride == 0 || input + pad < k {
+        0
+    } else {
+        (input + pad - k) / stride + 1
+    }
+}
+
+/// What a kernel does to each value before it stores it:
+/// `y = relu?(acc + bias[c] + residual[i])`.
+///
+/// The order (add the residual, then ReLU) is the ResNet bottleneck's
+/// `Add` → `Activation('relu')`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Epilogue<'a> {
+    /// Per-output-channel bias (BatchNorm folded in), length `out_c`.
+    pub bias: Option<&'a [f32]>,
+    /// Tensor of the output's shape added element-wise before the activation.
+    pub residual: Option<&'a [f32]>,
+    /// Apply `max(0, y)` last.
+    pub relu: bool,
+}
+
+impl<'a> Epilogue<'a> {
+    /// Bias, then optional ReLU.
+    pub fn bias_relu(bias: &'a [f32], relu: bool) -> Self {
+        Epilogue {
+            bias: Some(bias),
+            residual: None,
+            relu,
+        }
+    }
+
+    /// Applies the epilogue to one accumulated value at output index `i`
+    /// (channel `c`). The reference every fused store must match.
+    #[inline(always)]
+    pub fn apply(&self, acc: f32, i: usize, c: usize) -> f32 {
+        let mut y = acc;
+        if let Some(b) = self.bias {
+            y += b[c];
+        }
+        if let Some(r) = self.residual {
+            y += r[i];
+        }
+        if self.relu {
+            y = y.max(0.0);
+        }
+        y
+    }
+}
