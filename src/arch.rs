@@ -1,0 +1,113 @@
+//! ResNet50's architecture in one place: the 53 convolutions, in execution
+//! order, with the names every importer maps onto.
+//!
+//! Naming: `conv1` is the 7×7 stem; `conv{stage}_block{b}_{i}` is the `i`-th
+//! convolution of bottleneck block `b` of stage `stage` (2..=5), with `i = 0`
+//! the projection shortcut (first block of each stage only), `1` the reducing
+//! 1×1, `2` the 3×3 and `3` the expanding 1×1 — Keras' names without the
+//! `_conv` suffix.
+
+use crate::config::Variant;
+
+/// Blocks per stage (stages 2..=5).
+pub const BLOCKS: [usize; 4] = [3, 4, 6, 3];
+/// Bottleneck width per stage; the block output has 4× as many channels.
+pub const FILTERS: [usize; 4] = [64, 128, 256, 512];
+/// Channels of the final feature map.
+pub const FEATURES: usize = 2048;
+/// Number of convolutions.
+pub const NUM_CONVS: usize = 53;
+
+/// One convolution layer (with its BatchNorm) of the network.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvSpec {
+    /// Canonical name (`conv1`, `conv2_block1_0`, …).
+    pub name: String,
+    /// Stage 1..=5 (1 is the stem).
+    pub stage: usize,
+    /// Block within the stage (1-based; 0 for the stem).
+    pub block: usize,
+    /// Position in the block: 0 shortcut, 1, 2, 3 (0 for the stem).
+    pub index: usize,
+    /// Kernel size (square).
+    pub k: usize,
+    /// Input channels.
+    pub cin: usize,
+    /// Output channels.
+    pub cout: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Symmetric zero padding.
+    pub pad: usize,
+}
+
+impl ConvSpec {
+    /// Weights of the kernel (without bias).
+    pub fn kernel_len(&self) -> usize {
+        self.k * self.k * self.cin * self.cout
+    }
+    /// HWIO shape of the kernel.
+    pub fn kernel_shape(&self) -> [usize; 4] {
+        [self.k, self.k, self.cin, self.cout]
+    }
+}
+
+fn conv(name: String, stage: usize, block: usize, index: usize, k: usize, cin: usize, cout: usize, stride: usize) -> ConvSpec {
+    ConvSpec { name, stage, block, index, k, cin, cout, stride, pad: k / 2 }
+}
+
+/// The 53 convolutions of `variant` in canonical order: `conv1`, then for
+/// each block `_0` (if any), `_1`, `_2`, `_3`.
+pub fn conv_specs(variant: Variant) -> Vec<ConvSpec> {
+    let mut v = Vec::with_capacity(NUM_CONVS);
+    v.push(conv("conv1".into(), 1, 0, 0, 7, 3, 64, 2));
+    let mut cin = 64;
+    for (si, (&blocks, &f)) in BLOCKS.iter().zip(&FILTERS).enumerate() {
+        let stage = si + 2;
+        for b in 1..=blocks {
+            let name = |i: usize| format!("conv{stage}_block{b}_{i}");
+            // Stage 2 follows the max-pool and keeps the resolution.
+            let stride = if b == 1 && stage > 2 { 2 } else { 1 };
+            let (s1, s2) = match variant {
+                Variant::V1 => (stride, 1),
+                Variant::V1_5 => (1, stride),
+            };
+            if b == 1 {
+                v.push(conv(name(0), stage, b, 0, 1, cin, 4 * f, stride));
+            }
+            v.push(conv(name(1), stage, b, 1, 1, cin, f, s1));
+            v.push(conv(name(2), stage, b, 2, 3, f, f, s2));
+            v.push(conv(name(3), stage, b, 3, 1, f, 4 * f, 1));
+            cin = 4 * f;
+        }
+    }
+    debug_assert_eq!(v.len(), NUM_CONVS);
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifty_three_convs_both_variants_same_weights_shapes() {
+        let a = conv_specs(Variant::V1);
+        let b = conv_specs(Variant::V1_5);
+        assert_eq!(a.len(), 53);
+        assert_eq!(b.len(), 53);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!((&x.name, x.kernel_shape()), (&y.name, y.kernel_shape()));
+        }
+        assert_eq!(a.iter().filter(|c| c.index == 0 && c.stage > 1).count(), 4);
+        // Strides: v1 on the first 1x1, v1.5 on the 3x3.
+        let find = |v: &[ConvSpec], n: &str| v.iter().find(|c| c.name == n).unwrap().stride;
+        assert_eq!(find(&a, "conv3_block1_1"), 2);
+        assert_eq!(find(&a, "conv3_block1_2"), 1);
+        assert_eq!(find(&b, "conv3_block1_1"), 1);
+        assert_eq!(find(&b, "conv3_block1_2"), 2);
+        assert_eq!(find(&a, "conv2_block1_1"), 1);
+        assert_eq!(find(&a, "conv5_block1_0"), 2);
+        let weights: usize = a.iter().map(|c| c.kernel_len()).sum();
+        assert_eq!(weights + 2048 * 1000 + 1000, 25_503_912);
+    }
+}

@@ -1,0 +1,268 @@
+//! Model configuration, mirroring `tf.keras.applications.ResNet50(include_top,
+//! weights, input_tensor, input_shape, pooling, classes,
+//! classifier_activation)` plus the variant, batch size and thread count.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use resnet50_kernels::Isa;
+
+use crate::error::{Error, Result};
+use crate::weights::CanonicalWeights;
+
+/// Which ResNet50.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Variant {
+    /// Keras' ResNet50 (the original paper's): conv biases, stride 2 on the
+    /// first 1×1 of each downsampling block, BN ε 1.001e-5.
+    #[default]
+    V1,
+    /// torchvision's ResNet50 ("v1.5"): no conv bias, stride 2 on the 3×3,
+    /// BN ε 1e-5.
+    V1_5,
+}
+
+impl Variant {
+    /// BatchNorm ε of the variant's reference framework.
+    pub fn default_bn_epsilon(self) -> f32 {
+        match self {
+            Variant::V1 => 1.001e-5,
+            Variant::V1_5 => 1e-5,
+        }
+    }
+    /// Whether convolutions carry a bias before BatchNorm.
+    pub fn conv_bias(self) -> bool {
+        self == Variant::V1
+    }
+    /// The classifier activation of the variant's reference framework.
+    pub fn default_classifier_activation(self) -> ClassifierActivation {
+        match self {
+            Variant::V1 => ClassifierActivation::Softmax,
+            Variant::V1_5 => ClassifierActivation::None,
+        }
+    }
+    /// `"v1"` or `"v1.5"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::V1 => "v1",
+            Variant::V1_5 => "v1.5",
+        }
+    }
+}
+
+impl fmt::Display for Variant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Variant {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "v1" | "1" | "keras" => Ok(Variant::V1),
+            "v1.5" | "1.5" | "v15" | "torchvision" | "torch" => Ok(Variant::V1_5),
+            _ => Err(Error::Config(format!("unknown variant {s:?}: expected v1 or v1.5"))),
+        }
+    }
+}
+
+/// Keras' `pooling` argument (used when `include_top` is false).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Pooling {
+    /// 4-D output `[N, h, w, 2048]`.
+    #[default]
+    None,
+    /// Global average pooling: `[N, 2048]`.
+    Avg,
+    /// Global max pooling: `[N, 2048]`.
+    Max,
+}
+
+impl FromStr for Pooling {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" | "" => Ok(Pooling::None),
+            "avg" | "average" => Ok(Pooling::Avg),
+            "max" => Ok(Pooling::Max),
+            _ => Err(Error::Config(format!("unknown pooling {s:?}: expected none, avg or max"))),
+        }
+    }
+}
+
+/// Keras' `classifier_activation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClassifierActivation {
+    /// Probabilities.
+    Softmax,
+    /// Logits.
+    None,
+}
+
+impl FromStr for ClassifierActivation {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "softmax" => Ok(ClassifierActivation::Softmax),
+            "none" | "linear" | "logits" => Ok(ClassifierActivation::None),
+            _ => Err(Error::Config(format!(
+                "unknown classifier activation {s:?}: expected softmax or none"
+            ))),
+        }
+    }
+}
+
+/// Keras' `weights` argument.
+#[derive(Clone, Debug)]
+pub enum WeightsSource {
+    /// `weights=None`: seeded random initialisation with Keras' initializers
+    /// (glorot-uniform kernels, zero biases, BN γ=1 β=0 μ=0 σ²=1).
+    Random {
+        /// Seed of the generator.
+        seed: u64,
+    },
+    /// `weights="imagenet"`: the pretrained weights from the local caches.
+    Imagenet,
+    /// A weights file.
+    File(PathBuf),
+    /// Weights already in memory (e.g. from [`crate::init::deterministic`]).
+    Canonical(Arc<CanonicalWeights>),
+}
+
+impl Default for WeightsSource {
+    fn default() -> Self {
+        WeightsSource::Random { seed: 0 }
+    }
+}
+
+/// Everything that determines a model. Build one with [`crate::ResNet50`].
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Keep the classifier (`include_top`).
+    pub include_top: bool,
+    /// Where the weights come from.
+    pub weights: WeightsSource,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Input channels (must be 3).
+    pub channels: usize,
+    /// Global pooling when `include_top` is false.
+    pub pooling: Pooling,
+    /// Number of classes of the classifier.
+    pub classes: usize,
+    /// Activation after the classifier; `None` means "the variant's default".
+    pub classifier_activation: Option<ClassifierActivation>,
+    /// v1 (Keras) or v1.5 (torchvision).
+    pub variant: Variant,
+    /// Images per `predict`.
+    pub batch: usize,
+    /// Threads used inside each kernel.
+    pub threads: usize,
+    /// BatchNorm ε; `None` means the variant's default.
+    pub bn_epsilon: Option<f32>,
+    /// Kernel ISA; `None` means `RESNET50_ISA` or the best this CPU runs.
+    pub isa: Option<Isa>,
+    /// Use the scalar reference kernels for every layer (the oracle).
+    pub reference: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            include_top: true,
+            weights: WeightsSource::default(),
+            height: 224,
+            width: 224,
+            channels: 3,
+            pooling: Pooling::None,
+            classes: 1000,
+            classifier_activation: None,
+            variant: Variant::V1,
+            batch: 1,
+            threads: 1,
+            bn_epsilon: None,
+            isa: None,
+            reference: false,
+        }
+    }
+}
+
+/// Largest input side accepted, a guard against absurd sizes.
+pub const MAX_SIDE: usize = 16384;
+/// Largest batch accepted.
+pub const MAX_BATCH: usize = 4096;
+/// Most threads accepted.
+pub const MAX_THREADS: usize = 1024;
+
+impl Config {
+    /// The classifier activation in effect.
+    pub fn activation(&self) -> ClassifierActivation {
+        self.classifier_activation.unwrap_or(self.variant.default_classifier_activation())
+    }
+
+    /// The BatchNorm ε in effect.
+    pub fn epsilon(&self) -> f32 {
+        self.bn_epsilon.unwrap_or(self.variant.default_bn_epsilon())
+    }
+
+    /// Applies Keras' rules (and our limits); the error says which value is wrong.
+    pub fn validate(&self) -> Result<()> {
+        if self.channels != 3 {
+            return Err(Error::Config(format!(
+                "the input must have 3 channels, got {} (input shape {}x{}x{})",
+                self.channels, self.height, self.width, self.channels
+            )));
+        }
+        if self.height < 32 || self.width < 32 {
+            return Err(Error::Config(format!(
+                "input size must be at least 32x32, got {}x{}",
+                self.height, self.width
+            )));
+        }
+        if self.height > MAX_SIDE || self.width > MAX_SIDE {
+            return Err(Error::Config(format!(
+                "input size {}x{} exceeds the limit of {MAX_SIDE} per side",
+                self.height, self.width
+            )));
+        }
+        if self.classes == 0 {
+            return Err(Error::Config("classes must be at least 1, got 0".into()));
+        }
+        if self.batch == 0 || self.batch > MAX_BATCH {
+            return Err(Error::Config(format!("batch must be in 1..={MAX_BATCH}, got {}", self.batch)));
+        }
+        if self.threads == 0 || self.threads > MAX_THREADS {
+            return Err(Error::Config(format!("threads must be in 1..={MAX_THREADS}, got {}", self.threads)));
+        }
+        if let Some(eps) = self.bn_epsilon {
+            if !(eps.is_finite() && eps > 0.0) {
+                return Err(Error::Config(format!("BatchNorm epsilon must be positive and finite, got {eps}")));
+            }
+        }
+        if matches!(self.weights, WeightsSource::Imagenet) && self.include_top {
+            if self.classes != 1000 {
+                return Err(Error::Config(format!(
+                    "if using weights=\"imagenet\" with include_top=true, classes must be 1000, got {}",
+                    self.classes
+                )));
+            }
+            if (self.height, self.width) != (224, 224) {
+                return Err(Error::Config(format!(
+                    "if using weights=\"imagenet\" with include_top=true, the input must be 224x224, got {}x{}",
+                    self.height, self.width
+                )));
+            }
+        }
+        if let Some(isa) = self.isa {
+            if !isa.is_supported() {
+                return Err(Error::Config(format!("ISA {isa} is not supported by this CPU")));
+            }
+        }
+        Ok(())
+    }
+}

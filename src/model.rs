@@ -1,0 +1,316 @@
+//! The public API: [`ResNet50`] (the Keras-style builder), [`Model`]
+//! (immutable, shareable) and [`Session`] (one arena; allocation-free predict).
+
+use std::sync::Arc;
+
+use resnet50_kernels::{AlignedBuf, Isa};
+
+use crate::config::{ClassifierActivation, Config, Pooling, Variant, WeightsSource};
+use crate::error::{Error, Result};
+use crate::plan::{Plan, PlanSpec};
+use crate::prepare::{KernelChoice, PreparedWeights};
+use crate::weights::CanonicalWeights;
+use crate::{executor, init};
+
+/// Builder mirroring `tf.keras.applications.ResNet50(...)`.
+///
+/// ```
+/// use resnet50::{ResNet50, Pooling};
+/// let model = ResNet50::new()
+///     .include_top(false)
+///     .input_shape(64, 64, 3)
+///     .pooling(Pooling::Avg)
+///     .build()?;
+/// let mut session = model.session()?;
+/// let features = session.predict(&vec![0.0; 64 * 64 * 3])?;
+/// assert_eq!(features.len(), 2048);
+/// # Ok::<(), resnet50::Error>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ResNet50 {
+    config: Config,
+}
+
+impl ResNet50 {
+    /// Keras' defaults: top included, 1000 classes, 224×224×3, seeded random
+    /// weights, variant v1.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Starts from a full configuration.
+    pub fn from_config(config: Config) -> Self {
+        ResNet50 { config }
+    }
+    /// Keras' `include_top`.
+    pub fn include_top(mut self, v: bool) -> Self {
+        self.config.include_top = v;
+        self
+    }
+    /// Keras' `weights`.
+    pub fn weights(mut self, w: WeightsSource) -> Self {
+        self.config.weights = w;
+        self
+    }
+    /// Keras' `input_shape` as `(height, width, channels)`.
+    pub fn input_shape(mut self, height: usize, width: usize, channels: usize) -> Self {
+        self.config.height = height;
+        self.config.width = width;
+        self.config.channels = channels;
+        self
+    }
+    /// Keras' `input_tensor`, given by its NHWC shape: sets batch and input shape.
+    pub fn input_tensor_shape(self, nhwc: [usize; 4]) -> Self {
+        self.batch(nhwc[0]).input_shape(nhwc[1], nhwc[2], nhwc[3])
+    }
+    /// Keras' `pooling` (without the top).
+    pub fn pooling(mut self, p: Pooling) -> Self {
+        self.config.pooling = p;
+        self
+    }
+    /// Keras' `classes`.
+    pub fn classes(mut self, n: usize) -> Self {
+        self.config.classes = n;
+        self
+    }
+    /// Keras' `classifier_activation`.
+    pub fn classifier_activation(mut self, a: ClassifierActivation) -> Self {
+        self.config.classifier_activation = Some(a);
+        self
+    }
+    /// v1 (Keras) or v1.5 (torchvision).
+    pub fn variant(mut self, v: Variant) -> Self {
+        self.config.variant = v;
+        self
+    }
+    /// Images per predict.
+    pub fn batch(mut self, n: usize) -> Self {
+        self.config.batch = n;
+        self
+    }
+    /// Threads inside each kernel.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.config.threads = n;
+        self
+    }
+    /// BatchNorm ε (default: the variant's).
+    pub fn bn_epsilon(mut self, eps: f32) -> Self {
+        self.config.bn_epsilon = Some(eps);
+        self
+    }
+    /// Kernel ISA (default: `RESNET50_ISA` or the best supported).
+    pub fn isa(mut self, isa: Isa) -> Self {
+        self.config.isa = Some(isa);
+        self
+    }
+    /// Run every convolution with the scalar reference kernel.
+    pub fn reference_kernels(mut self, v: bool) -> Self {
+        self.config.reference = v;
+        self
+    }
+    /// The configuration so far.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    /// Validates the configuration, loads and prepares the weights, and plans.
+    pub fn build(self) -> Result<Model> {
+        Model::new(self.config)
+    }
+}
+
+/// A ready model: prepared weights and the static plan. Immutable and cheap
+/// to clone (`Arc` inside); create a [`Session`] per thread to run it.
+#[derive(Clone, Debug)]
+pub struct Model {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: Config,
+    plan: Plan,
+    weights: PreparedWeights,
+    isa: Isa,
+    pool: Option<rayon::ThreadPool>,
+}
+
+fn resolve_weights(config: &Config) -> Result<Arc<CanonicalWeights>> {
+    let classes = config.include_top.then_some(config.classes);
+    let w = match &config.weights {
+        WeightsSource::Random { seed } => Arc::new(init::keras_random(config.variant, classes, *seed)),
+        WeightsSource::Canonical(w) => w.clone(),
+        WeightsSource::Imagenet => {
+            return Err(Error::NotAvailable(
+                "weights=\"imagenet\" (loading the cached Keras/torchvision files) is not implemented yet".into(),
+            ))
+        }
+        WeightsSource::File(p) => {
+            return Err(Error::NotAvailable(format!(
+                "loading weight files ({}) is not implemented yet",
+                p.display()
+            )))
+        }
+    };
+    if w.variant != config.variant {
+        return Err(Error::Weights(format!(
+            "the weights are for ResNet50 {} but the model is {}",
+            w.variant, config.variant
+        )));
+    }
+    if config.include_top {
+        match &w.fc {
+            None => return Err(Error::Weights("include_top=true but the weights have no classifier".into())),
+            Some(fc) if fc.classes != config.classes => {
+                return Err(Error::Weights(format!(
+                    "the weights' classifier has {} classes but the model asks for {}",
+                    fc.classes, config.classes
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(w)
+}
+
+impl Model {
+    /// Builds a model from a configuration (see [`ResNet50`]).
+    pub fn new(config: Config) -> Result<Model> {
+        config.validate()?;
+        let isa = match config.isa {
+            Some(i) => i,
+            None if config.reference => Isa::Scalar,
+            None => Isa::from_env().map_err(|e| Error::Config(format!("RESNET50_ISA: {e}")))?,
+        };
+        let canonical = resolve_weights(&config)?;
+        let choice = if config.reference { KernelChoice::Reference } else { KernelChoice::Fast };
+        let weights = PreparedWeights::new(&canonical, config.epsilon(), choice, config.include_top)?;
+        drop(canonical);
+        let spec = PlanSpec {
+            variant: config.variant,
+            batch: config.batch,
+            height: config.height,
+            width: config.width,
+            include_top: config.include_top,
+            pooling: config.pooling,
+            classes: config.classes,
+            activation: config.activation(),
+            threads: config.threads,
+        };
+        let plan = Plan::new(&spec, &weights.kernels())?;
+        let pool = if config.threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(config.threads)
+                    .thread_name(|i| format!("resnet50-{i}"))
+                    .build()
+                    .map_err(|e| Error::Config(format!("could not start {} threads: {e}", config.threads)))?,
+            )
+        } else {
+            None
+        };
+        Ok(Model { inner: Arc::new(Inner { config, plan, weights, isa, pool }) })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+    /// The static plan.
+    pub fn plan(&self) -> &Plan {
+        &self.inner.plan
+    }
+    /// The ISA the kernels run on.
+    pub fn isa(&self) -> Isa {
+        self.inner.isa
+    }
+    /// NHWC shape of one predict's input: `[batch, height, width, 3]`.
+    pub fn input_shape(&self) -> [usize; 4] {
+        let c = &self.inner.config;
+        [c.batch, c.height, c.width, 3]
+    }
+    /// Floats of one predict's input.
+    pub fn input_len(&self) -> usize {
+        self.input_shape().iter().product()
+    }
+    /// Shape of the output (`[N, classes]`, `[N, 2048]` or `[N, h, w, 2048]`).
+    pub fn output_shape(&self) -> &[usize] {
+        &self.inner.plan.output_shape
+    }
+    /// Floats of one predict's output.
+    pub fn output_len(&self) -> usize {
+        self.output_shape().iter().product()
+    }
+    /// Bytes of the arena a [`Session`] allocates.
+    pub fn arena_bytes(&self) -> usize {
+        self.inner.plan.arena_len() * 4
+    }
+    /// Bytes of packed weights.
+    pub fn weights_bytes(&self) -> usize {
+        self.inner.weights.bytes()
+    }
+    /// A new session (allocates its arena once).
+    pub fn session(&self) -> Result<Session> {
+        let len = self.inner.plan.arena_len();
+        let arena = AlignedBuf::zeroed(len)
+            .map_err(|e| Error::Alloc(format!("arena of {:.1} MiB: {e}", len as f64 * 4.0 / 1048576.0)))?;
+        Ok(Session { model: self.clone(), arena })
+    }
+    /// Convenience: runs one batch in a fresh session and returns the output.
+    /// Allocates; use a [`Session`] for repeated inference.
+    pub fn predict(&self, input: &[f32]) -> Result<Vec<f32>> {
+        Ok(self.session()?.predict(input)?.to_vec())
+    }
+}
+
+/// Per-thread state: the arena. `predict` performs no heap allocation.
+#[derive(Debug)]
+pub struct Session {
+    model: Model,
+    arena: AlignedBuf,
+}
+
+impl Session {
+    /// The model this session runs.
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    /// Runs one batch (`input`: NHWC `[batch, height, width, 3]`, already
+    /// preprocessed) and returns the output, borrowed from the arena.
+    pub fn predict(&mut self, input: &[f32]) -> Result<&[f32]> {
+        let m = &self.model.inner;
+        let plan = &m.plan;
+        let expect = self.model.input_len();
+        if input.len() != expect {
+            let [n, h, w, c] = self.model.input_shape();
+            return Err(Error::Input(format!(
+                "expected {expect} values (NHWC {n}x{h}x{w}x{c}), got {}",
+                input.len()
+            )));
+        }
+        if let Some(i) = input.iter().position(|v| !v.is_finite()) {
+            return Err(Error::Input(format!("input[{i}] is not finite ({})", input[i])));
+        }
+        let arena = self.arena.as_mut_slice();
+        arena[plan.buffers[plan.input].range()].copy_from_slice(input);
+        match &m.pool {
+            Some(pool) => pool.install(|| executor::run(plan, &m.weights, m.isa, m.config.threads, arena)),
+            None => executor::run(plan, &m.weights, m.isa, 1, arena),
+        }
+        Ok(&self.arena.as_slice()[plan.buffers[plan.output].range()])
+    }
+
+    /// Like [`Session::predict`], copying the output into `out`
+    /// (`out.len()` must equal [`Model::output_len`]).
+    pub fn predict_into(&mut self, input: &[f32], out: &mut [f32]) -> Result<()> {
+        if out.len() != self.model.output_len() {
+            return Err(Error::Input(format!(
+                "output buffer has {} values, the model produces {}",
+                out.len(),
+                self.model.output_len()
+            )));
+        }
+        let y = self.predict(input)?;
+        out.copy_from_slice(y);
+        Ok(())
+    }
+}

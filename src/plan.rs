@@ -1,0 +1,397 @@
+//! The static plan: built once per (network, input size, batch), an ordered
+//! list of steps — the 53 convolutions with their fused epilogues, the
+//! max-pool, global pooling, the classifier — and where each activation lives
+//! in the arena, from buffer liveness.
+
+use resnet50_kernels::buffer::round_up_floats;
+use resnet50_kernels::{ConvKernel, ConvShape, PoolShape};
+
+use crate::arch::{conv_specs, FEATURES};
+use crate::config::{ClassifierActivation, Pooling, Variant};
+use crate::error::{Error, Result};
+
+/// Index of an activation buffer in [`Plan::buffers`].
+pub type BufId = usize;
+
+/// One activation tensor and its place in the arena.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Buffer {
+    /// What produces it (the step's name, or `input`).
+    pub name: String,
+    /// NHWC shape (`[n, 1, 1, c]` for pooled / classifier outputs).
+    pub shape: [usize; 4],
+    /// Offset in floats from the start of the arena (64-byte aligned).
+    pub offset: usize,
+}
+
+impl Buffer {
+    /// Number of floats.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    /// True for an empty tensor (never in a valid plan).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Range of the buffer in the arena.
+    pub fn range(&self) -> std::ops::Range<usize> {
+        self.offset..self.offset + self.len()
+    }
+}
+
+/// What a step computes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Convolution `conv_specs()[layer]` with BN folded in and the epilogue
+    /// `relu?(conv + bias + residual)`.
+    Conv {
+        /// Index into [`conv_specs`] and the prepared weights.
+        layer: usize,
+        /// Algorithm and parameters.
+        kernel: ConvKernel,
+        /// Full shape at this step.
+        shape: ConvShape,
+        /// Residual added before the ReLU (the block's shortcut).
+        residual: Option<BufId>,
+        /// Apply ReLU.
+        relu: bool,
+    },
+    /// 3×3/2 max-pool with padding 1.
+    MaxPool(PoolShape),
+    /// Global average or max pooling to `[n, c]`.
+    GlobalPool {
+        /// Avg or Max.
+        kind: Pooling,
+        /// Batch, height, width, channels of the input.
+        nhwc: [usize; 4],
+    },
+    /// Classifier `[n, 2048] · [2048, classes] + bias`.
+    Dense {
+        /// Rows.
+        n: usize,
+        /// Input features.
+        k: usize,
+        /// Classes.
+        m: usize,
+    },
+    /// Row-wise softmax, in place.
+    Softmax {
+        /// Rows.
+        rows: usize,
+        /// Columns.
+        cols: usize,
+    },
+}
+
+/// One step of the plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Step {
+    /// Layer name (Keras naming: `conv2_block1_1`, `pool1`, `avg_pool`, `predictions`…).
+    pub name: String,
+    /// What it computes.
+    pub op: Op,
+    /// Buffer read.
+    pub input: BufId,
+    /// Buffer written (equal to `input` only for in-place softmax).
+    pub output: BufId,
+}
+
+/// What a plan is built from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PlanSpec {
+    /// Network.
+    pub variant: Variant,
+    /// Images per run.
+    pub batch: usize,
+    /// Input height.
+    pub height: usize,
+    /// Input width.
+    pub width: usize,
+    /// Keep the classifier.
+    pub include_top: bool,
+    /// Global pooling without the top.
+    pub pooling: Pooling,
+    /// Classes of the classifier.
+    pub classes: usize,
+    /// Activation after the classifier.
+    pub activation: ClassifierActivation,
+    /// Threads the kernels run with (sizes their scratch).
+    pub threads: usize,
+}
+
+/// The static plan.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    /// What it was built from.
+    pub spec: PlanSpec,
+    /// Steps in execution order.
+    pub steps: Vec<Step>,
+    /// Activation buffers.
+    pub buffers: Vec<Buffer>,
+    /// The network input (NHWC `[batch, height, width, 3]`).
+    pub input: BufId,
+    /// The network output.
+    pub output: BufId,
+    /// Shape of the output as the model returns it (2-D or 4-D).
+    pub output_shape: Vec<usize>,
+    /// Floats of activations (start of the scratch region).
+    pub activations_len: usize,
+    /// Floats of kernel scratch after the activations.
+    pub scratch_len: usize,
+}
+
+struct Builder {
+    steps: Vec<Step>,
+    buffers: Vec<Buffer>,
+}
+
+impl Builder {
+    fn buffer(&mut self, name: &str, shape: [usize; 4]) -> BufId {
+        self.buffers.push(Buffer { name: name.to_string(), shape, offset: 0 });
+        self.buffers.len() - 1
+    }
+    fn step(&mut self, name: &str, op: Op, input: BufId, out_shape: [usize; 4]) -> BufId {
+        let output = self.buffer(name, out_shape);
+        self.steps.push(Step { name: name.to_string(), op, input, output });
+        output
+    }
+}
+
+impl Plan {
+    /// Builds the plan. `kernels[i]` is the kernel chosen for
+    /// `conv_specs(variant)[i]` (see [`crate::prepare`]).
+    pub fn new(spec: &PlanSpec, kernels: &[ConvKernel]) -> Result<Plan> {
+        let specs = conv_specs(spec.variant);
+        if kernels.len() != specs.len() {
+            return Err(Error::Config(format!("plan needs {} kernels, got {}", specs.len(), kernels.len())));
+        }
+        let n = spec.batch;
+        let mut b = Builder { steps: Vec::new(), buffers: Vec::new() };
+        let input = b.buffer("input", [n, spec.height, spec.width, 3]);
+
+        // Runs conv `i` on buffer `x`, returning (output buffer, its H, W).
+        let conv = |b: &mut Builder, i: usize, x: BufId, residual: Option<BufId>, relu: bool| -> Result<BufId> {
+            let [_, h, w, _] = b.buffers[x].shape;
+            let kernel = kernels[i];
+            let shape = kernel.params.shape(n, h, w);
+            if !shape.is_valid() || shape.out_h() == 0 || shape.out_w() == 0 {
+                return Err(Error::Config(format!(
+                    "input {}x{} is too small: layer {} would get a {h}x{w} input",
+                    spec.height, spec.width, specs[i].name
+                )));
+            }
+            let out = [n, shape.out_h(), shape.out_w(), kernel.params.cout];
+            Ok(b.step(&specs[i].name, Op::Conv { layer: i, kernel, shape, residual, relu }, x, out))
+        };
+
+        let mut x = conv(&mut b, 0, input, None, true)?;
+        let [_, h, w, c] = b.buffers[x].shape;
+        let pool = PoolShape { batch: n, in_h: h, in_w: w, c, k: 3, stride: 2, pad: 1 };
+        x = b.step("pool1", Op::MaxPool(pool), x, [n, pool.out_h(), pool.out_w(), c]);
+
+        let mut i = 1;
+        while i < specs.len() {
+            // One bottleneck block: [_0], _1, _2, _3 (+ shortcut, ReLU).
+            let shortcut = if specs[i].index == 0 {
+                i += 1;
+                conv(&mut b, i - 1, x, None, false)?
+            } else {
+                x
+            };
+            let t = conv(&mut b, i, x, None, true)?;
+            let t = conv(&mut b, i + 1, t, None, true)?;
+            x = conv(&mut b, i + 2, t, Some(shortcut), true)?;
+            i += 3;
+        }
+
+        let [_, h, w, c] = b.buffers[x].shape;
+        debug_assert_eq!(c, FEATURES);
+        let output_shape;
+        if spec.include_top || spec.pooling != Pooling::None {
+            let kind = if spec.include_top { Pooling::Avg } else { spec.pooling };
+            let name = if kind == Pooling::Avg { "avg_pool" } else { "max_pool" };
+            x = b.step(name, Op::GlobalPool { kind, nhwc: [n, h, w, c] }, x, [n, 1, 1, c]);
+            output_shape = vec![n, c];
+        } else {
+            output_shape = vec![n, h, w, c];
+        }
+        let mut output_shape = output_shape;
+        if spec.include_top {
+            let m = spec.classes;
+            x = b.step("predictions", Op::Dense { n, k: c, m }, x, [n, 1, 1, m]);
+            if spec.activation == ClassifierActivation::Softmax {
+                b.steps.push(Step { name: "softmax".into(), op: Op::Softmax { rows: n, cols: m }, input: x, output: x });
+            }
+            output_shape = vec![n, m];
+        }
+
+        let mut plan = Plan {
+            spec: spec.clone(),
+            steps: b.steps,
+            buffers: b.buffers,
+            input,
+            output: x,
+            output_shape,
+            activations_len: 0,
+            scratch_len: 0,
+        };
+        plan.assign_offsets();
+        plan.scratch_len = plan
+            .steps
+            .iter()
+            .map(|s| match &s.op {
+                Op::Conv { kernel, shape, .. } => kernel.scratch_len(shape.batch, shape.in_h, shape.in_w, spec.threads),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        plan.scratch_len = round_up_floats(plan.scratch_len);
+        Ok(plan)
+    }
+
+    /// Steps during which each buffer is live: from the step that writes it
+    /// (0 for the input) to the last step that reads it (the end for the output).
+    pub fn lifetimes(&self) -> Vec<(usize, usize)> {
+        let mut life: Vec<(usize, usize)> = vec![(usize::MAX, 0); self.buffers.len()];
+        life[self.input] = (0, 0);
+        for (t, s) in self.steps.iter().enumerate() {
+            let mut touch = |id: BufId| {
+                life[id].0 = life[id].0.min(t);
+                life[id].1 = life[id].1.max(t);
+            };
+            touch(s.input);
+            touch(s.output);
+            if let Op::Conv { residual: Some(r), .. } = s.op {
+                touch(r);
+            }
+        }
+        life[self.output].1 = self.steps.len();
+        life
+    }
+
+    /// Places buffers in the arena: largest first, each at the lowest
+    /// 64-byte-aligned offset that does not overlap a buffer live at the same time.
+    fn assign_offsets(&mut self) {
+        let life = self.lifetimes();
+        let mut order: Vec<BufId> = (0..self.buffers.len()).collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(self.buffers[i].len()), i));
+        let mut placed: Vec<BufId> = Vec::new();
+        let mut end = 0;
+        for id in order {
+            let len = round_up_floats(self.buffers[id].len());
+            let mut busy: Vec<(usize, usize)> = placed
+                .iter()
+                .filter(|&&p| life[p].0 <= life[id].1 && life[id].0 <= life[p].1)
+                .map(|&p| (self.buffers[p].offset, self.buffers[p].offset + round_up_floats(self.buffers[p].len())))
+                .collect();
+            busy.sort_unstable();
+            let mut offset = 0;
+            for (s, e) in busy {
+                if offset + len <= s {
+                    break;
+                }
+                offset = offset.max(e);
+            }
+            self.buffers[id].offset = offset;
+            end = end.max(offset + len);
+            placed.push(id);
+        }
+        self.activations_len = end;
+    }
+
+    /// Floats of the whole arena (activations + scratch).
+    pub fn arena_len(&self) -> usize {
+        self.activations_len + self.scratch_len
+    }
+
+    /// Multiply-accumulates of one run (convolutions and classifier).
+    pub fn macs(&self) -> u64 {
+        self.steps
+            .iter()
+            .map(|s| match &s.op {
+                Op::Conv { shape, .. } => shape.macs(),
+                Op::Dense { n, k, m } => (n * k * m) as u64,
+                _ => 0,
+            })
+            .sum()
+    }
+
+    /// Number of convolution steps.
+    pub fn num_convs(&self) -> usize {
+        self.steps.iter().filter(|s| matches!(s.op, Op::Conv { .. })).count()
+    }
+
+    /// Spatial size `(h, w)` of the last feature map.
+    pub fn feature_size(&self) -> (usize, usize) {
+        let last = self.steps.iter().rev().find(|s| matches!(s.op, Op::Conv { .. })).expect("plan has convolutions");
+        let [_, h, w, _] = self.buffers[last.output].shape;
+        (h, w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prepare::conv_params;
+    use resnet50_kernels::ConvAlgo;
+
+    fn plan(variant: Variant, h: usize, w: usize, include_top: bool, pooling: Pooling) -> Plan {
+        let kernels: Vec<ConvKernel> = conv_specs(variant)
+            .iter()
+            .map(|s| ConvKernel::new(conv_params(s), ConvAlgo::Direct).unwrap())
+            .collect();
+        let spec = PlanSpec {
+            variant,
+            batch: 1,
+            height: h,
+            width: w,
+            include_top,
+            pooling,
+            classes: 1000,
+            activation: ClassifierActivation::Softmax,
+            threads: 1,
+        };
+        Plan::new(&spec, &kernels).unwrap()
+    }
+
+    #[test]
+    fn fifty_three_convs_and_feature_sizes() {
+        for v in [Variant::V1, Variant::V1_5] {
+            for (h, w, oh, ow) in [(224, 224, 7, 7), (197, 161, 7, 6), (256, 320, 8, 10), (64, 64, 2, 2), (32, 32, 1, 1)] {
+                let p = plan(v, h, w, false, Pooling::None);
+                assert_eq!(p.num_convs(), 53);
+                assert_eq!(p.feature_size(), (oh, ow), "{v} {h}x{w}");
+                assert_eq!(p.output_shape, vec![1, oh, ow, 2048]);
+            }
+        }
+    }
+
+    #[test]
+    fn macs_per_image() {
+        let conv_macs = |v| plan(v, 224, 224, false, Pooling::Avg).macs() as f64;
+        let v1 = conv_macs(Variant::V1);
+        let v15 = conv_macs(Variant::V1_5);
+        assert!((v1 / 3.856e9 - 1.0).abs() < 1e-3, "v1 {v1}");
+        assert!((v15 / 4.087e9 - 1.0).abs() < 1e-3, "v1.5 {v15}");
+    }
+
+    #[test]
+    fn live_buffers_never_overlap_and_steps_never_alias() {
+        for v in [Variant::V1, Variant::V1_5] {
+            let p = plan(v, 224, 224, true, Pooling::None);
+            let life = p.lifetimes();
+            for a in 0..p.buffers.len() {
+                for b in a + 1..p.buffers.len() {
+                    let live_together = life[a].0 <= life[b].1 && life[b].0 <= life[a].1;
+                    let (ra, rb) = (p.buffers[a].range(), p.buffers[b].range());
+                    let overlap = ra.start < rb.end && rb.start < ra.end;
+                    assert!(!(live_together && overlap), "{} and {} overlap", p.buffers[a].name, p.buffers[b].name);
+                }
+                assert_eq!(p.buffers[a].offset % 16, 0);
+            }
+            // The arena is much smaller than all activations together.
+            let total: usize = p.buffers.iter().map(|b| b.len()).sum();
+            assert!(p.activations_len < total / 3, "{} vs {}", p.activations_len, total);
+        }
+    }
+}
