@@ -52,7 +52,17 @@ impl ConvSpec {
     }
 }
 
-fn conv(name: String, stage: usize, block: usize, index: usize, k: usize, cin: usize, cout: usize, stride: usize) -> ConvSpec {
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    name: String,
+    stage: usize,
+    block: usize,
+    index: usize,
+    k: usize,
+    cin: usize,
+    cout: usize,
+    stride: usize,
+) -> ConvSpec {
     ConvSpec { name, stage, block, index, k, cin, cout, stride, pad: k / 2 }
 }
 

@@ -108,9 +108,7 @@ impl FromStr for ClassifierActivation {
         match s.trim().to_ascii_lowercase().as_str() {
             "softmax" => Ok(ClassifierActivation::Softmax),
             "none" | "linear" | "logits" => Ok(ClassifierActivation::None),
-            _ => Err(Error::Config(format!(
-                "unknown classifier activation {s:?}: expected softmax or none"
-            ))),
+            _ => Err(Error::Config(format!("unknown classifier activation {s:?}: expected softmax or none"))),
         }
     }
 }

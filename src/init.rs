@@ -63,7 +63,12 @@ pub fn deterministic(variant: Variant, classes: Option<usize>) -> CanonicalWeigh
             ConvWeights {
                 kernel: t("kernel", s.kernel_len()),
                 bias: variant.conv_bias().then(|| t("bias", s.cout)),
-                bn: BatchNorm { gamma: t("gamma", s.cout), beta: t("beta", s.cout), mean: t("mean", s.cout), var: t("var", s.cout) },
+                bn: BatchNorm {
+                    gamma: t("gamma", s.cout),
+                    beta: t("beta", s.cout),
+                    mean: t("mean", s.cout),
+                    var: t("var", s.cout),
+                },
             }
         })
         .collect();
@@ -118,7 +123,11 @@ pub fn keras_random(variant: Variant, classes: Option<usize>, seed: u64) -> Cano
         .collect();
     let fc = classes.map(|classes| {
         let a = (6.0 / (FEATURES + classes) as f64).sqrt();
-        DenseWeights { kernel: (0..FEATURES * classes).map(|_| rng.uniform(-a, a)).collect(), bias: vec![0.0; classes], classes }
+        DenseWeights {
+            kernel: (0..FEATURES * classes).map(|_| rng.uniform(-a, a)).collect(),
+            bias: vec![0.0; classes],
+            classes,
+        }
     });
     CanonicalWeights { variant, convs, fc }
 }
@@ -130,11 +139,16 @@ mod tests {
     #[test]
     fn generator_matches_the_golden_scripts_test_vectors() {
         assert_eq!(fnv1a64("conv1/kernel"), 0xa72a21dbf73cd84e);
+        // The vectors are f32 values printed exactly as f64 by numpy.
+        let widen = |v: Vec<f32>| v.into_iter().map(f64::from).collect::<Vec<_>>();
         assert_eq!(
-            det_tensor("conv1/kernel", 4, -1.0, 1.0),
-            [0.9535269737243652f32, 0.46204352378845215, 0.7679299116134644, 0.6791708469390869]
+            widen(det_tensor("conv1/kernel", 4, -1.0, 1.0)),
+            [0.9535269737243652, 0.46204352378845215, 0.7679299116134644, 0.6791708469390869]
         );
-        assert_eq!(det_tensor("input", 3, -1.0, 1.0), [-0.8043633699417114f32, -0.705042839050293, 0.14816880226135254]);
+        assert_eq!(
+            widen(det_tensor("input", 3, -1.0, 1.0)),
+            [-0.8043633699417114, -0.705042839050293, 0.14816880226135254]
+        );
     }
 
     #[test]

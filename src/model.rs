@@ -144,10 +144,7 @@ fn resolve_weights(config: &Config) -> Result<Arc<CanonicalWeights>> {
             ))
         }
         WeightsSource::File(p) => {
-            return Err(Error::NotAvailable(format!(
-                "loading weight files ({}) is not implemented yet",
-                p.display()
-            )))
+            return Err(Error::NotAvailable(format!("loading weight files ({}) is not implemented yet", p.display())))
         }
     };
     if w.variant != config.variant {
@@ -282,10 +279,7 @@ impl Session {
         let expect = self.model.input_len();
         if input.len() != expect {
             let [n, h, w, c] = self.model.input_shape();
-            return Err(Error::Input(format!(
-                "expected {expect} values (NHWC {n}x{h}x{w}x{c}), got {}",
-                input.len()
-            )));
+            return Err(Error::Input(format!("expected {expect} values (NHWC {n}x{h}x{w}x{c}), got {}", input.len())));
         }
         if let Some(i) = input.iter().position(|v| !v.is_finite()) {
             return Err(Error::Input(format!("input[{i}] is not finite ({})", input[i])));

@@ -44,10 +44,8 @@ pub fn parse_f32(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), St
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| format!("dimension {d} is too large")))
         .collect::<std::result::Result<_, _>>()?;
-    let len = shape
-        .iter()
-        .try_fold(1usize, |a, &d| a.checked_mul(d))
-        .ok_or_else(|| format!("shape {shape:?} overflows"))?;
+    let len =
+        shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| format!("shape {shape:?} overflows"))?;
     // The data must be present: compare with the bytes after the header.
     if len.checked_mul(4).is_none_or(|b| b > bytes.len()) {
         return Err(format!("shape {shape:?} needs {len} floats but the file is only {} bytes", bytes.len()));
@@ -67,7 +65,8 @@ pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     }
     let file = std::fs::File::create(path).map_err(io)?;
     let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let mut w = npyz::WriteOptions::new().default_dtype().shape(&shape).writer(BufWriter::new(file)).begin_nd().map_err(io)?;
+    let mut w =
+        npyz::WriteOptions::new().default_dtype().shape(&shape).writer(BufWriter::new(file)).begin_nd().map_err(io)?;
     w.extend(data.iter().copied()).map_err(io)?;
     w.finish().map_err(io)
 }

@@ -220,7 +220,12 @@ impl Plan {
             let m = spec.classes;
             x = b.step("predictions", Op::Dense { n, k: c, m }, x, [n, 1, 1, m]);
             if spec.activation == ClassifierActivation::Softmax {
-                b.steps.push(Step { name: "softmax".into(), op: Op::Softmax { rows: n, cols: m }, input: x, output: x });
+                b.steps.push(Step {
+                    name: "softmax".into(),
+                    op: Op::Softmax { rows: n, cols: m },
+                    input: x,
+                    output: x,
+                });
             }
             output_shape = vec![n, m];
         }
@@ -336,10 +341,8 @@ mod tests {
     use resnet50_kernels::ConvAlgo;
 
     fn plan(variant: Variant, h: usize, w: usize, include_top: bool, pooling: Pooling) -> Plan {
-        let kernels: Vec<ConvKernel> = conv_specs(variant)
-            .iter()
-            .map(|s| ConvKernel::new(conv_params(s), ConvAlgo::Direct).unwrap())
-            .collect();
+        let kernels: Vec<ConvKernel> =
+            conv_specs(variant).iter().map(|s| ConvKernel::new(conv_params(s), ConvAlgo::Direct).unwrap()).collect();
         let spec = PlanSpec {
             variant,
             batch: 1,
@@ -357,7 +360,9 @@ mod tests {
     #[test]
     fn fifty_three_convs_and_feature_sizes() {
         for v in [Variant::V1, Variant::V1_5] {
-            for (h, w, oh, ow) in [(224, 224, 7, 7), (197, 161, 7, 6), (256, 320, 8, 10), (64, 64, 2, 2), (32, 32, 1, 1)] {
+            for (h, w, oh, ow) in
+                [(224, 224, 7, 7), (197, 161, 7, 6), (256, 320, 8, 10), (64, 64, 2, 2), (32, 32, 1, 1)]
+            {
                 let p = plan(v, h, w, false, Pooling::None);
                 assert_eq!(p.num_convs(), 53);
                 assert_eq!(p.feature_size(), (oh, ow), "{v} {h}x{w}");

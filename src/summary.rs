@@ -53,10 +53,10 @@ pub fn summary(config: &Config) -> Summary {
     // (keras name, torch name) of a conv's bn, relu.
     let specs = conv_specs(config.variant);
     let conv_row = |rows_fn: &mut dyn FnMut(String, &'static str, Vec<usize>, usize, usize),
-                        buffers: &mut usize,
-                        s: &crate::arch::ConvSpec,
-                        h: usize,
-                        w: usize| {
+                    buffers: &mut usize,
+                    s: &crate::arch::ConvSpec,
+                    h: usize,
+                    w: usize| {
         let oh = out_dim(h, 2 * s.pad, s.k, s.stride);
         let ow = out_dim(w, 2 * s.pad, s.k, s.stride);
         let shape = vec![oh, ow, s.cout];
@@ -81,7 +81,13 @@ pub fn summary(config: &Config) -> Summary {
         row("pool1_pad".into(), "ZeroPadding2D", vec![h + 2, w + 2, 64], 0, 0);
     }
     (h, w) = (out_dim(h, 2, 3, 2), out_dim(w, 2, 3, 2));
-    row(if v1 { "pool1_pool" } else { "maxpool" }.into(), if v1 { "MaxPooling2D" } else { "MaxPool2d" }, vec![h, w, 64], 0, 0);
+    row(
+        if v1 { "pool1_pool" } else { "maxpool" }.into(),
+        if v1 { "MaxPooling2D" } else { "MaxPool2d" },
+        vec![h, w, 64],
+        0,
+        0,
+    );
     let mut i = 1;
     while i < specs.len() {
         let block = &specs[i..];
@@ -125,7 +131,13 @@ pub fn summary(config: &Config) -> Summary {
     }
     if config.include_top {
         let m = config.classes;
-        row(if v1 { "predictions" } else { "fc" }.into(), if v1 { "Dense" } else { "Linear" }, vec![m], FEATURES * m + m, 0);
+        row(
+            if v1 { "predictions" } else { "fc" }.into(),
+            if v1 { "Dense" } else { "Linear" },
+            vec![m],
+            FEATURES * m + m,
+            0,
+        );
     }
     let trainable = rows.iter().map(|r| r.trainable).sum();
     let non_trainable = rows.iter().map(|r| r.non_trainable).sum();
@@ -152,10 +164,9 @@ fn keras_or_torch_names(v: Variant, s: &crate::arch::ConvSpec) -> (String, Strin
         (Variant::V1_5, _) if s.index == 0 => {
             (format!("{}.downsample.0", torch_prefix(s)), format!("{}.downsample.1", torch_prefix(s)))
         }
-        (Variant::V1_5, _) => (
-            format!("{}.conv{}", torch_prefix(s), s.index),
-            format!("{}.bn{}", torch_prefix(s), s.index),
-        ),
+        (Variant::V1_5, _) => {
+            (format!("{}.conv{}", torch_prefix(s), s.index), format!("{}.bn{}", torch_prefix(s), s.index))
+        }
     }
 }
 

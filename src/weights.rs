@@ -100,15 +100,8 @@ fn check(layer: &str, what: &str, v: &[f32], expect: usize) -> Result<()> {
 pub fn fold_batch_norm(spec: &ConvSpec, w: &ConvWeights, eps: f32) -> (Vec<f32>, Vec<f32>) {
     let cout = spec.cout;
     // Computed in f64 so the fold itself adds no error beyond the final rounding.
-    let scale: Vec<f64> = (0..cout)
-        .map(|c| w.bn.gamma[c] as f64 / (w.bn.var[c] as f64 + eps as f64).sqrt())
-        .collect();
-    let kernel = w
-        .kernel
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| (v as f64 * scale[i % cout]) as f32)
-        .collect();
+    let scale: Vec<f64> = (0..cout).map(|c| w.bn.gamma[c] as f64 / (w.bn.var[c] as f64 + eps as f64).sqrt()).collect();
+    let kernel = w.kernel.iter().enumerate().map(|(i, &v)| (v as f64 * scale[i % cout]) as f32).collect();
     let bias = (0..cout)
         .map(|c| {
             let b = w.bias.as_ref().map_or(0.0, |b| b[c] as f64);
@@ -124,7 +117,8 @@ mod tests {
 
     #[test]
     fn fold_matches_conv_then_bn() {
-        let spec = ConvSpec { name: "t".into(), stage: 1, block: 0, index: 0, k: 1, cin: 1, cout: 2, stride: 1, pad: 0 };
+        let spec =
+            ConvSpec { name: "t".into(), stage: 1, block: 0, index: 0, k: 1, cin: 1, cout: 2, stride: 1, pad: 0 };
         let w = ConvWeights {
             kernel: vec![2.0, -1.0],
             bias: Some(vec![0.5, 0.0]),

@@ -13,6 +13,7 @@
 //!   produces a value: `y = act(conv + bias + residual)`.
 #![warn(missing_docs)]
 
+pub mod alloc_count;
 pub mod buffer;
 pub mod conv;
 pub mod gemm;

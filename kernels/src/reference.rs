@@ -29,10 +29,12 @@ pub fn conv2d(
 
     let (oh, ow) = (shape.out_h(), shape.out_w());
     let (ih, iw, ci, co) = (shape.in_h, shape.in_w, shape.in_c, shape.out_c);
-    let mut acc = vec![0.0f32; co];
     for n in 0..shape.batch {
         for oy in 0..oh {
             for ox in 0..ow {
+                // Accumulate in the output row itself: the reference allocates nothing.
+                let obase = ((n * oh + oy) * ow + ox) * co;
+                let acc = &mut output[obase..obase + co];
                 acc.iter_mut().for_each(|a| *a = 0.0);
                 for ky in 0..shape.kh {
                     // Row in the unpadded input; skip rows that fall in the padding.
@@ -56,9 +58,8 @@ pub fn conv2d(
                         }
                     }
                 }
-                let obase = ((n * oh + oy) * ow + ox) * co;
-                for (o, &a) in acc.iter().enumerate() {
-                    output[obase + o] = ep.apply(a, obase + o, o);
+                for (o, a) in acc.iter_mut().enumerate() {
+                    *a = ep.apply(*a, obase + o, o);
                 }
             }
         }

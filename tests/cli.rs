@@ -1,0 +1,93 @@
+//! The `resnet50` binary as scripts use it.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_resnet50"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("resnet50-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+#[test]
+fn summary_prints_keras_totals() {
+    let out = bin().args(["summary"]).output().unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(s.contains("Total params: 25,636,712"), "{s}");
+    assert!(s.contains("Non-trainable params: 53,120"));
+    let out = bin().args(["summary", "--no-top"]).output().unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("Total params: 23,587,712"));
+    let out = bin().args(["summary", "--variant", "v1.5"]).output().unwrap();
+    assert!(String::from_utf8(out.stdout).unwrap().contains("Total params: 25,557,032"));
+}
+
+#[test]
+fn infer_round_trips_npy_and_matches_the_library() {
+    let (x_path, y_path) = (tmp("x.npy"), tmp("y.npy"));
+    let x = resnet50::init::deterministic_input(2, 40, 36);
+    resnet50::npy::write_f32(&x_path, &[2, 40, 36, 3], &x).unwrap();
+    let out = bin()
+        .args(["infer", "--input"])
+        .arg(&x_path)
+        .arg("--output")
+        .arg(&y_path)
+        .args(["--no-top", "--pooling", "avg", "--seed", "7"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (shape, y) = resnet50::npy::read_f32(&y_path).unwrap();
+    assert_eq!(shape, vec![2, 2048]);
+    let model = resnet50::ResNet50::new()
+        .include_top(false)
+        .pooling(resnet50::Pooling::Avg)
+        .input_shape(40, 36, 3)
+        .batch(2)
+        .weights(resnet50::WeightsSource::Random { seed: 7 })
+        .build()
+        .unwrap();
+    assert_eq!(model.predict(&x).unwrap(), y);
+}
+
+#[test]
+fn bad_input_gives_one_clear_line_and_nonzero_exit() {
+    let bad = tmp("bad.npy");
+    std::fs::write(&bad, b"not an npy file").unwrap();
+    let out = bin().args(["infer", "--input"]).arg(&bad).args(["--output", "/dev/null"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("bad.npy") && err.contains("not a valid .npy"), "{err}");
+
+    let wrong = tmp("wrong.npy");
+    resnet50::npy::write_f32(&wrong, &[1, 40, 40, 4], &vec![0.0; 6400]).unwrap();
+    let out = bin().args(["infer", "--input"]).arg(&wrong).args(["--output", "/dev/null"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8(out.stderr).unwrap().contains("3 channels, got 4"));
+
+    for args in [
+        &["summary", "--variant", "v3"][..],
+        &["summary", "--pooling", "mean"],
+        &["summary", "--input-size", "12"],
+        &["summary", "--threads", "0"],
+        &["bench", "--iters", "0"],
+    ] {
+        let out = bin().args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(!String::from_utf8(out.stderr).unwrap().trim().is_empty());
+    }
+}
+
+#[test]
+fn bench_json_has_the_documented_fields() {
+    let out =
+        bin().args(["bench", "--json", "--iters", "2", "--warmup", "0", "--input-size", "64x64"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for k in ["variant", "batch", "threads", "isa", "iters", "median_ms", "p90_ms", "images_per_s"] {
+        assert!(v.get(k).is_some(), "missing {k} in {v}");
+    }
+}
