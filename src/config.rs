@@ -167,6 +167,12 @@ pub struct Config {
     pub isa: Option<Isa>,
     /// Use the scalar reference kernels for every layer (the oracle).
     pub reference: bool,
+    /// Keep the stage outputs C2…C5 and the 2048-d embedding readable after
+    /// each run ([`crate::Session::features`]).
+    pub feature_maps: bool,
+    /// Refuse inputs containing NaN or ±∞ (default); when false they pass
+    /// through and propagate.
+    pub reject_non_finite: bool,
 }
 
 impl Default for Config {
@@ -186,6 +192,8 @@ impl Default for Config {
             bn_epsilon: None,
             isa: None,
             reference: false,
+            feature_maps: false,
+            reject_non_finite: true,
         }
     }
 }

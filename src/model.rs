@@ -102,6 +102,17 @@ impl ResNet50 {
         self.config.isa = Some(isa);
         self
     }
+    /// Keep C2…C5 and the pooled embedding after each run (backbone use;
+    /// read them with [`Session::features`]).
+    pub fn feature_maps(mut self, v: bool) -> Self {
+        self.config.feature_maps = v;
+        self
+    }
+    /// Refuse (true, the default) or pass through inputs with NaN/±∞.
+    pub fn reject_non_finite(mut self, v: bool) -> Self {
+        self.config.reject_non_finite = v;
+        self
+    }
     /// Run every convolution with the scalar reference kernel.
     pub fn reference_kernels(mut self, v: bool) -> Self {
         self.config.reference = v;
@@ -128,7 +139,7 @@ pub struct Model {
 struct Inner {
     config: Config,
     plan: Plan,
-    weights: PreparedWeights,
+    weights: Arc<PreparedWeights>,
     isa: Isa,
     pool: Option<rayon::ThreadPool>,
 }
@@ -181,6 +192,11 @@ impl Model {
         let choice = if config.reference { KernelChoice::Reference } else { KernelChoice::Fast };
         let weights = PreparedWeights::new(&canonical, config.epsilon(), choice, config.include_top)?;
         drop(canonical);
+        Model::assemble(config, Arc::new(weights), isa)
+    }
+
+    /// The plan, thread pool and shared weights for `config`.
+    fn assemble(config: Config, weights: Arc<PreparedWeights>, isa: Isa) -> Result<Model> {
         let spec = PlanSpec {
             variant: config.variant,
             batch: config.batch,
@@ -191,6 +207,7 @@ impl Model {
             classes: config.classes,
             activation: config.activation(),
             threads: config.threads,
+            features: config.feature_maps,
         };
         let plan = Plan::new(&spec, &weights.kernels())?;
         let pool = if config.threads > 1 {
@@ -210,6 +227,14 @@ impl Model {
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The same network and weights (shared, not copied) for another batch
+    /// size or input size: a new plan, a new thread pool if needed.
+    pub fn reshape(&self, batch: usize, height: usize, width: usize) -> Result<Model> {
+        let config = Config { batch, height, width, ..self.inner.config.clone() };
+        config.validate()?;
+        Model::assemble(config, self.inner.weights.clone(), self.inner.isa)
     }
     /// The static plan.
     pub fn plan(&self) -> &Plan {
@@ -281,8 +306,10 @@ impl Session {
             let [n, h, w, c] = self.model.input_shape();
             return Err(Error::Input(format!("expected {expect} values (NHWC {n}x{h}x{w}x{c}), got {}", input.len())));
         }
-        if let Some(i) = input.iter().position(|v| !v.is_finite()) {
-            return Err(Error::Input(format!("input[{i}] is not finite ({})", input[i])));
+        if m.config.reject_non_finite {
+            if let Some(i) = input.iter().position(|v| !v.is_finite()) {
+                return Err(Error::Input(format!("input[{i}] is not finite ({})", input[i])));
+            }
         }
         let arena = self.arena.as_mut_slice();
         arena[plan.buffers[plan.input].range()].copy_from_slice(input);
@@ -306,5 +333,27 @@ impl Session {
         let y = self.predict(input)?;
         out.copy_from_slice(y);
         Ok(())
+    }
+}
+
+/// Backbone outputs of the last run (see [`ResNet50::feature_maps`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Features<'a> {
+    /// C2…C5: outputs of conv2_x…conv5_x, NHWC, with their shapes.
+    pub stages: [(&'a [f32], [usize; 4]); 4],
+    /// Global average pool of C5, `[n, 2048]`.
+    pub embedding: &'a [f32],
+}
+
+impl Session {
+    /// C2…C5 and the pooled embedding from the last [`Session::predict`];
+    /// `None` unless the model was built with [`ResNet50::feature_maps`].
+    /// Before the first predict the values are zeros.
+    pub fn features(&self) -> Option<Features<'_>> {
+        let plan = &self.model.inner.plan;
+        let f = plan.features.as_ref()?;
+        let arena = self.arena.as_slice();
+        let view = |id: usize| (&arena[plan.buffers[id].range()], plan.buffers[id].shape);
+        Some(Features { stages: f.stages.map(view), embedding: &arena[plan.buffers[f.embedding].range()] })
     }
 }

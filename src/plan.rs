@@ -117,6 +117,18 @@ pub struct PlanSpec {
     pub activation: ClassifierActivation,
     /// Threads the kernels run with (sizes their scratch).
     pub threads: usize,
+    /// Keep the stage outputs C2…C5 and the pooled 2048-d embedding readable
+    /// after a run (backbone use).
+    pub features: bool,
+}
+
+/// Buffers that hold the backbone outputs after a run (see [`PlanSpec::features`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FeatureBuffers {
+    /// Outputs of conv2_x, conv3_x, conv4_x, conv5_x (C2…C5), NHWC.
+    pub stages: [BufId; 4],
+    /// Global average pool of C5: `[n, 2048]`.
+    pub embedding: BufId,
 }
 
 /// The static plan.
@@ -138,6 +150,8 @@ pub struct Plan {
     pub activations_len: usize,
     /// Floats of kernel scratch after the activations.
     pub scratch_len: usize,
+    /// Backbone outputs, when the spec asks for them.
+    pub features: Option<FeatureBuffers>,
 }
 
 struct Builder {
@@ -189,6 +203,7 @@ impl Plan {
         let pool = PoolShape { batch: n, in_h: h, in_w: w, c, k: 3, stride: 2, pad: 1 };
         x = b.step("pool1", Op::MaxPool(pool), x, [n, pool.out_h(), pool.out_w(), c]);
 
+        let mut stage_out = [0; 4];
         let mut i = 1;
         while i < specs.len() {
             // One bottleneck block: [_0], _1, _2, _3 (+ shortcut, ReLU).
@@ -201,20 +216,32 @@ impl Plan {
             let t = conv(&mut b, i, x, None, true)?;
             let t = conv(&mut b, i + 1, t, None, true)?;
             x = conv(&mut b, i + 2, t, Some(shortcut), true)?;
+            stage_out[specs[i + 2].stage - 2] = x;
             i += 3;
         }
 
         let [_, h, w, c] = b.buffers[x].shape;
         debug_assert_eq!(c, FEATURES);
+        let c5 = x;
         let output_shape;
+        let mut embedding = None;
         if spec.include_top || spec.pooling != Pooling::None {
             let kind = if spec.include_top { Pooling::Avg } else { spec.pooling };
             let name = if kind == Pooling::Avg { "avg_pool" } else { "max_pool" };
             x = b.step(name, Op::GlobalPool { kind, nhwc: [n, h, w, c] }, x, [n, 1, 1, c]);
+            embedding = (kind == Pooling::Avg).then_some(x);
             output_shape = vec![n, c];
         } else {
             output_shape = vec![n, h, w, c];
         }
+        if spec.features && embedding.is_none() {
+            let kind = Pooling::Avg;
+            embedding = Some(b.step("embedding", Op::GlobalPool { kind, nhwc: [n, h, w, c] }, c5, [n, 1, 1, c]));
+        }
+        let features = match (spec.features, embedding) {
+            (true, Some(embedding)) => Some(FeatureBuffers { stages: stage_out, embedding }),
+            _ => None,
+        };
         let mut output_shape = output_shape;
         if spec.include_top {
             let m = spec.classes;
@@ -239,6 +266,7 @@ impl Plan {
             output_shape,
             activations_len: 0,
             scratch_len: 0,
+            features,
         };
         plan.assign_offsets();
         plan.scratch_len = plan
@@ -271,6 +299,11 @@ impl Plan {
             }
         }
         life[self.output].1 = self.steps.len();
+        if let Some(f) = &self.features {
+            for &id in f.stages.iter().chain([&f.embedding]) {
+                life[id].1 = self.steps.len();
+            }
+        }
         life
     }
 
@@ -353,6 +386,7 @@ mod tests {
             classes: 1000,
             activation: ClassifierActivation::Softmax,
             threads: 1,
+            features: false,
         };
         Plan::new(&spec, &kernels).unwrap()
     }

@@ -1,0 +1,93 @@
+//! Model/Session as other crates use them: shared across threads, reshaped,
+//! and as a backbone returning feature maps.
+
+use std::sync::Arc;
+
+use resnet50::{init, Pooling, ResNet50, Variant, WeightsSource};
+
+#[test]
+fn many_threads_one_model_same_answers() {
+    let model = ResNet50::new().input_shape(48, 56, 3).classes(7).build().unwrap();
+    let x = init::deterministic_input(1, 48, 56);
+    let expected = model.session().unwrap().predict(&x).unwrap().to_vec();
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let model = model.clone();
+            let x = x.clone();
+            std::thread::spawn(move || {
+                let mut s = model.session().unwrap();
+                (0..5).map(|_| s.predict(&x).unwrap().to_vec()).inspect(|_| assert!(t < 4)).collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for h in handles {
+        for y in h.join().unwrap() {
+            assert_eq!(y, expected);
+        }
+    }
+}
+
+#[test]
+fn reshape_shares_weights_and_replans() {
+    let model = ResNet50::new().include_top(false).pooling(Pooling::Avg).input_shape(32, 32, 3).build().unwrap();
+    let big = model.reshape(3, 64, 40).unwrap();
+    assert_eq!(big.input_shape(), [3, 64, 40, 3]);
+    assert_eq!(big.output_shape(), &[3, 2048]);
+    let x = init::deterministic_input(3, 64, 40);
+    let y = big.predict(&x).unwrap();
+    // Image 1 alone through a batch-1 model gives the same row.
+    let one = model.reshape(1, 64, 40).unwrap();
+    let y1 = one.predict(&x[64 * 40 * 3..2 * 64 * 40 * 3]).unwrap();
+    for (a, b) in y[2048..4096].iter().zip(&y1) {
+        assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+    assert!(model.reshape(1, 8, 8).is_err());
+}
+
+#[test]
+fn backbone_feature_maps_match_the_reference() {
+    let w = Arc::new(init::deterministic(Variant::V1_5, None));
+    let build = |reference: bool| {
+        ResNet50::new()
+            .variant(Variant::V1_5)
+            .weights(WeightsSource::Canonical(w.clone()))
+            .include_top(false)
+            .input_shape(64, 96, 3)
+            .batch(2)
+            .feature_maps(true)
+            .reference_kernels(reference)
+            .build()
+            .unwrap()
+    };
+    let x = init::deterministic_input(2, 64, 96);
+    let (fast, reference) = (build(false), build(true));
+    let (mut sf, mut sr) = (fast.session().unwrap(), reference.session().unwrap());
+    let out = sf.predict(&x).unwrap().to_vec();
+    sr.predict(&x).unwrap();
+    let (f, r) = (sf.features().unwrap(), sr.features().unwrap());
+    let shapes: Vec<[usize; 4]> = f.stages.iter().map(|s| s.1).collect();
+    assert_eq!(shapes, vec![[2, 16, 24, 256], [2, 8, 12, 512], [2, 4, 6, 1024], [2, 2, 3, 2048]]);
+    for ((a, _), (b, _)) in f.stages.iter().zip(&r.stages) {
+        let max = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let err = a.iter().zip(b.iter()).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+        assert!(max > 0.0 && err <= 1e-3 * max, "{err} vs {max}");
+    }
+    // C5 is the model output; the embedding is its spatial mean.
+    assert_eq!(f.stages[3].0, &out[..]);
+    for n in 0..2 {
+        for c in [0, 77, 2047] {
+            let mean: f32 = (0..6).map(|p| out[(n * 6 + p) * 2048 + c]).sum::<f32>() / 6.0;
+            assert!((f.embedding[n * 2048 + c] - mean).abs() <= 1e-5 * (1.0 + mean.abs()));
+        }
+    }
+    let plain = ResNet50::new().input_shape(32, 32, 3).build().unwrap();
+    assert!(plain.session().unwrap().features().is_none());
+}
+
+#[test]
+fn non_finite_inputs_can_pass_through() {
+    let model = ResNet50::new().input_shape(32, 32, 3).classes(2).reject_non_finite(false).build().unwrap();
+    let mut x = vec![0.1; 32 * 32 * 3];
+    x[0] = f32::NAN;
+    assert!(model.predict(&x).is_ok());
+}
