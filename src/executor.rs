@@ -1,7 +1,7 @@
 //! The executor: walks the plan over one arena, calling a kernel per step.
 //! It allocates nothing.
 
-use resnet50_kernels::{reference, Isa};
+use resnet50_kernels::{pool, reference, Isa};
 
 use crate::config::Pooling;
 use crate::plan::{Op, Plan};
@@ -48,21 +48,18 @@ pub(crate) fn run(plan: &Plan, weights: &PreparedWeights, isa: Isa, threads: usi
             }
             Op::MaxPool(shape) => {
                 let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
-                reference::max_pool2d(shape, inp.expect("pool input"), out);
+                pool::max_pool2d(isa, shape, inp.expect("pool input"), out, threads);
             }
             Op::GlobalPool { kind, nhwc: [n, h, w, c] } => {
                 let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
                 let inp = inp.expect("pool input");
-                match kind {
-                    Pooling::Max => reference::global_max_pool(*n, *h, *w, *c, inp, out),
-                    _ => reference::global_avg_pool(*n, *h, *w, *c, inp, out),
-                }
+                pool::global_pool(isa, *kind == Pooling::Max, *n, *h, *w, *c, inp, out);
             }
             Op::Dense { n, k, m } => {
                 let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
                 let (kr, br, _) = weights.fc.clone().expect("plan with a classifier has fc weights");
                 let data = weights.data();
-                reference::dense(*n, *k, *m, inp.expect("dense input"), &data[kr], &data[br], out);
+                pool::dense(isa, *n, *k, *m, inp.expect("dense input"), &data[kr], &data[br], out, threads);
             }
         }
     }

@@ -14,13 +14,7 @@ use crate::shape::{ConvShape, Epilogue, PoolShape};
 ///
 /// # Panics
 /// If a slice length does not match `shape`, or the shape is invalid.
-pub fn conv2d(
-    shape: &ConvShape,
-    input: &[f32],
-    weights: &[f32],
-    ep: &Epilogue,
-    output: &mut [f32],
-) {
+pub fn conv2d(shape: &ConvShape, input: &[f32], weights: &[f32], ep: &Epilogue, output: &mut [f32]) {
     assert!(shape.is_valid(), "invalid convolution shape {shape:?}");
     assert_eq!(input.len(), shape.input_len(), "conv2d input length");
     assert_eq!(weights.len(), shape.weights_len(), "conv2d weights length");
@@ -75,18 +69,13 @@ pub fn conv2d(
 pub fn max_pool2d(shape: &PoolShape, input: &[f32], output: &mut [f32]) {
     assert_eq!(input.len(), shape.input_len(), "max_pool2d input length");
     assert_eq!(output.len(), shape.output_len(), "max_pool2d output length");
-    assert!(
-        shape.k > shape.pad,
-        "max_pool2d: a window must overlap the input"
-    );
+    assert!(shape.k > shape.pad, "max_pool2d: a window must overlap the input");
     let (oh, ow, c) = (shape.out_h(), shape.out_w(), shape.c);
     for n in 0..shape.batch {
         for oy in 0..oh {
             for ox in 0..ow {
                 let obase = ((n * oh + oy) * ow + ox) * c;
-                output[obase..obase + c]
-                    .iter_mut()
-                    .for_each(|o| *o = f32::NEG_INFINITY);
+                output[obase..obase + c].iter_mut().for_each(|o| *o = f32::NEG_INFINITY);
                 for ky in 0..shape.k {
                     let y = (oy * shape.stride + ky) as isize - shape.pad as isize;
                     if y < 0 || y >= shape.in_h as isize {
@@ -155,15 +144,7 @@ pub fn global_max_pool(n: usize, h: usize, w: usize, c: usize, input: &[f32], ou
 ///
 /// # Panics
 /// If a slice length does not match.
-pub fn dense(
-    n: usize,
-    k: usize,
-    m: usize,
-    input: &[f32],
-    weights: &[f32],
-    bias: &[f32],
-    output: &mut [f32],
-) {
+pub fn dense(n: usize, k: usize, m: usize, input: &[f32], weights: &[f32], bias: &[f32], output: &mut [f32]) {
     assert_eq!(input.len(), n * k, "dense input length");
     assert_eq!(weights.len(), k * m, "dense weights length");
     assert_eq!(bias.len(), m, "dense bias length");
@@ -221,11 +202,7 @@ mod tests {
         let b = [0.5, 0.0, 0.0];
         let r = [0.0, 0.0, 10.0, 0.0, 0.0, 0.0];
         let mut y = [0.0; 6];
-        let ep = Epilogue {
-            bias: Some(&b),
-            residual: Some(&r),
-            relu: true,
-        };
+        let ep = Epilogue { bias: Some(&b), residual: Some(&r), relu: true };
         conv2d(&s, &x, &w, &ep, &mut y);
         // pixel0: [1, 2, 3] + b + r -> [1.5, 2, 13]; pixel1: [-1, .5, 2] -> relu -> [0, .5, 2]
         assert_eq!(y, [1.5, 2.0, 13.0, 0.0, 0.5, 2.0]);
@@ -251,15 +228,7 @@ mod tests {
 
     #[test]
     fn max_pool_ignores_padding() {
-        let s = PoolShape {
-            batch: 1,
-            in_h: 2,
-            in_w: 2,
-            c: 1,
-            k: 3,
-            stride: 2,
-            pad: 1,
-        };
+        let s = PoolShape { batch: 1, in_h: 2, in_w: 2, c: 1, k: 3, stride: 2, pad: 1 };
         let mut y = [0.0; 1];
         max_pool2d(&s, &[-4.0, -3.0, -2.0, -1.0], &mut y);
         assert_eq!(y, [-1.0]);
@@ -275,15 +244,7 @@ mod tests {
         global_max_pool(1, 1, 2, 2, &x, &mut mx);
         assert_eq!(mx, [3.0, 5.0]);
         let mut d = [0.0; 2];
-        dense(
-            1,
-            2,
-            2,
-            &[1.0, 2.0],
-            &[1.0, 2.0, 3.0, 4.0],
-            &[0.5, -0.5],
-            &mut d,
-        );
+        dense(1, 2, 2, &[1.0, 2.0], &[1.0, 2.0, 3.0, 4.0], &[0.5, -0.5], &mut d);
         assert_eq!(d, [7.5, 9.5]);
         let mut s = [0.0, 0.0, 1000.0, 1000.0];
         softmax_rows(2, 2, &mut s);
