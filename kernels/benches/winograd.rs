@@ -1,0 +1,139 @@
+//! Winograd 3×3 stride-1 convolution on ResNet50's four shapes, against the
+//! scalar reference and an im2col + `matrixmultiply::sgemm` baseline.
+//!
+//! Throughput is reported in *effective* GFLOP/s: the direct convolution's
+//! `2·9·H·W·cin·cout` flops per image divided by the time (criterion's
+//! `elem/s` column, with one element per flop).
+//!
+//! `WINOGRAD_BENCH_BATCH=1,8` (default) picks the batches,
+//! `WINOGRAD_BENCH_THREADS=1,2` (default) the pool sizes,
+//! `WINOGRAD_BENCH_REFERENCE=0` skips the (slow) scalar reference.
+//! im2col + sgemm is single-threaded (matrixmultiply without its threading
+//! feature), so it runs at 1 thread only.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use rayon::ThreadPoolBuilder;
+use resnet50_kernels::shape::{ConvShape, Epilogue};
+use resnet50_kernels::{reference, winograd, Isa};
+
+fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+fn rand_vec(n: usize, seed: u64, lo: f32, hi: f32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            lo + (hi - lo) * ((s >> 40) as f32 / (1u64 << 24) as f32)
+        })
+        .collect()
+}
+
+/// im2col (pad 1) into `cols` (`[pixels × 9·cin]`, column order ky, kx, ci —
+/// the HWIO weights' row order), then `sgemm` with the `[9·cin × cout]` weights.
+fn im2col_sgemm(s: &ConvShape, x: &[f32], w: &[f32], cols: &mut [f32], y: &mut [f32]) {
+    let (oh, ow, ci, co) = (s.out_h(), s.out_w(), s.in_c, s.out_c);
+    let kdim = 9 * ci;
+    for n in 0..s.batch {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let row = &mut cols[((n * oh + oy) * ow + ox) * kdim..][..kdim];
+                for ky in 0..3 {
+                    let iy = (oy + ky) as isize - 1;
+                    for kx in 0..3 {
+                        let ix = (ox + kx) as isize - 1;
+                        let dst = &mut row[(ky * 3 + kx) * ci..][..ci];
+                        if iy < 0 || ix < 0 || iy >= s.in_h as isize || ix >= s.in_w as isize {
+                            dst.fill(0.0);
+                        } else {
+                            let p = ((n * s.in_h + iy as usize) * s.in_w + ix as usize) * ci;
+                            dst.copy_from_slice(&x[p..p + ci]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let m = s.batch * oh * ow;
+    // SAFETY: cols is m × kdim, w is kdim × co, y is m × co, all row-major
+    // with the strides given.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            kdim,
+            co,
+            1.0,
+            cols.as_ptr(),
+            kdim as isize,
+            1,
+            w.as_ptr(),
+            co as isize,
+            1,
+            0.0,
+            y.as_mut_ptr(),
+            co as isize,
+            1,
+        )
+    };
+}
+
+fn bench(c: &mut Criterion) {
+    let batches = env_list("WINOGRAD_BENCH_BATCH", &[1, 8]);
+    let threads_list = env_list("WINOGRAD_BENCH_THREADS", &[1, 2]);
+    let with_ref = std::env::var("WINOGRAD_BENCH_REFERENCE").map_or(true, |v| v != "0");
+    for &batch in &batches {
+        for (hw, ch) in [(56usize, 64usize), (28, 128), (14, 256), (7, 512)] {
+            let s = ConvShape::square(batch, hw, hw, ch, ch, 3, 1, 1);
+            let flops = 2 * s.macs();
+            let lim = (6.0 / (9.0 * ch as f32)).sqrt();
+            let x: Vec<f32> = rand_vec(s.input_len(), 1, -1.0, 1.5).into_iter().map(|v| v.max(0.0)).collect();
+            let w = rand_vec(s.weights_len(), 2, -lim, lim);
+            let bias = rand_vec(ch, 3, -0.1, 0.1);
+            let ep = Epilogue::bias_relu(&bias, true);
+            let mut packed = vec![0.0; winograd::packed_len(ch, ch)];
+            winograd::pack(ch, ch, &w, &mut packed);
+            let mut y = vec![0.0; s.output_len()];
+
+            let mut g = c.benchmark_group(format!("winograd/{hw}x{hw}x{ch}->{ch}/b{batch}"));
+            g.throughput(Throughput::Elements(flops));
+            g.sample_size(10);
+            g.warm_up_time(Duration::from_millis(500));
+            g.measurement_time(Duration::from_secs(2));
+            for &threads in &threads_list {
+                let pool = ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                let mut scratch = vec![0.0; winograd::scratch_len(&s, threads)];
+                for isa in Isa::supported() {
+                    g.bench_function(BenchmarkId::new(format!("winograd-{isa}"), threads), |b| {
+                        pool.install(|| {
+                            b.iter(|| {
+                                winograd::conv3x3(isa, &s, black_box(&x), &packed, &ep, &mut y, &mut scratch, threads)
+                            })
+                        })
+                    });
+                }
+            }
+            let mut cols = vec![0.0; s.batch * s.out_h() * s.out_w() * 9 * ch];
+            g.bench_function(BenchmarkId::new("im2col-sgemm", 1), |b| {
+                b.iter(|| im2col_sgemm(&s, black_box(&x), &w, &mut cols, &mut y))
+            });
+            if with_ref && batch == 1 {
+                g.bench_function(BenchmarkId::new("reference", 1), |b| {
+                    b.iter(|| reference::conv2d(&s, black_box(&x), &w, &ep, &mut y))
+                });
+            }
+            g.finish();
+        }
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

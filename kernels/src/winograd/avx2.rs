@@ -1,0 +1,208 @@
+//! AVX2 + FMA Winograd kernels (256-bit): tile transforms over 8 channels
+//! per vector and a 6×16 GEMM microkernel.
+//!
+//! Every `pub(crate)` function here requires AVX2 and FMA; `mod.rs` reaches
+//! them only after `Isa::Avx2.is_supported()`.
+
+#[cfg(target_arch = "x86")]
+use std::arch::x86::*;
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use super::transforms::{self, InTile, OutTile, Simd};
+use super::PANEL;
+
+/// Eight channels in a `__m256`.
+#[derive(Clone, Copy)]
+pub(crate) struct F32x8(__m256);
+
+/// `[0, 1, …, 7]`, to build lane masks.
+const IOTA: [i32; 8] = [0, 1, 2, 3, 4, 5, 6, 7];
+
+/// Lanes `0..n` set.
+#[inline(always)]
+unsafe fn mask(n: usize) -> __m256i {
+    // SAFETY: AVX2 is enabled in every caller; IOTA is 8 readable i32.
+    unsafe { _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), _mm256_loadu_si256(IOTA.as_ptr() as *const __m256i)) }
+}
+
+// SAFETY (whole impl): every method is only called from the
+// `#[target_feature(enable = "avx2,fma")]` functions below, so the
+// intrinsics' features are enabled; memory contracts are the trait's.
+impl Simd for F32x8 {
+    const LANES: usize = 8;
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: see impl comment.
+        F32x8(unsafe { _mm256_setzero_ps() })
+    }
+    #[inline(always)]
+    unsafe fn splat(v: f32) -> Self {
+        // SAFETY: see impl comment.
+        F32x8(unsafe { _mm256_set1_ps(v) })
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees 8 readable floats at p.
+        F32x8(unsafe { _mm256_loadu_ps(p) })
+    }
+    #[inline(always)]
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self {
+        // SAFETY: masked-off lanes are not accessed; n lanes are readable.
+        F32x8(unsafe { _mm256_maskload_ps(p, mask(n)) })
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees 8 writable floats at p.
+        unsafe { _mm256_storeu_ps(p, self.0) }
+    }
+    #[inline(always)]
+    unsafe fn store_partial(self, p: *mut f32, n: usize) {
+        // SAFETY: masked-off lanes are not written; n lanes are writable.
+        unsafe { _mm256_maskstore_ps(p, mask(n), self.0) }
+    }
+    #[inline(always)]
+    unsafe fn add(self, o: Self) -> Self {
+        // SAFETY: see impl comment.
+        F32x8(unsafe { _mm256_add_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    unsafe fn sub(self, o: Self) -> Self {
+        // SAFETY: see impl comment.
+        F32x8(unsafe { _mm256_sub_ps(self.0, o.0) })
+    }
+    #[inline(always)]
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
+        // SAFETY: see impl comment.
+        F32x8(unsafe { _mm256_fmadd_ps(a.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    unsafe fn neg_mul_add(a: Self, b: Self, c: Self) -> Self {
+        // SAFETY: see impl comment.
+        F32x8(unsafe { _mm256_fnmadd_ps(a.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    unsafe fn relu(self) -> Self {
+        // SAFETY: see impl comment.
+        F32x8(unsafe { _mm256_max_ps(self.0, _mm256_setzero_ps()) })
+    }
+}
+
+/// Rows per GEMM microkernel call.
+pub(crate) const MR: usize = 6;
+
+/// F(4×4, 3×3) input transform of one tile, 8 channels per vector.
+///
+/// # Safety
+/// AVX2 and FMA available; see `transforms::input_tile` (A = 6, LANES = 8).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn winograd_f4x4_input_transform_avx2(t: &InTile, dst: *mut f32, pstride: usize) {
+    // SAFETY: forwarded caller contract; features enabled on this fn.
+    unsafe { transforms::input_f4::<F32x8>(t, dst, pstride) }
+}
+
+/// F(4×4, 3×3) output transform of one tile with the fused epilogue.
+///
+/// # Safety
+/// AVX2 and FMA available; see `transforms::output_tile` (A = 6, LANES = 8).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn winograd_f4x4_output_transform_avx2(src: *const f32, pstride: usize, o: &OutTile) {
+    // SAFETY: forwarded caller contract; features enabled on this fn.
+    unsafe { transforms::output_f4::<F32x8>(src, pstride, o) }
+}
+
+/// F(2×2, 3×3) input transform of one tile, 8 channels per vector.
+///
+/// # Safety
+/// AVX2 and FMA available; see `transforms::input_tile` (A = 4, LANES = 8).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn winograd_f2x2_input_transform_avx2(t: &InTile, dst: *mut f32, pstride: usize) {
+    // SAFETY: forwarded caller contract; features enabled on this fn.
+    unsafe { transforms::input_f2::<F32x8>(t, dst, pstride) }
+}
+
+/// F(2×2, 3×3) output transform of one tile with the fused epilogue.
+///
+/// # Safety
+/// AVX2 and FMA available; see `transforms::output_tile` (A = 4, LANES = 8).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn winograd_f2x2_output_transform_avx2(src: *const f32, pstride: usize, o: &OutTile) {
+    // SAFETY: forwarded caller contract; features enabled on this fn.
+    unsafe { transforms::output_f2::<F32x8>(src, pstride, o) }
+}
+
+/// `R`×16 microkernel: `C[R × 16] = A[R × k] · B[k × 16]`, 2·R accumulators.
+///
+/// # Safety
+/// AVX2+FMA; `a` readable for R rows of k (stride lda), `b` for k·16
+/// floats, `c` writable for R rows of 16 (stride ldc).
+#[inline(always)]
+unsafe fn kernel<const R: usize>(k: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize) {
+    // SAFETY: the caller's contract covers every pointer offset below; the
+    // features are enabled on the (only) caller, `winograd_gemm_avx2`.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); 2]; R];
+        let mut ap = [a; R];
+        for (r, p) in ap.iter_mut().enumerate() {
+            *p = a.add(r * lda);
+        }
+        let mut bp = b;
+        for _ in 0..k {
+            let b0 = _mm256_loadu_ps(bp);
+            let b1 = _mm256_loadu_ps(bp.add(8));
+            for r in 0..R {
+                let av = _mm256_broadcast_ss(&*ap[r]);
+                acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+                acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+                ap[r] = ap[r].add(1);
+            }
+            bp = bp.add(PANEL);
+        }
+        for (r, accr) in acc.iter().enumerate() {
+            let cp = c.add(r * ldc);
+            _mm256_storeu_ps(cp, accr[0]);
+            _mm256_storeu_ps(cp.add(8), accr[1]);
+        }
+    }
+}
+
+/// `C[rows × 16·npanels] = A[rows × k] · B` for one transform position
+/// (layouts as `scalar::winograd_gemm_scalar`), 6×16 register blocks.
+///
+/// # Safety
+/// AVX2 and FMA available; bounds as `scalar::winograd_gemm_scalar`.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn winograd_gemm_avx2(
+    rows: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    npanels: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    for panel in 0..npanels {
+        // SAFETY: every offset stays within the caller's bounds: panel <
+        // npanels, r0 + rows-in-block ≤ rows.
+        unsafe {
+            let bp = b.add(panel * k * PANEL);
+            let cpan = c.add(panel * PANEL);
+            let mut r0 = 0;
+            while r0 < rows {
+                let ar = a.add(r0 * lda);
+                let cr = cpan.add(r0 * ldc);
+                match rows - r0 {
+                    1 => kernel::<1>(k, ar, lda, bp, cr, ldc),
+                    2 => kernel::<2>(k, ar, lda, bp, cr, ldc),
+                    3 => kernel::<3>(k, ar, lda, bp, cr, ldc),
+                    4 => kernel::<4>(k, ar, lda, bp, cr, ldc),
+                    5 => kernel::<5>(k, ar, lda, bp, cr, ldc),
+                    _ => kernel::<MR>(k, ar, lda, bp, cr, ldc),
+                }
+                r0 += MR;
+            }
+        }
+    }
+}

@@ -1,0 +1,221 @@
+//! Unit tests of the transforms and the blocking (the end-to-end property
+//! tests live in `kernels/tests/winograd_props.rs`).
+
+use super::transforms::*;
+use super::*;
+
+fn isas() -> Vec<Isa> {
+    Isa::supported()
+}
+
+/// `d` (α×α) → Bᵀ d B in f64 from the matrices.
+fn bt_d_b(bt: &[&[f64]], d: &[f64], alpha: usize) -> Vec<f64> {
+    let mut out = vec![0.0; alpha * alpha];
+    for r in 0..alpha {
+        for q in 0..alpha {
+            let mut s = 0.0;
+            for i in 0..alpha {
+                for j in 0..alpha {
+                    s += bt[r][i] * d[i * alpha + j] * bt[q][j];
+                }
+            }
+            out[r * alpha + q] = s;
+        }
+    }
+    out
+}
+
+#[test]
+fn matrices_compute_exact_correlation_on_small_integers() {
+    // Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A equals the 3×3 correlation of d, in f64.
+    for tile in [WinogradTile::F2x2, WinogradTile::F4x4] {
+        let (m, a) = (tile.m(), tile.alpha());
+        let (bt, g, at): (Vec<&[f64]>, Vec<&[f64]>, Vec<&[f64]>) = match tile {
+            WinogradTile::F4x4 => (
+                F4_BT.iter().map(|r| &r[..]).collect(),
+                F4_G.iter().map(|r| &r[..]).collect(),
+                F4_AT.iter().map(|r| &r[..]).collect(),
+            ),
+            WinogradTile::F2x2 => (
+                F2_BT.iter().map(|r| &r[..]).collect(),
+                F2_G.iter().map(|r| &r[..]).collect(),
+                F2_AT.iter().map(|r| &r[..]).collect(),
+            ),
+        };
+        let d: Vec<f64> = (0..a * a).map(|i| ((i * 7 + 3) % 11) as f64 - 5.0).collect();
+        let w: Vec<f64> = (0..9).map(|i| ((i * 5 + 1) % 7) as f64 - 3.0).collect();
+        let v = bt_d_b(&bt, &d, a);
+        let mut u = vec![0.0; a * a];
+        for r in 0..a {
+            for q in 0..a {
+                let mut s = 0.0;
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        s += g[r][ky] * w[ky * 3 + kx] * g[q][kx];
+                    }
+                }
+                u[r * a + q] = s;
+            }
+        }
+        for oy in 0..m {
+            for ox in 0..m {
+                let mut y = 0.0;
+                for i in 0..a {
+                    for j in 0..a {
+                        y += at[oy][i] * u[i * a + j] * v[i * a + j] * at[ox][j];
+                    }
+                }
+                let mut direct = 0.0;
+                for ky in 0..3 {
+                    for kx in 0..3 {
+                        direct += d[(oy + ky) * a + ox + kx] * w[ky * 3 + kx];
+                    }
+                }
+                assert!((y - direct).abs() < 1e-9, "{tile:?} ({oy},{ox}): {y} vs {direct}");
+            }
+        }
+    }
+}
+
+#[test]
+fn simd_input_transform_matches_matrix_exactly() {
+    // Small integers and dyadic Bᵀ entries: every ISA's factored transform is
+    // exact, so it must equal Bᵀ d B bit for bit. 19 channels exercise the
+    // partial vectors; the tile hangs over the top-left padding.
+    let c = 19;
+    let (h, w) = (5, 4);
+    let img: Vec<f32> = (0..h * w * c).map(|i| ((i * 13 + 5) % 17) as f32 - 8.0).collect();
+    for isa in isas() {
+        for tile in [WinogradTile::F2x2, WinogradTile::F4x4] {
+            let a = tile.alpha();
+            let bt: Vec<&[f64]> = match tile {
+                WinogradTile::F4x4 => F4_BT.iter().map(|r| &r[..]).collect(),
+                WinogradTile::F2x2 => F2_BT.iter().map(|r| &r[..]).collect(),
+            };
+            for (y0, x0) in [(-1isize, -1isize), (0, 0), (1, -1), (-2, 1)] {
+                let ldv = 32;
+                let mut dst = vec![f32::NAN; a * a * ldv];
+                let t = InTile { img: img.as_ptr(), h, w, c, y0, x0 };
+                let k = kernels(isa, tile);
+                // SAFETY: dst has α² rows of 32 ≥ round_up(19, 16) floats.
+                unsafe { (k.input)(&t, dst.as_mut_ptr(), ldv) };
+                for ch in 0..c {
+                    let d: Vec<f64> = (0..a * a)
+                        .map(|p| {
+                            let (y, x) = (y0 + (p / a) as isize, x0 + (p % a) as isize);
+                            if y < 0 || x < 0 || y >= h as isize || x >= w as isize {
+                                0.0
+                            } else {
+                                img[(y as usize * w + x as usize) * c + ch] as f64
+                            }
+                        })
+                        .collect();
+                    let v = bt_d_b(&bt, &d, a);
+                    for p in 0..a * a {
+                        assert_eq!(dst[p * ldv + ch] as f64, v[p], "{isa} {tile:?} tile ({y0},{x0}) ch {ch} pos {p}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn simd_output_transform_and_epilogue_match_matrix_exactly() {
+    // Small integers, dyadic Aᵀ: exact. Partial tile (3 rows × 2 columns),
+    // 21 channels, bias + residual + ReLU.
+    let nch = 21;
+    let ld = 32;
+    for isa in isas() {
+        for tile in [WinogradTile::F2x2, WinogradTile::F4x4] {
+            let (a, m) = (tile.alpha(), tile.m());
+            let at: Vec<&[f64]> = match tile {
+                WinogradTile::F4x4 => F4_AT.iter().map(|r| &r[..]).collect(),
+                WinogradTile::F2x2 => F2_AT.iter().map(|r| &r[..]).collect(),
+            };
+            let src: Vec<f32> = (0..a * a * ld).map(|i| ((i * 11 + 2) % 9) as f32 - 4.0).collect();
+            let bias: Vec<f32> = (0..nch).map(|i| i as f32 - 10.0).collect();
+            let (rows, cols) = (m.min(3), m.min(2));
+            let (ow, cout) = (5, nch);
+            let res: Vec<f32> = (0..m * ow * cout).map(|i| (i % 5) as f32).collect();
+            let mut out = vec![f32::NAN; m * ow * cout];
+            let o = OutTile {
+                out: out.as_mut_ptr(),
+                res: res.as_ptr(),
+                bias: bias.as_ptr(),
+                row_stride: ow * cout,
+                px_stride: cout,
+                rows,
+                cols,
+                nch,
+                relu: true,
+            };
+            let k = kernels(isa, tile);
+            // SAFETY: src has α² rows of 32 floats; the tile's rows × cols
+            // pixels × nch channels are inside out/res.
+            unsafe { (k.output)(src.as_ptr(), ld, &o) };
+            for oy in 0..m {
+                for ox in 0..ow {
+                    for ch in 0..cout {
+                        let i = (oy * ow + ox) * cout + ch;
+                        if oy >= rows || ox >= cols {
+                            assert!(out[i].is_nan(), "{isa} wrote outside the tile");
+                            continue;
+                        }
+                        let mut y = 0.0;
+                        for p in 0..a {
+                            for q in 0..a {
+                                y += at[oy][p] * src[(p * a + q) * ld + ch] as f64 * at[ox][q];
+                            }
+                        }
+                        let want = (y + bias[ch] as f64 + res[i] as f64).max(0.0);
+                        assert_eq!(out[i] as f64, want, "{isa} {tile:?} ({oy},{ox}) ch {ch}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn gemm_kernels_match_scalar_sums() {
+    // Integers: exact in every summation order.
+    for isa in isas() {
+        let k = kernels(isa, WinogradTile::F4x4);
+        for rows in [1usize, 5, 6, 7, 12, 13, 25] {
+            for npanels in [1usize, 2, 3] {
+                let kk = 37;
+                let lda = 48;
+                let ldc = npanels * PANEL + 16;
+                let a: Vec<f32> = (0..rows * lda).map(|i| ((i * 7) % 5) as f32 - 2.0).collect();
+                let b: Vec<f32> = (0..npanels * kk * PANEL).map(|i| ((i * 3) % 7) as f32 - 3.0).collect();
+                let mut c = vec![f32::NAN; rows * ldc];
+                // SAFETY: buffers sized for rows × k (lda), npanels × k × 16, rows × ldc.
+                unsafe { (k.gemm)(rows, kk, a.as_ptr(), lda, b.as_ptr(), npanels, c.as_mut_ptr(), ldc) };
+                for r in 0..rows {
+                    for j in 0..npanels * PANEL {
+                        let (p, l) = (j / PANEL, j % PANEL);
+                        let want: f32 = (0..kk).map(|x| a[r * lda + x] * b[(p * kk + x) * PANEL + l]).sum();
+                        assert_eq!(c[r * ldc + j], want, "{isa} rows {rows} panels {npanels} ({r},{j})");
+                    }
+                    assert!(c[r * ldc + npanels * PANEL].is_nan(), "{isa} wrote past the panels");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn plans_for_resnet50_shapes() {
+    for (hw, c) in [(56, 64), (28, 128), (14, 256), (7, 512)] {
+        for batch in [1, 8] {
+            for threads in [1, 2, 4, 16] {
+                let s = ConvShape::square(batch, hw, hw, c, c, 3, 1, 1);
+                let p = Plan::new(&s, threads);
+                assert!(p.workers() <= threads && p.workers() >= 1, "{p:?}");
+                assert!(p.tb % TB_UNIT == 0 && p.cbp >= 1, "{p:?}");
+                assert_eq!(scratch_len(&s, threads), p.workers() * p.worker_scratch());
+            }
+        }
+    }
+}

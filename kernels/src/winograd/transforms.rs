@@ -1,0 +1,366 @@
+//! Winograd transform matrices and the ISA-generic tile transforms.
+//!
+//! The arithmetic of each transform is written once here, over a tiny
+//! [`Simd`] abstraction (a vector of `LANES` channels); every ISA file
+//! instantiates it inside its own `#[target_feature]` entry point
+//! (`winograd_f4x4_input_transform_avx2`, …), where the `#[inline(always)]`
+//! generic code is compiled with that ISA's instructions. Vectors always run
+//! over channels (NHWC), so a transform is 36 (or 16) independent
+//! element-wise operations per channel vector: no shuffles.
+//!
+//! # F(4×4, 3×3)
+//! Interpolation points {0, 1, −1, 2, −1/2, ∞}: in an fp32 simulation with
+//! sequential accumulation over `cin` they give ≈3× less error than Lavin's
+//! {0, ±1, ±2, ∞} (max error / max|y| ≈ 3.8e-6 vs 1.1e-5 at `cin` = 512),
+//! at the cost of 17 instead of 12 operations per 1-D input transform.
+//!
+//! ```text
+//! Bᵀ = ⎡1  3/2   −2 −3/2    1  0⎤   G = ⎡    1     0     0⎤   Aᵀ = ⎡1  1  1  1    1  0⎤
+//!      ⎢0   −1 −5/2 −1/2    1  0⎥       ⎢ −1/3  −1/3  −1/3⎥        ⎢0  1 −1  2 −1/2  0⎥
+//!      ⎢0    1  1/2 −5/2    1  0⎥       ⎢  1/3  −1/3   1/3⎥        ⎢0  1  1  4  1/4  0⎥
+//!      ⎢0 −1/2   −1  1/2    1  0⎥       ⎢ 1/15  2/15  4/15⎥        ⎣0  1 −1  8 −1/8  1⎦
+//!      ⎢0    2   −1   −2    1  0⎥       ⎢−16/15 8/15 −4/15⎥
+//!      ⎣0    1  3/2   −2 −3/2  1⎦       ⎣    0     0     1⎦
+//! ```
+//!
+//! # F(2×2, 3×3)
+//! Points {0, 1, −1, ∞} (Lavin & Gray):
+//!
+//! ```text
+//! Bᵀ = ⎡1  0 −1  0⎤   G = ⎡  1    0    0⎤   Aᵀ = ⎡1  1  1  0⎤
+//!      ⎢0  1  1  0⎥       ⎢1/2  1/2  1/2⎥        ⎣0  1 −1 −1⎦
+//!      ⎢0 −1  1  0⎥       ⎢1/2 −1/2  1/2⎥
+//!      ⎣0  1  0 −1⎦       ⎣  0    0    1⎦
+//! ```
+//!
+//! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`; the weight transform `G g Gᵀ` is done
+//! once at pack time in f64.
+
+/// Bᵀ of F(4×4, 3×3) (6×6), row-major. Documentation and tests; the SIMD
+/// code uses the factored form in [`bt6`].
+pub const F4_BT: [[f64; 6]; 6] = [
+    [1.0, 1.5, -2.0, -1.5, 1.0, 0.0],
+    [0.0, -1.0, -2.5, -0.5, 1.0, 0.0],
+    [0.0, 1.0, 0.5, -2.5, 1.0, 0.0],
+    [0.0, -0.5, -1.0, 0.5, 1.0, 0.0],
+    [0.0, 2.0, -1.0, -2.0, 1.0, 0.0],
+    [0.0, 1.0, 1.5, -2.0, -1.5, 1.0],
+];
+
+/// G of F(4×4, 3×3) (6×3).
+pub const F4_G: [[f64; 3]; 6] = [
+    [1.0, 0.0, 0.0],
+    [-1.0 / 3.0, -1.0 / 3.0, -1.0 / 3.0],
+    [1.0 / 3.0, -1.0 / 3.0, 1.0 / 3.0],
+    [1.0 / 15.0, 2.0 / 15.0, 4.0 / 15.0],
+    [-16.0 / 15.0, 8.0 / 15.0, -4.0 / 15.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// Aᵀ of F(4×4, 3×3) (4×6).
+pub const F4_AT: [[f64; 6]; 4] = [
+    [1.0, 1.0, 1.0, 1.0, 1.0, 0.0],
+    [0.0, 1.0, -1.0, 2.0, -0.5, 0.0],
+    [0.0, 1.0, 1.0, 4.0, 0.25, 0.0],
+    [0.0, 1.0, -1.0, 8.0, -0.125, 1.0],
+];
+
+/// Bᵀ of F(2×2, 3×3) (4×4).
+pub const F2_BT: [[f64; 4]; 4] =
+    [[1.0, 0.0, -1.0, 0.0], [0.0, 1.0, 1.0, 0.0], [0.0, -1.0, 1.0, 0.0], [0.0, 1.0, 0.0, -1.0]];
+
+/// G of F(2×2, 3×3) (4×3).
+pub const F2_G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
+
+/// Aᵀ of F(2×2, 3×3) (2×4).
+pub const F2_AT: [[f64; 4]; 2] = [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]];
+
+/// A vector of `LANES` f32 channels. Every method is `unsafe` because the
+/// SIMD implementations need their target features (the caller is a
+/// `#[target_feature]` function reached only after `Isa::is_supported`) and
+/// the memory methods dereference raw pointers.
+pub(crate) trait Simd: Copy {
+    /// Channels per vector.
+    const LANES: usize;
+    /// All zeros.
+    unsafe fn zero() -> Self;
+    /// `v` in every lane.
+    unsafe fn splat(v: f32) -> Self;
+    /// Loads `LANES` floats from `p` (unaligned).
+    unsafe fn load(p: *const f32) -> Self;
+    /// Loads `n < LANES` floats from `p`, zero in the other lanes; reads
+    /// nothing past `p + n`.
+    unsafe fn load_partial(p: *const f32, n: usize) -> Self;
+    /// Stores `LANES` floats to `p` (unaligned).
+    unsafe fn store(self, p: *mut f32);
+    /// Stores the first `n < LANES` lanes to `p`; writes nothing past `p + n`.
+    unsafe fn store_partial(self, p: *mut f32, n: usize);
+    /// `self + o`.
+    unsafe fn add(self, o: Self) -> Self;
+    /// `self - o`.
+    unsafe fn sub(self, o: Self) -> Self;
+    /// `a * b + c` (fused where the ISA has FMA).
+    unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self;
+    /// `c - a * b` (fused where the ISA has FMA).
+    unsafe fn neg_mul_add(a: Self, b: Self, c: Self) -> Self;
+    /// Lane-wise `max(self, 0)`.
+    unsafe fn relu(self) -> Self;
+}
+
+/// One input tile to transform: the `alpha`×`alpha` window whose top-left
+/// corner is at (`y0`, `x0`) of image `img` (may lie partly or wholly in
+/// the zero padding).
+pub(crate) struct InTile {
+    /// First float of the image (NHWC, `h`×`w`×`c`).
+    pub img: *const f32,
+    /// Image height.
+    pub h: usize,
+    /// Image width.
+    pub w: usize,
+    /// Channels.
+    pub c: usize,
+    /// Window's top row (negative inside the top padding).
+    pub y0: isize,
+    /// Window's left column.
+    pub x0: isize,
+}
+
+/// Where one output tile goes, and its epilogue.
+pub(crate) struct OutTile {
+    /// Output value of the tile's top-left pixel at the chunk's first channel.
+    pub out: *mut f32,
+    /// Residual at the same index as `out`, or null.
+    pub res: *const f32,
+    /// Bias at the chunk's first channel, or null.
+    pub bias: *const f32,
+    /// Floats between vertically adjacent output pixels.
+    pub row_stride: usize,
+    /// Floats between horizontally adjacent output pixels (`cout`).
+    pub px_stride: usize,
+    /// Output rows of the tile inside the image (≤ m).
+    pub rows: usize,
+    /// Output columns of the tile inside the image (≤ m).
+    pub cols: usize,
+    /// Channels in the chunk (≤ the chunk width).
+    pub nch: usize,
+    /// Apply ReLU last.
+    pub relu: bool,
+}
+
+/// 1-D Bᵀ of F(4×4) on six vectors (17 operations).
+#[inline(always)]
+pub(crate) unsafe fn bt6<S: Simd>(d: [S; 6]) -> [S; 6] {
+    let (half, two, c15, c25) = (S::splat(0.5), S::splat(2.0), S::splat(1.5), S::splat(2.5));
+    let a = d[3].sub(d[1]);
+    let t = d[4].sub(d[2]);
+    // r0 = d0 + d4 − 2·d2 − 3/2·(d3 − d1)
+    let r0 = S::neg_mul_add(c15, a, S::neg_mul_add(two, d[2], d[0].add(d[4])));
+    // r1 = d4 − d1 − 5/2·d2 − 1/2·d3
+    let r1 = S::neg_mul_add(half, d[3], S::neg_mul_add(c25, d[2], d[4].sub(d[1])));
+    // r2 = d4 + d1 + 1/2·d2 − 5/2·d3
+    let r2 = S::neg_mul_add(c25, d[3], S::mul_add(half, d[2], d[4].add(d[1])));
+    // r3 = (d4 − d2) + 1/2·(d3 − d1)
+    let r3 = S::mul_add(half, a, t);
+    // r4 = (d4 − d2) − 2·(d3 − d1)
+    let r4 = S::neg_mul_add(two, a, t);
+    // r5 = d1 + d5 − 2·d3 + 3/2·(d2 − d4)
+    let r5 = S::mul_add(c15, d[2].sub(d[4]), S::neg_mul_add(two, d[3], d[1].add(d[5])));
+    [r0, r1, r2, r3, r4, r5]
+}
+
+/// 1-D Aᵀ of F(4×4) on six vectors.
+#[inline(always)]
+pub(crate) unsafe fn at6<S: Simd>(m: [S; 6]) -> [S; 4] {
+    let s12 = m[1].add(m[2]);
+    let d12 = m[1].sub(m[2]);
+    let o0 = m[0].add(s12).add(m[3]).add(m[4]);
+    let o1 = S::neg_mul_add(S::splat(0.5), m[4], S::mul_add(S::splat(2.0), m[3], d12));
+    let o2 = S::mul_add(S::splat(0.25), m[4], S::mul_add(S::splat(4.0), m[3], s12));
+    let o3 = S::neg_mul_add(S::splat(0.125), m[4], S::mul_add(S::splat(8.0), m[3], d12)).add(m[5]);
+    [o0, o1, o2, o3]
+}
+
+/// 1-D Bᵀ of F(2×2) on four vectors.
+#[inline(always)]
+pub(crate) unsafe fn bt4<S: Simd>(d: [S; 4]) -> [S; 4] {
+    [d[0].sub(d[2]), d[1].add(d[2]), d[2].sub(d[1]), d[1].sub(d[3])]
+}
+
+/// 1-D Aᵀ of F(2×2) on four vectors.
+#[inline(always)]
+pub(crate) unsafe fn at4<S: Simd>(m: [S; 4]) -> [S; 2] {
+    [m[0].add(m[1]).add(m[2]), m[1].sub(m[2]).sub(m[3])]
+}
+
+/// Which rows / columns of an `A`-wide window starting at `o` lie inside `0..n`.
+#[inline(always)]
+fn inside<const A: usize>(o: isize, n: usize) -> [bool; A] {
+    let mut v = [false; A];
+    for (i, x) in v.iter_mut().enumerate() {
+        let p = o + i as isize;
+        *x = p >= 0 && (p as usize) < n;
+    }
+    v
+}
+
+/// Input transform of one tile, generic over the tile: `A` = alpha (6 or 4),
+/// `bt` the 1-D transform. Writes `Bᵀ d B` for channels `0..round_up(c,
+/// LANES)` to `dst + pos·pstride + ch`, `pos = row·A + col`.
+///
+/// # Safety
+/// `t` must describe a readable NHWC image; `dst + pos·pstride + ch` must be
+/// writable for every `pos < A·A` and `ch < round_up(t.c, LANES)`; `S`'s
+/// target features must be enabled.
+#[inline(always)]
+pub(crate) unsafe fn input_tile<S: Simd, const A: usize>(
+    t: &InTile,
+    dst: *mut f32,
+    pstride: usize,
+    bt: impl Fn([S; A]) -> [S; A],
+) {
+    let rows = inside::<A>(t.y0, t.h);
+    let cols = inside::<A>(t.x0, t.w);
+    let mut c = 0;
+    while c < t.c {
+        let n = (t.c - c).min(S::LANES);
+        // Pass 1: along each row (x), tmp[i][q] = Σ_j Bᵀ[q][j] d[i][j].
+        let mut tmp = [[S::zero(); A]; A];
+        for i in 0..A {
+            if !rows[i] {
+                continue; // a padding row transforms to zero
+            }
+            let y = (t.y0 + i as isize) as usize;
+            let mut d = [S::zero(); A];
+            for j in 0..A {
+                if cols[j] {
+                    let x = (t.x0 + j as isize) as usize;
+                    // SAFETY: (y, x) is inside the image and c + n ≤ t.c.
+                    let p = t.img.add((y * t.w + x) * t.c + c);
+                    d[j] = if n == S::LANES { S::load(p) } else { S::load_partial(p, n) };
+                }
+            }
+            tmp[i] = bt(d);
+        }
+        // Pass 2: along each column (y), V[r][q] = Σ_i Bᵀ[r][i] tmp[i][q].
+        for q in 0..A {
+            let mut col = [S::zero(); A];
+            for i in 0..A {
+                col[i] = tmp[i][q];
+            }
+            let v = bt(col);
+            for (r, vr) in v.iter().enumerate() {
+                // SAFETY: the caller guarantees dst rows cover round_up(c, LANES).
+                vr.store(dst.add((r * A + q) * pstride + c));
+            }
+        }
+        c += S::LANES;
+    }
+}
+
+/// Output transform of one tile with the fused epilogue, generic over the
+/// tile: `A` = alpha, `M` = output tile size, `at` the 1-D transform.
+/// Reads `src + pos·pstride + ch` for `pos < A·A`, `ch < round_up(o.nch,
+/// LANES)`, writes the `o.rows`×`o.cols` valid pixels, channels `0..o.nch`.
+///
+/// # Safety
+/// Pointers in `o` must be valid for the pixels and channels described;
+/// `src` readable as above; `S`'s target features enabled.
+#[inline(always)]
+pub(crate) unsafe fn output_tile<S: Simd, const A: usize, const M: usize>(
+    src: *const f32,
+    pstride: usize,
+    o: &OutTile,
+    at: impl Fn([S; A]) -> [S; M],
+) {
+    let mut c = 0;
+    while c < o.nch {
+        let n = (o.nch - c).min(S::LANES);
+        // Pass 1: along each row, tmp[i][q] = Σ_j Aᵀ[q][j] m[i][j].
+        let mut tmp = [[S::zero(); M]; A];
+        for (i, ti) in tmp.iter_mut().enumerate() {
+            let mut m = [S::zero(); A];
+            for (j, mj) in m.iter_mut().enumerate() {
+                // SAFETY: src rows are padded to whole vectors (caller contract).
+                *mj = S::load(src.add((i * A + j) * pstride + c));
+            }
+            *ti = at(m);
+        }
+        let bias = if o.bias.is_null() {
+            S::zero()
+        } else if n == S::LANES {
+            S::load(o.bias.add(c))
+        } else {
+            S::load_partial(o.bias.add(c), n)
+        };
+        // Pass 2: along each column, y[r][q] = Σ_i Aᵀ[r][i] tmp[i][q].
+        for q in 0..o.cols {
+            let mut col = [S::zero(); A];
+            for i in 0..A {
+                col[i] = tmp[i][q];
+            }
+            let y = at(col);
+            for (r, &yr) in y.iter().enumerate().take(o.rows) {
+                let off = r * o.row_stride + q * o.px_stride + c;
+                let mut v = yr;
+                if !o.bias.is_null() {
+                    v = v.add(bias);
+                }
+                if !o.res.is_null() {
+                    // SAFETY: the residual has the output's shape (checked by the caller).
+                    let rv = if n == S::LANES { S::load(o.res.add(off)) } else { S::load_partial(o.res.add(off), n) };
+                    v = v.add(rv);
+                }
+                if o.relu {
+                    v = v.relu();
+                }
+                // SAFETY: (r, q) is a valid pixel of this tile and c + n ≤ cout.
+                if n == S::LANES {
+                    v.store(o.out.add(off));
+                } else {
+                    v.store_partial(o.out.add(off), n);
+                }
+            }
+        }
+        c += S::LANES;
+    }
+}
+
+/// F(4×4) input transform (see [`input_tile`]).
+///
+/// # Safety
+/// As [`input_tile`] with `A` = 6.
+#[inline(always)]
+pub(crate) unsafe fn input_f4<S: Simd>(t: &InTile, dst: *mut f32, pstride: usize) {
+    // SAFETY: forwarded caller contract.
+    unsafe { input_tile::<S, 6>(t, dst, pstride, |d| bt6(d)) }
+}
+
+/// F(4×4) output transform with epilogue (see [`output_tile`]).
+///
+/// # Safety
+/// As [`output_tile`] with `A` = 6.
+#[inline(always)]
+pub(crate) unsafe fn output_f4<S: Simd>(src: *const f32, pstride: usize, o: &OutTile) {
+    // SAFETY: forwarded caller contract.
+    unsafe { output_tile::<S, 6, 4>(src, pstride, o, |m| at6(m)) }
+}
+
+/// F(2×2) input transform (see [`input_tile`]).
+///
+/// # Safety
+/// As [`input_tile`] with `A` = 4.
+#[inline(always)]
+pub(crate) unsafe fn input_f2<S: Simd>(t: &InTile, dst: *mut f32, pstride: usize) {
+    // SAFETY: forwarded caller contract.
+    unsafe { input_tile::<S, 4>(t, dst, pstride, |d| bt4(d)) }
+}
+
+/// F(2×2) output transform with epilogue (see [`output_tile`]).
+///
+/// # Safety
+/// As [`output_tile`] with `A` = 4.
+#[inline(always)]
+pub(crate) unsafe fn output_f2<S: Simd>(src: *const f32, pstride: usize, o: &OutTile) {
+    // SAFETY: forwarded caller contract.
+    unsafe { output_tile::<S, 4, 2>(src, pstride, o, |m| at4(m)) }
+}
