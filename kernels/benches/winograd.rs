@@ -7,7 +7,9 @@
 //!
 //! `WINOGRAD_BENCH_BATCH=1,8` (default) picks the batches,
 //! `WINOGRAD_BENCH_THREADS=1,2` (default) the pool sizes,
-//! `WINOGRAD_BENCH_REFERENCE=0` skips the (slow) scalar reference.
+//! `WINOGRAD_BENCH_REFERENCE=0` skips the (slow) scalar reference,
+//! `WINOGRAD_BENCH_F2=0` the F(2×2) runs (`winograd-f2x2-*`; the default
+//! packing is F(4×4): `winograd-*`).
 //! im2col + sgemm is single-threaded (matrixmultiply without its threading
 //! feature), so it runs at 1 thread only.
 
@@ -17,6 +19,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rayon::ThreadPoolBuilder;
 use resnet50_kernels::shape::{ConvShape, Epilogue};
+use resnet50_kernels::winograd::WinogradTile;
 use resnet50_kernels::{reference, winograd, Isa};
 
 fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
@@ -90,6 +93,7 @@ fn bench(c: &mut Criterion) {
     let batches = env_list("WINOGRAD_BENCH_BATCH", &[1, 8]);
     let threads_list = env_list("WINOGRAD_BENCH_THREADS", &[1, 2]);
     let with_ref = std::env::var("WINOGRAD_BENCH_REFERENCE").map_or(true, |v| v != "0");
+    let with_f2 = std::env::var("WINOGRAD_BENCH_F2").map_or(true, |v| v != "0");
     for &batch in &batches {
         for (hw, ch) in [(56usize, 64usize), (28, 128), (14, 256), (7, 512)] {
             let s = ConvShape::square(batch, hw, hw, ch, ch, 3, 1, 1);
@@ -101,6 +105,8 @@ fn bench(c: &mut Criterion) {
             let ep = Epilogue::bias_relu(&bias, true);
             let mut packed = vec![0.0; winograd::packed_len(ch, ch)];
             winograd::pack(ch, ch, &w, &mut packed);
+            let mut packed2 = vec![0.0; winograd::packed_len_for(WinogradTile::F2x2, ch, ch)];
+            winograd::pack_for(WinogradTile::F2x2, ch, ch, &w, &mut packed2);
             let mut y = vec![0.0; s.output_len()];
 
             let mut g = c.benchmark_group(format!("winograd/{hw}x{hw}x{ch}->{ch}/b{batch}"));
@@ -110,15 +116,24 @@ fn bench(c: &mut Criterion) {
             g.measurement_time(Duration::from_secs(2));
             for &threads in &threads_list {
                 let pool = ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-                let mut scratch = vec![0.0; winograd::scratch_len(&s, threads)];
                 for isa in Isa::supported() {
-                    g.bench_function(BenchmarkId::new(format!("winograd-{isa}"), threads), |b| {
-                        pool.install(|| {
-                            b.iter(|| {
-                                winograd::conv3x3(isa, &s, black_box(&x), &packed, &ep, &mut y, &mut scratch, threads)
+                    for (tile, pk) in [(WinogradTile::F4x4, &packed), (WinogradTile::F2x2, &packed2)] {
+                        if tile == WinogradTile::F2x2 && (isa == Isa::Scalar || !with_f2) {
+                            continue;
+                        }
+                        let mut scratch = vec![0.0; winograd::scratch_len_for(tile, &s, threads)];
+                        let name = match tile {
+                            WinogradTile::F4x4 => format!("winograd-{isa}"),
+                            WinogradTile::F2x2 => format!("winograd-f2x2-{isa}"),
+                        };
+                        g.bench_function(BenchmarkId::new(name, threads), |b| {
+                            pool.install(|| {
+                                b.iter(|| {
+                                    winograd::conv3x3(isa, &s, black_box(&x), pk, &ep, &mut y, &mut scratch, threads)
+                                })
                             })
-                        })
-                    });
+                        });
+                    }
                 }
             }
             let mut cols = vec![0.0; s.batch * s.out_h() * s.out_w() * 9 * ch];

@@ -57,6 +57,13 @@ const TB_UNIT: usize = 12;
 const CB_PANELS: usize = 4;
 /// Scratch bytes per worker we aim to keep in L2 (V + M of one block).
 const L2_BUDGET: usize = 320 * 1024;
+/// Weights (per worker) above this many bytes are "big" (they do not stay
+/// in L3 next to everything else): blocks of `BIG_TB` tiles.
+const U_SMALL: usize = 4 << 20;
+/// Tiles per block when the weights are big.
+const BIG_TB: usize = 48;
+/// Bytes of `V` per worker at most when the weights are big.
+const BIG_V_BUDGET: usize = 4 << 20;
 
 /// Winograd tile size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -150,8 +157,8 @@ pub fn pack_for(tile: WinogradTile, cin: usize, cout: usize, weights_hwio: &[f32
             // t = G · w (α×3), then U = t · Gᵀ (α×α).
             for a in 0..alpha {
                 let t: [f64; 3] = std::array::from_fn(|kx| (0..3).map(|ky| g[a][ky] * w(ky, kx)).sum());
-                for b in 0..alpha {
-                    let v: f64 = (0..3).map(|kx| t[kx] * g[b][kx]).sum();
+                for (b, gb) in g.iter().enumerate() {
+                    let v: f64 = (0..3).map(|kx| t[kx] * gb[kx]).sum();
                     let pos = a * alpha + b;
                     u[((pos * np + co / PANEL) * cin + ci) * PANEL + co % PANEL] = v as f32;
                 }
@@ -219,11 +226,25 @@ impl Plan {
             ((threads / cs).clamp(1, tiles), cs)
         };
         let worker_panels = panels.div_ceil(cs);
-        let cbp = CB_PANELS.min(worker_panels);
         let worker_tiles = tiles.div_ceil(ts);
-        let per_tile = p * 4 * (ldv + cbp * PANEL);
-        let tb = ((L2_BUDGET / per_tile) / TB_UNIT * TB_UNIT).max(TB_UNIT);
-        let tb = tb.min(worker_tiles.div_ceil(TB_UNIT) * TB_UNIT);
+        let worker_tiles_r = worker_tiles.div_ceil(TB_UNIT) * TB_UNIT;
+        let u_bytes = p * shape.in_c * worker_panels * PANEL * 4;
+        let (tb, cbp) = if u_bytes <= U_SMALL {
+            // Small weights (stay in L2/L3 across blocks): V and M of a block
+            // in L2.
+            let cbp = CB_PANELS.min(worker_panels);
+            let per_tile = p * 4 * (ldv + cbp * PANEL);
+            let tb = ((L2_BUDGET / per_tile) / TB_UNIT * TB_UNIT).max(TB_UNIT);
+            (tb.min(worker_tiles_r), cbp)
+        } else {
+            // Big weights (deep layers, few tiles): V of up to BIG_TB tiles
+            // (in L3; each V_pos in L2 during its GEMMs), so that U streams
+            // from memory once per BIG_TB tiles.
+            let cbp = CB_PANELS.min(worker_panels);
+            let cap = (BIG_V_BUDGET / (p * 4 * ldv)) / TB_UNIT * TB_UNIT;
+            let tb = BIG_TB.min(cap).max(TB_UNIT).min(worker_tiles_r);
+            (tb, cbp)
+        };
         Plan { tile, tiles_h, tiles_w, tiles, panels, ldv, tb, cbp, ts, cs }
     }
 
@@ -363,6 +384,55 @@ pub fn conv3x3(
     scratch: &mut [f32],
     threads: usize,
 ) {
+    let tile = check_args(isa, shape, input, packed, ep, output);
+    let plan = Plan::with_tile(tile, shape, threads);
+    run_planned(isa, &plan, shape, input, packed, ep, output, scratch);
+}
+
+/// [`conv3x3`] with an explicit [`Plan`] (for tuning the blocking): the plan
+/// must come from [`Plan::new`]/[`Plan::with_tile`] for this shape, with only
+/// `tb`, `cbp`, `ts`, `cs` changed; the work runs on `plan.workers()`
+/// workers of the current rayon pool.
+///
+/// # Panics
+/// As [`conv3x3`], or if the plan does not fit the shape and the packed tile.
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub fn conv3x3_planned(
+    isa: Isa,
+    plan: &Plan,
+    shape: &ConvShape,
+    input: &[f32],
+    packed: &[f32],
+    ep: &Epilogue,
+    output: &mut [f32],
+    scratch: &mut [f32],
+) {
+    check_args(isa, shape, input, packed, ep, output);
+    let base = Plan::with_tile(plan.tile, shape, 1);
+    assert!(
+        plan.tile == WinogradTile::from_m(packed[0]).unwrap()
+            && (plan.tiles_h, plan.tiles_w, plan.tiles, plan.panels, plan.ldv)
+                == (base.tiles_h, base.tiles_w, base.tiles, base.panels, base.ldv)
+            && plan.tb >= 1
+            && plan.cbp >= 1
+            && (1..=plan.tiles).contains(&plan.ts)
+            && (1..=plan.panels).contains(&plan.cs),
+        "winograd: plan {plan:?} does not fit {shape:?}"
+    );
+    run_planned(isa, plan, shape, input, packed, ep, output, scratch);
+}
+
+/// Checks `conv3x3`'s arguments (everything but the scratch length); returns
+/// the tile of the packed weights.
+fn check_args(
+    isa: Isa,
+    shape: &ConvShape,
+    input: &[f32],
+    packed: &[f32],
+    ep: &Epilogue,
+    output: &[f32],
+) -> WinogradTile {
     check_shape(shape);
     assert!(isa.is_supported(), "winograd: ISA {isa} not supported by this CPU");
     assert_eq!(input.len(), shape.input_len(), "winograd: input length");
@@ -384,7 +454,22 @@ pub fn conv3x3(
     if let Some(r) = ep.residual {
         assert_eq!(r.len(), output.len(), "winograd: residual length");
     }
-    let plan = Plan::with_tile(tile, shape, threads);
+    tile
+}
+
+/// Runs a validated plan.
+#[allow(clippy::too_many_arguments)]
+fn run_planned(
+    isa: Isa,
+    plan: &Plan,
+    shape: &ConvShape,
+    input: &[f32],
+    packed: &[f32],
+    ep: &Epilogue,
+    output: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let tile = plan.tile;
     let per = plan.worker_scratch();
     let need = plan.workers() * per;
     assert!(scratch.len() >= need, "winograd: scratch has {} floats, needs {need}", scratch.len());
@@ -400,12 +485,12 @@ pub fn conv3x3(
     let scratch = &mut scratch[..need];
     if plan.workers() == 1 {
         // SAFETY: lengths validated above; this is the only worker.
-        unsafe { worker(&plan, shape, k, sh, relu, 0, scratch) };
+        unsafe { worker(plan, shape, k, sh, relu, 0, scratch) };
     } else {
         scratch.par_chunks_mut(per).enumerate().for_each(|(w, s)| {
             // SAFETY: lengths validated above; worker `w` writes only its own
             // (tile range × channel range) of the output and its own scratch.
-            unsafe { worker(&plan, shape, k, sh, relu, w, s) }
+            unsafe { worker(plan, shape, k, sh, relu, w, s) }
         });
     }
 }

@@ -130,6 +130,7 @@ pub(crate) unsafe fn winograd_f2x2_output_transform_scalar(src: *const f32, pstr
 /// # Safety
 /// `a` readable for `rows` rows of `k`, `b` for `npanels·k·16` floats, `c`
 /// writable for `rows` rows of `16·npanels`.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn winograd_gemm_scalar(
     rows: usize,
     k: usize,

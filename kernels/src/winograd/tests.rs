@@ -4,6 +4,9 @@
 use super::transforms::*;
 use super::*;
 
+/// Rows of a transform matrix as slices.
+type Rows<'a> = Vec<&'a [f64]>;
+
 fn isas() -> Vec<Isa> {
     Isa::supported()
 }
@@ -30,7 +33,7 @@ fn matrices_compute_exact_correlation_on_small_integers() {
     // Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A equals the 3×3 correlation of d, in f64.
     for tile in [WinogradTile::F2x2, WinogradTile::F4x4] {
         let (m, a) = (tile.m(), tile.alpha());
-        let (bt, g, at): (Vec<&[f64]>, Vec<&[f64]>, Vec<&[f64]>) = match tile {
+        let (bt, g, at): (Rows, Rows, Rows) = match tile {
             WinogradTile::F4x4 => (
                 F4_BT.iter().map(|r| &r[..]).collect(),
                 F4_G.iter().map(|r| &r[..]).collect(),
@@ -213,9 +216,46 @@ fn plans_for_resnet50_shapes() {
                 let s = ConvShape::square(batch, hw, hw, c, c, 3, 1, 1);
                 let p = Plan::new(&s, threads);
                 assert!(p.workers() <= threads && p.workers() >= 1, "{p:?}");
-                assert!(p.tb % TB_UNIT == 0 && p.cbp >= 1, "{p:?}");
+                assert!(p.tb.is_multiple_of(TB_UNIT) && p.cbp >= 1, "{p:?}");
                 assert_eq!(scratch_len(&s, threads), p.workers() * p.worker_scratch());
             }
+        }
+    }
+}
+
+/// Tuning aid (ignored): GEMM microkernel throughput on L1/L2-resident data.
+#[test]
+#[ignore]
+fn gemm_throughput() {
+    fn on_cpu_ns() -> u64 {
+        std::fs::read_to_string("/proc/thread-self/schedstat")
+            .ok()
+            .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+            .unwrap_or(0)
+    }
+    for isa in isas() {
+        if isa == Isa::Scalar {
+            continue;
+        }
+        let kern = kernels(isa, WinogradTile::F4x4);
+        for (rows, k, npanels) in [(12usize, 64usize, 4usize), (12, 256, 4), (48, 256, 4), (24, 128, 4), (48, 512, 4)] {
+            let lda = k;
+            let ldc = npanels * PANEL;
+            let a = vec![0.5f32; rows * lda];
+            let b = vec![0.25f32; npanels * k * PANEL];
+            let mut c = vec![0.0f32; rows * ldc];
+            let flops = 2.0 * (rows * k * npanels * PANEL) as f64;
+            let reps = (2e9 / flops) as usize + 1;
+            let mut best = f64::MAX;
+            for _ in 0..5 {
+                let t0 = on_cpu_ns();
+                for _ in 0..reps {
+                    // SAFETY: buffers sized for rows × k, npanels × k × 16, rows × ldc.
+                    unsafe { (kern.gemm)(rows, k, a.as_ptr(), lda, b.as_ptr(), npanels, c.as_mut_ptr(), ldc) };
+                }
+                best = best.min((on_cpu_ns() - t0) as f64 / reps as f64);
+            }
+            println!("{isa} gemm rows {rows} k {k} panels {npanels}: {:.1} GFLOP/s", flops / best);
         }
     }
 }

@@ -192,6 +192,44 @@ pub(crate) unsafe fn at4<S: Simd>(m: [S; 4]) -> [S; 2] {
     [m[0].add(m[1]).add(m[2]), m[1].sub(m[2]).sub(m[3])]
 }
 
+/// The 1-D transforms of one tile size: `A` = α, `M` = m.
+pub(crate) trait Tile1d<const A: usize, const M: usize> {
+    /// 1-D Bᵀ.
+    unsafe fn bt<S: Simd>(d: [S; A]) -> [S; A];
+    /// 1-D Aᵀ.
+    unsafe fn at<S: Simd>(m: [S; A]) -> [S; M];
+}
+
+/// F(4×4, 3×3).
+pub(crate) struct F4;
+impl Tile1d<6, 4> for F4 {
+    #[inline(always)]
+    unsafe fn bt<S: Simd>(d: [S; 6]) -> [S; 6] {
+        // SAFETY: the caller enabled S's features.
+        unsafe { bt6(d) }
+    }
+    #[inline(always)]
+    unsafe fn at<S: Simd>(m: [S; 6]) -> [S; 4] {
+        // SAFETY: the caller enabled S's features.
+        unsafe { at6(m) }
+    }
+}
+
+/// F(2×2, 3×3).
+pub(crate) struct F2;
+impl Tile1d<4, 2> for F2 {
+    #[inline(always)]
+    unsafe fn bt<S: Simd>(d: [S; 4]) -> [S; 4] {
+        // SAFETY: the caller enabled S's features.
+        unsafe { bt4(d) }
+    }
+    #[inline(always)]
+    unsafe fn at<S: Simd>(m: [S; 4]) -> [S; 2] {
+        // SAFETY: the caller enabled S's features.
+        unsafe { at4(m) }
+    }
+}
+
 /// Which rows / columns of an `A`-wide window starting at `o` lie inside `0..n`.
 #[inline(always)]
 fn inside<const A: usize>(o: isize, n: usize) -> [bool; A] {
@@ -203,8 +241,7 @@ fn inside<const A: usize>(o: isize, n: usize) -> [bool; A] {
     v
 }
 
-/// Input transform of one tile, generic over the tile: `A` = alpha (6 or 4),
-/// `bt` the 1-D transform. Writes `Bᵀ d B` for channels `0..round_up(c,
+/// Input transform of one tile, generic over the tile `T` (`A` = α). Writes `Bᵀ d B` for channels `0..round_up(c,
 /// LANES)` to `dst + pos·pstride + ch`, `pos = row·A + col`.
 ///
 /// # Safety
@@ -212,11 +249,11 @@ fn inside<const A: usize>(o: isize, n: usize) -> [bool; A] {
 /// writable for every `pos < A·A` and `ch < round_up(t.c, LANES)`; `S`'s
 /// target features must be enabled.
 #[inline(always)]
-pub(crate) unsafe fn input_tile<S: Simd, const A: usize>(
+#[allow(clippy::needless_range_loop)] // q indexes a column of tmp and of dst
+pub(crate) unsafe fn input_tile<S: Simd, T: Tile1d<A, M>, const A: usize, const M: usize>(
     t: &InTile,
     dst: *mut f32,
     pstride: usize,
-    bt: impl Fn([S; A]) -> [S; A],
 ) {
     let rows = inside::<A>(t.y0, t.h);
     let cols = inside::<A>(t.x0, t.w);
@@ -239,15 +276,11 @@ pub(crate) unsafe fn input_tile<S: Simd, const A: usize>(
                     d[j] = if n == S::LANES { S::load(p) } else { S::load_partial(p, n) };
                 }
             }
-            tmp[i] = bt(d);
+            tmp[i] = T::bt(d);
         }
         // Pass 2: along each column (y), V[r][q] = Σ_i Bᵀ[r][i] tmp[i][q].
         for q in 0..A {
-            let mut col = [S::zero(); A];
-            for i in 0..A {
-                col[i] = tmp[i][q];
-            }
-            let v = bt(col);
+            let v = T::bt(std::array::from_fn(|i| tmp[i][q]));
             for (r, vr) in v.iter().enumerate() {
                 // SAFETY: the caller guarantees dst rows cover round_up(c, LANES).
                 vr.store(dst.add((r * A + q) * pstride + c));
@@ -258,7 +291,7 @@ pub(crate) unsafe fn input_tile<S: Simd, const A: usize>(
 }
 
 /// Output transform of one tile with the fused epilogue, generic over the
-/// tile: `A` = alpha, `M` = output tile size, `at` the 1-D transform.
+/// tile `T` (`A` = α, `M` = m).
 /// Reads `src + pos·pstride + ch` for `pos < A·A`, `ch < round_up(o.nch,
 /// LANES)`, writes the `o.rows`×`o.cols` valid pixels, channels `0..o.nch`.
 ///
@@ -266,11 +299,11 @@ pub(crate) unsafe fn input_tile<S: Simd, const A: usize>(
 /// Pointers in `o` must be valid for the pixels and channels described;
 /// `src` readable as above; `S`'s target features enabled.
 #[inline(always)]
-pub(crate) unsafe fn output_tile<S: Simd, const A: usize, const M: usize>(
+#[allow(clippy::needless_range_loop)] // q indexes a column of tmp and of out
+pub(crate) unsafe fn output_tile<S: Simd, T: Tile1d<A, M>, const A: usize, const M: usize>(
     src: *const f32,
     pstride: usize,
     o: &OutTile,
-    at: impl Fn([S; A]) -> [S; M],
 ) {
     let mut c = 0;
     while c < o.nch {
@@ -283,7 +316,7 @@ pub(crate) unsafe fn output_tile<S: Simd, const A: usize, const M: usize>(
                 // SAFETY: src rows are padded to whole vectors (caller contract).
                 *mj = S::load(src.add((i * A + j) * pstride + c));
             }
-            *ti = at(m);
+            *ti = T::at(m);
         }
         let bias = if o.bias.is_null() {
             S::zero()
@@ -294,11 +327,7 @@ pub(crate) unsafe fn output_tile<S: Simd, const A: usize, const M: usize>(
         };
         // Pass 2: along each column, y[r][q] = Σ_i Aᵀ[r][i] tmp[i][q].
         for q in 0..o.cols {
-            let mut col = [S::zero(); A];
-            for i in 0..A {
-                col[i] = tmp[i][q];
-            }
-            let y = at(col);
+            let y = T::at(std::array::from_fn(|i| tmp[i][q]));
             for (r, &yr) in y.iter().enumerate().take(o.rows) {
                 let off = r * o.row_stride + q * o.px_stride + c;
                 let mut v = yr;
@@ -332,7 +361,7 @@ pub(crate) unsafe fn output_tile<S: Simd, const A: usize, const M: usize>(
 #[inline(always)]
 pub(crate) unsafe fn input_f4<S: Simd>(t: &InTile, dst: *mut f32, pstride: usize) {
     // SAFETY: forwarded caller contract.
-    unsafe { input_tile::<S, 6>(t, dst, pstride, |d| bt6(d)) }
+    unsafe { input_tile::<S, F4, 6, 4>(t, dst, pstride) }
 }
 
 /// F(4×4) output transform with epilogue (see [`output_tile`]).
@@ -342,7 +371,7 @@ pub(crate) unsafe fn input_f4<S: Simd>(t: &InTile, dst: *mut f32, pstride: usize
 #[inline(always)]
 pub(crate) unsafe fn output_f4<S: Simd>(src: *const f32, pstride: usize, o: &OutTile) {
     // SAFETY: forwarded caller contract.
-    unsafe { output_tile::<S, 6, 4>(src, pstride, o, |m| at6(m)) }
+    unsafe { output_tile::<S, F4, 6, 4>(src, pstride, o) }
 }
 
 /// F(2×2) input transform (see [`input_tile`]).
@@ -352,7 +381,7 @@ pub(crate) unsafe fn output_f4<S: Simd>(src: *const f32, pstride: usize, o: &Out
 #[inline(always)]
 pub(crate) unsafe fn input_f2<S: Simd>(t: &InTile, dst: *mut f32, pstride: usize) {
     // SAFETY: forwarded caller contract.
-    unsafe { input_tile::<S, 4>(t, dst, pstride, |d| bt4(d)) }
+    unsafe { input_tile::<S, F2, 4, 2>(t, dst, pstride) }
 }
 
 /// F(2×2) output transform with epilogue (see [`output_tile`]).
@@ -362,5 +391,5 @@ pub(crate) unsafe fn input_f2<S: Simd>(t: &InTile, dst: *mut f32, pstride: usize
 #[inline(always)]
 pub(crate) unsafe fn output_f2<S: Simd>(src: *const f32, pstride: usize, o: &OutTile) {
     // SAFETY: forwarded caller contract.
-    unsafe { output_tile::<S, 4, 2>(src, pstride, o, |m| at4(m)) }
+    unsafe { output_tile::<S, F2, 4, 2>(src, pstride, o) }
 }

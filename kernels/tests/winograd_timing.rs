@@ -1,0 +1,95 @@
+//! Tuning aid, not a test of speed (ignored by default): on-CPU time per
+//! call of the Winograd convolution on ResNet50's shapes, single-threaded,
+//! measured from `/proc/thread-self/schedstat` so that other processes on a
+//! shared machine perturb it less than wall time.
+//!
+//! `cargo test --release -p resnet50-kernels --test winograd_timing -- --ignored --nocapture`
+//! `WINOGRAD_TUNE=tb,cbp` overrides the blocking of the plan.
+
+use resnet50_kernels::shape::{ConvShape, Epilogue};
+use resnet50_kernels::winograd::{self, Plan, WinogradTile};
+use resnet50_kernels::Isa;
+
+fn on_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[test]
+#[ignore]
+fn winograd_on_cpu_gflops() {
+    // "tb,cbp;tb,cbp;…" (0 keeps the plan's value).
+    let tunes: Vec<Option<Vec<usize>>> = std::env::var("WINOGRAD_TUNE").map_or(vec![None], |v| {
+        v.split(';').map(|t| Some(t.split(',').filter_map(|s| s.trim().parse().ok()).collect())).collect()
+    });
+    let tiles: Vec<WinogradTile> = match std::env::var("WINOGRAD_TILES").as_deref() {
+        Ok("4") => vec![WinogradTile::F4x4],
+        Ok("2") => vec![WinogradTile::F2x2],
+        _ => vec![WinogradTile::F4x4, WinogradTile::F2x2],
+    };
+    let shapes: Vec<usize> = std::env::var("WINOGRAD_HW")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.parse().ok()).collect())
+        .unwrap_or(vec![56, 28, 14, 7]);
+    let batches: Vec<usize> = std::env::var("WINOGRAD_BATCH")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.parse().ok()).collect())
+        .unwrap_or(vec![1, 8]);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    for &batch in &batches {
+        for (hw, c) in [(56usize, 64usize), (28, 128), (14, 256), (7, 512)] {
+            if !shapes.contains(&hw) {
+                continue;
+            }
+            let s = ConvShape::square(batch, hw, hw, c, c, 3, 1, 1);
+            let x = vec![0.5f32; s.input_len()];
+            let w = vec![0.01f32; s.weights_len()];
+            let bias = vec![0.1f32; c];
+            let ep = Epilogue::bias_relu(&bias, true);
+            let mut y = vec![0.0; s.output_len()];
+            for (tile, tune) in tiles.iter().flat_map(|&t| tunes.iter().map(move |u| (t, u))) {
+                let mut packed = vec![0.0; winograd::packed_len_for(tile, c, c)];
+                winograd::pack_for(tile, c, c, &w, &mut packed);
+                let mut plan = Plan::with_tile(tile, &s, 1);
+                if let Some(t) = tune {
+                    if t[0] > 0 {
+                        plan.tb = t[0];
+                    }
+                    if t[1] > 0 {
+                        plan.cbp = t[1].min(plan.panels);
+                    }
+                }
+                let mut scratch = vec![0.0; plan.workers() * plan.worker_scratch()];
+                for isa in Isa::supported().into_iter().filter(|&i| i != Isa::Scalar) {
+                    let mut best = u64::MAX;
+                    let mut samples = Vec::new();
+                    let f = 2.0 * s.macs() as f64;
+                    let reps = (4e9 / f).ceil() as u64;
+                    pool.install(|| {
+                        for _ in 0..7 {
+                            let t0 = on_cpu_ns();
+                            for _ in 0..reps {
+                                winograd::conv3x3_planned(isa, &plan, &s, &x, &packed, &ep, &mut y, &mut scratch);
+                            }
+                            let dt = (on_cpu_ns() - t0) / reps;
+                            best = best.min(dt);
+                            samples.push(dt);
+                        }
+                    });
+                    samples.sort();
+                    let med = samples[samples.len() / 2];
+                    println!(
+                        "b{batch} {hw}x{hw} {c} {tile:?} {isa}: tb {} cbp {}: median {:.1} GFLOP/s eff (best {:.1}), {:.2} ms",
+                        plan.tb,
+                        plan.cbp,
+                        f / med as f64,
+                        f / best as f64,
+                        med as f64 / 1e6
+                    );
+                }
+            }
+        }
+    }
+}
