@@ -35,6 +35,14 @@ pub enum Error {
         /// What is wrong.
         msg: String,
     },
+    /// An image file that could not be decoded (corrupt, truncated or an unsupported format).
+    #[error("{}: {msg}", path.display())]
+    Image {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
     /// Memory for the arena or the weights could not be allocated.
     #[error("out of memory: {0}")]
     Alloc(String),

@@ -21,11 +21,13 @@ pub mod arch;
 pub mod config;
 pub mod error;
 mod executor;
+pub mod imagenet;
 pub mod init;
 pub mod model;
 pub mod npy;
 pub mod plan;
 pub mod prepare;
+pub mod preprocess;
 pub mod summary;
 pub mod weights;
 

@@ -1,0 +1,565 @@
+//! From an image file to the NHWC f32 tensor the model eats, exactly as Keras
+//! and torchvision (PIL path) prepare it.
+//!
+//! * **Keras** ([`load_keras`], [`keras_from_image`]): `keras.utils.load_img(path,
+//!   target_size=(h, w))` (straight resize, aspect ratio not kept, default
+//!   interpolation `"nearest"`) then `resnet50.preprocess_input` in `caffe` mode:
+//!   RGB→BGR, subtract the ImageNet means B 103.939, G 116.779, R 123.68, no
+//!   scaling. Output `[h, w, 3]` BGR.
+//! * **torchvision** ([`load_torch`], [`torch_from_image`]): the
+//!   `ResNet50_Weights.IMAGENET1K_V1.transforms()` pipeline on a PIL image —
+//!   `Resize(256)` of the shorter side (bilinear, antialiased), `CenterCrop(224)`,
+//!   `/255`, `Normalize(mean (0.485, 0.456, 0.406), std (0.229, 0.224, 0.225))`.
+//!   `IMAGENET1K_V2` uses `Resize(232)`. Output `[crop, crop, 3]` RGB (NHWC, not
+//!   torchvision's CHW: the model is NHWC).
+//!
+//! Both frameworks resize with PIL. This module reimplements PIL's two resamplers
+//! bit for bit (`Image.resize(size, NEAREST)`: source pixel
+//! `floor((x + 0.5) · in/out)` accumulated in double precision as PIL does;
+//! `Image.resize(size, BILINEAR)`: triangle filter whose support widens by
+//! `in/out` when downscaling, 22-bit fixed-point weights, two separable passes
+//! each rounded to 8 bits, in Pillow 13's order), so on lossless files (PNG,
+//! BMP…) the tensors match Keras and torchvision to the last bit.
+//!
+//! Decoding follows PIL's `Image.open(path).convert("RGB")`: gray is replicated,
+//! alpha is dropped (not composited), 16-bit samples keep their high byte (PIL's
+//! rule for 16-bit RGB(A) PNGs; PIL clips 16-bit *gray* to 255 instead, which is
+//! not copied here). EXIF orientation is ignored, as Keras and torchvision do.
+//! JPEGs are decoded by `zune-jpeg`, not libjpeg-turbo: decoded pixels may
+//! differ from PIL's by a few levels (see `tests/preprocess.rs`).
+
+use std::path::Path;
+
+pub use image;
+use image::{DynamicImage, ImageReader, RgbImage};
+
+use crate::error::{Error, Result};
+
+/// Keras `caffe` means, in the order of the output channels (B, G, R).
+pub const KERAS_CAFFE_MEAN_BGR: [f32; 3] = [103.939, 116.779, 123.68];
+/// torchvision ImageNet mean (R, G, B).
+pub const TORCH_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// torchvision ImageNet standard deviation (R, G, B).
+pub const TORCH_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// Resampling filter, named as in PIL / Keras' `interpolation` argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Interp {
+    /// PIL `NEAREST` (Keras' default).
+    #[default]
+    Nearest,
+    /// PIL `BILINEAR` (antialiased when downscaling; torchvision's choice).
+    Bilinear,
+}
+
+impl std::str::FromStr for Interp {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "nearest" => Ok(Interp::Nearest),
+            "bilinear" => Ok(Interp::Bilinear),
+            _ => Err(Error::Config(format!("unknown interpolation {s:?}: expected nearest or bilinear"))),
+        }
+    }
+}
+
+/// A whole preprocessing pipeline: what `resnet50 classify` and `resnet50
+/// preprocess` apply to every image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Preprocessing {
+    /// Keras `load_img(target_size=(height, width), interpolation)` + caffe `preprocess_input`.
+    Keras {
+        /// Target height.
+        height: usize,
+        /// Target width.
+        width: usize,
+        /// Resampling filter (Keras default: nearest).
+        interp: Interp,
+    },
+    /// torchvision `Resize(resize)` (shorter side, bilinear) + `CenterCrop((height, width))`
+    /// + `ToTensor` + `Normalize`.
+    Torch {
+        /// Length of the shorter side after resizing (256 for IMAGENET1K_V1, 232 for V2).
+        resize: usize,
+        /// Crop height.
+        height: usize,
+        /// Crop width.
+        width: usize,
+    },
+}
+
+impl Preprocessing {
+    /// Keras at 224×224 with nearest interpolation, as in the Keras ResNet50 example.
+    pub const KERAS: Preprocessing = Preprocessing::Keras { height: 224, width: 224, interp: Interp::Nearest };
+    /// torchvision `ResNet50_Weights.IMAGENET1K_V1.transforms()`.
+    pub const TORCH_V1: Preprocessing = Preprocessing::Torch { resize: 256, height: 224, width: 224 };
+    /// torchvision `ResNet50_Weights.IMAGENET1K_V2.transforms()`.
+    pub const TORCH_V2: Preprocessing = Preprocessing::Torch { resize: 232, height: 224, width: 224 };
+
+    /// `(height, width)` of the tensor produced.
+    pub fn output_hw(&self) -> (usize, usize) {
+        match *self {
+            Preprocessing::Keras { height, width, .. } | Preprocessing::Torch { height, width, .. } => (height, width),
+        }
+    }
+
+    /// Number of f32 values produced per image (`height · width · 3`).
+    pub fn output_len(&self) -> usize {
+        let (h, w) = self.output_hw();
+        h * w * 3
+    }
+
+    /// Checks that every size is positive.
+    pub fn validate(&self) -> Result<()> {
+        let ok = match *self {
+            Preprocessing::Keras { height, width, .. } => height > 0 && width > 0,
+            Preprocessing::Torch { resize, height, width } => resize > 0 && height > 0 && width > 0,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::Config(format!("preprocessing sizes must be positive, got {self:?}")))
+        }
+    }
+
+    /// Applies the pipeline to an RGB image; returns `[h, w, 3]` f32 (HWC).
+    pub fn apply(&self, img: &RgbImage) -> Vec<f32> {
+        let mut out = vec![0.0; self.output_len()];
+        self.apply_into(img, &mut out);
+        out
+    }
+
+    /// Like [`Preprocessing::apply`], writing into `out` (length [`Preprocessing::output_len`]),
+    /// e.g. one slot of a batch.
+    ///
+    /// # Panics
+    /// If `out` has the wrong length or a size is zero.
+    pub fn apply_into(&self, img: &RgbImage, out: &mut [f32]) {
+        assert_eq!(out.len(), self.output_len(), "output slice length");
+        match *self {
+            Preprocessing::Keras { height, width, interp } => {
+                let r = resize(img, width as u32, height as u32, interp);
+                keras_caffe_into(&r, out);
+            }
+            Preprocessing::Torch { resize: short, height, width } => {
+                let r = resize_shorter_side(img, short, Interp::Bilinear);
+                let c = center_crop(&r, width as u32, height as u32);
+                torch_normalize_into(&c, out);
+            }
+        }
+    }
+
+    /// Opens, decodes and preprocesses an image file.
+    pub fn load(&self, path: &Path) -> Result<Vec<f32>> {
+        self.validate()?;
+        Ok(self.apply(&open_rgb(path)?))
+    }
+}
+
+/// Keras: `preprocess_input(img_to_array(load_img(path, target_size=(height, width),
+/// interpolation=...)))` for `resnet50`; returns `[height, width, 3]` BGR f32.
+pub fn load_keras(path: &Path, height: usize, width: usize, interp: Interp) -> Result<Vec<f32>> {
+    Preprocessing::Keras { height, width, interp }.load(path)
+}
+
+/// torchvision on a PIL image: `Resize(resize)`, `CenterCrop(crop)`, `ToTensor`,
+/// `Normalize`; returns `[crop, crop, 3]` RGB f32 (NHWC order, not CHW).
+pub fn load_torch(path: &Path, resize: usize, crop: usize) -> Result<Vec<f32>> {
+    Preprocessing::Torch { resize, height: crop, width: crop }.load(path)
+}
+
+/// [`load_keras`] on an image already in memory.
+pub fn keras_from_image(img: &RgbImage, height: usize, width: usize, interp: Interp) -> Vec<f32> {
+    Preprocessing::Keras { height, width, interp }.apply(img)
+}
+
+/// [`load_torch`] on an image already in memory.
+pub fn torch_from_image(img: &RgbImage, resize: usize, crop: usize) -> Vec<f32> {
+    Preprocessing::Torch { resize, height: crop, width: crop }.apply(img)
+}
+
+/// The formats this build decodes, for messages.
+pub const SUPPORTED_FORMATS: &str = "JPEG, PNG, GIF, BMP, WebP, PNM, TGA, ICO";
+
+/// Whether a file name has the extension of a supported image format (used to
+/// pick files out of a directory).
+pub fn has_image_extension(path: &Path) -> bool {
+    let Some(ext) = path.extension().and_then(|e| e.to_str()) else { return false };
+    matches!(
+        ext.to_ascii_lowercase().as_str(),
+        "jpg"
+            | "jpeg"
+            | "jpe"
+            | "jfif"
+            | "png"
+            | "gif"
+            | "bmp"
+            | "dib"
+            | "webp"
+            | "ppm"
+            | "pgm"
+            | "pbm"
+            | "pnm"
+            | "pam"
+            | "tga"
+            | "ico"
+    )
+}
+
+fn image_err(path: &Path, msg: impl Into<String>) -> Error {
+    Error::Image { path: path.to_path_buf(), msg: msg.into() }
+}
+
+/// Opens and decodes an image file (format from its content, falling back to
+/// the extension) and converts it to 8-bit RGB like PIL's `.convert("RGB")`.
+pub fn open_rgb(path: &Path) -> Result<RgbImage> {
+    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(image_err(path, "not a regular file"));
+    }
+    let reader = ImageReader::open(path).map_err(io)?.with_guessed_format().map_err(io)?;
+    if reader.format().is_none() {
+        return Err(image_err(path, format!("not a recognised image format (supported: {SUPPORTED_FORMATS})")));
+    }
+    let img = reader.decode().map_err(|e| image_err(path, describe(e)))?;
+    Ok(to_rgb_like_pil(img))
+}
+
+/// Decodes an image held in memory (`name` is used in error messages).
+pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage> {
+    let path = Path::new(name);
+    let reader = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    if reader.format().is_none() {
+        return Err(image_err(path, format!("not a recognised image format (supported: {SUPPORTED_FORMATS})")));
+    }
+    let img = reader.decode().map_err(|e| image_err(path, describe(e)))?;
+    Ok(to_rgb_like_pil(img))
+}
+
+fn describe(e: image::ImageError) -> String {
+    use image::ImageError as E;
+    match e {
+        E::Unsupported(u) => format!("unsupported image: {u} (supported: {SUPPORTED_FORMATS})"),
+        E::Decoding(d) => format!("corrupt or truncated image: {d}"),
+        E::Limits(l) => format!("image too large: {l}"),
+        other => format!("cannot decode image: {other}"),
+    }
+}
+
+/// Converts any decoded image to 8-bit RGB as PIL's `convert("RGB")` does:
+/// gray replicated, alpha dropped, 16-bit samples reduced to their high byte.
+pub fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
+    let (w, h) = (img.width(), img.height());
+    let from = |px: &mut dyn Iterator<Item = [u8; 3]>| -> RgbImage {
+        let mut v = Vec::with_capacity(w as usize * h as usize * 3);
+        for p in px {
+            v.extend_from_slice(&p);
+        }
+        RgbImage::from_raw(w, h, v).expect("buffer size")
+    };
+    match img {
+        DynamicImage::ImageRgb8(i) => i,
+        DynamicImage::ImageRgba8(i) => from(&mut i.pixels().map(|p| [p[0], p[1], p[2]])),
+        DynamicImage::ImageLuma8(i) => from(&mut i.pixels().map(|p| [p[0]; 3])),
+        DynamicImage::ImageLumaA8(i) => from(&mut i.pixels().map(|p| [p[0]; 3])),
+        DynamicImage::ImageRgb16(i) => from(&mut i.pixels().map(|p| [hi(p[0]), hi(p[1]), hi(p[2])])),
+        DynamicImage::ImageRgba16(i) => from(&mut i.pixels().map(|p| [hi(p[0]), hi(p[1]), hi(p[2])])),
+        DynamicImage::ImageLuma16(i) => from(&mut i.pixels().map(|p| [hi(p[0]); 3])),
+        DynamicImage::ImageLumaA16(i) => from(&mut i.pixels().map(|p| [hi(p[0]); 3])),
+        other => other.to_rgb8(),
+    }
+}
+
+fn hi(v: u16) -> u8 {
+    (v >> 8) as u8
+}
+
+/// Resizes to `width × height` with PIL's `Image.resize((width, height), filter)`.
+pub fn resize(img: &RgbImage, width: u32, height: u32, interp: Interp) -> RgbImage {
+    if img.dimensions() == (width, height) {
+        return img.clone();
+    }
+    match interp {
+        Interp::Nearest => resize_nearest(img, width, height),
+        Interp::Bilinear => resize_bilinear(img, width, height),
+    }
+}
+
+/// torchvision `Resize(size)` with an int: the shorter side becomes `size`, the
+/// longer `int(size · long / short)`; no-op when the size already matches.
+pub fn resize_shorter_side(img: &RgbImage, size: usize, interp: Interp) -> RgbImage {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (short, long) = if w <= h { (w, h) } else { (h, w) };
+    // Python: int(size * long / short) — exact integer product, one correctly
+    // rounded division, truncation.
+    let new_long = ((size as u64 * long as u64) as f64 / short as f64) as usize;
+    let (nw, nh) = if w <= h { (size, new_long) } else { (new_long, size) };
+    resize(img, nw as u32, nh as u32, interp)
+}
+
+/// torchvision `CenterCrop((height, width))` on a PIL image: pads with black
+/// when the image is smaller, offsets `round((in − crop) / 2)` with Python's
+/// round-half-to-even.
+pub fn center_crop(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let (iw, ih) = img.dimensions();
+    // Padding first (left/top get the floor half), as torchvision does.
+    let (pad_l, pad_t) = (width.saturating_sub(iw) / 2, height.saturating_sub(ih) / 2);
+    let (pw, ph) = (iw.max(width), ih.max(height));
+    let top = round_half_even_half(ph - height);
+    let left = round_half_even_half(pw - width);
+    let mut out = RgbImage::new(width, height);
+    for y in 0..height {
+        let sy = (y + top) as i64 - pad_t as i64;
+        if sy < 0 || sy >= ih as i64 {
+            continue;
+        }
+        for x in 0..width {
+            let sx = (x + left) as i64 - pad_l as i64;
+            if sx < 0 || sx >= iw as i64 {
+                continue;
+            }
+            out.put_pixel(x, y, *img.get_pixel(sx as u32, sy as u32));
+        }
+    }
+    out
+}
+
+/// `int(round(d / 2.0))` with Python's banker's rounding.
+fn round_half_even_half(d: u32) -> u32 {
+    let q = d / 2;
+    if d % 2 == 1 && q % 2 == 1 {
+        q + 1
+    } else {
+        q
+    }
+}
+
+/// PIL `Image.resize(size, Image.NEAREST)` (`ImagingScaleAffine`): the source
+/// coordinate starts at `scale/2` and is advanced by `scale = in/out` in double
+/// precision, then truncated.
+pub fn resize_nearest(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let xs = nearest_indices(img.width(), width);
+    let ys = nearest_indices(img.height(), height);
+    let mut out = RgbImage::new(width, height);
+    for (y, sy) in ys.iter().enumerate() {
+        let Some(sy) = *sy else { continue };
+        for (x, sx) in xs.iter().enumerate() {
+            if let Some(sx) = *sx {
+                out.put_pixel(x as u32, y as u32, *img.get_pixel(sx, sy));
+            }
+        }
+    }
+    out
+}
+
+fn nearest_indices(in_size: u32, out_size: u32) -> Vec<Option<u32>> {
+    // a[0] = (double)(box[2] - box[0]) / xsize, with a float box.
+    let scale = f64::from(in_size as f32) / f64::from(out_size);
+    let mut xo = scale * 0.5;
+    (0..out_size)
+        .map(|_| {
+            let xin = if xo < 0.0 { -1 } else { xo as i64 };
+            xo += scale;
+            (xin >= 0 && xin < i64::from(in_size)).then_some(xin as u32)
+        })
+        .collect()
+}
+
+const PRECISION_BITS: u32 = 32 - 8 - 2;
+
+/// Per output position: first source index and the fixed-point weights.
+struct Coeffs {
+    bounds: Vec<(usize, usize)>,
+    weights: Vec<Vec<i32>>,
+}
+
+/// PIL's `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter.
+fn bilinear_coeffs(in_size: u32, out_size: u32) -> Coeffs {
+    let support_base = 1.0f64;
+    let scale = f64::from(in_size as f32) / f64::from(out_size);
+    let filterscale = scale.max(1.0);
+    let support = support_base * filterscale;
+    let ss = 1.0 / filterscale;
+    let mut bounds = Vec::with_capacity(out_size as usize);
+    let mut weights = Vec::with_capacity(out_size as usize);
+    for xx in 0..out_size {
+        let center = (f64::from(xx) + 0.5) * scale;
+        let xmin = ((center - support + 0.5) as i32).max(0);
+        let xmax = ((center + support + 0.5) as i32).min(in_size as i32);
+        let n = (xmax - xmin).max(0) as usize;
+        let mut k: Vec<f64> = (0..n)
+            .map(|x| {
+                let t = ((x as i32 + xmin) as f64 - center + 0.5) * ss;
+                let t = t.abs();
+                if t < 1.0 {
+                    1.0 - t
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let ww: f64 = k.iter().fold(0.0, |a, &b| a + b);
+        if ww != 0.0 {
+            for v in &mut k {
+                *v /= ww;
+            }
+        }
+        let one = f64::from(1u32 << PRECISION_BITS);
+        let fixed = k.iter().map(|&v| if v < 0.0 { (-0.5 + v * one) as i32 } else { (0.5 + v * one) as i32 }).collect();
+        bounds.push((xmin as usize, n));
+        weights.push(fixed);
+    }
+    Coeffs { bounds, weights }
+}
+
+fn clip8(ss: i64) -> u8 {
+    (ss >> PRECISION_BITS).clamp(0, 255) as u8
+}
+
+/// PIL `Image.resize(size, Image.BILINEAR)` on an RGB image (`ImagingResample`
+/// with 8-bit passes): two separable passes, each rounded to 8 bits.
+///
+/// Pillow 13 runs the vertical pass first when the height shrinks and
+/// `in_h − out_h > 2 · (in_w − out_w)`, the horizontal pass first otherwise;
+/// the rule was measured against Pillow 13.0 on 1,170 size pairs (every one
+/// agrees) and matters because each pass rounds.
+pub fn resize_bilinear(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let (iw, ih) = img.dimensions();
+    let need_h = width != iw;
+    let need_v = height != ih;
+    let src = img.as_raw();
+    let (w, h) = (width as usize, height as usize);
+    let (iwu, ihu) = (iw as usize, ih as usize);
+    let vertical_first =
+        need_h && need_v && height < ih && i64::from(ih) - i64::from(height) > 2 * (i64::from(iw) - i64::from(width));
+    let data = match (need_h, need_v) {
+        (false, false) => src.to_vec(),
+        (true, false) => horizontal_pass(src, iwu, 0..ihu, &bilinear_coeffs(iw, width)),
+        (false, true) => vertical_pass(src, iwu, 0, &bilinear_coeffs(ih, height)),
+        (true, true) if vertical_first => {
+            let tmp = vertical_pass(src, iwu, 0, &bilinear_coeffs(ih, height));
+            horizontal_pass(&tmp, iwu, 0..h, &bilinear_coeffs(iw, width))
+        }
+        (true, true) => {
+            // Horizontal pass over the rows the vertical pass reads.
+            let vert = bilinear_coeffs(ih, height);
+            let first = vert.bounds.first().map_or(0, |b| b.0);
+            let last = vert.bounds.last().map_or(0, |b| b.0 + b.1);
+            let tmp = horizontal_pass(src, iwu, first..last, &bilinear_coeffs(iw, width));
+            vertical_pass(&tmp, w, first, &vert)
+        }
+    };
+    RgbImage::from_raw(width, height, data).expect("buffer size")
+}
+
+/// PIL `ImagingResampleHorizontal_8bpc` over `rows` of a `width`-wide RGB buffer.
+fn horizontal_pass(src: &[u8], width: usize, rows: std::ops::Range<usize>, k: &Coeffs) -> Vec<u8> {
+    let half = 1i64 << (PRECISION_BITS - 1);
+    let ow = k.bounds.len();
+    let mut out = vec![0u8; rows.len() * ow * 3];
+    for (r, y) in rows.enumerate() {
+        let srow = &src[y * width * 3..][..width * 3];
+        let drow = &mut out[r * ow * 3..][..ow * 3];
+        for (xx, (&(xmin, n), kk)) in k.bounds.iter().zip(&k.weights).enumerate() {
+            let mut acc = [half; 3];
+            for (i, &kv) in kk.iter().enumerate().take(n) {
+                let p = &srow[(xmin + i) * 3..][..3];
+                for c in 0..3 {
+                    acc[c] += i64::from(p[c]) * i64::from(kv);
+                }
+            }
+            for c in 0..3 {
+                drow[xx * 3 + c] = clip8(acc[c]);
+            }
+        }
+    }
+    out
+}
+
+/// PIL `ImagingResampleVertical_8bpc` on a `width`-wide RGB buffer whose first
+/// row is source row `row0`.
+fn vertical_pass(src: &[u8], width: usize, row0: usize, k: &Coeffs) -> Vec<u8> {
+    let half = 1i64 << (PRECISION_BITS - 1);
+    let stride = width * 3;
+    let mut out = vec![0u8; k.bounds.len() * stride];
+    for (yy, (&(ymin, n), kk)) in k.bounds.iter().zip(&k.weights).enumerate() {
+        let orow = &mut out[yy * stride..][..stride];
+        for (xc, o) in orow.iter_mut().enumerate() {
+            let mut acc = half;
+            for (i, &kv) in kk.iter().enumerate().take(n) {
+                acc += i64::from(src[(ymin - row0 + i) * stride + xc]) * i64::from(kv);
+            }
+            *o = clip8(acc);
+        }
+    }
+    out
+}
+
+/// Keras `img_to_array` + `preprocess_input(mode="caffe")` into `out` (HWC, BGR).
+pub fn keras_caffe_into(img: &RgbImage, out: &mut [f32]) {
+    assert_eq!(out.len(), img.as_raw().len(), "output slice length");
+    for (o, p) in out.chunks_exact_mut(3).zip(img.as_raw().chunks_exact(3)) {
+        o[0] = f32::from(p[2]) - KERAS_CAFFE_MEAN_BGR[0];
+        o[1] = f32::from(p[1]) - KERAS_CAFFE_MEAN_BGR[1];
+        o[2] = f32::from(p[0]) - KERAS_CAFFE_MEAN_BGR[2];
+    }
+}
+
+/// torchvision `ToTensor` (÷255) + `Normalize(mean, std)` into `out` (HWC, RGB),
+/// with the same f32 operations in the same order.
+pub fn torch_normalize_into(img: &RgbImage, out: &mut [f32]) {
+    assert_eq!(out.len(), img.as_raw().len(), "output slice length");
+    for (o, p) in out.chunks_exact_mut(3).zip(img.as_raw().chunks_exact(3)) {
+        for c in 0..3 {
+            o[c] = (f32::from(p[c]) / 255.0 - TORCH_MEAN[c]) / TORCH_STD[c];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banker_rounding_of_crop_offsets() {
+        // int(round(117 / 2)) == 58, int(round(3 / 2)) == 2, int(round(32 / 2)) == 16.
+        assert_eq!(round_half_even_half(117), 58);
+        assert_eq!(round_half_even_half(3), 2);
+        assert_eq!(round_half_even_half(1), 0);
+        assert_eq!(round_half_even_half(32), 16);
+    }
+
+    #[test]
+    fn nearest_picks_pil_source_pixels() {
+        // Downscale by 2: pixels 1, 3, 5 (floor((x + 0.5) * 2)).
+        assert_eq!(nearest_indices(6, 3), vec![Some(1), Some(3), Some(5)]);
+        // Upscale 2 → 4: 0, 0, 1, 1.
+        assert_eq!(nearest_indices(2, 4), vec![Some(0), Some(0), Some(1), Some(1)]);
+    }
+
+    #[test]
+    fn bilinear_identity_and_constant() {
+        let img = RgbImage::from_fn(9, 7, |x, y| image::Rgb([x as u8 * 20, y as u8 * 30, 200]));
+        assert_eq!(resize_bilinear(&img, 9, 7), img);
+        let flat = RgbImage::from_pixel(13, 11, image::Rgb([17, 99, 250]));
+        let r = resize_bilinear(&flat, 5, 19);
+        assert!(r.pixels().all(|p| p.0 == [17, 99, 250]));
+    }
+
+    #[test]
+    fn shorter_side_resize_and_crop_sizes() {
+        let img = RgbImage::new(640, 480);
+        let r = resize_shorter_side(&img, 256, Interp::Bilinear);
+        assert_eq!(r.dimensions(), (341, 256));
+        let c = center_crop(&r, 224, 224);
+        assert_eq!(c.dimensions(), (224, 224));
+        // Smaller than the crop: padded with black.
+        let small = RgbImage::from_pixel(3, 2, image::Rgb([255, 255, 255]));
+        let c = center_crop(&small, 5, 5);
+        assert_eq!(c.get_pixel(0, 0).0, [0, 0, 0]);
+        assert_eq!(c.get_pixel(1, 1).0, [255, 255, 255]);
+    }
+}
