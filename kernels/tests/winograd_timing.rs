@@ -54,12 +54,8 @@ fn winograd_on_cpu_gflops() {
                 winograd::pack_for(tile, c, c, &w, &mut packed);
                 let mut plan = Plan::with_tile(tile, &s, 1);
                 if let Some(t) = tune {
-                    if t[0] > 0 {
-                        plan.tb = t[0];
-                    }
-                    if t[1] > 0 {
-                        plan.cbp = t[1].min(plan.panels);
-                    }
+                    plan = plan
+                        .with_blocking(if t[0] > 0 { t[0] } else { plan.tb }, if t[1] > 0 { t[1] } else { plan.cbp });
                 }
                 let mut scratch = vec![0.0; plan.workers() * plan.worker_scratch()];
                 for isa in Isa::supported().into_iter().filter(|&i| i != Isa::Scalar) {

@@ -18,7 +18,31 @@
 //!    NHWC directly, cropping the tiles at the right and bottom edges.
 //!
 //! `V` and `M` of a block stay in L2 between the three steps: no
-//! whole-tensor pass goes through memory.
+//! whole-tensor pass goes through memory. Blocking ([`Plan`]): when a
+//! worker's transformed weights are small (≤ 4 MiB: 56×56×64, 28×28×128),
+//! `tb` is chosen so that `V` + `M` of a block fit ~320 KiB (12 tiles for
+//! those two shapes); when they are big (14×14×256: 9.4 MB, 7×7×512: 38 MB
+//! for F(4×4)), blocks of up to 48 tiles so that `U` streams from memory
+//! once per 48 tiles (deep layers are weight-bandwidth bound at batch 1).
+//!
+//! # Per-ISA surface
+//! Each ISA file (`scalar.rs`, `avx2.rs`, `avx512.rs`; a future `neon.rs`)
+//! provides a [`transforms::Simd`] vector type, which instantiates the shared
+//! tile transforms of [`transforms`] inside its `#[target_feature]` entry
+//! points (`winograd_f4x4_input_transform_<isa>`, `…_output_transform_…`,
+//! and the F(2×2) pair), plus one GEMM microkernel
+//! (`winograd_gemm_<isa>`: `C[rows × 16·panels] = A[rows × k] · B`).
+//! [`kernels`] maps an [`Isa`] to them; aarch64 uses the scalar ones for now.
+//!
+//! # Accuracy (max |Δ| / max |y| against an f64 convolution, batch 1,
+//! He-uniform weights, post-ReLU inputs; `tests/winograd_props.rs`)
+//!
+//! | layer          | F(4×4) AVX2 | F(2×2) AVX2 | `reference::conv2d` |
+//! |----------------|-------------|-------------|---------------------|
+//! | 56×56 64→64    | 2.0e-6      | 3.2e-7      | 8.0e-7              |
+//! | 28×28 128→128  | 2.4e-6      | 4.0e-7      | 9.3e-7              |
+//! | 14×14 256→256  | 3.6e-6      | 6.1e-7      | 1.8e-6              |
+//! | 7×7 512→512    | 5.0e-6      | 9.0e-7      | 2.4e-6              |
 //!
 //! # Packed weights (ISA-neutral)
 //! ```text
@@ -32,6 +56,8 @@
 //! owns one slice of `scratch`. Every output value is computed by the same
 //! sequence of floating-point operations whatever the split, so results are
 //! bit-identical for a given ISA (for any `threads`, in fact).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -101,9 +127,14 @@ impl WinogradTile {
     }
 }
 
-/// The tile [`pack`] uses for a `cin → cout` layer: F(4×4) for every shape
-/// (its error, ≈4e-6 of max|y| on ResNet50-like layers, is well inside the
-/// budget; F(2×2) stays available through [`pack_for`]).
+/// The tile [`pack`] uses for a `cin → cout` layer: F(4×4) for every shape.
+///
+/// Its error (≤ 5e-6 of max|y| on ResNet50's layers, 2× the f32 direct
+/// convolution's) is far inside the network budget (1e-3 over 16 layers).
+/// F(2×2) stays available through [`pack_for`]: it moves 2.25× fewer weight
+/// bytes, which wins on the deep layers (14×14×256, 7×7×512) at batch 1 on a
+/// memory-bound machine, but F(4×4) wins those at batch 8 and everything
+/// else at any batch; the packed layout cannot know the batch, so F(4×4).
 pub fn tile_for(_cin: usize, _cout: usize) -> WinogradTile {
     WinogradTile::F4x4
 }
@@ -169,13 +200,20 @@ pub fn pack_for(tile: WinogradTile, cin: usize, cout: usize, weights_hwio: &[f32
 
 /// Blocking and work split of one convolution: a function of the shape and
 /// `threads` only (never of the ISA), so that [`scratch_len`] is too.
+///
+/// The work is `blocks × cs` tasks: tile block `b` (tiles
+/// `[tiles·b/blocks, tiles·(b+1)/blocks)`, at most `tb`) × output-channel
+/// group `g` (panels `[panels·g/cs, panels·(g+1)/cs)`). `slots` workers, each
+/// with its own `worker_scratch()` floats, take tasks in order from a shared
+/// counter (dynamic balance on a busy machine); each output value is written
+/// by exactly one task, with the same operations whichever worker runs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
     /// Tile size.
     pub tile: WinogradTile,
-    /// Tiles per image row / column.
+    /// Tile rows per image.
     pub tiles_h: usize,
-    /// Tiles per image row.
+    /// Tile columns per image.
     pub tiles_w: usize,
     /// Tiles in the batch.
     pub tiles: usize,
@@ -183,14 +221,17 @@ pub struct Plan {
     pub panels: usize,
     /// Leading dimension of `V` (`cin` rounded up to 16).
     pub ldv: usize,
-    /// Tiles per block (capacity of a worker's `V`/`M`).
+    /// Tile blocks.
+    pub blocks: usize,
+    /// Tiles per block at most (`ceil(tiles / blocks)`: the capacity of a
+    /// worker's `V` and `M`).
     pub tb: usize,
-    /// Panels per output-channel chunk.
+    /// Panels per output-channel chunk (between two output transforms).
     pub cbp: usize,
-    /// Workers over tiles.
-    pub ts: usize,
-    /// Workers over output channels.
+    /// Output-channel groups.
     pub cs: usize,
+    /// Workers (scratch slots), at most `threads`.
+    pub slots: usize,
 }
 
 impl Plan {
@@ -216,38 +257,44 @@ impl Plan {
         let panels = shape.out_c.div_ceil(PANEL);
         let ldv = shape.in_c.div_ceil(PANEL) * PANEL;
         let threads = threads.max(1);
-        // Split over tiles while each worker keeps a couple of full tile
-        // blocks; otherwise (deep layers: few tiles, big weights) over output
-        // channels, so that each worker streams only its share of U.
-        let (ts, cs) = if threads == 1 || tiles >= threads * 2 * TB_UNIT || panels < 2 {
-            (threads.min(tiles), 1)
-        } else {
-            let cs = threads.min(panels);
-            ((threads / cs).clamp(1, tiles), cs)
-        };
-        let worker_panels = panels.div_ceil(cs);
-        let worker_tiles = tiles.div_ceil(ts);
-        let worker_tiles_r = worker_tiles.div_ceil(TB_UNIT) * TB_UNIT;
-        let u_bytes = p * shape.in_c * worker_panels * PANEL * 4;
-        let (tb, cbp) = if u_bytes <= U_SMALL {
+        // Split over tiles while there are a couple of full blocks per
+        // thread; otherwise (deep layers: few tiles, big weights) also over
+        // output channels (2 groups per thread), so that each task streams
+        // only its share of U.
+        let cs = if threads == 1 || tiles >= threads * 2 * TB_UNIT { 1 } else { (2 * threads).min(panels) };
+        let group_panels = panels.div_ceil(cs);
+        let cbp = CB_PANELS.min(group_panels);
+        let u_bytes = p * shape.in_c * group_panels * PANEL * 4;
+        let tb = if u_bytes <= U_SMALL {
             // Small weights (stay in L2/L3 across blocks): V and M of a block
             // in L2.
-            let cbp = CB_PANELS.min(worker_panels);
             let per_tile = p * 4 * (ldv + cbp * PANEL);
-            let tb = ((L2_BUDGET / per_tile) / TB_UNIT * TB_UNIT).max(TB_UNIT);
-            (tb.min(worker_tiles_r), cbp)
+            ((L2_BUDGET / per_tile) / TB_UNIT * TB_UNIT).max(TB_UNIT)
         } else {
             // Big weights (deep layers, few tiles): V of up to BIG_TB tiles
             // (in L3; each V_pos in L2 during its GEMMs), so that U streams
             // from memory once per BIG_TB tiles.
-            let cbp = CB_PANELS.min(worker_panels);
             let cap = (BIG_V_BUDGET / (p * 4 * ldv)) / TB_UNIT * TB_UNIT;
-            let tb = BIG_TB.min(cap).max(TB_UNIT).min(worker_tiles_r);
-            (tb, cbp)
+            BIG_TB.min(cap).max(TB_UNIT)
         };
-        Plan { tile, tiles_h, tiles_w, tiles, panels, ldv, tb, cbp, ts, cs }
+        Plan { tile, tiles_h, tiles_w, tiles, panels, ldv, blocks: 0, tb: 0, cbp, cs, slots: threads }
+            .with_blocking(tb, cbp)
     }
 
+    /// This plan with blocks of at most about `tb` tiles (balanced) and
+    /// output chunks of `cbp` panels (tuning).
+    pub fn with_blocking(mut self, tb: usize, cbp: usize) -> Self {
+        self.blocks = self.tiles.div_ceil(tb.max(1));
+        self.tb = self.tiles.div_ceil(self.blocks);
+        self.cbp = cbp.clamp(1, self.panels.div_ceil(self.cs));
+        self.slots = self.slots.clamp(1, self.tasks());
+        self
+    }
+
+    /// Tasks (`blocks · cs`).
+    pub fn tasks(&self) -> usize {
+        self.blocks * self.cs
+    }
     fn v_len(&self) -> usize {
         self.tile.positions() * self.tb * self.ldv
     }
@@ -258,9 +305,9 @@ impl Plan {
     pub fn worker_scratch(&self) -> usize {
         self.v_len() + self.m_len()
     }
-    /// Workers (`ts · cs ≤ threads`).
+    /// Workers (`slots ≤ threads`).
     pub fn workers(&self) -> usize {
-        self.ts * self.cs
+        self.slots
     }
 }
 
@@ -390,9 +437,9 @@ pub fn conv3x3(
 }
 
 /// [`conv3x3`] with an explicit [`Plan`] (for tuning the blocking): the plan
-/// must come from [`Plan::new`]/[`Plan::with_tile`] for this shape, with only
-/// `tb`, `cbp`, `ts`, `cs` changed; the work runs on `plan.workers()`
-/// workers of the current rayon pool.
+/// must come from [`Plan::new`]/[`Plan::with_tile`] for this shape (possibly
+/// [`Plan::with_blocking`]); the work runs on `plan.workers()` workers of the
+/// current rayon pool.
 ///
 /// # Panics
 /// As [`conv3x3`], or if the plan does not fit the shape and the packed tile.
@@ -414,10 +461,11 @@ pub fn conv3x3_planned(
         plan.tile == WinogradTile::from_m(packed[0]).unwrap()
             && (plan.tiles_h, plan.tiles_w, plan.tiles, plan.panels, plan.ldv)
                 == (base.tiles_h, base.tiles_w, base.tiles, base.panels, base.ldv)
-            && plan.tb >= 1
+            && (1..=plan.tiles).contains(&plan.blocks)
+            && plan.tb >= plan.tiles.div_ceil(plan.blocks)
             && plan.cbp >= 1
-            && (1..=plan.tiles).contains(&plan.ts)
-            && (1..=plan.panels).contains(&plan.cs),
+            && (1..=plan.panels).contains(&plan.cs)
+            && plan.slots >= 1,
         "winograd: plan {plan:?} does not fit {shape:?}"
     );
     run_planned(isa, plan, shape, input, packed, ep, output, scratch);
@@ -483,30 +531,40 @@ fn run_planned(
     };
     let relu = ep.relu;
     let scratch = &mut scratch[..need];
+    let ntasks = plan.tasks();
     if plan.workers() == 1 {
-        // SAFETY: lengths validated above; this is the only worker.
-        unsafe { worker(plan, shape, k, sh, relu, 0, scratch) };
+        for t in 0..ntasks {
+            // SAFETY: lengths validated above; this is the only worker.
+            unsafe { task(plan, shape, k, sh, relu, t, scratch) };
+        }
     } else {
-        scratch.par_chunks_mut(per).enumerate().for_each(|(w, s)| {
-            // SAFETY: lengths validated above; worker `w` writes only its own
-            // (tile range × channel range) of the output and its own scratch.
-            unsafe { worker(plan, shape, k, sh, relu, w, s) }
+        let next = AtomicUsize::new(0);
+        scratch.par_chunks_mut(per).for_each(|s| loop {
+            let t = next.fetch_add(1, Ordering::Relaxed);
+            if t >= ntasks {
+                break;
+            }
+            // SAFETY: lengths validated above; each task index is taken
+            // exactly once, and task `t` writes only its own (tile block ×
+            // channel group) of the output; `s` is this worker's own scratch.
+            unsafe { task(plan, shape, k, sh, relu, t, s) }
         });
     }
 }
 
-/// Everything worker `w` of `plan` does.
+/// Task `t` of `plan`: one tile block × one output-channel group.
 ///
 /// # Safety
 /// The pointers in `sh` are valid for `shape` (validated by `conv3x3`);
-/// `s` has `plan.worker_scratch()` floats; no other worker has the same `w`.
-unsafe fn worker(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: bool, w: usize, s: &mut [f32]) {
+/// `s` has `plan.worker_scratch()` floats; no other running task has the
+/// same `t`.
+unsafe fn task(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: bool, t: usize, s: &mut [f32]) {
     let tile = plan.tile;
     let (m, npos) = (tile.m(), tile.positions());
     let (cin, cout) = (shape.in_c, shape.out_c);
     let (oh, ow) = (shape.out_h(), shape.out_w());
-    let (tg, cg) = (w / plan.cs, w % plan.cs);
-    let (t_begin, t_end) = (plan.tiles * tg / plan.ts, plan.tiles * (tg + 1) / plan.ts);
+    let (b, cg) = (t / plan.cs, t % plan.cs);
+    let (t0, t1) = (plan.tiles * b / plan.blocks, plan.tiles * (b + 1) / plan.blocks);
     let (p_begin, p_end) = (plan.panels * cg / plan.cs, plan.panels * (cg + 1) / plan.cs);
     let (v, mbuf) = s.split_at_mut(plan.v_len());
     let (v, mbuf) = (v.as_mut_ptr(), mbuf.as_mut_ptr());
@@ -516,73 +574,68 @@ unsafe fn worker(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: b
     let mstride = plan.tb * cb;
     let img_len = shape.in_h * shape.in_w * cin;
 
-    let mut t0 = t_begin;
-    while t0 < t_end {
-        let t1 = (t0 + plan.tb).min(t_end);
-        // 1. Input transform of the block.
+    // 1. Input transform of the block.
+    for t in t0..t1 {
+        let (n, r) = (t / tpi, t % tpi);
+        let (ty, tx) = (r / plan.tiles_w, r % plan.tiles_w);
+        let it = InTile {
+            // SAFETY: n < batch.
+            img: unsafe { sh.input.add(n * img_len) },
+            h: shape.in_h,
+            w: shape.in_w,
+            c: cin,
+            y0: (ty * m) as isize - shape.pad_top as isize,
+            x0: (tx * m) as isize - shape.pad_left as isize,
+        };
+        // SAFETY: row t - t0 < tb of V, positions at stride vstride, ldv ≥
+        // round_up(cin, LANES) for every ISA (LANES ≤ 16).
+        unsafe { (k.input)(&it, v.add((t - t0) * plan.ldv), vstride) };
+    }
+    // 2. GEMMs and output transform, chunk by chunk of output channels.
+    let mut p0 = p_begin;
+    while p0 < p_end {
+        let p1 = (p0 + plan.cbp).min(p_end);
+        for pos in 0..npos {
+            // SAFETY: V rows < t1 - t0 ≤ tb; U panels p0..p1 of position
+            // pos; M rows at ldc = cb ≥ 16·(p1 − p0).
+            unsafe {
+                (k.gemm)(
+                    t1 - t0,
+                    cin,
+                    v.add(pos * vstride),
+                    plan.ldv,
+                    sh.u.add((pos * plan.panels + p0) * cin * PANEL),
+                    p1 - p0,
+                    mbuf.add(pos * mstride),
+                    cb,
+                )
+            };
+        }
+        let c0 = p0 * PANEL;
+        let nch = (p1 * PANEL).min(cout) - c0;
         for t in t0..t1 {
             let (n, r) = (t / tpi, t % tpi);
             let (ty, tx) = (r / plan.tiles_w, r % plan.tiles_w);
-            let it = InTile {
-                // SAFETY: n < batch.
-                img: unsafe { sh.input.add(n * img_len) },
-                h: shape.in_h,
-                w: shape.in_w,
-                c: cin,
-                y0: (ty * m) as isize - shape.pad_top as isize,
-                x0: (tx * m) as isize - shape.pad_left as isize,
+            let (oy, ox) = (ty * m, tx * m);
+            let off = ((n * oh + oy) * ow + ox) * cout + c0;
+            let ot = OutTile {
+                // SAFETY (the three pointers): (n, oy, ox, c0) is inside the output.
+                out: unsafe { sh.output.add(off) },
+                res: if sh.residual.is_null() { std::ptr::null() } else { unsafe { sh.residual.add(off) } },
+                bias: if sh.bias.is_null() { std::ptr::null() } else { unsafe { sh.bias.add(c0) } },
+                row_stride: ow * cout,
+                px_stride: cout,
+                rows: (oh - oy).min(m),
+                cols: (ow - ox).min(m),
+                nch,
+                relu,
             };
-            // SAFETY: row t - t0 < tb of V, positions at stride vstride, ldv ≥
-            // round_up(cin, LANES) for every ISA (LANES ≤ 16).
-            unsafe { (k.input)(&it, v.add((t - t0) * plan.ldv), vstride) };
+            // SAFETY: M row t - t0 of every position, cb ≥ round_up(nch,
+            // LANES) floats each; the tile's pixels and channels c0..c0+nch
+            // belong to this worker alone.
+            unsafe { (k.output)(mbuf.add((t - t0) * cb), mstride, &ot) };
         }
-        // 2. GEMMs and output transform, chunk by chunk of output channels.
-        let mut p0 = p_begin;
-        while p0 < p_end {
-            let p1 = (p0 + plan.cbp).min(p_end);
-            for pos in 0..npos {
-                // SAFETY: V rows < t1 - t0 ≤ tb; U panels p0..p1 of position
-                // pos; M rows at ldc = cb ≥ 16·(p1 − p0).
-                unsafe {
-                    (k.gemm)(
-                        t1 - t0,
-                        cin,
-                        v.add(pos * vstride),
-                        plan.ldv,
-                        sh.u.add((pos * plan.panels + p0) * cin * PANEL),
-                        p1 - p0,
-                        mbuf.add(pos * mstride),
-                        cb,
-                    )
-                };
-            }
-            let c0 = p0 * PANEL;
-            let nch = (p1 * PANEL).min(cout) - c0;
-            for t in t0..t1 {
-                let (n, r) = (t / tpi, t % tpi);
-                let (ty, tx) = (r / plan.tiles_w, r % plan.tiles_w);
-                let (oy, ox) = (ty * m, tx * m);
-                let off = ((n * oh + oy) * ow + ox) * cout + c0;
-                let ot = OutTile {
-                    // SAFETY (the three pointers): (n, oy, ox, c0) is inside the output.
-                    out: unsafe { sh.output.add(off) },
-                    res: if sh.residual.is_null() { std::ptr::null() } else { unsafe { sh.residual.add(off) } },
-                    bias: if sh.bias.is_null() { std::ptr::null() } else { unsafe { sh.bias.add(c0) } },
-                    row_stride: ow * cout,
-                    px_stride: cout,
-                    rows: (oh - oy).min(m),
-                    cols: (ow - ox).min(m),
-                    nch,
-                    relu,
-                };
-                // SAFETY: M row t - t0 of every position, cb ≥ round_up(nch,
-                // LANES) floats each; the tile's pixels and channels c0..c0+nch
-                // belong to this worker alone.
-                unsafe { (k.output)(mbuf.add((t - t0) * cb), mstride, &ot) };
-            }
-            p0 = p1;
-        }
-        t0 = t1;
+        p0 = p1;
     }
 }
 
