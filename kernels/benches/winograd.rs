@@ -8,8 +8,10 @@
 //! `WINOGRAD_BENCH_BATCH=1,8` (default) picks the batches,
 //! `WINOGRAD_BENCH_THREADS=1,2` (default) the pool sizes,
 //! `WINOGRAD_BENCH_REFERENCE=0` skips the (slow) scalar reference,
-//! `WINOGRAD_BENCH_F2=0` the F(2×2) runs (`winograd-f2x2-*`; the default
-//! packing is F(4×4): `winograd-*`).
+//! `WINOGRAD_BENCH_F2=0` the runs of the tile that `winograd::tile_for` does
+//! not pick for the layer (`winograd-f4x4-*` / `winograd-f2x2-*`: both tiles
+//! are measured by default; F(4×4) is the default for 56×56×64 and 28×28×128,
+//! F(2×2) for 14×14×256 and 7×7×512).
 //! im2col + sgemm is single-threaded (matrixmultiply without its threading
 //! feature), so it runs at 1 thread only.
 
@@ -103,8 +105,9 @@ fn bench(c: &mut Criterion) {
             let w = rand_vec(s.weights_len(), 2, -lim, lim);
             let bias = rand_vec(ch, 3, -0.1, 0.1);
             let ep = Epilogue::bias_relu(&bias, true);
-            let mut packed = vec![0.0; winograd::packed_len(ch, ch)];
-            winograd::pack(ch, ch, &w, &mut packed);
+            let mut packed = vec![0.0; winograd::packed_len_for(WinogradTile::F4x4, ch, ch)];
+            winograd::pack_for(WinogradTile::F4x4, ch, ch, &w, &mut packed);
+            let default_tile = winograd::tile_for(ch, ch);
             let mut packed2 = vec![0.0; winograd::packed_len_for(WinogradTile::F2x2, ch, ch)];
             winograd::pack_for(WinogradTile::F2x2, ch, ch, &w, &mut packed2);
             let mut y = vec![0.0; s.output_len()];
@@ -118,12 +121,13 @@ fn bench(c: &mut Criterion) {
                 let pool = ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 for isa in Isa::supported() {
                     for (tile, pk) in [(WinogradTile::F4x4, &packed), (WinogradTile::F2x2, &packed2)] {
-                        if tile == WinogradTile::F2x2 && (isa == Isa::Scalar || !with_f2) {
+                        // Scalar: the default tile only; the other tile only if asked.
+                        if tile != default_tile && (isa == Isa::Scalar || !with_f2) {
                             continue;
                         }
                         let mut scratch = vec![0.0; winograd::scratch_len_for(tile, &s, threads)];
                         let name = match tile {
-                            WinogradTile::F4x4 => format!("winograd-{isa}"),
+                            WinogradTile::F4x4 => format!("winograd-f4x4-{isa}"),
                             WinogradTile::F2x2 => format!("winograd-f2x2-{isa}"),
                         };
                         g.bench_function(BenchmarkId::new(name, threads), |b| {
