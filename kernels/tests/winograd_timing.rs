@@ -89,3 +89,28 @@ fn winograd_on_cpu_gflops() {
         }
     }
 }
+
+/// Prints `scratch_len` (floats and MiB) and the plan for ResNet50's shapes.
+#[test]
+#[ignore]
+fn winograd_scratch_sizes() {
+    for batch in [1usize, 8] {
+        for (hw, c) in [(56usize, 64usize), (28, 128), (14, 256), (7, 512)] {
+            for threads in [1usize, 2, 16] {
+                let s = ConvShape::square(batch, hw, hw, c, c, 3, 1, 1);
+                let n = winograd::scratch_len(&s, threads);
+                let p = Plan::new(&s, threads);
+                println!(
+                    "b{batch} {hw}x{hw} {c}->{c} threads {threads}: {n} floats ({:.2} MiB), {:?} blocks {} x tb {} x cs {} cbp {} slots {}",
+                    n as f64 * 4.0 / 1048576.0,
+                    p.tile,
+                    p.blocks,
+                    p.tb,
+                    p.cs,
+                    p.cbp,
+                    p.slots
+                );
+            }
+        }
+    }
+}
