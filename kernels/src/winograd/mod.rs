@@ -1,10 +1,12 @@
 //! 3×3 stride-1 convolution by Winograd's minimal filtering, NHWC.
 //!
 //! # Algorithm
-//! F(4×4, 3×3) (6×6 input tiles, 36 transform positions, 2.25 → 0.5625
-//! multiplications per output and tap: 4× fewer than direct) with points
-//! {0, ±1, 2, −1/2, ∞}, or F(2×2, 3×3) (4×4 tiles, 16 positions), see
-//! [`transforms`] for the matrices and the accuracy argument.
+//! F(4×4, 3×3) (6×6 input tiles, 36 transform positions: 4× fewer
+//! multiplications than direct) with points {0, ±1, 2, −1/2, ∞}, or
+//! F(2×2, 3×3) (4×4 tiles, 16 positions: 2.25× fewer), see [`transforms`]
+//! for the matrices and the accuracy argument, and [`tile_for`] for which
+//! layer gets which (F(4×4) for 56×56×64 and 28×28×128, F(2×2) for
+//! 14×14×256 and 7×7×512 in ResNet50).
 //!
 //! Per block of `tb` tiles (one worker, no other memory than its part of
 //! `scratch`):
@@ -21,8 +23,8 @@
 //! whole-tensor pass goes through memory. Blocking ([`Plan`]): when a
 //! worker's transformed weights are small (≤ 4 MiB: 56×56×64, 28×28×128),
 //! `tb` is chosen so that `V` + `M` of a block fit ~320 KiB (12 tiles for
-//! those two shapes); when they are big (14×14×256: 9.4 MB, 7×7×512: 38 MB
-//! for F(4×4)), blocks of up to 48 tiles so that `U` streams from memory
+//! those two shapes); when they are big (F(2×2) 14×14×256: 4.2 MB, 7×7×512: 17 MB;
+//! F(4×4): 9.4 MB, 38 MB), blocks of up to 48 tiles so that `U` streams from memory
 //! once per 48 tiles (deep layers are weight-bandwidth bound at batch 1).
 //!
 //! # Per-ISA surface
@@ -129,16 +131,28 @@ impl WinogradTile {
     }
 }
 
-/// The tile [`pack`] uses for a `cin → cout` layer: F(4×4) for every shape.
+/// `cin · cout` from which [`tile_for`] picks F(2×2): ResNet50's 14×14×256
+/// and 7×7×512 layers (stages 4 and 5).
+pub const F2X2_MIN_CIN_COUT: usize = 256 * 256;
+
+/// The tile [`pack`] uses for a `cin → cout` layer: F(4×4) below
+/// [`F2X2_MIN_CIN_COUT`], F(2×2) from there on.
 ///
-/// Its error (≤ 5e-6 of max|y| on ResNet50's layers, 2× the f32 direct
-/// convolution's) is far inside the network budget (1e-3 over 16 layers).
-/// F(2×2) stays available through [`pack_for`]: it moves 2.25× fewer weight
-/// bytes, which wins on the deep layers (14×14×256, 7×7×512) at batch 1 on a
-/// memory-bound machine, but F(4×4) wins those at batch 8 and everything
-/// else at any batch; the packed layout cannot know the batch, so F(4×4).
-pub fn tile_for(_cin: usize, _cout: usize) -> WinogradTile {
-    WinogradTile::F4x4
+/// Both are accurate enough (F(4×4) ≤ 5e-6 of max|y| on ResNet50's layers,
+/// 2× the f32 direct convolution's error; F(2×2) ≤ 1e-6), so the choice is
+/// speed and size. On the deep layers the transformed weights dominate the
+/// memory traffic (F(4×4): 9.4 MB for 256→256, 38 MB for 512→512; F(2×2):
+/// 2.25× less), and the few tiles reuse them little: F(2×2) measured
+/// 1.5–2.2× faster there at batch 1 (F(4×4) 15–30% faster at batch 8), and
+/// keeps the packed weights of stages 4–5 at 75 MB instead of 170 MB. On the
+/// shallow layers F(4×4) wins at every batch. The packed layout records its
+/// tile, so [`pack_for`] can override this choice per layer.
+pub fn tile_for(cin: usize, cout: usize) -> WinogradTile {
+    if cin.saturating_mul(cout) >= F2X2_MIN_CIN_COUT {
+        WinogradTile::F2x2
+    } else {
+        WinogradTile::F4x4
+    }
 }
 
 /// Floats of packed weights for `cin → cout` with the tile of [`tile_for`].
