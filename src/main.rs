@@ -1,10 +1,12 @@
-//! The `resnet50` command line: summary, infer, convert, bench.
+//! The `resnet50` command line: summary, infer, classify, preprocess, convert, bench.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
+use rayon::prelude::*;
+use resnet50::preprocess::{Interp, Preprocessing};
 use resnet50::{ClassifierActivation, Config, Isa, Model, Pooling, ResNet50, Variant, WeightsSource};
 
 #[derive(Parser)]
@@ -35,6 +37,53 @@ enum Command {
         output: PathBuf,
         #[command(flatten)]
         model: ModelFlags,
+    },
+    /// Classify images: decode, preprocess as the variant's framework does, run the model, print the top classes.
+    ///
+    /// Every IMAGE is a file (any supported format, detected from the content) or a directory, whose image
+    /// files (by extension: jpg, jpeg, png, gif, bmp, webp, ppm/pgm/pnm, tga, ico; not recursive) are
+    /// classified in name order. Images are run in batches of --batch (default 8). Files that cannot be
+    /// decoded are reported on stderr and skipped; a summary follows and the exit code is non-zero if
+    /// any failed. Without --weights the model has seeded random weights and the labels are meaningless.
+    ///
+    /// Examples:
+    ///   resnet50 classify --weights resnet50_weights_tf_dim_ordering_tf_kernels.h5 cat.jpg
+    ///   resnet50 classify --weights resnet50-11ad3fa6.pth --variant v1.5 photos/ --top 3 --json
+    #[command(verbatim_doc_comment)]
+    Classify {
+        /// Image files or directories of images.
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<PathBuf>,
+        /// Classes printed per image (highest score first).
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// Print one JSON object per image on stdout (JSON Lines): {"image", "predictions": [{"index",
+        /// "wnid", "name", "score"}]} or {"image", "error"}.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        pre: PreFlags,
+        #[command(flatten)]
+        model: ModelFlags,
+    },
+    /// Write the NHWC f32 tensor [1, H, W, 3] that `classify` would feed the model for IMAGE.
+    ///
+    /// The .npy can be given to `resnet50 infer --input`, or compared with Python:
+    /// keras: preprocess_input(img_to_array(load_img(IMAGE, target_size=(H, W))))[None];
+    /// torch: ResNet50_Weights.IMAGENET1K_V1.transforms()(Image.open(IMAGE).convert("RGB")).permute(1, 2, 0)[None].
+    ///
+    /// Examples:
+    ///   resnet50 preprocess cat.jpg --output x.npy
+    ///   resnet50 preprocess cat.jpg --output x.npy --preprocess torch --size 224x224
+    #[command(verbatim_doc_comment)]
+    Preprocess {
+        /// The image file.
+        image: PathBuf,
+        /// Where to write the tensor (.npy, little-endian f32, shape [1, H, W, 3]).
+        #[arg(long)]
+        output: PathBuf,
+        #[command(flatten)]
+        pre: PreFlags,
     },
     /// Convert a weights file into the native memory-mapped format.
     ///
@@ -92,7 +141,7 @@ struct ModelFlags {
     /// Input size HxW (default 224x224, or taken from the input tensor).
     #[arg(long)]
     input_size: Option<String>,
-    /// Images per run (default 1, or taken from the input tensor).
+    /// Images per run (default 1, or taken from the input tensor; classify: 8).
     #[arg(long)]
     batch: Option<usize>,
     /// Threads inside each kernel.
@@ -104,6 +153,77 @@ struct ModelFlags {
     /// Use the scalar reference kernels (slow; the oracle).
     #[arg(long)]
     reference: bool,
+}
+
+/// How images become tensors (`classify`, `preprocess`).
+#[derive(Args, Clone)]
+struct PreFlags {
+    /// keras (load_img + caffe preprocess_input: BGR, mean-subtracted), torch (torchvision IMAGENET1K_V1:
+    /// resize shorter side 256 bilinear, center crop, /255, ImageNet mean/std) or torch-v2 (IMAGENET1K_V2:
+    /// resize 232). Default: keras for --variant v1, torch for v1.5 (`preprocess`: keras).
+    #[arg(long, value_name = "keras|torch|torch-v2")]
+    preprocess: Option<String>,
+    /// Tensor size HxW: keras' target_size, torch's center crop. Default 224x224 (or --input-size).
+    #[arg(long, value_name = "HxW")]
+    size: Option<String>,
+    /// torch only: length of the shorter side after resizing (default 256, 232 for torch-v2).
+    #[arg(long, value_name = "N")]
+    resize: Option<usize>,
+    /// keras only: load_img's interpolation, nearest (Keras' default) or bilinear (PIL's, antialiased).
+    #[arg(long, value_name = "nearest|bilinear")]
+    interpolation: Option<String>,
+}
+
+impl PreFlags {
+    fn preprocessing(&self, default_kind: &str, model_size: Option<&str>) -> CliResult<Preprocessing> {
+        let (height, width) = match (self.size.as_deref(), model_size) {
+            (Some(s), Some(m)) if parse_hw(s)? != parse_hw(m)? => {
+                return Err(format!("--size {s} does not match --input-size {m}"));
+            }
+            (Some(s), _) | (None, Some(s)) => parse_hw(s)?,
+            (None, None) => (224, 224),
+        };
+        let kind = self.preprocess.as_deref().unwrap_or(default_kind).trim().to_ascii_lowercase();
+        let interp: Interp = match &self.interpolation {
+            Some(i) => i.parse().map_err(|e: resnet50::Error| format!("--interpolation: {e}"))?,
+            None => Interp::Nearest,
+        };
+        let p = match kind.as_str() {
+            "keras" | "caffe" => {
+                if self.resize.is_some() {
+                    return Err(
+                        "--resize applies to --preprocess torch, not keras (which resizes straight to --size)".into()
+                    );
+                }
+                Preprocessing::Keras { height, width, interp }
+            }
+            "torch" | "torchvision" | "torch-v1" | "torch-v2" => {
+                if self.interpolation.is_some() {
+                    return Err("--interpolation applies to --preprocess keras; torch always resizes bilinearly".into());
+                }
+                let resize = self.resize.unwrap_or(if kind == "torch-v2" { 232 } else { 256 });
+                Preprocessing::Torch { resize, height, width }
+            }
+            other => return Err(format!("--preprocess {other:?}: expected keras, torch or torch-v2")),
+        };
+        p.validate().map_err(|e| e.to_string())?;
+        Ok(p)
+    }
+}
+
+fn describe(p: &Preprocessing) -> String {
+    match *p {
+        Preprocessing::Keras { height, width, interp } => format!(
+            "keras: load_img(target_size=({height}, {width}), interpolation={}) + preprocess_input (caffe: BGR, minus ImageNet means)",
+            match interp {
+                Interp::Nearest => "nearest",
+                Interp::Bilinear => "bilinear",
+            }
+        ),
+        Preprocessing::Torch { resize, height, width } => format!(
+            "torch: Resize({resize}, bilinear, antialias) + CenterCrop(({height}, {width})) + ToTensor + Normalize(ImageNet mean/std)"
+        ),
+    }
 }
 
 type CliResult<T> = Result<T, String>;
@@ -191,10 +311,201 @@ fn run(cli: Cli) -> CliResult<()> {
             resnet50::npy::write_f32(&output, m.output_shape(), y).map_err(|e| e.to_string())?;
             eprintln!("wrote {} {:?}", output.display(), m.output_shape());
         }
+        Command::Classify { images, top, json, pre, model } => classify(&images, top, json, &pre, &model)?,
+        Command::Preprocess { image, output, pre } => {
+            let p = pre.preprocessing("keras", None)?;
+            let x = p.load(&image).map_err(|e| e.to_string())?;
+            let (h, w) = p.output_hw();
+            resnet50::npy::write_f32(&output, &[1, h, w, 3], &x).map_err(|e| e.to_string())?;
+            eprintln!("{}", describe(&p));
+            eprintln!("wrote {} [1, {h}, {w}, 3]", output.display());
+        }
         Command::Convert { .. } => {
             return Err("convert: weight-file loading is not implemented yet".into());
         }
         Command::Bench { iters, warmup, json, model } => bench(&model, iters, warmup, json)?,
+    }
+    Ok(())
+}
+
+/// The image files named by the arguments: files as given, directories expanded
+/// to their image files (by extension, sorted by name). Unreadable directories
+/// are failures.
+fn collect_images(args: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let (mut files, mut failed) = (Vec::new(), Vec::new());
+    for a in args {
+        if a.is_dir() {
+            match std::fs::read_dir(a) {
+                Ok(rd) => {
+                    let mut v: Vec<PathBuf> = rd
+                        .filter_map(|e| e.ok().map(|e| e.path()))
+                        .filter(|p| p.is_file() && resnet50::preprocess::has_image_extension(p))
+                        .collect();
+                    if v.is_empty() {
+                        failed.push((a.clone(), format!("{}: directory holds no image files", a.display())));
+                    }
+                    v.sort();
+                    files.extend(v);
+                }
+                Err(e) => failed.push((a.clone(), format!("{}: {e}", a.display()))),
+            }
+        } else {
+            files.push(a.clone());
+        }
+    }
+    (files, failed)
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+fn classify(args: &[PathBuf], top: usize, json: bool, pre: &PreFlags, flags: &ModelFlags) -> CliResult<()> {
+    if flags.no_top {
+        return Err("classify needs the classifier: drop --no-top".into());
+    }
+    let mut config = flags.config(None)?;
+    let default_kind = if config.variant == Variant::V1 { "keras" } else { "torch" };
+    let p = pre.preprocessing(default_kind, flags.input_size.as_deref())?;
+    let (h, w) = p.output_hw();
+    let batch = flags.batch.unwrap_or(8);
+    if batch == 0 {
+        return Err("--batch must be at least 1".into());
+    }
+    let (files, mut failed) = collect_images(args);
+    let random = matches!(config.weights, WeightsSource::Random { .. });
+    if random {
+        eprintln!(
+            "WARNING: no --weights given: the model has seeded random weights (seed {}); the class labels below are MEANINGLESS.",
+            flags.seed
+        );
+    }
+    eprintln!("preprocessing: {}", describe(&p));
+    (config.batch, config.height, config.width) = (batch.min(files.len().max(1)), h, w);
+    let model = ResNet50::from_config(config).build().map_err(|e| e.to_string())?;
+    let classes = model.config().classes;
+    let named = classes == resnet50::imagenet::NUM_CLASSES;
+    let mut session = model.session().map_err(|e| e.to_string())?;
+
+    let pb =
+        indicatif::ProgressBar::with_draw_target(Some(files.len() as u64), indicatif::ProgressDrawTarget::stderr());
+    if files.len() > 1 {
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+    } else {
+        pb.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let report_failure = |path: &Path, msg: &str| {
+        pb.suspend(|| {
+            eprintln!("error: {msg}");
+            if json {
+                println!("{{\"image\":{},\"error\":{}}}", json_str(&path.display().to_string()), json_str(msg));
+            }
+        });
+    };
+    for (path, msg) in &failed {
+        report_failure(path, msg);
+    }
+    let started = Instant::now();
+    let mut done = 0usize;
+    let mut partial: Option<Model> = None;
+    for chunk in files.chunks(batch) {
+        // Decode and preprocess in parallel; keep the successes.
+        let loaded: Vec<(usize, Result<Vec<f32>, String>)> =
+            chunk.par_iter().enumerate().map(|(i, f)| (i, p.load(f).map_err(|e| e.to_string()))).collect();
+        let mut ok_paths = Vec::new();
+        let mut input = Vec::with_capacity(chunk.len() * p.output_len());
+        for (i, r) in loaded {
+            match r {
+                Ok(x) => {
+                    input.extend_from_slice(&x);
+                    ok_paths.push(&chunk[i]);
+                }
+                Err(msg) => {
+                    report_failure(&chunk[i], &msg);
+                    failed.push((chunk[i].clone(), msg));
+                }
+            }
+        }
+        pb.inc(chunk.len() as u64);
+        if ok_paths.is_empty() {
+            continue;
+        }
+        let scores: Vec<f32> = if ok_paths.len() == model.config().batch {
+            session.predict(&input).map_err(|e| e.to_string())?.to_vec()
+        } else {
+            // A short batch: a model sharing the weights with the batch size it needs.
+            if partial.as_ref().is_none_or(|m| m.config().batch != ok_paths.len()) {
+                partial = Some(model.reshape(ok_paths.len(), h, w).map_err(|e| e.to_string())?);
+            }
+            partial.as_ref().expect("set above").predict(&input).map_err(|e| e.to_string())?
+        };
+        for (path, row) in ok_paths.iter().zip(scores.chunks_exact(classes)) {
+            let name = path.display().to_string();
+            let out = if named {
+                let preds = resnet50::imagenet::decode_predictions(row, classes, top).map_err(|e| e.to_string())?;
+                let preds = &preds[0];
+                if json {
+                    let items: Vec<String> = preds
+                        .iter()
+                        .map(|q| {
+                            format!(
+                                "{{\"index\":{},\"wnid\":{},\"name\":{},\"score\":{}}}",
+                                q.index,
+                                json_str(q.wnid),
+                                json_str(q.name),
+                                serde_json::Value::from(f64::from(q.score))
+                            )
+                        })
+                        .collect();
+                    format!(
+                        "{{\"image\":{}{},\"predictions\":[{}]}}",
+                        json_str(&name),
+                        if random { ",\"random_weights\":true" } else { "" },
+                        items.join(",")
+                    )
+                } else {
+                    let mut s =
+                        format!("{name}{}\n", if random { "  (random weights: labels meaningless)" } else { "" });
+                    for (k, q) in preds.iter().enumerate() {
+                        s += &format!("  {}. {:<28} {}  {:>10.6}  [{}]\n", k + 1, q.name, q.wnid, q.score, q.index);
+                    }
+                    s.trim_end().to_string()
+                }
+            } else {
+                let preds = resnet50::imagenet::top_k(row, top);
+                if json {
+                    let items: Vec<String> = preds
+                        .iter()
+                        .map(|(i, sc)| {
+                            format!("{{\"index\":{i},\"score\":{}}}", serde_json::Value::from(f64::from(*sc)))
+                        })
+                        .collect();
+                    format!("{{\"image\":{},\"predictions\":[{}]}}", json_str(&name), items.join(","))
+                } else {
+                    let mut s = format!("{name}\n");
+                    for (k, (i, sc)) in preds.iter().enumerate() {
+                        s += &format!("  {}. class {i:<6} {sc:>10.6}\n", k + 1);
+                    }
+                    s.trim_end().to_string()
+                }
+            };
+            pb.suspend(|| println!("{out}"));
+            done += 1;
+        }
+    }
+    pb.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "classified {done} image(s) in {secs:.2} s ({:.1} images/s), {} failed",
+        done as f64 / secs.max(1e-9),
+        failed.len()
+    );
+    if !failed.is_empty() {
+        let names: Vec<String> = failed.iter().map(|(p, _)| p.display().to_string()).collect();
+        return Err(format!("{} input(s) could not be classified: {}", failed.len(), names.join(", ")));
     }
     Ok(())
 }
