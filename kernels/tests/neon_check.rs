@@ -214,6 +214,9 @@ fn conv_cases() -> Vec<Case> {
         (1, 1, P0, 256, 64, 1, 3, 9),
         (1, 1, P0, 100, 36, 1, 13, 11),
         (1, 1, P0, 520, 24, 1, 2, 3),
+        // More rows than one MC block, more columns than one NC slice.
+        (1, 1, P0, 24, 40, 1, 17, 19),
+        (1, 1, P0, 16, 1040, 1, 2, 3),
         // 1×1, stride 2 (v1 downsampling).
         (1, 2, P0, 13, 18, 1, 7, 7),
         (1, 2, P0, 64, 128, 2, 8, 6),
@@ -229,6 +232,8 @@ fn conv_cases() -> Vec<Case> {
         (3, 1, P1, 64, 64, 1, 6, 6),
         (3, 1, P1, 32, 48, 1, 8, 8),
         (3, 1, P1, 21, 35, 2, 3, 10),
+        // cin·cout ≥ 256·256: the F(2×2) tile (stages 4–5 of ResNet50).
+        (3, 1, P1, 256, 257, 1, 5, 6),
         // 3×3, stride 2 (v1.5 downsampling) and the 3×3 no-pad corner.
         (3, 2, P1, 8, 16, 1, 7, 7),
         (3, 2, P1, 17, 9, 2, 6, 5),
