@@ -12,7 +12,10 @@
 //! Algorithms:
 //! - [`ConvAlgo::Direct`]: the scalar reference on HWIO weights (any shape);
 //! - [`ConvAlgo::Gemm1x1`]: 1×1 convolution (any stride) as a packed GEMM, see [`crate::gemm`];
-//! - [`ConvAlgo::Winograd3x3`]: 3×3 stride-1 convolution via Winograd, see [`crate::winograd`].
+//! - [`ConvAlgo::Winograd3x3`]: 3×3 stride-1 convolution via Winograd, see [`crate::winograd`];
+//! - [`ConvAlgo::ImplicitGemm`]: any other convolution (7×7/2 stem, 3×3/2, any
+//!   kernel, stride and padding) as implicit GEMM, im2col rows gathered on the
+//!   fly, see [`crate::gemm::conv_implicit`].
 
 use crate::buffer::round_up_floats;
 use crate::isa::Isa;
@@ -28,6 +31,9 @@ pub enum ConvAlgo {
     Gemm1x1,
     /// 3×3, stride 1, padding 1: Winograd.
     Winograd3x3,
+    /// Any kernel size, stride and padding: implicit GEMM over the HWIO weights
+    /// seen as a `[kh·kw·cin × cout]` matrix.
+    ImplicitGemm,
 }
 
 impl ConvAlgo {
@@ -37,6 +43,7 @@ impl ConvAlgo {
             ConvAlgo::Direct => 1,
             ConvAlgo::Gemm1x1 => 2,
             ConvAlgo::Winograd3x3 => 3,
+            ConvAlgo::ImplicitGemm => 4,
         }
     }
 
@@ -46,6 +53,7 @@ impl ConvAlgo {
             1 => Some(ConvAlgo::Direct),
             2 => Some(ConvAlgo::Gemm1x1),
             3 => Some(ConvAlgo::Winograd3x3),
+            4 => Some(ConvAlgo::ImplicitGemm),
             _ => None,
         }
     }
@@ -56,6 +64,7 @@ impl ConvAlgo {
             ConvAlgo::Direct => "direct",
             ConvAlgo::Gemm1x1 => "gemm1x1",
             ConvAlgo::Winograd3x3 => "winograd3x3",
+            ConvAlgo::ImplicitGemm => "implicit_gemm",
         }
     }
 }
@@ -101,22 +110,21 @@ impl ConvParams {
     /// Whether `algo` can compute this convolution.
     pub fn supports(&self, algo: ConvAlgo) -> bool {
         match algo {
-            ConvAlgo::Direct => true,
+            ConvAlgo::Direct | ConvAlgo::ImplicitGemm => true,
             ConvAlgo::Gemm1x1 => self.kh == 1 && self.kw == 1 && self.pad == [0; 4],
-            ConvAlgo::Winograd3x3 => {
-                self.kh == 3 && self.kw == 3 && self.stride == 1 && self.pad == [1; 4]
-            }
+            ConvAlgo::Winograd3x3 => self.kh == 3 && self.kw == 3 && self.stride == 1 && self.pad == [1; 4],
         }
     }
 
-    /// The fastest algorithm that supports this convolution.
+    /// The fastest algorithm that supports this convolution (never
+    /// [`ConvAlgo::Direct`], the reference).
     pub fn best_algo(&self) -> ConvAlgo {
         if self.supports(ConvAlgo::Gemm1x1) {
             ConvAlgo::Gemm1x1
         } else if self.supports(ConvAlgo::Winograd3x3) {
             ConvAlgo::Winograd3x3
         } else {
-            ConvAlgo::Direct
+            ConvAlgo::ImplicitGemm
         }
     }
 }
@@ -149,6 +157,7 @@ impl ConvKernel {
                 ConvAlgo::Direct => round_up_floats(p.kh * p.kw * p.cin * p.cout),
                 ConvAlgo::Gemm1x1 => gemm::packed_b_len(p.cin, p.cout),
                 ConvAlgo::Winograd3x3 => winograd::packed_len(p.cin, p.cout),
+                ConvAlgo::ImplicitGemm => gemm::packed_b_len(p.kh * p.kw * p.cin, p.cout),
             }
     }
 
@@ -159,11 +168,7 @@ impl ConvKernel {
     /// If a length does not match.
     pub fn pack(&self, weights_hwio: &[f32], bias: &[f32], out: &mut [f32]) {
         let p = &self.params;
-        assert_eq!(
-            weights_hwio.len(),
-            p.kh * p.kw * p.cin * p.cout,
-            "pack: weights length"
-        );
+        assert_eq!(weights_hwio.len(), p.kh * p.kw * p.cin * p.cout, "pack: weights length");
         assert_eq!(bias.len(), p.cout, "pack: bias length");
         assert_eq!(out.len(), self.packed_len(), "pack: output length");
         out.iter_mut().for_each(|v| *v = 0.0);
@@ -174,6 +179,8 @@ impl ConvKernel {
             // A 1×1 HWIO kernel is already the row-major [cin × cout] matrix B.
             ConvAlgo::Gemm1x1 => gemm::pack_b(p.cin, p.cout, weights_hwio, w),
             ConvAlgo::Winograd3x3 => winograd::pack(p.cin, p.cout, weights_hwio, w),
+            // HWIO is already the row-major [kh·kw·cin × cout] matrix B.
+            ConvAlgo::ImplicitGemm => gemm::pack_b(p.kh * p.kw * p.cin, p.cout, weights_hwio, w),
         }
     }
 
@@ -184,6 +191,7 @@ impl ConvKernel {
             ConvAlgo::Direct => 0,
             ConvAlgo::Gemm1x1 => gemm::conv1x1_scratch_len(&shape, threads),
             ConvAlgo::Winograd3x3 => winograd::scratch_len(&shape, threads),
+            ConvAlgo::ImplicitGemm => gemm::implicit_scratch_len(&shape, threads),
         }
     }
 
@@ -209,34 +217,16 @@ impl ConvKernel {
         threads: usize,
     ) {
         let p = &self.params;
-        assert_eq!(
-            *shape,
-            p.shape(shape.batch, shape.in_h, shape.in_w),
-            "run: shape does not match the kernel"
-        );
-        assert_eq!(
-            packed.len(),
-            self.packed_len(),
-            "run: packed weights length"
-        );
-        assert!(
-            isa.is_supported(),
-            "run: ISA {isa} not supported by this CPU"
-        );
+        assert_eq!(*shape, p.shape(shape.batch, shape.in_h, shape.in_w), "run: shape does not match the kernel");
+        assert_eq!(packed.len(), self.packed_len(), "run: packed weights length");
+        assert!(isa.is_supported(), "run: ISA {isa} not supported by this CPU");
         let (bias, w) = packed.split_at(self.bias_len());
-        let ep = Epilogue {
-            bias: Some(&bias[..p.cout]),
-            residual,
-            relu,
-        };
+        let ep = Epilogue { bias: Some(&bias[..p.cout]), residual, relu };
         match self.algo {
-            ConvAlgo::Direct => {
-                reference::conv2d(shape, input, &w[..shape.weights_len()], &ep, output)
-            }
+            ConvAlgo::Direct => reference::conv2d(shape, input, &w[..shape.weights_len()], &ep, output),
             ConvAlgo::Gemm1x1 => gemm::conv1x1(isa, shape, input, w, &ep, output, scratch, threads),
-            ConvAlgo::Winograd3x3 => {
-                winograd::conv3x3(isa, shape, input, w, &ep, output, scratch, threads)
-            }
+            ConvAlgo::Winograd3x3 => winograd::conv3x3(isa, shape, input, w, &ep, output, scratch, threads),
+            ConvAlgo::ImplicitGemm => gemm::conv_implicit(isa, shape, input, w, &ep, output, scratch, threads),
         }
     }
 }

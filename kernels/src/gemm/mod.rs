@@ -1,38 +1,243 @@
-//! 1×1 convolution as GEMM: `C[pixels × cout] = A[pixels × cin] · B[cin × cout]`.
+//! Convolution as packed GEMM: `C[pixels × cout] = A[pixels × K] · B[K × cout]`,
+//! with the epilogue `y = relu?(acc + bias[c] + residual[i])` fused into the
+//! microkernel's store.
 //!
-//! STUB (to be replaced by the packed, register-blocked implementation): B is
-//! stored row-major `[cin × cout]` and computed by the scalar reference.
+//! - [`conv1x1`]: 1×1 convolution, any stride, no padding; `K = cin` and a row
+//!   of A is an input pixel's channel vector, read in place (stride 2 included:
+//!   no gather pass).
+//! - [`conv_implicit`]: any other convolution (the 7×7/2 stem, 3×3/2, any
+//!   kernel, stride and padding) as implicit GEMM: `K = kh·kw·cin` in HWIO
+//!   order; im2col rows are gathered on the fly, one `MC × KC` block at a time,
+//!   into the caller's scratch, with zeros for the padding.
+//!
+//! Both take B packed once by [`pack_b`] (ISA-neutral 16-column panels, see
+//! [`pack`]) and run the BLIS-style loop nest of [`loops`] over one
+//! register-blocked microkernel per ISA:
+//!
+//! | ISA | file | tile (MR×NR) | KC | MC |
+//! |-----|------|--------------|----|----|
+//! | scalar | `scalar.rs` | 4×16 | 256 | 128 |
+//! | AVX2+FMA | `avx2.rs` | 6×16 | 256 | 144 |
+//! | AVX-512F | `avx512.rs` | 8×32 (8×16 for an odd last panel) | 192 | 192 |
+//! | NEON | (scalar for now) | | | |
+//!
+//! Work is split into `threads` tasks (a grid over rows and column tiles, chosen
+//! from the shape and `threads` only), each with its own slice of scratch; the
+//! K reduction is never split, so the result is bit-identical for a given ISA
+//! whatever the thread count and scheduling. Nothing is allocated.
+
+pub(crate) mod loops;
+pub mod pack;
+pub mod peak;
+mod scalar;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+pub use pack::{pack_b, packed_b_len, PANEL};
 
 use crate::isa::Isa;
-use crate::reference;
 use crate::shape::{ConvShape, Epilogue};
+use loops::{ASource, Blocking, Problem};
 
-/// Floats of packed B for a `k × n` matrix.
-pub fn packed_b_len(k: usize, n: usize) -> usize {
-    crate::buffer::round_up_floats(k * n)
+/// The blocking of every microkernel compiled in (scratch must suit any ISA).
+fn blockings() -> impl Iterator<Item = Blocking> {
+    let all = [
+        Some(Blocking::of::<scalar::Scalar>()),
+        #[cfg(target_arch = "x86_64")]
+        Some(Blocking::of::<avx2::Avx2>()),
+        #[cfg(target_arch = "x86_64")]
+        Some(Blocking::of::<avx512::Avx512>()),
+    ];
+    all.into_iter().flatten()
 }
 
-/// Packs row-major `b` (`k × n`) into `out` (`packed_b_len(k, n)` floats).
-pub fn pack_b(k: usize, n: usize, b: &[f32], out: &mut [f32]) {
-    out[..k * n].copy_from_slice(&b[..k * n]);
+fn gemm_dims(shape: &ConvShape) -> (usize, usize, usize) {
+    (shape.batch * shape.out_h() * shape.out_w(), shape.kh * shape.kw * shape.in_c, shape.out_c)
 }
 
-/// Scratch floats [`conv1x1`] needs.
-pub fn conv1x1_scratch_len(_shape: &ConvShape, _threads: usize) -> usize {
-    0
+fn scratch_for(shape: &ConvShape, threads: usize, im2col: bool) -> usize {
+    if !shape.is_valid() {
+        return 0;
+    }
+    let (m, k, n) = gemm_dims(shape);
+    blockings().map(|bl| loops::scratch_len(bl, m, k, n, threads, im2col)).max().unwrap_or(0)
+}
+
+/// Scratch floats [`conv1x1`] needs: none, A is read in place.
+pub fn conv1x1_scratch_len(shape: &ConvShape, threads: usize) -> usize {
+    scratch_for(shape, threads, false)
+}
+
+/// Scratch floats [`conv_implicit`] needs for `threads` tasks (one im2col
+/// block per task), for any ISA.
+pub fn implicit_scratch_len(shape: &ConvShape, threads: usize) -> usize {
+    scratch_for(shape, threads, true)
+}
+
+/// Validates the arguments shared by both convolutions.
+#[allow(clippy::too_many_arguments)]
+fn check(
+    what: &str,
+    isa: Isa,
+    shape: &ConvShape,
+    input: &[f32],
+    packed: &[f32],
+    ep: &Epilogue,
+    output: &[f32],
+    scratch: &[f32],
+    need_scratch: usize,
+) {
+    assert!(shape.is_valid(), "{what}: invalid convolution shape {shape:?}");
+    assert!(isa.is_supported(), "{what}: ISA {isa} not supported by this CPU");
+    let (_, k, n) = gemm_dims(shape);
+    assert_eq!(input.len(), shape.input_len(), "{what}: input length");
+    assert_eq!(output.len(), shape.output_len(), "{what}: output length");
+    assert!(
+        packed.len() >= packed_b_len(k, n),
+        "{what}: packed weights hold {} floats, need packed_b_len({k}, {n}) = {}",
+        packed.len(),
+        packed_b_len(k, n)
+    );
+    if let Some(b) = ep.bias {
+        assert_eq!(b.len(), n, "{what}: bias length");
+    }
+    if let Some(r) = ep.residual {
+        assert_eq!(r.len(), output.len(), "{what}: residual length");
+    }
+    assert!(scratch.len() >= need_scratch, "{what}: scratch holds {} floats, need {need_scratch}", scratch.len());
+}
+
+/// Runs `p` on the microkernel of `isa` (already checked to be supported).
+fn dispatch(isa: Isa, p: &Problem, output: &mut [f32], scratch: &mut [f32], threads: usize) {
+    // SAFETY (all arms): `check` validated every length against the shape and
+    // the scratch against `scratch_len` (the maximum over all kernels), and
+    // `isa.is_supported()` for the SIMD kernels.
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { loops::run::<avx2::Avx2>(p, output, scratch, threads) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { loops::run::<avx512::Avx512>(p, output, scratch, threads) },
+        // NEON: scalar until `neon.rs` lands.
+        _ => unsafe { loops::run::<scalar::Scalar>(p, output, scratch, threads) },
+    }
 }
 
 /// 1×1 convolution (any stride, no padding) with a fused epilogue.
+///
+/// `input` NHWC (`shape.input_len()`), `packed` from [`pack_b`]`(cin, cout, ..)`
+/// (at least `packed_b_len(cin, cout)` floats), `output` NHWC; `scratch` at
+/// least [`conv1x1_scratch_len`] floats. Runs `threads` tasks on the current
+/// rayon pool.
+///
+/// # Panics
+/// If the shape is not a valid unpadded 1×1 convolution, a length does not
+/// match, or `isa` is not supported by this CPU.
 #[allow(clippy::too_many_arguments)]
 pub fn conv1x1(
-    _isa: Isa,
+    isa: Isa,
     shape: &ConvShape,
     input: &[f32],
     packed: &[f32],
     ep: &Epilogue,
     output: &mut [f32],
-    _scratch: &mut [f32],
-    _threads: usize,
+    scratch: &mut [f32],
+    threads: usize,
 ) {
-    reference::conv2d(shape, input, &packed[..shape.weights_len()], ep, output);
+    assert!(
+        shape.kh == 1
+            && shape.kw == 1
+            && shape.pad_top == 0
+            && shape.pad_left == 0
+            && shape.pad_bottom == 0
+            && shape.pad_right == 0,
+        "conv1x1: needs a 1×1 kernel without padding, got {shape:?}"
+    );
+    let need = conv1x1_scratch_len(shape, threads);
+    check("conv1x1", isa, shape, input, packed, ep, output, scratch, need);
+    let (m, k, n) = gemm_dims(shape);
+    let p = Problem { m, k, n, a: ASource::Pixels(shape, input), b: packed, ep };
+    dispatch(isa, &p, output, scratch, threads);
+}
+
+/// Any convolution (kernel size, stride, padding) as implicit GEMM with a
+/// fused epilogue: `K = kh·kw·cin`, weights packed by [`pack_b`] from the HWIO
+/// tensor seen as the row-major `[kh·kw·cin × cout]` matrix.
+///
+/// `scratch` at least [`implicit_scratch_len`] floats; otherwise as [`conv1x1`].
+///
+/// # Panics
+/// If the shape is invalid, a length does not match, or `isa` is not
+/// supported by this CPU.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_implicit(
+    isa: Isa,
+    shape: &ConvShape,
+    input: &[f32],
+    packed: &[f32],
+    ep: &Epilogue,
+    output: &mut [f32],
+    scratch: &mut [f32],
+    threads: usize,
+) {
+    let need = implicit_scratch_len(shape, threads);
+    check("conv_implicit", isa, shape, input, packed, ep, output, scratch, need);
+    let (m, k, n) = gemm_dims(shape);
+    let p = Problem { m, k, n, a: ASource::Im2col(shape, input), b: packed, ep };
+    dispatch(isa, &p, output, scratch, threads);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reference;
+
+    fn lcg(seed: &mut u64) -> f32 {
+        *seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    }
+
+    /// Every supported ISA against the reference on a few fixed shapes
+    /// (the property tests in `tests/gemm_props.rs` cover random ones).
+    #[test]
+    fn fixed_shapes_match_reference() {
+        let shapes = [
+            ConvShape::square(1, 7, 7, 64, 48, 1, 1, 0),
+            ConvShape::square(2, 9, 9, 20, 37, 1, 2, 0),
+            ConvShape::square(1, 3, 3, 600, 40, 1, 1, 0),
+            ConvShape::square(1, 15, 15, 3, 24, 7, 2, 3),
+            ConvShape::square(2, 8, 7, 12, 33, 3, 2, 1),
+        ];
+        let mut seed = 1u64;
+        for s in shapes {
+            let input: Vec<f32> = (0..s.input_len()).map(|_| lcg(&mut seed)).collect();
+            let w: Vec<f32> = (0..s.weights_len()).map(|_| lcg(&mut seed)).collect();
+            let bias: Vec<f32> = (0..s.out_c).map(|_| lcg(&mut seed)).collect();
+            let res: Vec<f32> = (0..s.output_len()).map(|_| lcg(&mut seed)).collect();
+            let ep = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true };
+            let mut want = vec![0.0; s.output_len()];
+            reference::conv2d(&s, &input, &w, &ep, &mut want);
+            let k = s.kh * s.kw * s.in_c;
+            let mut packed = vec![0.0; packed_b_len(k, s.out_c)];
+            pack_b(k, s.out_c, &w, &mut packed);
+            for isa in Isa::supported() {
+                for threads in [1, 2, 3] {
+                    let mut got = vec![f32::NAN; s.output_len()];
+                    let one = s.kh == 1 && s.kw == 1 && s.pad_top == 0;
+                    if one {
+                        let mut scratch = vec![0.0; conv1x1_scratch_len(&s, threads)];
+                        conv1x1(isa, &s, &input, &packed, &ep, &mut got, &mut scratch, threads);
+                    } else {
+                        let mut scratch = vec![0.0; implicit_scratch_len(&s, threads)];
+                        conv_implicit(isa, &s, &input, &packed, &ep, &mut got, &mut scratch, threads);
+                    }
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert!((g - w).abs() <= 1e-4 * (1.0 + w.abs()), "{isa} t{threads} {s:?} [{i}]: {g} vs {w}");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,152 @@
+//! AVX2+FMA microkernel: 6×16.
+//!
+//! Twelve ymm accumulators (6 rows × 2 vectors of 8), two B vectors and one
+//! broadcast = 15 of the 16 ymm registers. Per `k`: 2 loads of B, 6 broadcasts
+//! of A, 12 FMAs; with two FMA pipes of latency 4 (Haswell..Zen 4) at least 8
+//! independent accumulators are needed, and 12 (or 10 for a 5-row strip) keep
+//! both pipes busy while loads stay well under the 2–3 per cycle the core
+//! sustains. A is read through 6 row pointers (each row contiguous over K), so
+//! a 1×1 convolution's input is used in place, strided or not.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use super::loops::{Microkernel, Tile};
+
+/// AVX2+FMA 6×16 microkernel.
+pub(crate) struct Avx2;
+
+impl Microkernel for Avx2 {
+    const MR: usize = 6;
+    const NR: usize = 16;
+    const KC: usize = 256;
+    const MC: usize = 144;
+    const NC: usize = 1024;
+
+    unsafe fn tile(t: &Tile) {
+        // SAFETY: forwarded contract of `Microkernel::tile` (the CPU has
+        // AVX2+FMA; mr checked here).
+        unsafe {
+            match t.mr {
+                6 => kernel::<6>(t),
+                5 => kernel::<5>(t),
+                4 => kernel::<4>(t),
+                3 => kernel::<3>(t),
+                2 => kernel::<2>(t),
+                1 => kernel::<1>(t),
+                _ => unreachable!("avx2 microkernel: mr {} out of 1..=6", t.mr),
+            }
+        }
+    }
+}
+
+/// Lane masks for the first `nr` of 16 columns (all-ones lanes are active).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn masks(nr: usize) -> (__m256i, __m256i) {
+    let n = _mm256_set1_epi32(nr as i32);
+    let lo = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let hi = _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15);
+    (_mm256_cmpgt_epi32(n, lo), _mm256_cmpgt_epi32(n, hi))
+}
+
+/// Loads 16 floats at `p`, or the first `nr` (zero elsewhere, nothing read past) when partial.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn load16(p: *const f32, full: bool, m: (__m256i, __m256i)) -> (__m256, __m256) {
+    // SAFETY: the caller guarantees `p` is valid for 16 floats when `full`, for
+    // the masked lanes otherwise (masked-off lanes are not accessed).
+    unsafe {
+        if full {
+            (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+        } else {
+            (_mm256_maskload_ps(p, m.0), _mm256_maskload_ps(p.add(8), m.1))
+        }
+    }
+}
+
+/// # Safety
+/// As [`Microkernel::tile`], with `t.mr == MR` and AVX2+FMA available.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kernel<const MR: usize>(t: &Tile) {
+    let full = t.nr == 16;
+    let m = masks(t.nr);
+    let mut c0 = [_mm256_setzero_ps(); MR];
+    let mut c1 = [_mm256_setzero_ps(); MR];
+    if t.accumulate {
+        for r in 0..MR {
+            // SAFETY: C row r holds nr valid floats at c + r·ldc.
+            (c0[r], c1[r]) = unsafe { load16(t.c.add(r * t.ldc), full, m) };
+        }
+    }
+    let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r]);
+    let b = t.b;
+    // One k step: 2 B loads, MR broadcasts, 2·MR FMAs.
+    macro_rules! step {
+        ($k:expr) => {{
+            let k = $k;
+            // SAFETY: k < kc: the B micro-panel holds kc rows of 16 floats; A row r holds kc floats.
+            unsafe {
+                let b0 = _mm256_loadu_ps(b.add(16 * k));
+                let b1 = _mm256_loadu_ps(b.add(16 * k + 8));
+                for r in 0..MR {
+                    let av = _mm256_broadcast_ss(&*a[r].add(k));
+                    c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+                    c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+                }
+            }
+        }};
+    }
+    if t.pf.is_null() {
+        for k in 0..t.kc {
+            step!(k);
+        }
+    } else {
+        let pf = t.pf as *const i8;
+        for k in 0..t.kc {
+            // A hint only: never faults (and `pf` spans kc lines anyway).
+            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(64 * k));
+            step!(k);
+        }
+    }
+    if t.last {
+        let bias = if t.bias.is_null() {
+            None
+        } else {
+            // SAFETY: the bias has nr valid floats at t.bias.
+            Some(unsafe { load16(t.bias, full, m) })
+        };
+        let zero = _mm256_setzero_ps();
+        for r in 0..MR {
+            let (mut v0, mut v1) = (c0[r], c1[r]);
+            if let Some((b0, b1)) = bias {
+                v0 = _mm256_add_ps(v0, b0);
+                v1 = _mm256_add_ps(v1, b1);
+            }
+            if !t.res.is_null() {
+                // SAFETY: residual row r holds nr valid floats at res + r·ldc.
+                let (r0, r1) = unsafe { load16(t.res.add(r * t.ldc), full, m) };
+                v0 = _mm256_add_ps(v0, r0);
+                v1 = _mm256_add_ps(v1, r1);
+            }
+            if t.relu {
+                v0 = _mm256_max_ps(v0, zero);
+                v1 = _mm256_max_ps(v1, zero);
+            }
+            (c0[r], c1[r]) = (v0, v1);
+        }
+    }
+    for r in 0..MR {
+        // SAFETY: this task owns C row r, nr columns at c + r·ldc.
+        unsafe {
+            let p = t.c.add(r * t.ldc);
+            if full {
+                _mm256_storeu_ps(p, c0[r]);
+                _mm256_storeu_ps(p.add(8), c1[r]);
+            } else {
+                _mm256_maskstore_ps(p, m.0, c0[r]);
+                _mm256_maskstore_ps(p.add(8), m.1, c1[r]);
+            }
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The blocked loop nest (BLIS naming), task split and threading.
+//!
+//! ```text
+//! task (rows × cols of C, chosen from the shape and `threads` only)
+//! └ jc: NC columns of C                     B slice kc×NC in L2/L3
+//!   └ pc: kc reduction values (K blocks)    C tiles accumulate across pc
+//!     └ ic: MC rows                         A block MC×kc: L2 (im2col: packed here)
+//!       └ jr: NR columns (one B micro-panel, kc×NR, stays in L1)
+//!         └ ir: ≤MR rows (A strip, streamed from L2) → microkernel
+//! ```
+//!
+//! Rows of an `ic` block are split into strips of balanced height (`49` rows
+//! with `MR = 6` → four strips of 6 and five of 5, never a strip of 1), so small
+//! M wastes no FMA lanes; each microkernel is instantiated for every height
+//! `1..=MR`. The K reduction is never split across tasks and its order depends
+//! on `K` only, so results are bit-identical for a given ISA whatever the
+//! thread count or the scheduling.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::pack::{im2col_block, pixel_rows, PANEL};
+use crate::buffer::round_up_floats;
+use crate::shape::{ConvShape, Epilogue};
+
+/// Most rows any microkernel handles (the array size of [`Tile::a`]).
+pub(crate) const MAX_MR: usize = 8;
+/// Largest `MC` of any microkernel (size of the on-stack row-offset table).
+pub(crate) const MAX_MC: usize = 256;
+
+/// One microkernel call: `C[mr × nr] (+)= A[mr × kc] · B[kc × nr]`, then the
+/// epilogue if `last`.
+///
+/// Row `r < mr` of A is `kc` contiguous floats at `a[r]`; B is the packed
+/// 16-column panel at `b` (row `kk` at `b + 16·kk`), the next panel (columns
+/// 16..32, AVX-512 only, only when `nr > 16`) at `b + b_next`. C row `r` is at
+/// `c + r·ldc`, `nr` valid columns; B columns past `nr` are zero padding and
+/// are computed but never stored.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tile {
+    /// Row pointers of A (first `mr` valid).
+    pub a: [*const f32; MAX_MR],
+    /// Reduction length.
+    pub kc: usize,
+    /// Packed B micro-panel at row `k0`.
+    pub b: *const f32,
+    /// Floats from one 16-column panel to the next.
+    pub b_next: usize,
+    /// Top-left of the C tile.
+    pub c: *mut f32,
+    /// Row stride of C and of the residual.
+    pub ldc: usize,
+    /// Valid rows, `1..=MR`.
+    pub mr: usize,
+    /// Valid columns, `1..=NR`.
+    pub nr: usize,
+    /// Start from the values in C (a K block after the first) instead of zero.
+    pub accumulate: bool,
+    /// Apply bias / residual / ReLU in the store (the last K block).
+    pub last: bool,
+    /// Bias at column 0 of the tile, or null (only read when `last`).
+    pub bias: *const f32,
+    /// Residual at the tile's top-left (row stride `ldc`), or null (only read when `last`).
+    pub res: *const f32,
+    /// ReLU in the store (only when `last`).
+    pub relu: bool,
+    /// B micro-panel to prefetch into L1 while computing, one 64-byte line
+    /// per `k` step (`kc` lines, `kc × 16` floats; a second panel at
+    /// `pf + b_next` for 32-column kernels); null for none. Only a hint: any
+    /// address is harmless, but the loop nest passes valid ones.
+    pub pf: *const f32,
+}
+
+/// A register-blocked microkernel and its cache blocking.
+pub(crate) trait Microkernel {
+    /// Rows per register tile (strips are `1..=MR` rows).
+    const MR: usize;
+    /// Columns per register tile: a multiple of [`PANEL`].
+    const NR: usize;
+    /// Target reduction block (B micro-panel `KC × NR` in L1).
+    const KC: usize;
+    /// Rows per A block (`MC × KC` in L2); a multiple of `MR`, at most [`MAX_MC`].
+    const MC: usize;
+    /// Columns per B slice; a multiple of `NR`.
+    const NC: usize;
+
+    /// Computes one tile.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's ISA; every pointer in `t` is valid for the
+    /// reads and writes described on [`Tile`]; `1 <= t.mr <= MR`, `1 <= t.nr <= NR`.
+    unsafe fn tile(t: &Tile);
+}
+
+/// Blocking parameters of one kernel, as plain values (for scratch sizing).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Blocking {
+    pub nr: usize,
+    pub kc: usize,
+    pub mc: usize,
+}
+
+impl Blocking {
+    pub(crate) fn of<U: Microkernel>() -> Self {
+        Blocking { nr: U::NR, kc: U::KC, mc: U::MC }
+    }
+}
+
+/// K blocking: `(blocks, kc)`. One block up to 1.5·`kc_max` (the stem's 147,
+/// 256, 384 stay whole); otherwise equal blocks of at most `kc_max`.
+pub(crate) fn k_blocks(k: usize, kc_max: usize) -> (usize, usize) {
+    if k <= kc_max + kc_max / 2 {
+        (1, k)
+    } else {
+        let nk = k.div_ceil(kc_max);
+        (nk, k.div_ceil(nk))
+    }
+}
+
+/// Splits `threads` into `tm × tn` tasks (rows × column tiles), minimising
+/// the largest task's `rows·cols` (compute) plus a traffic term `4·(rows +
+/// cols)` (its A and B reads); ties go to splitting rows.
+pub(crate) fn split(m: usize, n: usize, nr: usize, threads: usize) -> (usize, usize) {
+    let t = threads.max(1);
+    let tiles = n.div_ceil(nr);
+    let mut best = (t, 1, usize::MAX);
+    for tm in (1..=t).rev().filter(|tm| t.is_multiple_of(*tm)) {
+        let tn = t / tm;
+        let rows = m.div_ceil(tm);
+        let cols = tiles.div_ceil(tn) * nr;
+        let cost = rows * cols + 4 * (rows + cols);
+        if cost < best.2 {
+            best = (tm, tn, cost);
+        }
+    }
+    (best.0, best.1)
+}
+
+/// Scratch floats one task needs (im2col only): an `MC × kc` block, rounded to
+/// whole cache lines so every task's slice starts 64-byte aligned.
+pub(crate) fn task_scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threads: usize, im2col: bool) -> usize {
+    if !im2col {
+        return 0;
+    }
+    let (tm, _) = split(m, n, bl.nr, threads);
+    let (_, kc) = k_blocks(k, bl.kc);
+    round_up_floats(bl.mc.min(m.div_ceil(tm)) * kc)
+}
+
+/// Total scratch floats for `threads` tasks.
+pub(crate) fn scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threads: usize, im2col: bool) -> usize {
+    task_scratch_len(bl, m, k, n, threads, im2col) * threads.max(1)
+}
+
+/// Where the rows of A come from.
+#[derive(Clone, Copy)]
+pub(crate) enum ASource<'a> {
+    /// 1×1 convolution (no padding, any stride): row `m` is the input pixel's channel vector.
+    Pixels(&'a ConvShape, &'a [f32]),
+    /// Any convolution: im2col rows gathered into scratch per `ic` block.
+    Im2col(&'a ConvShape, &'a [f32]),
+}
+
+/// A GEMM `C[m × n] = epilogue(A[m × k] · B[k × n])` with packed B.
+pub(crate) struct Problem<'a> {
+    pub m: usize,
+    pub k: usize,
+    pub n: usize,
+    pub a: ASource<'a>,
+    pub b: &'a [f32],
+    pub ep: &'a Epilogue<'a>,
+}
+
+/// A raw pointer that may cross threads; tasks write disjoint tiles through it.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: the pointer is only dereferenced by tasks that own disjoint regions
+// of the buffer it points into (see `run`), for as long as `run` borrows it.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above; shared references to SendPtr only copy the address.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// Runs `p` on microkernel `U` as `threads` tasks (rayon when > 1).
+///
+/// # Safety
+/// `U`'s ISA is supported by this CPU. The caller has checked every length:
+/// `out.len() == m·n`, `p.b` holds the packed `k × n` matrix, the epilogue's
+/// bias has `n` floats and its residual `m·n`, the A source's input matches its
+/// shape with `m` output pixels, and `scratch` has at least
+/// `scratch_len(Blocking::of::<U>(), m, k, n, threads, im2col)` floats.
+pub(crate) unsafe fn run<U: Microkernel>(p: &Problem, out: &mut [f32], scratch: &mut [f32], threads: usize) {
+    let threads = threads.max(1);
+    let (tm, tn) = split(p.m, p.n, U::NR, threads);
+    let im2col = matches!(p.a, ASource::Im2col(..));
+    let per = task_scratch_len(Blocking::of::<U>(), p.m, p.k, p.n, threads, im2col);
+    debug_assert!(scratch.len() >= per * tm * tn);
+    let tiles = p.n.div_ceil(U::NR);
+    let c = SendPtr(out.as_mut_ptr());
+    let s = SendPtr(scratch.as_mut_ptr());
+    let body = |t: usize| {
+        let (ti, tj) = (t / tn, t % tn);
+        let rows = p.m * ti / tm..p.m * (ti + 1) / tm;
+        let cols = (tiles * tj / tn) * U::NR..((tiles * (tj + 1) / tn) * U::NR).min(p.n);
+        if rows.is_empty() || cols.is_empty() {
+            return;
+        }
+        // SAFETY: task t alone uses scratch[t·per .. (t+1)·per], inside
+        // `scratch` (checked by the caller); tasks write only their own
+        // rows × cols of C, and (ti, tj) ↦ (rows, cols) is a partition.
+        unsafe {
+            let scr = std::slice::from_raw_parts_mut(s.get().add(t * per), per);
+            task::<U>(p, rows, cols, c.get(), scr);
+        }
+    };
+    if tm * tn == 1 {
+        body(0);
+    } else {
+        (0..tm * tn).into_par_iter().for_each(body);
+    }
+}
+
+/// One task: rows × cols of C, through the whole K reduction.
+///
+/// # Safety
+/// As [`run`]; `c` points at C (`m × n`), the task owns `rows × cols` of it.
+unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usize>, c: *mut f32, scratch: &mut [f32]) {
+    debug_assert!(U::MC <= MAX_MC && U::MC % U::MR == 0 && U::NC % U::NR == 0 && U::MR <= MAX_MR);
+    let mut offs = [0usize; MAX_MC];
+    let (nk, kcb) = k_blocks(p.k, U::KC);
+    let bias = p.ep.bias.map_or(std::ptr::null(), |b| b.as_ptr());
+    let res = p.ep.residual.map_or(std::ptr::null(), |r| r.as_ptr());
+    // ic blocks: balanced, a multiple of MR rows each (but the last).
+    let len = rows.len();
+    let mc = len.div_ceil(len.div_ceil(U::MC)).next_multiple_of(U::MR).min(U::MC);
+
+    let mut jc = cols.start;
+    while jc < cols.end {
+        let jc_end = (jc + U::NC).min(cols.end);
+        for kb in 0..nk {
+            let k0 = kb * kcb;
+            let kc = kcb.min(p.k - k0);
+            let last = kb + 1 == nk;
+            let mut ic = rows.start;
+            while ic < rows.end {
+                let mcur = mc.min(rows.end - ic);
+                // "Pack" A: row pointers for this MC × kc block.
+                let abase: *const f32 = match p.a {
+                    ASource::Pixels(shape, input) => {
+                        pixel_rows(shape, ic, &mut offs[..mcur]);
+                        // SAFETY: offsets + k0 + kc stay inside `input` (row
+                        // offsets are pixel starts, k0 + kc <= cin).
+                        unsafe { input.as_ptr().add(k0) }
+                    }
+                    ASource::Im2col(shape, input) => {
+                        im2col_block(shape, input, ic, mcur, k0, kc, scratch);
+                        for (i, o) in offs[..mcur].iter_mut().enumerate() {
+                            *o = i * kc;
+                        }
+                        scratch.as_ptr()
+                    }
+                };
+                // ir: balanced strips of at most MR rows.
+                let strips = mcur.div_ceil(U::MR);
+                let (base, extra) = (mcur / strips, mcur % strips);
+                // B micro-panel of column tile jr (k0 rows in), or null past jc_end.
+                let panel = |jr: usize| -> *const f32 {
+                    if jr < jc_end {
+                        // SAFETY: panel jr/16 exists (jr < n) and has k rows, k0 < k.
+                        unsafe { p.b.as_ptr().add((jr / PANEL) * p.k * PANEL + k0 * PANEL) }
+                    } else {
+                        std::ptr::null()
+                    }
+                };
+                let tile_at = |i: usize, mr: usize, jr: usize, pf: *const f32| {
+                    let nr = U::NR.min(p.n - jr);
+                    let m = ic + i;
+                    let mut a = [std::ptr::null(); MAX_MR];
+                    for (r, ar) in a.iter_mut().enumerate().take(mr) {
+                        // SAFETY: offs[i + r] is a row of the A block (i + r < mcur).
+                        *ar = unsafe { abase.add(offs[i + r]) };
+                    }
+                    Tile {
+                        a,
+                        kc,
+                        b: panel(jr),
+                        b_next: p.k * PANEL,
+                        // SAFETY: row m < m, column jr < n: inside C.
+                        c: unsafe { c.add(m * p.n + jr) },
+                        ldc: p.n,
+                        mr,
+                        nr,
+                        accumulate: kb > 0,
+                        last,
+                        // SAFETY: jr < n = bias length; (m, jr) inside the residual (m·n floats).
+                        bias: if last && !bias.is_null() { unsafe { bias.add(jr) } } else { std::ptr::null() },
+                        res: if last && !res.is_null() { unsafe { res.add(m * p.n + jr) } } else { std::ptr::null() },
+                        relu: last && p.ep.relu,
+                        pf,
+                    }
+                };
+                let mut jr = jc;
+                while jr < jc_end {
+                    let mut i = 0;
+                    for s in 0..strips {
+                        let mr = base + usize::from(s < extra);
+                        // The first strip pulls the next column tile's B into L1.
+                        let pf = if s == 0 { panel(jr + U::NR) } else { std::ptr::null() };
+                        // SAFETY: the caller guarantees U's ISA; every pointer in the
+                        // tile is inside its buffer for mr rows × kc / nr columns, and
+                        // this task owns the C tile.
+                        unsafe { U::tile(&tile_at(i, mr, jr, pf)) };
+                        i += mr;
+                    }
+                    jr += U::NR;
+                }
+                ic += mcur;
+            }
+        }
+        jc = jc_end;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn k_blocking() {
+        assert_eq!(k_blocks(147, 256), (1, 147));
+        assert_eq!(k_blocks(384, 256), (1, 384));
+        assert_eq!(k_blocks(512, 256), (2, 256));
+        assert_eq!(k_blocks(2048, 256), (8, 256));
+        assert_eq!(k_blocks(4608, 256), (18, 256));
+        assert_eq!(k_blocks(1000, 256), (4, 250));
+    }
+
+    #[test]
+    fn splits() {
+        assert_eq!(split(3136, 64, 16, 2), (2, 1));
+        assert_eq!(split(49, 512, 16, 2), (1, 2));
+        assert_eq!(split(49, 2048, 16, 4), (1, 4));
+        assert_eq!(split(784, 128, 16, 4), (4, 1));
+        assert_eq!(split(5, 5, 16, 3), (3, 1));
+        assert_eq!(split(5, 5, 16, 1), (1, 1));
+    }
+}

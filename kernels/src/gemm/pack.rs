@@ -1,0 +1,237 @@
+//! Packing: B once at prepare time (ISA-neutral 16-column panels), A at run time.
+//!
+//! # Packed B
+//! ```text
+//! panel p (p = 0 .. ceil(n/16)), at offset p·k·16:
+//!     [k][16]   row kk holds B[kk][16p .. 16p+16], zero past column n
+//! ```
+//! Every panel starts at a multiple of 16 floats (64 bytes), so one packed
+//! buffer (heap or memory-mapped file) serves every ISA: AVX2 and scalar use
+//! one panel per tile, AVX-512 reads two adjacent panels (32 columns), NEON can
+//! read one panel as four `float32x4_t`. K-blocking needs no repacking: the
+//! rows `k0 .. k0+kc` of a panel start at `p·k·16 + k0·16`.
+//!
+//! # A
+//! The microkernels read A through `MR` row pointers, each row contiguous over
+//! the `kc` reduction values of its pixel. For a 1×1 convolution a row *is* the
+//! input pixel's channel vector, wherever it sits (stride 1 or 2): the "packing"
+//! is just computing the row offsets ([`pixel_rows`]), no copy and no gather pass.
+//! For the implicit-GEMM convolution the im2col rows are gathered on the fly, one
+//! `MC × kc` block at a time, into the task's scratch ([`im2col_block`]), with
+//! zeros for the padding.
+
+use crate::buffer::round_up_floats;
+use crate::shape::ConvShape;
+
+/// Columns per packed B panel (ISA-neutral).
+pub const PANEL: usize = 16;
+
+/// Floats of packed B for a `k × n` matrix (a whole number of 64-byte lines).
+pub fn packed_b_len(k: usize, n: usize) -> usize {
+    round_up_floats(n.div_ceil(PANEL) * PANEL * k)
+}
+
+/// Packs row-major `b` (`k × n`) into `out` (`packed_b_len(k, n)` floats):
+/// 16-column panels, K-major inside a panel, zero-padded past column `n`.
+///
+/// # Panics
+/// If `b.len() != k * n` or `out.len() != packed_b_len(k, n)`.
+pub fn pack_b(k: usize, n: usize, b: &[f32], out: &mut [f32]) {
+    assert_eq!(b.len(), k * n, "pack_b: b must hold k*n = {}*{} floats", k, n);
+    assert_eq!(out.len(), packed_b_len(k, n), "pack_b: out must hold packed_b_len(k, n) floats");
+    out.iter_mut().for_each(|v| *v = 0.0);
+    for p in 0..n.div_ceil(PANEL) {
+        let c0 = p * PANEL;
+        let w = PANEL.min(n - c0);
+        let panel = &mut out[p * k * PANEL..(p + 1) * k * PANEL];
+        for (kk, dst) in panel.chunks_exact_mut(PANEL).enumerate() {
+            dst[..w].copy_from_slice(&b[kk * n + c0..kk * n + c0 + w]);
+        }
+    }
+}
+
+/// Offsets into the input of the channel vectors of output pixels `m0 .. m0 +
+/// rows.len()` of a 1×1 convolution (any stride, no padding): row `m` is pixel
+/// `(img, oy·sh, ox·sw)`. Incremental: one division per block, not per row.
+pub(crate) fn pixel_rows(s: &ConvShape, m0: usize, rows: &mut [usize]) {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    if s.stride_h == 1 && s.stride_w == 1 {
+        // Output pixel m is input pixel m.
+        for (i, r) in rows.iter_mut().enumerate() {
+            *r = (m0 + i) * s.in_c;
+        }
+        return;
+    }
+    let mut img = m0 / (oh * ow);
+    let mut oy = (m0 / ow) % oh;
+    let mut ox = m0 % ow;
+    for r in rows.iter_mut() {
+        *r = ((img * s.in_h + oy * s.stride_h) * s.in_w + ox * s.stride_w) * s.in_c;
+        ox += 1;
+        if ox == ow {
+            ox = 0;
+            oy += 1;
+            if oy == oh {
+                oy = 0;
+                img += 1;
+            }
+        }
+    }
+}
+
+/// Gathers the im2col rows of output pixels `m0 .. m0 + rows`, reduction
+/// indices `k0 .. k0 + kc` (`k = (ky·kw + kx)·cin + ci`, the HWIO row order),
+/// into `dst` (row-major, `rows × kc`), zero where the window hits padding.
+///
+/// Within one kernel row `ky`, consecutive `kx` of a pixel are consecutive
+/// input pixels, so each kernel row of a pixel is at most three runs: zeros
+/// (left padding), one contiguous copy of the in-bounds `kx`, zeros (right
+/// padding). No division per run: the valid span is `[kx_lo·cin, kx_hi·cin)`
+/// in the row's reduction index.
+pub(crate) fn im2col_block(
+    s: &ConvShape,
+    input: &[f32],
+    m0: usize,
+    rows: usize,
+    k0: usize,
+    kc: usize,
+    dst: &mut [f32],
+) {
+    debug_assert!(dst.len() >= rows * kc);
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let cin = s.in_c;
+    let row_k = s.kw * cin; // reduction values per kernel row
+    let (ky0, rem0) = (k0 / row_k, k0 % row_k);
+    let mut img = m0 / (oh * ow);
+    let mut oy = (m0 / ow) % oh;
+    let mut ox = m0 % ow;
+    for d in dst[..rows * kc].chunks_exact_mut(kc) {
+        let y0 = (oy * s.stride_h) as isize - s.pad_top as isize;
+        let x0 = (ox * s.stride_w) as isize - s.pad_left as isize;
+        // Valid kx range for this pixel: 0 <= x0 + kx < in_w, as reduction offsets.
+        let lo = (-x0).clamp(0, s.kw as isize) as usize * cin;
+        let hi = (s.in_w as isize - x0).clamp(0, s.kw as isize) as usize * cin;
+        // Input offset of (img, y = 0, x = x0, ci = 0), may be "negative".
+        let base = (img * s.in_h * s.in_w) as isize * cin as isize + x0 * cin as isize;
+        let (mut ky, mut rem) = (ky0, rem0);
+        let mut out = 0;
+        while out < kc {
+            let y = y0 + ky as isize;
+            let row_end = (out + row_k - rem).min(kc);
+            if y < 0 || y >= s.in_h as isize {
+                d[out..row_end].iter_mut().for_each(|v| *v = 0.0);
+            } else {
+                // [rem, lo): zeros; [lo, hi): copy; [hi, row_k): zeros — clipped to this row's part.
+                let z0 = (out + lo.saturating_sub(rem)).min(row_end);
+                let c1 = (out + hi.saturating_sub(rem)).min(row_end).max(z0);
+                d[out..z0].iter_mut().for_each(|v| *v = 0.0);
+                if c1 > z0 {
+                    let src = (base + y * (s.in_w * cin) as isize) as usize + rem + (z0 - out);
+                    copy_run(&mut d[z0..c1], &input[src..src + (c1 - z0)]);
+                }
+                d[c1..row_end].iter_mut().for_each(|v| *v = 0.0);
+            }
+            out = row_end;
+            ky += 1;
+            rem = 0;
+        }
+        ox += 1;
+        if ox == ow {
+            ox = 0;
+            oy += 1;
+            if oy == oh {
+                oy = 0;
+                img += 1;
+            }
+        }
+    }
+}
+
+/// Copies a short run (typically 3..=2048 floats) without a libc call for the
+/// short ones: the stem's runs are 21 floats.
+#[inline(always)]
+fn copy_run(dst: &mut [f32], src: &[f32]) {
+    if dst.len() >= 64 {
+        dst.copy_from_slice(src);
+        return;
+    }
+    let mut d = dst.chunks_exact_mut(4);
+    let mut s = src.chunks_exact(4);
+    for (d4, s4) in (&mut d).zip(&mut s) {
+        let v: [f32; 4] = [s4[0], s4[1], s4[2], s4[3]];
+        d4.copy_from_slice(&v);
+    }
+    for (a, b) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *a = *b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_b_layout() {
+        let (k, n) = (3, 20);
+        let b: Vec<f32> = (0..k * n).map(|i| i as f32).collect();
+        let mut out = vec![f32::NAN; packed_b_len(k, n)];
+        pack_b(k, n, &b, &mut out);
+        assert_eq!(out.len() % 16, 0);
+        for p in 0..2 {
+            for kk in 0..k {
+                for j in 0..16 {
+                    let col = p * 16 + j;
+                    let want = if col < n { b[kk * n + col] } else { 0.0 };
+                    assert_eq!(out[p * k * 16 + kk * 16 + j], want);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn im2col_matches_definition() {
+        let s = ConvShape { pad_bottom: 0, pad_right: 2, ..ConvShape::square(2, 5, 4, 3, 1, 3, 2, 1) };
+        let input: Vec<f32> = (0..s.input_len()).map(|i| 1.0 + i as f32).collect();
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let m = s.batch * oh * ow;
+        let kt = s.kh * s.kw * s.in_c;
+        for (k0, kc) in [(0, kt), (2, 7), (5, kt - 5)] {
+            let mut dst = vec![f32::NAN; m * kc];
+            im2col_block(&s, &input, 0, m, k0, kc, &mut dst);
+            // And a block starting mid-way.
+            let mut dst2 = vec![f32::NAN; (m - 3) * kc];
+            im2col_block(&s, &input, 3, m - 3, k0, kc, &mut dst2);
+            for mm in 0..m {
+                let (img, oy, ox) = (mm / (oh * ow), (mm / ow) % oh, mm % ow);
+                for kk in k0..k0 + kc {
+                    let (ky, kx, ci) = (kk / (s.kw * s.in_c), (kk / s.in_c) % s.kw, kk % s.in_c);
+                    let y = (oy * s.stride_h + ky) as isize - s.pad_top as isize;
+                    let x = (ox * s.stride_w + kx) as isize - s.pad_left as isize;
+                    let want = if y < 0 || x < 0 || y >= s.in_h as isize || x >= s.in_w as isize {
+                        0.0
+                    } else {
+                        input[((img * s.in_h + y as usize) * s.in_w + x as usize) * s.in_c + ci]
+                    };
+                    assert_eq!(dst[mm * kc + kk - k0], want, "m {mm} k {kk}");
+                    if mm >= 3 {
+                        assert_eq!(dst2[(mm - 3) * kc + kk - k0], want);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pixel_rows_strided() {
+        let s = ConvShape::square(2, 5, 5, 4, 8, 1, 2, 0);
+        let (oh, ow) = (s.out_h(), s.out_w());
+        let m = s.batch * oh * ow;
+        let mut rows = vec![0; m - 2];
+        pixel_rows(&s, 2, &mut rows);
+        for (i, &r) in rows.iter().enumerate() {
+            let mm = i + 2;
+            let (img, oy, ox) = (mm / (oh * ow), (mm / ow) % oh, mm % ow);
+            assert_eq!(r, ((img * 5 + 2 * oy) * 5 + 2 * ox) * 4);
+        }
+    }
+}
