@@ -60,91 +60,264 @@ impl Microkernel for Avx512 {
     }
 }
 
+/// The 16-lane operations the kernel body needs: AVX-512F intrinsics in
+/// [`Zmm`], and a scalar model of the same instructions in tests, so that the
+/// very same body (loop structure, masks, pointer arithmetic) is checked on
+/// CPUs without AVX-512.
+pub(crate) trait Lanes16: Copy {
+    /// All lanes zero.
+    unsafe fn zero() -> Self;
+    /// All lanes `x`.
+    unsafe fn splat(x: f32) -> Self;
+    /// 16 floats at `p`.
+    unsafe fn load(p: *const f32) -> Self;
+    /// Lanes set in `m` from `p`, others zero; masked-off lanes are not read (`vmovups{z}`).
+    unsafe fn load_masked(m: u16, p: *const f32) -> Self;
+    /// Lanes set in `m` to `p`; others not written.
+    unsafe fn store_masked(p: *mut f32, m: u16, v: Self);
+    /// `a·b + c`, fused.
+    unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self;
+    /// `a + b`.
+    unsafe fn add(a: Self, b: Self) -> Self;
+    /// `vmaxps(a, 0)`: `a` if `a > 0`, else `0` (NaN → 0).
+    unsafe fn relu(a: Self) -> Self;
+    /// Prefetch hint for the line at `p` (any address).
+    unsafe fn prefetch(p: *const i8);
+}
+
+/// A zmm register.
+#[derive(Clone, Copy)]
+pub(crate) struct Zmm(__m512);
+
+// Each method: AVX-512F is enabled in the only caller (`kernel`), and the
+// pointer contracts are the trait's, upheld by the kernel body.
+impl Lanes16 for Zmm {
+    #[inline(always)]
+    unsafe fn zero() -> Self {
+        // SAFETY: see the impl comment.
+        Zmm(unsafe { _mm512_setzero_ps() })
+    }
+    #[inline(always)]
+    unsafe fn splat(x: f32) -> Self {
+        // SAFETY: see the impl comment.
+        Zmm(unsafe { _mm512_set1_ps(x) })
+    }
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: see the impl comment.
+        Zmm(unsafe { _mm512_loadu_ps(p) })
+    }
+    #[inline(always)]
+    unsafe fn load_masked(m: u16, p: *const f32) -> Self {
+        // SAFETY: see the impl comment (masked lanes are fault-suppressed).
+        Zmm(unsafe { _mm512_maskz_loadu_ps(m, p) })
+    }
+    #[inline(always)]
+    unsafe fn store_masked(p: *mut f32, m: u16, v: Self) {
+        // SAFETY: see the impl comment (masked lanes are fault-suppressed).
+        unsafe { _mm512_mask_storeu_ps(p, m, v.0) }
+    }
+    #[inline(always)]
+    unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self {
+        // SAFETY: see the impl comment.
+        Zmm(unsafe { _mm512_fmadd_ps(a.0, b.0, c.0) })
+    }
+    #[inline(always)]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        // SAFETY: see the impl comment.
+        Zmm(unsafe { _mm512_add_ps(a.0, b.0) })
+    }
+    #[inline(always)]
+    unsafe fn relu(a: Self) -> Self {
+        // SAFETY: see the impl comment.
+        Zmm(unsafe { _mm512_max_ps(a.0, _mm512_setzero_ps()) })
+    }
+    #[inline(always)]
+    unsafe fn prefetch(p: *const i8) {
+        // SAFETY: a hint; never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p) }
+    }
+}
+
 /// # Safety
 /// As [`Microkernel::tile`], with `t.mr == MR`, `NV == 2` exactly when
 /// `t.nr > 16`, and AVX-512F available.
 #[target_feature(enable = "avx512f")]
 unsafe fn kernel<const MR: usize, const NV: usize>(t: &Tile) {
+    // SAFETY: forwarded; AVX-512F is enabled here, so Zmm's intrinsics inline.
+    unsafe { body::<Zmm, MR, NV>(t) }
+}
+
+/// The microkernel, for any [`Lanes16`].
+///
+/// # Safety
+/// As [`kernel`] (for [`Zmm`]: inside an AVX-512F function).
+#[inline(always)]
+pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile) {
     // Column masks of the two 16-lane halves.
-    let mask: [__mmask16; NV] = std::array::from_fn(|v| {
+    let mask: [u16; NV] = std::array::from_fn(|v| {
         let n = t.nr.saturating_sub(16 * v).min(16);
-        ((1u32 << n) - 1) as __mmask16
+        ((1u32 << n) - 1) as u16
     });
-    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
-    if t.accumulate {
-        for (r, row) in acc.iter_mut().enumerate() {
-            for (v, x) in row.iter_mut().enumerate() {
-                // SAFETY: C row r has nr valid floats at c + r·ldc; masked-off lanes are not read.
-                *x = unsafe { _mm512_maskz_loadu_ps(mask[v], t.c.add(r * t.ldc + 16 * v)) };
+    // SAFETY (whole body): pointers as documented on `Tile` — C row r has nr
+    // valid floats at c + r·ldc (and the residual likewise), the bias nr
+    // floats; masked-off lanes are neither read nor written; each B panel
+    // read holds kc rows of 16 floats (the second only exists, and is only
+    // read, when nr > 16, i.e. NV == 2); A row r holds kc floats.
+    unsafe {
+        let mut acc = [[V::zero(); NV]; MR];
+        if t.accumulate {
+            for (r, row) in acc.iter_mut().enumerate() {
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = V::load_masked(mask[v], t.c.add(r * t.ldc + 16 * v));
+                }
             }
         }
-    }
-    let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r]);
-    let bp: [*const f32; NV] = std::array::from_fn(|v| t.b.wrapping_add(v * t.b_next));
-    // One k step: NV B loads, MR broadcasts, NV·MR FMAs.
-    macro_rules! step {
-        ($k:expr) => {{
-            let k = $k;
-            // SAFETY: k < kc: each B panel read holds kc rows of 16 floats (the
-            // second only exists, and is only read, when nr > 16); A row r holds kc floats.
-            unsafe {
-                let mut b = [_mm512_setzero_ps(); NV];
+        let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r]);
+        let bp: [*const f32; NV] = std::array::from_fn(|v| t.b.wrapping_add(v * t.b_next));
+        // One k step: NV B loads, MR broadcasts, NV·MR FMAs.
+        macro_rules! step {
+            ($k:expr) => {{
+                let k = $k;
+                let mut b = [V::zero(); NV];
                 for v in 0..NV {
-                    b[v] = _mm512_loadu_ps(bp[v].add(16 * k));
+                    b[v] = V::load(bp[v].add(16 * k));
                 }
                 for r in 0..MR {
-                    let av = _mm512_set1_ps(*a[r].add(k));
+                    let av = V::splat(*a[r].add(k));
                     for v in 0..NV {
-                        acc[r][v] = _mm512_fmadd_ps(av, b[v], acc[r][v]);
+                        acc[r][v] = V::fmadd(av, b[v], acc[r][v]);
                     }
                 }
-            }
-        }};
-    }
-    if t.pf.is_null() {
-        for k in 0..t.kc {
-            step!(k);
+            }};
         }
-    } else {
-        let pf: [*const i8; NV] = std::array::from_fn(|v| t.pf.wrapping_add(v * t.b_next) as *const i8);
-        for k in 0..t.kc {
-            for p in pf {
-                // A hint only: never faults.
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(64 * k));
+        if t.pf.is_null() {
+            for k in 0..t.kc {
+                step!(k);
             }
-            step!(k);
-        }
-    }
-    if t.last {
-        let zero = _mm512_setzero_ps();
-        let mut bias = [zero; NV];
-        if !t.bias.is_null() {
-            for v in 0..NV {
-                // SAFETY: the bias has nr valid floats at t.bias (masked lanes only).
-                bias[v] = unsafe { _mm512_maskz_loadu_ps(mask[v], t.bias.add(16 * v)) };
-            }
-        }
-        for (r, row) in acc.iter_mut().enumerate() {
-            for (v, x) in row.iter_mut().enumerate() {
-                let mut y = *x;
-                if !t.bias.is_null() {
-                    y = _mm512_add_ps(y, bias[v]);
+        } else {
+            let pf: [*const i8; NV] = std::array::from_fn(|v| t.pf.wrapping_add(v * t.b_next) as *const i8);
+            for k in 0..t.kc {
+                for p in pf {
+                    V::prefetch(p.wrapping_add(64 * k));
                 }
-                if !t.res.is_null() {
-                    // SAFETY: residual row r has nr valid floats at res + r·ldc (masked lanes only).
-                    y = _mm512_add_ps(y, unsafe { _mm512_maskz_loadu_ps(mask[v], t.res.add(r * t.ldc + 16 * v)) });
+                step!(k);
+            }
+        }
+        if t.last {
+            let mut bias = [V::zero(); NV];
+            if !t.bias.is_null() {
+                for v in 0..NV {
+                    bias[v] = V::load_masked(mask[v], t.bias.add(16 * v));
                 }
-                if t.relu {
-                    y = _mm512_max_ps(y, zero);
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                for (v, x) in row.iter_mut().enumerate() {
+                    let mut y = *x;
+                    if !t.bias.is_null() {
+                        y = V::add(y, bias[v]);
+                    }
+                    if !t.res.is_null() {
+                        y = V::add(y, V::load_masked(mask[v], t.res.add(r * t.ldc + 16 * v)));
+                    }
+                    if t.relu {
+                        y = V::relu(y);
+                    }
+                    *x = y;
                 }
-                *x = y;
+            }
+        }
+        for (r, row) in acc.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                V::store_masked(t.c.add(r * t.ldc + 16 * v), mask[v], *x);
             }
         }
     }
-    for (r, row) in acc.iter().enumerate() {
-        for (v, x) in row.iter().enumerate() {
-            // SAFETY: this task owns C row r, nr columns at c + r·ldc (masked lanes only).
-            unsafe { _mm512_mask_storeu_ps(t.c.add(r * t.ldc + 16 * v), mask[v], *x) };
+}
+
+#[cfg(test)]
+pub(crate) mod emulated {
+    //! A scalar model of the AVX-512 instructions the kernel uses, and the
+    //! AVX-512 microkernel built on it: same body, same blocking, so the
+    //! loop nest and the kernel's masks and pointer arithmetic are tested
+    //! on any x86-64 CPU.
+
+    use super::{body, Avx512, Lanes16};
+    use crate::gemm::loops::{Microkernel, Tile};
+
+    #[derive(Clone, Copy)]
+    pub(crate) struct Emu([f32; 16]);
+
+    impl Lanes16 for Emu {
+        unsafe fn zero() -> Self {
+            Emu([0.0; 16])
+        }
+        unsafe fn splat(x: f32) -> Self {
+            Emu([x; 16])
+        }
+        unsafe fn load(p: *const f32) -> Self {
+            // SAFETY: the caller guarantees 16 readable floats at p.
+            Emu(std::array::from_fn(|i| unsafe { *p.add(i) }))
+        }
+        unsafe fn load_masked(m: u16, p: *const f32) -> Self {
+            // SAFETY: the caller guarantees the masked lanes are readable; others are not read.
+            Emu(std::array::from_fn(|i| if m >> i & 1 == 1 { unsafe { *p.add(i) } } else { 0.0 }))
+        }
+        unsafe fn store_masked(p: *mut f32, m: u16, v: Self) {
+            for (i, x) in v.0.iter().enumerate() {
+                if m >> i & 1 == 1 {
+                    // SAFETY: the caller guarantees the masked lanes are writable.
+                    unsafe { *p.add(i) = *x };
+                }
+            }
+        }
+        unsafe fn fmadd(a: Self, b: Self, c: Self) -> Self {
+            Emu(std::array::from_fn(|i| a.0[i].mul_add(b.0[i], c.0[i])))
+        }
+        unsafe fn add(a: Self, b: Self) -> Self {
+            Emu(std::array::from_fn(|i| a.0[i] + b.0[i]))
+        }
+        unsafe fn relu(a: Self) -> Self {
+            // vmaxps(a, b): a if a > b, else b.
+            Emu(a.0.map(|x| if x > 0.0 { x } else { 0.0 }))
+        }
+        unsafe fn prefetch(_p: *const i8) {}
+    }
+
+    /// The AVX-512 microkernel on emulated lanes.
+    pub(crate) struct Avx512Emu;
+
+    impl Microkernel for Avx512Emu {
+        const MR: usize = Avx512::MR;
+        const NR: usize = Avx512::NR;
+        const KC: usize = Avx512::KC;
+        const MC: usize = Avx512::MC;
+        const NC: usize = Avx512::NC;
+
+        unsafe fn tile(t: &Tile) {
+            macro_rules! go {
+                ($nv:literal) => {
+                    match t.mr {
+                        8 => body::<Emu, 8, $nv>(t),
+                        7 => body::<Emu, 7, $nv>(t),
+                        6 => body::<Emu, 6, $nv>(t),
+                        5 => body::<Emu, 5, $nv>(t),
+                        4 => body::<Emu, 4, $nv>(t),
+                        3 => body::<Emu, 3, $nv>(t),
+                        2 => body::<Emu, 2, $nv>(t),
+                        1 => body::<Emu, 1, $nv>(t),
+                        _ => unreachable!(),
+                    }
+                };
+            }
+            // SAFETY: forwarded contract; no CPU feature needed.
+            unsafe {
+                if t.nr > 16 {
+                    go!(2)
+                } else {
+                    go!(1)
+                }
+            }
         }
     }
 }

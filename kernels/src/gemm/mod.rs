@@ -199,6 +199,74 @@ mod tests {
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
+    /// The AVX-512 kernel body on emulated 16-lane vectors (the same code the
+    /// zmm path runs), through the real loop nest: NR = 32 tiles, odd panel
+    /// counts, partial columns, M not a multiple of 8, several K blocks of 192
+    /// and MC blocks of 192, every epilogue, 1–3 tasks, 1×1 and implicit.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_body_emulated_matches_reference() {
+        use avx512::emulated::Avx512Emu;
+        let mut seed = 99u64;
+        let mut pick = |n: usize| (lcg(&mut seed).abs() * n as f32) as usize % n;
+        let pools: Vec<rayon::ThreadPool> =
+            (1..=3).map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
+        for case in 0..120 {
+            let k = [1, 1, 1, 3, 7][pick(5)];
+            let big = case % 4 == 0;
+            let hw = if big { 1 + pick(20) } else { 1 + pick(8) };
+            let cin = if k == 7 {
+                1 + pick(8)
+            } else if big {
+                1 + pick(700)
+            } else {
+                1 + pick(70)
+            };
+            let cout = 1 + pick(if big { 100 } else { 70 });
+            let stride = 1 + pick(2);
+            let pad = if k == 1 && pick(2) == 0 { 0 } else { pick(k) };
+            let mut s = ConvShape::square(1 + pick(2), hw, hw, cin, cout, k, stride, pad);
+            s.in_h = s.in_h.max(k.saturating_sub(2 * pad)).max(1);
+            s.in_w = s.in_h;
+            let mut rng = case as u64 * 7919 + 1;
+            let input: Vec<f32> = (0..s.input_len()).map(|_| lcg(&mut rng)).collect();
+            let w: Vec<f32> = (0..s.weights_len()).map(|_| lcg(&mut rng)).collect();
+            let bias: Vec<f32> = (0..s.out_c).map(|_| lcg(&mut rng)).collect();
+            let res: Vec<f32> = (0..s.output_len()).map(|_| lcg(&mut rng)).collect();
+            let ep = Epilogue {
+                bias: (case % 2 == 0).then_some(&bias[..]),
+                residual: (case % 3 == 0).then_some(&res[..]),
+                relu: case % 5 < 3,
+            };
+            let mut want = vec![0.0; s.output_len()];
+            reference::conv2d(&s, &input, &w, &ep, &mut want);
+            let (m, kk, n) = gemm_dims(&s);
+            let mut packed = vec![0.0; packed_b_len(kk, n)];
+            pack_b(kk, n, &w, &mut packed);
+            let one = k == 1 && pad == 0;
+            let a = if one { ASource::Pixels(&s, &input) } else { ASource::Im2col(&s, &input) };
+            let p = Problem { m, k: kk, n, a, b: &packed, ep: &ep };
+            let mut first: Option<Vec<f32>> = None;
+            for threads in 1..=3 {
+                let mut got = vec![f32::NAN; s.output_len()];
+                let mut scratch = vec![f32::NAN; scratch_for(&s, threads, !one)];
+                // SAFETY: lengths as validated by `check` (built to match above);
+                // the emulated kernel needs no CPU feature.
+                pools[threads - 1].install(|| unsafe { loops::run::<Avx512Emu>(&p, &mut got, &mut scratch, threads) });
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= 2e-5 * (kk as f32).sqrt() * (1.0 + w.abs()),
+                        "{s:?} t{threads} [{i}]: {g} vs {w}"
+                    );
+                }
+                match &first {
+                    None => first = Some(got),
+                    Some(f) => assert!(f.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()), "{s:?}: threads"),
+                }
+            }
+        }
+    }
+
     /// Every supported ISA against the reference on a few fixed shapes
     /// (the property tests in `tests/gemm_props.rs` cover random ones).
     #[test]
