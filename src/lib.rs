@@ -23,6 +23,7 @@ pub mod error;
 mod executor;
 pub mod imagenet;
 pub mod init;
+pub mod loaders;
 pub mod model;
 pub mod npy;
 pub mod plan;

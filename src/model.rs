@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::plan::{Plan, PlanSpec};
 use crate::prepare::{KernelChoice, PreparedWeights};
 use crate::weights::CanonicalWeights;
-use crate::{executor, init};
+use crate::{executor, init, loaders};
 
 /// Builder mirroring `tf.keras.applications.ResNet50(...)`.
 ///
@@ -144,18 +144,33 @@ struct Inner {
     pool: Option<rayon::ThreadPool>,
 }
 
-fn resolve_weights(config: &Config) -> Result<Arc<CanonicalWeights>> {
+/// Weights as [`resolve_weights`] finds them: canonical (to be prepared, with
+/// the ε the source implies), or already prepared (a native file, mapped).
+enum Resolved {
+    Canonical(Arc<CanonicalWeights>, Option<f32>),
+    Prepared(Arc<PreparedWeights>),
+}
+
+fn resolve_weights(config: &Config) -> Result<Resolved> {
     let classes = config.include_top.then_some(config.classes);
-    let w = match &config.weights {
-        WeightsSource::Random { seed } => Arc::new(init::keras_random(config.variant, classes, *seed)),
-        WeightsSource::Canonical(w) => w.clone(),
-        WeightsSource::Imagenet => {
-            return Err(Error::NotAvailable(
-                "weights=\"imagenet\" (loading the cached Keras/torchvision files) is not implemented yet".into(),
-            ))
-        }
-        WeightsSource::File(p) => {
-            return Err(Error::NotAvailable(format!("loading weight files ({}) is not implemented yet", p.display())))
+    // Names the source in mismatch messages.
+    let mut source = String::from("the weights");
+    let (w, eps) = match &config.weights {
+        WeightsSource::Random { seed } => (Arc::new(init::keras_random(config.variant, classes, *seed)), None),
+        WeightsSource::Canonical(w) => (w.clone(), None),
+        WeightsSource::Imagenet | WeightsSource::File(_) => {
+            let path = match &config.weights {
+                WeightsSource::File(p) => p.clone(),
+                _ => loaders::imagenet::find(config.variant, config.include_top)?,
+            };
+            match loaders::open(&path)? {
+                loaders::Opened::Native(n) => return native_weights(config, n).map(Resolved::Prepared),
+                loaders::Opened::Canonical(l) => {
+                    loaders::check_variant(&l, config.variant)?;
+                    source = format!("{} ({})", path.display(), l.format);
+                    (Arc::new(l.weights), l.bn_epsilon)
+                }
+            }
         }
     };
     if w.variant != config.variant {
@@ -166,17 +181,62 @@ fn resolve_weights(config: &Config) -> Result<Arc<CanonicalWeights>> {
     }
     if config.include_top {
         match &w.fc {
-            None => return Err(Error::Weights("include_top=true but the weights have no classifier".into())),
+            None => {
+                return Err(Error::Weights(format!(
+                    "include_top=true but {source} has no classifier (a \"notop\" file): build with include_top=false"
+                )))
+            }
             Some(fc) if fc.classes != config.classes => {
                 return Err(Error::Weights(format!(
-                    "the weights' classifier has {} classes but the model asks for {}",
+                    "{source} has a classifier with {} classes but the model asks for {}",
                     fc.classes, config.classes
                 )))
             }
             _ => {}
         }
     }
-    Ok(w)
+    Ok(Resolved::Canonical(w, eps))
+}
+
+/// Checks a native file against the configuration.
+fn native_weights(config: &Config, n: loaders::NativeWeights) -> Result<Arc<PreparedWeights>> {
+    let file = n.path.display();
+    if n.variant != config.variant {
+        return Err(Error::Weights(format!(
+            "{file}: holds prepared ResNet50 {} weights but ResNet50 {} was requested",
+            n.variant, config.variant
+        )));
+    }
+    if config.reference {
+        return Err(Error::Weights(format!(
+            "{file}: a native file holds weights packed for the fast kernels; the reference kernels need the original weights file"
+        )));
+    }
+    if let Some(eps) = config.bn_epsilon {
+        if eps != n.bn_epsilon {
+            return Err(Error::Weights(format!(
+                "{file}: BatchNorm was folded with epsilon {} when the file was written, the model asks for {eps}; re-run `resnet50 convert` (epsilon is fixed in a native file)",
+                n.bn_epsilon
+            )));
+        }
+    }
+    if config.include_top {
+        match n.classes {
+            None => {
+                return Err(Error::Weights(format!(
+                    "{file}: include_top=true but the file has no classifier: build with include_top=false"
+                )))
+            }
+            Some(c) if c != config.classes => {
+                return Err(Error::Weights(format!(
+                    "{file}: has a classifier with {c} classes but the model asks for {}",
+                    config.classes
+                )))
+            }
+            _ => {}
+        }
+    }
+    Ok(n.weights)
 }
 
 impl Model {
@@ -188,11 +248,16 @@ impl Model {
             None if config.reference => Isa::Scalar,
             None => Isa::from_env().map_err(|e| Error::Config(format!("RESNET50_ISA: {e}")))?,
         };
-        let canonical = resolve_weights(&config)?;
-        let choice = if config.reference { KernelChoice::Reference } else { KernelChoice::Fast };
-        let weights = PreparedWeights::new(&canonical, config.epsilon(), choice, config.include_top)?;
-        drop(canonical);
-        Model::assemble(config, Arc::new(weights), isa)
+        let weights = match resolve_weights(&config)? {
+            Resolved::Prepared(w) => w,
+            Resolved::Canonical(canonical, source_eps) => {
+                let choice = if config.reference { KernelChoice::Reference } else { KernelChoice::Fast };
+                // ε: the configuration's, else the source's (e.g. 1e-3 for the 2016 Keras file), else the variant's.
+                let eps = config.bn_epsilon.or(source_eps).unwrap_or(config.variant.default_bn_epsilon());
+                Arc::new(PreparedWeights::new(&canonical, eps, choice, config.include_top)?)
+            }
+        };
+        Model::assemble(config, weights, isa)
     }
 
     /// The plan, thread pool and shared weights for `config`.

@@ -1,9 +1,15 @@
 //! Prepare: fold BatchNorm into each convolution, choose its kernel, and pack
 //! every weight into one 64-byte-aligned store in the kernels' layout.
+//!
+//! The store is either an aligned heap buffer ([`PreparedWeights::new`]) or
+//! the data region of a memory-mapped native weights file
+//! ([`PreparedWeights::from_mapped`], used in place, zero copy).
 
 use std::ops::Range;
+use std::sync::Arc;
 
-use resnet50_kernels::buffer::round_up_floats;
+use resnet50_kernels::buffer::{round_up_floats, ALIGN};
+use resnet50_kernels::mapped::Mmap;
 use resnet50_kernels::{AlignedBuf, ConvAlgo, ConvKernel, ConvParams};
 
 use crate::arch::{conv_specs, ConvSpec};
@@ -14,11 +20,41 @@ use crate::weights::{fold_batch_norm, CanonicalWeights};
 /// packed tensor lives in it.
 #[derive(Debug)]
 pub struct PreparedWeights {
-    store: AlignedBuf,
+    store: Store,
     /// Kernel and packed range of each of the 53 convolutions.
     pub convs: Vec<(ConvKernel, Range<usize>)>,
     /// Classifier: `[2048, classes]` kernel range, bias range, classes.
     pub fc: Option<(Range<usize>, Range<usize>, usize)>,
+}
+
+/// Where the packed floats live.
+enum Store {
+    /// Our own 64-byte-aligned allocation.
+    Heap(AlignedBuf),
+    /// `floats` floats at byte offset `start` of a read-only file mapping.
+    Mapped { map: Arc<Mmap>, start: usize, floats: usize },
+}
+
+impl Store {
+    fn as_slice(&self) -> &[f32] {
+        match self {
+            Store::Heap(b) => b.as_slice(),
+            // Alignment and length were checked when the store was created;
+            // the mapping is immutable, so the cast cannot fail afterwards.
+            Store::Mapped { map, start, floats } => bytemuck::cast_slice(&map[*start..*start + *floats * 4]),
+        }
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Store::Heap(b) => write!(f, "Heap({b:?})"),
+            Store::Mapped { map, start, floats } => {
+                write!(f, "Mapped({floats} floats at byte {start} of a {}-byte mapping)", map.len())
+            }
+        }
+    }
 }
 
 /// Which kernels to pack for.
@@ -83,7 +119,58 @@ impl PreparedWeights {
             data[kr.clone()].copy_from_slice(&fc.kernel);
             data[br.clone()].copy_from_slice(&fc.bias);
         }
-        Ok(PreparedWeights { store, convs, fc })
+        Ok(PreparedWeights { store: Store::Heap(store), convs, fc })
+    }
+
+    /// Uses `floats` floats at byte offset `start` of `map` as the store, in
+    /// place. `convs` and `fc` index into that region (in floats). The region
+    /// must be 64-byte aligned in memory and every range must lie inside it
+    /// with the length its kernel expects; anything else is an error (the
+    /// native loader validates the file first, this is the last guard).
+    pub fn from_mapped(
+        map: Arc<Mmap>,
+        start: usize,
+        floats: usize,
+        convs: Vec<(ConvKernel, Range<usize>)>,
+        fc: Option<(Range<usize>, Range<usize>, usize)>,
+    ) -> Result<Self> {
+        let bad = |m: String| Err(Error::Weights(format!("mapped weights: {m}")));
+        let end = floats.checked_mul(4).and_then(|b| b.checked_add(start));
+        match end {
+            Some(end) if end <= map.len() => {}
+            _ => {
+                return bad(format!("region of {floats} floats at byte {start} exceeds the {} mapped bytes", map.len()))
+            }
+        }
+        if !(map.as_ptr() as usize + start).is_multiple_of(ALIGN) {
+            return bad(format!("region at byte {start} is not {ALIGN}-byte aligned in memory"));
+        }
+        for (i, (k, r)) in convs.iter().enumerate() {
+            if r.start > r.end || r.end > floats || r.len() != k.packed_len() {
+                return bad(format!(
+                    "convolution {i}: range {r:?} does not hold {} floats inside {floats}",
+                    k.packed_len()
+                ));
+            }
+        }
+        if let Some((kr, br, classes)) = &fc {
+            if kr.start > kr.end || kr.end > floats || br.start > br.end || br.end > floats {
+                return bad(format!("classifier ranges {kr:?}, {br:?} exceed {floats} floats"));
+            }
+            if kr.len() != crate::arch::FEATURES * classes || br.len() != *classes {
+                return bad(format!("classifier ranges {kr:?}, {br:?} do not fit {classes} classes"));
+            }
+        }
+        Ok(PreparedWeights { store: Store::Mapped { map, start, floats }, convs, fc })
+    }
+
+    /// The address range of the file mapping the weights are read from, or
+    /// `None` when they live on the heap.
+    pub fn mapped_range(&self) -> Option<Range<usize>> {
+        match &self.store {
+            Store::Heap(_) => None,
+            Store::Mapped { map, .. } => Some(map.as_ptr() as usize..map.as_ptr() as usize + map.len()),
+        }
     }
 
     /// The whole store.
@@ -104,6 +191,6 @@ impl PreparedWeights {
 
     /// Bytes of packed weights.
     pub fn bytes(&self) -> usize {
-        self.store.len() * 4
+        self.store.as_slice().len() * 4
     }
 }

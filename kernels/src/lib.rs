@@ -18,6 +18,7 @@ pub mod buffer;
 pub mod conv;
 pub mod gemm;
 pub mod isa;
+pub mod mapped;
 pub mod pool;
 pub mod reference;
 pub mod shape;

@@ -1,0 +1,87 @@
+//! `weights = "imagenet"`: the pretrained weights from the local caches the
+//! frameworks already fill. Nothing is downloaded.
+//!
+//! - v1 (Keras): `resnet50_weights_tf_dim_ordering_tf_kernels.h5` (or
+//!   `..._notop.h5` for a model without the top) in `$KERAS_HOME/models`,
+//!   `~/.keras/models` or `/tmp/.keras/models` (Keras' fallback when the home
+//!   directory is not writable). A file with the top also serves a model
+//!   without it.
+//! - v1.5 (torchvision): `resnet50-v1.5.safetensors` in `$RESNET50_HOME` or
+//!   `~/.cache/resnet50`, written by the command [`fetch_command`] prints.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Variant;
+use crate::error::{Error, Result};
+
+/// Keras' file name with the top.
+pub const KERAS_TOP: &str = "resnet50_weights_tf_dim_ordering_tf_kernels.h5";
+/// Keras' file name without the top.
+pub const KERAS_NOTOP: &str = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5";
+/// The v1.5 file name.
+pub const TORCH_FILE: &str = "resnet50-v1.5.safetensors";
+
+fn env_dir(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// Every path tried for `variant`, in order of preference.
+pub fn candidates(variant: Variant, include_top: bool) -> Vec<PathBuf> {
+    let home = env_dir("HOME");
+    let mut dirs = Vec::new();
+    match variant {
+        Variant::V1 => {
+            if let Some(k) = env_dir("KERAS_HOME") {
+                dirs.push(k.join("models"));
+            }
+            if let Some(h) = &home {
+                dirs.push(h.join(".keras").join("models"));
+            }
+            dirs.push(Path::new("/tmp/.keras/models").to_path_buf());
+            let names: &[&str] = if include_top { &[KERAS_TOP] } else { &[KERAS_NOTOP, KERAS_TOP] };
+            dirs.iter().flat_map(|d| names.iter().map(move |n| d.join(n))).collect()
+        }
+        Variant::V1_5 => {
+            if let Some(r) = env_dir("RESNET50_HOME") {
+                dirs.push(r);
+            }
+            if let Some(h) = &home {
+                dirs.push(h.join(".cache").join("resnet50"));
+            }
+            dirs.iter().map(|d| d.join(TORCH_FILE)).collect()
+        }
+    }
+}
+
+/// The one command that puts the file where [`candidates`] looks.
+pub fn fetch_command(variant: Variant, include_top: bool) -> String {
+    match variant {
+        Variant::V1 => format!(
+            "python -c \"import keras; keras.applications.ResNet50(weights='imagenet', include_top={})\"",
+            if include_top { "True" } else { "False" }
+        ),
+        Variant::V1_5 => {
+            let dir = env_dir("RESNET50_HOME")
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "~/.cache/resnet50".to_string());
+            format!(
+                "python -c \"import os, torchvision; from safetensors.torch import save_file; d = os.path.expanduser('{dir}'); os.makedirs(d, exist_ok=True); save_file(torchvision.models.resnet50(weights='IMAGENET1K_V1').state_dict(), os.path.join(d, '{TORCH_FILE}'))\""
+            )
+        }
+    }
+}
+
+/// The first existing file of [`candidates`], or an error listing every path
+/// tried and the command that puts the file there.
+pub fn find(variant: Variant, include_top: bool) -> Result<PathBuf> {
+    let tried = candidates(variant, include_top);
+    if let Some(p) = tried.iter().find(|p| p.is_file()) {
+        return Ok(p.clone());
+    }
+    let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    Err(Error::Weights(format!(
+        "weights=\"imagenet\" for ResNet50 {variant}: no cached weights file found (nothing is downloaded); tried {}. To put it there, run: {}",
+        list.join(", "),
+        fetch_command(variant, include_top)
+    )))
+}

@@ -1,0 +1,490 @@
+//! Weight files users already have → [`CanonicalWeights`], and the native
+//! memory-mapped format.
+//!
+//! Every importer maps its source's tensors onto the canonical list **by
+//! name** (never by position; the name tables are in [`names`]), checks each
+//! tensor's shape and values, and reports the variant, classes and BatchNorm ε
+//! the source implies. The format is detected from the file's first bytes,
+//! not its extension:
+//!
+//! | format | detected by | variant | ε |
+//! |---|---|---|---|
+//! | safetensors, torchvision/timm names | 8-byte length + `{` | v1.5 | 1e-5 |
+//! | safetensors, Hugging Face `microsoft/resnet-50` names | same | v1.5 | 1e-5 |
+//! | safetensors, Keras names | same | v1 | 1.001e-5 (1e-3 for 2016 names) |
+//! | Keras HDF5 `save_weights`/applications file, today's names | `\x89HDF\r\n\x1a\n` | v1 | 1.001e-5 |
+//! | Keras HDF5, 2016 names (`conv1`, `bn_conv1`, `res2a_branch2a`) | same | v1 | 1e-3 |
+//! | Keras 3 `.weights.h5` | same | v1 | 1.001e-5 |
+//! | native (prepared, packed) | `\x89RN50W\r\n` | in header | folded in |
+//!
+//! See `docs/weights.md` for the user's view and `docs/native-format.md` for
+//! the native file.
+
+pub mod export;
+pub mod imagenet;
+pub mod keras_h5;
+pub mod names;
+pub mod native;
+pub mod safetensors;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::arch::{conv_specs, ConvSpec, FEATURES, NUM_CONVS};
+use crate::config::Variant;
+use crate::error::{Error, Result};
+use crate::weights::{BatchNorm, CanonicalWeights, ConvWeights, DenseWeights};
+use names::{Part, Slot};
+
+pub use native::NativeWeights;
+
+/// Which kind of file the weights came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// A safetensors file with the given naming scheme.
+    Safetensors(names::Scheme),
+    /// A Keras legacy HDF5 weights file (`save_weights("x.h5")`, the
+    /// applications download), today's layer names.
+    KerasH5,
+    /// A Keras legacy HDF5 weights file with the 2016 layer names (`conv1`,
+    /// `bn_conv1`, `res2a_branch2a`, flat `conv1_W:0` datasets).
+    KerasH5Old,
+    /// A Keras 3 `.weights.h5` file.
+    Keras3,
+    /// This crate's native prepared-weights file.
+    Native,
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Format::Safetensors(s) => write!(f, "safetensors ({})", s.describe()),
+            Format::KerasH5 => f.write_str("Keras HDF5 weights (Keras names)"),
+            Format::KerasH5Old => f.write_str("Keras HDF5 weights (2016 Keras 1/2 names)"),
+            Format::Keras3 => f.write_str("Keras 3 .weights.h5"),
+            Format::Native => f.write_str("native resnet50 weights"),
+        }
+    }
+}
+
+/// Weights imported from a file, with what the file implies about the model.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The canonical weights (variant inferred from the naming scheme).
+    pub weights: CanonicalWeights,
+    /// The BatchNorm ε of the framework that wrote the file (used when the
+    /// configuration does not set one).
+    pub bn_epsilon: Option<f32>,
+    /// The detected format.
+    pub format: Format,
+    /// The file.
+    pub path: PathBuf,
+}
+
+impl Loaded {
+    /// Classes of the classifier, or `None` for a file without the top.
+    pub fn classes(&self) -> Option<usize> {
+        self.weights.fc.as_ref().map(|fc| fc.classes)
+    }
+}
+
+/// A weights file, opened: either imported into canonical weights, or a
+/// native file mapped and ready to use in place.
+#[derive(Debug)]
+pub enum Opened {
+    /// An imported framework file.
+    Canonical(Loaded),
+    /// A native prepared-weights file.
+    Native(NativeWeights),
+}
+
+/// Loads a framework weights file (safetensors, Keras HDF5, Keras 3
+/// `.weights.h5`) into canonical weights. A native file is refused here
+/// (it holds prepared weights, not canonical ones): use [`open`].
+pub fn load(path: &Path) -> Result<Loaded> {
+    match open(path)? {
+        Opened::Canonical(l) => Ok(l),
+        Opened::Native(_) => Err(file_err(
+            path,
+            "is a native resnet50 weights file (prepared, packed weights): it can be used directly as a model's weights, but not converted back to canonical weights",
+        )),
+    }
+}
+
+/// Opens any supported weights file, detecting its format from its content.
+pub fn open(path: &Path) -> Result<Opened> {
+    let (file, len) = open_regular(path)?;
+    let mut head = [0u8; 16];
+    let n = read_head(&file, &mut head).map_err(|e| io_err(path, e))?;
+    match detect(&head[..n], len) {
+        Some(Detected::Native) => Ok(Opened::Native(native::open_file(path, file)?)),
+        Some(Detected::Safetensors) => Ok(Opened::Canonical(safetensors::load_file(path, &file)?)),
+        Some(Detected::Hdf5) => Ok(Opened::Canonical(keras_h5::load_file(path, &file)?)),
+        None => Err(unrecognised(path, &head[..n])),
+    }
+}
+
+/// `resnet50 convert SRC DST`: imports `src` (any supported framework file),
+/// folds BatchNorm with the ε the source implies, packs every convolution for
+/// this build's kernels, and writes the native file `dst` (atomically: a
+/// temporary file renamed over `dst`). `variant_hint`, when given, must agree
+/// with the variant the file implies (Keras files are v1, torchvision/timm/HF
+/// files v1.5); a disagreement is an error naming both.
+pub fn convert(src: &Path, dst: &Path, variant_hint: Option<Variant>) -> Result<()> {
+    let loaded = load(src)?;
+    if let Some(v) = variant_hint {
+        check_variant(&loaded, v)?;
+    }
+    let eps = loaded.bn_epsilon.unwrap_or(loaded.weights.variant.default_bn_epsilon());
+    native::write(&loaded.weights, eps, dst)
+}
+
+/// Checks that `loaded` is for `variant`; the error names the file and both variants.
+pub fn check_variant(loaded: &Loaded, variant: Variant) -> Result<()> {
+    if loaded.weights.variant != variant {
+        return Err(file_err(
+            &loaded.path,
+            format!(
+                "holds ResNet50 {} weights ({}) but ResNet50 {variant} was requested",
+                loaded.weights.variant, loaded.format
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// What the first bytes say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detected {
+    /// `\x89RN50W\r\n`.
+    Native,
+    /// The HDF5 signature.
+    Hdf5,
+    /// A little-endian u64 header length followed by `{`.
+    Safetensors,
+}
+
+/// Detects the format from the first (up to 16) bytes and the file length.
+pub fn detect(head: &[u8], file_len: u64) -> Option<Detected> {
+    if head.starts_with(&native::MAGIC) {
+        return Some(Detected::Native);
+    }
+    if head.starts_with(keras_h5::SIGNATURE) {
+        return Some(Detected::Hdf5);
+    }
+    if head.len() >= 9 {
+        let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+        // A header longer than the file is still reported as a (truncated)
+        // safetensors file; safetensors caps headers at 100 MB.
+        let _ = file_len;
+        if head[8] == b'{' && (2..=100_000_000).contains(&n) {
+            return Some(Detected::Safetensors);
+        }
+    }
+    None
+}
+
+fn unrecognised(path: &Path, head: &[u8]) -> Error {
+    if head.starts_with(b"PK\x03\x04") {
+        return file_err(
+            path,
+            "is a zip archive (a PyTorch .pth/.bin checkpoint or a .keras model?), which is not supported: \
+             export a safetensors file, e.g. `python -c \"import torch; from safetensors.torch import save_file; \
+             save_file(torch.load('model.pth', map_location='cpu'), 'model.safetensors')\"`, or extract \
+             model.weights.h5 from the .keras archive",
+        );
+    }
+    if head.starts_with(b"\x80\x02") || head.starts_with(b"\x80\x04") {
+        return file_err(
+            path,
+            "is a Python pickle (legacy PyTorch checkpoint), which is not supported: export a safetensors file",
+        );
+    }
+    let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    file_err(
+        path,
+        format!(
+            "unrecognised weights format (first bytes {}): expected safetensors, Keras HDF5 (.h5, .weights.h5) or a native resnet50 file",
+            shown.join(" ")
+        ),
+    )
+}
+
+/// Opens `path` for reading, refusing directories, special files and empty files.
+fn open_regular(path: &Path) -> Result<(File, u64)> {
+    let meta = std::fs::metadata(path).map_err(|e| io_err(path, e))?;
+    if meta.is_dir() {
+        return Err(file_err(path, "is a directory, not a weights file"));
+    }
+    if !meta.is_file() {
+        return Err(file_err(path, "is not a regular file"));
+    }
+    let file = File::open(path).map_err(|e| io_err(path, e))?;
+    let len = file.metadata().map_err(|e| io_err(path, e))?.len();
+    if len == 0 {
+        return Err(file_err(path, "is empty (0 bytes)"));
+    }
+    Ok((file, len))
+}
+
+/// Reads up to `buf.len()` bytes from the start of `file`.
+pub(crate) fn read_head(mut file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+    file.seek(SeekFrom::Start(0))?;
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// `Error::Io` naming the file.
+pub(crate) fn io_err(path: &Path, e: std::io::Error) -> Error {
+    Error::Io { path: path.to_path_buf(), source: e }
+}
+
+/// `Error::Weights` whose message starts with the file.
+pub(crate) fn file_err(path: &Path, msg: impl fmt::Display) -> Error {
+    Error::Weights(format!("{}: {msg}", path.display()))
+}
+
+/// `Error::Weights` naming the file and the tensor.
+pub(crate) fn tensor_err(path: &Path, tensor: &str, msg: impl fmt::Display) -> Error {
+    Error::Weights(format!("{}: tensor {tensor:?}: {msg}", path.display()))
+}
+
+/// The element types a source tensor may have; all are converted to f32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Elem {
+    F32,
+    F64,
+    F16,
+    BF16,
+}
+
+/// Decodes little-endian `bytes` of `elem` into f32 (no alignment needed).
+pub(crate) fn decode_le(bytes: &[u8], elem: Elem) -> Vec<f32> {
+    match elem {
+        Elem::F32 => bytes.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        Elem::F64 => bytes.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")) as f32).collect(),
+        Elem::F16 => bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        Elem::BF16 => bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+    }
+}
+
+/// Expected source shape of `slot`: HWIO / `[2048, classes]` (Keras) or
+/// OIHW / `[classes, 2048]` (torch). `classes` is `None` for the fc kernel
+/// until the bias is known (then any positive count is accepted).
+pub(crate) fn expected_shape(spec: Option<&ConvSpec>, slot: Slot, torch: bool, classes: Option<usize>) -> Vec<usize> {
+    match (slot, spec) {
+        (Slot::Conv(_, Part::Kernel), Some(s)) if torch => vec![s.cout, s.cin, s.k, s.k],
+        (Slot::Conv(_, Part::Kernel), Some(s)) => vec![s.k, s.k, s.cin, s.cout],
+        (Slot::Conv(..), Some(s)) => vec![s.cout],
+        (Slot::FcKernel, _) if torch => vec![classes.unwrap_or(0), FEATURES],
+        (Slot::FcKernel, _) => vec![FEATURES, classes.unwrap_or(0)],
+        (Slot::FcBias, _) => vec![classes.unwrap_or(0)],
+        _ => vec![],
+    }
+}
+
+/// Collects source tensors by canonical slot, checking shapes and values as
+/// they come in, and assembles [`CanonicalWeights`] at the end.
+pub(crate) struct Assembler<'a> {
+    path: &'a Path,
+    torch: bool,
+    specs: Vec<ConvSpec>,
+    slots: HashMap<Slot, (Vec<f32>, String)>,
+}
+
+impl<'a> Assembler<'a> {
+    pub(crate) fn new(path: &'a Path, torch: bool) -> Self {
+        Assembler { path, torch, specs: conv_specs(Variant::V1), slots: HashMap::new() }
+    }
+
+    /// Checks `shape` for `slot` (fc: `[2048, c]`/`[c, 2048]` or `[c]`, any c ≥ 1).
+    pub(crate) fn check_shape(&self, slot: Slot, source: &str, shape: &[usize]) -> Result<()> {
+        let spec = match slot {
+            Slot::Conv(i, _) => self.specs.get(i),
+            _ => None,
+        };
+        let classes = match slot {
+            Slot::FcKernel if self.torch => shape.first().copied(),
+            Slot::FcKernel => shape.get(1).copied(),
+            Slot::FcBias => shape.first().copied(),
+            _ => None,
+        };
+        let want = expected_shape(spec, slot, self.torch, classes.filter(|&c| c > 0));
+        if shape != want.as_slice() {
+            let what = match (slot, spec) {
+                (Slot::Conv(_, p), Some(s)) => format!("ResNet50's {}/{}", s.name, p.name()),
+                _ => format!("ResNet50's {}", slot.canonical_name()),
+            };
+            let want = if matches!(slot, Slot::FcKernel | Slot::FcBias) {
+                match (slot, self.torch) {
+                    (Slot::FcKernel, true) => "[classes, 2048] with classes >= 1".to_string(),
+                    (Slot::FcKernel, false) => "[2048, classes] with classes >= 1".to_string(),
+                    _ => "[classes] with classes >= 1".to_string(),
+                }
+            } else {
+                format!("{want:?}")
+            };
+            return Err(tensor_err(self.path, source, format!("has shape {shape:?} but {what} needs {want}")));
+        }
+        Ok(())
+    }
+
+    /// Adds a tensor already in the source layout described by `shape`
+    /// (checked here), converting torch layouts to Keras'.
+    pub(crate) fn put(&mut self, slot: Slot, source: &str, shape: &[usize], values: Vec<f32>) -> Result<()> {
+        self.check_shape(slot, source, shape)?;
+        let n: usize = shape.iter().product();
+        if values.len() != n {
+            return Err(tensor_err(
+                self.path,
+                source,
+                format!("holds {} values, its shape {shape:?} needs {n}", values.len()),
+            ));
+        }
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(tensor_err(self.path, source, format!("value [{i}] is not finite ({})", values[i])));
+        }
+        if let Slot::Conv(_, Part::Var) = slot {
+            if let Some(i) = values.iter().position(|&v| v < 0.0) {
+                return Err(tensor_err(
+                    self.path,
+                    source,
+                    format!("a BatchNorm variance must not be negative, value [{i}] is {}", values[i]),
+                ));
+            }
+        }
+        let values = match slot {
+            Slot::Conv(_, Part::Kernel) if self.torch => oihw_to_hwio(&values, shape),
+            Slot::FcKernel if self.torch => transpose(&values, shape[0], shape[1]),
+            _ => values,
+        };
+        if let Some((_, first)) = self.slots.get(&slot) {
+            return Err(tensor_err(
+                self.path,
+                source,
+                format!("holds {} which tensor {first:?} already provided", slot.canonical_name()),
+            ));
+        }
+        self.slots.insert(slot, (values, source.to_string()));
+        Ok(())
+    }
+
+    /// Builds the canonical weights. `name_of` gives the source name a
+    /// missing slot would have had, for the error message.
+    pub(crate) fn finish(mut self, variant: Variant, name_of: impl Fn(Slot) -> String) -> Result<CanonicalWeights> {
+        let with_bias = (0..NUM_CONVS).filter(|&i| self.slots.contains_key(&Slot::Conv(i, Part::Bias))).count();
+        let mut take = |slot: Slot| -> Result<Vec<f32>> {
+            self.slots.remove(&slot).map(|(v, _)| v).ok_or_else(|| tensor_err(self.path, &name_of(slot), "is missing"))
+        };
+        let mut convs = Vec::with_capacity(NUM_CONVS);
+        for i in 0..NUM_CONVS {
+            let kernel = take(Slot::Conv(i, Part::Kernel))?;
+            // Conv biases: all or none (Keras has them, torch does not).
+            let bias = if with_bias > 0 { Some(take(Slot::Conv(i, Part::Bias))?) } else { None };
+            let bn = BatchNorm {
+                gamma: take(Slot::Conv(i, Part::Gamma))?,
+                beta: take(Slot::Conv(i, Part::Beta))?,
+                mean: take(Slot::Conv(i, Part::Mean))?,
+                var: take(Slot::Conv(i, Part::Var))?,
+            };
+            convs.push(ConvWeights { kernel, bias, bn });
+        }
+        let fc = match (self.slots.remove(&Slot::FcKernel), self.slots.remove(&Slot::FcBias)) {
+            (None, None) => None,
+            (Some((kernel, kname)), Some((bias, bname))) => {
+                let classes = bias.len();
+                if kernel.len() != FEATURES * classes {
+                    return Err(tensor_err(
+                        self.path,
+                        &kname,
+                        format!(
+                            "has {} values, which does not match the {classes} classes of {bname:?} (needs 2048 x {classes})",
+                            kernel.len()
+                        ),
+                    ));
+                }
+                Some(DenseWeights { kernel, bias, classes })
+            }
+            (Some(_), None) => return Err(tensor_err(self.path, &name_of(Slot::FcBias), "is missing")),
+            (None, Some(_)) => return Err(tensor_err(self.path, &name_of(Slot::FcKernel), "is missing")),
+        };
+        let w = CanonicalWeights { variant, convs, fc };
+        w.validate().map_err(|e| file_err(self.path, e))?;
+        Ok(w)
+    }
+}
+
+/// OIHW `[o, i, h, w]` → HWIO `[h, w, i, o]`.
+pub(crate) fn oihw_to_hwio(src: &[f32], shape: &[usize]) -> Vec<f32> {
+    let (o, i, h, w) = (shape[0], shape[1], shape[2], shape[3]);
+    let mut dst = vec![0.0; src.len()];
+    for oo in 0..o {
+        for ii in 0..i {
+            for hh in 0..h {
+                for ww in 0..w {
+                    dst[((hh * w + ww) * i + ii) * o + oo] = src[((oo * i + ii) * h + hh) * w + ww];
+                }
+            }
+        }
+    }
+    dst
+}
+
+/// HWIO `[h, w, i, o]` → OIHW `[o, i, h, w]` (for writers of torch-layout files).
+pub fn hwio_to_oihw(src: &[f32], hwio: [usize; 4]) -> Vec<f32> {
+    let [h, w, i, o] = hwio;
+    let mut dst = vec![0.0; src.len()];
+    for hh in 0..h {
+        for ww in 0..w {
+            for ii in 0..i {
+                for oo in 0..o {
+                    dst[((oo * i + ii) * h + hh) * w + ww] = src[((hh * w + ww) * i + ii) * o + oo];
+                }
+            }
+        }
+    }
+    dst
+}
+
+/// Row-major `[rows, cols]` → `[cols, rows]`.
+pub fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut dst = vec![0.0; src.len()];
+    for r in 0..rows {
+        for c in 0..cols {
+            dst[c * rows + r] = src[r * cols + c];
+        }
+    }
+    dst
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_round_trips() {
+        let hwio = [3, 2, 4, 5];
+        let v: Vec<f32> = (0..120).map(|x| x as f32).collect();
+        let oihw = hwio_to_oihw(&v, hwio);
+        assert_eq!(oihw_to_hwio(&oihw, &[5, 4, 3, 2]), v);
+        assert_eq!(transpose(&transpose(&v, 10, 12), 12, 10), v);
+    }
+
+    #[test]
+    fn detection_by_magic() {
+        assert_eq!(detect(b"\x89HDF\r\n\x1a\n\0\0\0\0", 100), Some(Detected::Hdf5));
+        assert_eq!(detect(&[2, 0, 0, 0, 0, 0, 0, 0, b'{', b'}'], 10), Some(Detected::Safetensors));
+        assert_eq!(detect(&[0, 0, 0, 0, 0, 0, 0, 1, b'{', b'}'], 10), None);
+        assert_eq!(detect(b"\x89RN50W\r\n", 64), Some(Detected::Native));
+        assert_eq!(detect(b"PK\x03\x04", 64), None);
+    }
+}

@@ -1,0 +1,374 @@
+//! The native weights file: prepared (BatchNorm-folded, packed) weights that
+//! are memory-mapped and used in place. Specified in `docs/native-format.md`.
+//!
+//! Every field is validated before use (size, magic, version, checksum over
+//! header and data, variant, classes, each tensor's kernel, layout, shape,
+//! alignment and bounds, no overlaps, and a fingerprint of this build's
+//! packing), so a truncated, corrupted, mismatched or hostile file is an
+//! `Err`, never a panic or an out-of-bounds read.
+
+use std::fs::File;
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use resnet50_kernels::buffer::ALIGN;
+use resnet50_kernels::{ConvAlgo, ConvKernel, ConvParams};
+use xxhash_rust::xxh3::Xxh3;
+
+use super::{file_err, io_err};
+use crate::arch::{conv_specs, FEATURES, NUM_CONVS};
+use crate::config::Variant;
+use crate::error::{Error, Result};
+use crate::prepare::{conv_params, KernelChoice, PreparedWeights};
+use crate::weights::CanonicalWeights;
+
+/// First 8 bytes of every native file.
+pub const MAGIC: [u8; 8] = *b"\x89RN50W\r\n";
+/// The format version this build reads and writes.
+pub const VERSION: u32 = 1;
+/// Bytes of the fixed header.
+pub const HEADER_LEN: usize = 64;
+/// Bytes of one tensor record.
+pub const RECORD_LEN: usize = 64;
+/// Byte range of the checksum field (excluded from the checksum itself).
+const CHECKSUM_AT: Range<usize> = 48..56;
+/// Most classes accepted (a guard against absurd headers).
+pub const MAX_CLASSES: usize = 1 << 20;
+
+const KIND_CONV: u32 = 1;
+const KIND_FC_KERNEL: u32 = 2;
+const KIND_FC_BIAS: u32 = 3;
+
+/// A native file, validated and mapped: ready to be a model's weights.
+#[derive(Debug)]
+pub struct NativeWeights {
+    /// The file.
+    pub path: PathBuf,
+    /// The variant the weights were prepared for.
+    pub variant: Variant,
+    /// Classes of the classifier, `None` without the top.
+    pub classes: Option<usize>,
+    /// The BatchNorm ε folded into the weights.
+    pub bn_epsilon: f32,
+    /// The prepared weights, reading from the mapping.
+    pub weights: Arc<PreparedWeights>,
+}
+
+/// The validated header and tensor table of a native file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Header {
+    /// Variant.
+    pub variant: Variant,
+    /// Classes, `None` without the top.
+    pub classes: Option<usize>,
+    /// Folded ε.
+    pub bn_epsilon: f32,
+    /// Byte offset of the data region.
+    pub data_offset: usize,
+    /// Kernel and packed byte range (in the file) of each convolution.
+    pub convs: Vec<(ConvKernel, Range<usize>)>,
+    /// Byte ranges of the classifier kernel and bias.
+    pub fc: Option<(Range<usize>, Range<usize>)>,
+}
+
+/// Opens, validates and maps a native file.
+pub fn open(path: &Path) -> Result<NativeWeights> {
+    let (file, _) = super::open_regular(path)?;
+    open_file(path, file)
+}
+
+pub(crate) fn open_file(path: &Path, file: File) -> Result<NativeWeights> {
+    if cfg!(target_endian = "big") {
+        return Err(file_err(path, "native weights files are little-endian; this machine is big-endian"));
+    }
+    let map = resnet50_kernels::mapped::map_file(&file).map_err(|e| io_err(path, e))?;
+    let h = parse(path, &map)?;
+    let map = Arc::new(map);
+    let d = h.data_offset;
+    let floats = (map.len() - d) / 4;
+    let rel = |r: &Range<usize>| (r.start - d) / 4..(r.end - d) / 4;
+    let convs = h.convs.iter().map(|(k, r)| (*k, rel(r))).collect();
+    let fc = h.fc.as_ref().map(|(k, b)| (rel(k), rel(b), h.classes.unwrap_or(0)));
+    let weights = PreparedWeights::from_mapped(map, d, floats, convs, fc).map_err(|e| file_err(path, e))?;
+    Ok(NativeWeights {
+        path: path.to_path_buf(),
+        variant: h.variant,
+        classes: h.classes,
+        bn_epsilon: h.bn_epsilon,
+        weights: Arc::new(weights),
+    })
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// The checksum of a whole file image: xxh3-64 of every byte except the
+/// checksum field.
+pub fn checksum(bytes: &[u8]) -> u64 {
+    let mut h = Xxh3::new();
+    h.update(&bytes[..CHECKSUM_AT.start]);
+    h.update(&bytes[CHECKSUM_AT.end..]);
+    h.digest()
+}
+
+/// A fingerprint of how this build's kernels pack weights: probe layers of
+/// every algorithm are packed and hashed. A file packed by a build whose
+/// layouts differ (even under the same layout id) is refused.
+pub fn layout_fingerprint() -> u64 {
+    let probes = [
+        ConvParams { kh: 3, kw: 3, cin: 7, cout: 21, stride: 1, pad: [1; 4] },
+        ConvParams { kh: 1, kw: 1, cin: 19, cout: 37, stride: 1, pad: [0; 4] },
+        ConvParams { kh: 1, kw: 1, cin: 11, cout: 13, stride: 2, pad: [0; 4] },
+        ConvParams { kh: 3, kw: 3, cin: 3, cout: 5, stride: 2, pad: [1; 4] },
+        ConvParams { kh: 7, kw: 7, cin: 3, cout: 17, stride: 2, pad: [3; 4] },
+    ];
+    let mut h = Xxh3::new();
+    h.update(&VERSION.to_le_bytes());
+    // Every algorithm this build knows (layout ids are small integers).
+    for algo in (0..64).filter_map(ConvAlgo::from_layout_id) {
+        h.update(&algo.layout_id().to_le_bytes());
+        for p in probes.iter().filter(|p| p.supports(algo)) {
+            let k = ConvKernel::new(*p, algo).expect("supported");
+            let w: Vec<f32> = (0..p.kh * p.kw * p.cin * p.cout).map(|i| ((i as f32) * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..p.cout).map(|i| i as f32 * 0.1 - 1.0).collect();
+            let mut out = vec![0.0f32; k.packed_len()];
+            k.pack(&w, &b, &mut out);
+            h.update(&(out.len() as u64).to_le_bytes());
+            for v in out {
+                h.update(&v.to_le_bytes());
+            }
+        }
+    }
+    h.digest()
+}
+
+/// Validates a native file image completely (used by [`open`], and by the
+/// fuzzer on arbitrary bytes). `path` only names the file in messages.
+pub fn parse(path: &Path, b: &[u8]) -> Result<Header> {
+    let bad = |m: String| Err(file_err(path, m));
+    if b.len() < HEADER_LEN {
+        return bad(format!("truncated native weights file: {} bytes, the header alone needs {HEADER_LEN}", b.len()));
+    }
+    if b[..8] != MAGIC {
+        return bad("not a native resnet50 weights file (bad magic)".into());
+    }
+    let version = u32_at(b, 8);
+    if version != VERSION {
+        return bad(format!(
+            "native format version {version}, this build reads version {VERSION}: re-run `resnet50 convert` on the original weights"
+        ));
+    }
+    let file_len = u64_at(b, 40);
+    if file_len != b.len() as u64 {
+        return bad(format!("truncated or padded: the header says {file_len} bytes, the file has {}", b.len()));
+    }
+    let stored = u64_at(b, CHECKSUM_AT.start);
+    let actual = checksum(b);
+    if stored != actual {
+        return bad(format!("checksum mismatch (stored {stored:016x}, computed {actual:016x}): the file is corrupted"));
+    }
+    let variant = match u32_at(b, 16) {
+        1 => Variant::V1,
+        2 => Variant::V1_5,
+        v => return bad(format!("unknown variant code {v} in the header (1 = v1, 2 = v1.5)")),
+    };
+    let classes = u32_at(b, 20) as usize;
+    if classes > MAX_CLASSES {
+        return bad(format!("{classes} classes exceeds the limit of {MAX_CLASSES}"));
+    }
+    let n = u32_at(b, 24) as usize;
+    let want_n = NUM_CONVS + if classes > 0 { 2 } else { 0 };
+    if n != want_n {
+        return bad(format!("the header lists {n} tensors, a ResNet50 with {classes} classes has {want_n}"));
+    }
+    let eps = f32::from_le_bytes(b[28..32].try_into().expect("4 bytes"));
+    if !(eps.is_finite() && eps > 0.0) {
+        return bad(format!("BatchNorm epsilon {eps} in the header is not positive and finite"));
+    }
+    let data_offset = u64_at(b, 32);
+    let want_off = (HEADER_LEN + n * RECORD_LEN).next_multiple_of(ALIGN) as u64;
+    if data_offset != want_off || data_offset > file_len {
+        return bad(format!("data offset {data_offset} is invalid (expected {want_off} within {file_len} bytes)"));
+    }
+    let data_offset = data_offset as usize;
+    let fp = u64_at(b, 56);
+    let this = layout_fingerprint();
+    if fp != this {
+        return bad(format!(
+            "was packed for kernel layouts with fingerprint {fp:016x}, this build's kernels pack differently ({this:016x}): re-run `resnet50 convert` on the original weights with this build"
+        ));
+    }
+    let specs = conv_specs(variant);
+    let mut convs = Vec::with_capacity(NUM_CONVS);
+    let mut fc_k = None;
+    let mut fc_b = None;
+    let mut used: Vec<(Range<usize>, String)> = Vec::with_capacity(n);
+    for r in 0..n {
+        let rec = &b[HEADER_LEN + r * RECORD_LEN..HEADER_LEN + (r + 1) * RECORD_LEN];
+        let kind = u32_at(rec, 0);
+        let index = u32_at(rec, 4) as usize;
+        let layout = u32_at(rec, 8);
+        let f = |i: usize| u32_at(rec, 12 + 4 * i) as usize;
+        let (kh, kw, cin, cout, stride) = (f(0), f(1), f(2), f(3), f(4));
+        let pad = [f(5), f(6), f(7), f(8)];
+        let offset = u64_at(rec, 48);
+        let len = u64_at(rec, 56);
+        let (name, want_len) = match (kind, r) {
+            (KIND_CONV, r) if r < NUM_CONVS => {
+                let s = &specs[r];
+                if index != r {
+                    return bad(format!("record {r} is for convolution {index}, expected {r} ({})", s.name));
+                }
+                let want = conv_params(s);
+                let got = ConvParams { kh, kw, cin, cout, stride, pad };
+                if got != want {
+                    return bad(format!(
+                        "tensor {:?}: shape {kh}x{kw}x{cin}x{cout} stride {stride} pad {pad:?} does not match ResNet50 {variant}'s {}x{}x{}x{} stride {} pad {:?}",
+                        s.name, want.kh, want.kw, want.cin, want.cout, want.stride, want.pad
+                    ));
+                }
+                let Some(algo) = ConvAlgo::from_layout_id(layout) else {
+                    return bad(format!(
+                        "tensor {:?}: unknown kernel layout id {layout}: the file was written by a newer build; re-run `resnet50 convert`",
+                        s.name
+                    ));
+                };
+                let Some(k) = ConvKernel::new(want, algo) else {
+                    return bad(format!(
+                        "tensor {:?}: kernel layout {} cannot compute this convolution",
+                        s.name,
+                        algo.name()
+                    ));
+                };
+                convs.push(k);
+                (s.name.clone(), k.packed_len())
+            }
+            (KIND_FC_KERNEL, r) if r == NUM_CONVS => {
+                if (kh, kw, cin, cout) != (1, 1, FEATURES, classes) {
+                    return bad(format!(
+                        "tensor \"fc/kernel\": shape {kh}x{kw}x{cin}x{cout}, expected 1x1x{FEATURES}x{classes}"
+                    ));
+                }
+                ("fc/kernel".to_string(), FEATURES * classes)
+            }
+            (KIND_FC_BIAS, r) if r == NUM_CONVS + 1 => {
+                if (kh, kw, cin, cout) != (1, 1, 1, classes) {
+                    return bad(format!("tensor \"fc/bias\": shape {kh}x{kw}x{cin}x{cout}, expected 1x1x1x{classes}"));
+                }
+                ("fc/bias".to_string(), classes)
+            }
+            _ => return bad(format!("record {r} has kind {kind}, which does not belong at that position")),
+        };
+        if len != want_len as u64 {
+            return bad(format!("tensor {name:?}: {len} floats in the table, its layout needs {want_len}"));
+        }
+        let start = offset as usize;
+        let end = len.checked_mul(4).and_then(|l| l.checked_add(offset)).filter(|&e| e <= file_len);
+        let Some(end) = end else {
+            return bad(format!(
+                "tensor {name:?}: {len} floats at byte {offset} run past the end of the file ({file_len} bytes)"
+            ));
+        };
+        let end = end as usize;
+        if offset < data_offset as u64 || !offset.is_multiple_of(ALIGN as u64) {
+            return bad(format!(
+                "tensor {name:?}: offset {offset} is not a {ALIGN}-byte aligned position in the data region (from {data_offset})"
+            ));
+        }
+        if let Some((_, other)) = used.iter().find(|(u, _)| start < u.end && u.start < end) {
+            return bad(format!("tensor {name:?} overlaps tensor {other:?}"));
+        }
+        used.push((start..end, name));
+        match kind {
+            KIND_FC_KERNEL => fc_k = Some(start..end),
+            KIND_FC_BIAS => fc_b = Some(start..end),
+            _ => {}
+        }
+    }
+    let convs = convs.into_iter().zip(used.iter().map(|(r, _)| r.clone())).collect();
+    let fc = match (fc_k, fc_b) {
+        (Some(k), Some(b)) => Some((k, b)),
+        _ => None,
+    };
+    Ok(Header { variant, classes: (classes > 0).then_some(classes), bn_epsilon: eps, data_offset, convs, fc })
+}
+
+/// Prepares `w` (BatchNorm folded with `eps`, packed for this build's fast
+/// kernels) and writes it as a native file at `dst`, through a temporary file
+/// in the same directory renamed over `dst`, so a process that has the old
+/// file mapped keeps reading the old contents.
+pub fn write(w: &CanonicalWeights, eps: f32, dst: &Path) -> Result<()> {
+    let bytes = to_bytes(w, eps)?;
+    let dir = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = dst.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "weights".into());
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| -> std::io::Result<()> {
+        let mut f = File::create(&tmp)?;
+        f.write_all(&bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dst)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io_err(dst, e));
+    }
+    Ok(())
+}
+
+/// The native file image of `w` prepared with `eps`.
+pub fn to_bytes(w: &CanonicalWeights, eps: f32) -> Result<Vec<u8>> {
+    if !(eps.is_finite() && eps > 0.0) {
+        return Err(Error::Config(format!("BatchNorm epsilon must be positive and finite, got {eps}")));
+    }
+    let p = PreparedWeights::new(w, eps, KernelChoice::Fast, true)?;
+    let classes = p.fc.as_ref().map_or(0, |f| f.2);
+    let n = NUM_CONVS + if classes > 0 { 2 } else { 0 };
+    let data_offset = (HEADER_LEN + n * RECORD_LEN).next_multiple_of(ALIGN);
+    let data = p.data();
+    let file_len = data_offset + data.len() * 4;
+    let mut b = Vec::with_capacity(file_len);
+    b.extend_from_slice(&MAGIC);
+    b.extend_from_slice(&VERSION.to_le_bytes());
+    b.extend_from_slice(&((HEADER_LEN + n * RECORD_LEN) as u32).to_le_bytes());
+    b.extend_from_slice(&(if w.variant == Variant::V1 { 1u32 } else { 2 }).to_le_bytes());
+    b.extend_from_slice(&(classes as u32).to_le_bytes());
+    b.extend_from_slice(&(n as u32).to_le_bytes());
+    b.extend_from_slice(&eps.to_le_bytes());
+    b.extend_from_slice(&(data_offset as u64).to_le_bytes());
+    b.extend_from_slice(&(file_len as u64).to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes()); // checksum, patched below
+    b.extend_from_slice(&layout_fingerprint().to_le_bytes());
+    debug_assert_eq!(b.len(), HEADER_LEN);
+    let record = |b: &mut Vec<u8>, kind: u32, index: usize, layout: u32, dims: [usize; 9], r: &Range<usize>| {
+        for v in [kind, index as u32, layout] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        for d in dims {
+            b.extend_from_slice(&(d as u32).to_le_bytes());
+        }
+        b.extend_from_slice(&((data_offset + r.start * 4) as u64).to_le_bytes());
+        b.extend_from_slice(&(r.len() as u64).to_le_bytes());
+    };
+    for (i, (k, r)) in p.convs.iter().enumerate() {
+        let q = &k.params;
+        let dims = [q.kh, q.kw, q.cin, q.cout, q.stride, q.pad[0], q.pad[1], q.pad[2], q.pad[3]];
+        record(&mut b, KIND_CONV, i, k.algo.layout_id(), dims, r);
+    }
+    if let Some((kr, br, c)) = &p.fc {
+        record(&mut b, KIND_FC_KERNEL, 0, 0, [1, 1, FEATURES, *c, 1, 0, 0, 0, 0], kr);
+        record(&mut b, KIND_FC_BIAS, 0, 0, [1, 1, 1, *c, 1, 0, 0, 0, 0], br);
+    }
+    b.resize(data_offset, 0);
+    for v in data {
+        b.extend_from_slice(&v.to_le_bytes());
+    }
+    let sum = checksum(&b);
+    b[CHECKSUM_AT].copy_from_slice(&sum.to_le_bytes());
+    Ok(b)
+}

@@ -1,0 +1,302 @@
+//! Bad input never gets past the loader: every case is a typed `Error` whose
+//! message names the file, the tensor (where there is one) and the problem;
+//! nothing panics. All files are built here from `init::deterministic`.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use resnet50::init::deterministic;
+use resnet50::loaders::export::{self, H5Layer, H5Layout, Tensor};
+use resnet50::loaders::names::Scheme;
+use resnet50::loaders::{self, keras_h5, native, safetensors as st_loader};
+use resnet50::{CanonicalWeights, Error, ResNet50, Variant, WeightsSource};
+use safetensors::Dtype;
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("resnet50-weights-errors-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn v15() -> &'static CanonicalWeights {
+    static W: OnceLock<CanonicalWeights> = OnceLock::new();
+    W.get_or_init(|| deterministic(Variant::V1_5, Some(10)))
+}
+
+fn v1() -> &'static CanonicalWeights {
+    static W: OnceLock<CanonicalWeights> = OnceLock::new();
+    W.get_or_init(|| deterministic(Variant::V1, Some(10)))
+}
+
+fn tv_tensors() -> Vec<Tensor> {
+    export::safetensors_tensors(v15(), Scheme::Torchvision)
+}
+
+fn tv_bytes() -> &'static [u8] {
+    static B: OnceLock<Vec<u8>> = OnceLock::new();
+    B.get_or_init(|| export::safetensors_bytes(&tv_tensors()).unwrap())
+}
+
+fn h5_layers() -> Vec<H5Layer> {
+    export::keras_h5_layers(v1(), H5Layout::Keras)
+}
+
+fn h5_bytes() -> &'static [u8] {
+    static B: OnceLock<Vec<u8>> = OnceLock::new();
+    B.get_or_init(|| export::keras_h5_bytes(&h5_layers(), H5Layout::Keras, false).unwrap())
+}
+
+fn native_bytes() -> &'static [u8] {
+    static B: OnceLock<Vec<u8>> = OnceLock::new();
+    B.get_or_init(|| native::to_bytes(v1(), 1.001e-5).unwrap())
+}
+
+/// The error of opening `path`; asserts it is a typed weights/IO error naming the file.
+fn open_err(path: &Path) -> String {
+    let e = match loaders::open(path) {
+        Ok(_) => panic!("{} should not load", path.display()),
+        Err(e) => e,
+    };
+    assert!(matches!(e, Error::Weights(_) | Error::Io { .. }), "untyped error {e:?}");
+    let msg = e.to_string();
+    assert!(msg.contains(&path.display().to_string()), "message does not name the file: {msg}");
+    msg
+}
+
+fn st_err(name: &str, tensors: &[Tensor]) -> String {
+    let p = write(name, &export::safetensors_bytes(tensors).unwrap());
+    let m = open_err(&p);
+    std::fs::remove_file(p).unwrap();
+    m
+}
+
+fn h5_err(name: &str, layers: &[H5Layer]) -> String {
+    let p = write(name, &export::keras_h5_bytes(layers, H5Layout::Keras, false).unwrap());
+    let m = open_err(&p);
+    std::fs::remove_file(p).unwrap();
+    m
+}
+
+#[test]
+fn empty_directory_missing_and_special_paths() {
+    let p = write("empty.safetensors", b"");
+    assert!(open_err(&p).contains("empty"));
+    let d = dir().join("a-directory.h5");
+    std::fs::create_dir_all(&d).unwrap();
+    assert!(open_err(&d).contains("directory"));
+    let missing = dir().join("does-not-exist.safetensors");
+    let m = open_err(&missing);
+    assert!(m.contains("No such file"), "{m}");
+    // A path through a regular file cannot be opened either.
+    let through = p.join("x.h5");
+    assert!(matches!(loaders::open(&through), Err(Error::Io { .. })));
+    let m = open_err(Path::new("/dev/null"));
+    assert!(m.contains("not a regular file"), "{m}");
+    // Through the model too.
+    let e = ResNet50::new().weights(WeightsSource::File(missing.clone())).build().unwrap_err().to_string();
+    assert!(e.contains("does-not-exist.safetensors"), "{e}");
+    // Unknown content and other containers.
+    let p = write("random.bin", &[7u8; 100]);
+    assert!(open_err(&p).contains("unrecognised weights format"));
+    let p = write("model.pth", b"PK\x03\x04rest-of-a-zip");
+    assert!(open_err(&p).contains("safetensors"));
+}
+
+#[test]
+fn truncated_files_of_every_format() {
+    for (name, bytes) in [("t.safetensors", tv_bytes()), ("t.h5", h5_bytes()), ("t.r50w", native_bytes())] {
+        for cut in [4, 9, 63, 200, 5000, bytes.len() / 2, bytes.len() - 1] {
+            let p = write(name, &bytes[..cut]);
+            let m = open_err(&p);
+            assert!(
+                m.contains("truncated") || m.contains("unrecognised") || m.contains("corrupt"),
+                "{name} cut at {cut}: {m}"
+            );
+        }
+    }
+}
+
+#[test]
+fn native_corruption_and_mismatches() {
+    let good = native_bytes();
+    // A flipped byte anywhere is a checksum error.
+    for at in [70, 200, 4096, good.len() / 3, good.len() - 5] {
+        let mut b = good.to_vec();
+        b[at] ^= 0x20;
+        let p = write("flip.r50w", &b);
+        assert!(open_err(&p).contains("checksum mismatch"), "flip at {at}");
+    }
+    // Wrong magic → not recognised; wrong version → named.
+    let mut b = good.to_vec();
+    b[1] = b'X';
+    assert!(open_err(&write("magic.r50w", &b)).contains("unrecognised"));
+    let mut b = good.to_vec();
+    b[8] = 2;
+    assert!(open_err(&write("version.r50w", &b)).contains("version 2"));
+    // Header and table fields, with a valid checksum so the field check is what fires.
+    let patched = |edit: &dyn Fn(&mut Vec<u8>)| -> String {
+        let mut b = good.to_vec();
+        edit(&mut b);
+        let sum = native::checksum(&b);
+        b[48..56].copy_from_slice(&sum.to_le_bytes());
+        open_err(&write("patched.r50w", &b))
+    };
+    let rec = |r: usize, field: usize| 64 + r * 64 + field;
+    let set32 = |b: &mut Vec<u8>, at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    let set64 = |b: &mut Vec<u8>, at: usize, v: u64| b[at..at + 8].copy_from_slice(&v.to_le_bytes());
+    assert!(patched(&|b| set32(b, 16, 7)).contains("variant code 7"));
+    assert!(patched(&|b| set32(b, 20, 0)).contains("tensors"));
+    assert!(patched(&|b| set32(b, 20, 1000)).contains("fc/kernel"));
+    assert!(patched(&|b| set64(b, 56, 1)).contains("fingerprint"));
+    assert!(patched(&|b| set32(b, rec(5, 8), 99)).contains("layout id 99"));
+    assert!(patched(&|b| set32(b, rec(5, 20), 65)).contains("does not match"));
+    assert!(patched(&|b| set64(b, rec(5, 48), 1 << 40)).contains("past the end"));
+    assert!(patched(&|b| set64(b, rec(5, 48), 64 * 1000 + 4)).contains("aligned"));
+    let m = patched(&|b| {
+        let other = u64::from_le_bytes(b[rec(4, 48)..rec(4, 48) + 8].try_into().unwrap());
+        set64(b, rec(5, 48), other);
+    });
+    assert!(m.contains("overlaps"), "{m}");
+    assert!(patched(&|b| set32(b, rec(5, 12), 5)).contains("conv2_block2_1"));
+    // A 10-class native file where 1000 are asked.
+    let p = write("ten.r50w", good);
+    let e = ResNet50::new().weights(WeightsSource::File(p.clone())).build().unwrap_err().to_string();
+    assert!(e.contains("10 classes") && e.contains("1000") && e.contains("ten.r50w"), "{e}");
+}
+
+#[test]
+fn safetensors_tensor_problems_name_the_tensor() {
+    // Wrong shape.
+    let mut t = tv_tensors();
+    let x = t.iter_mut().find(|x| x.name == "layer2.0.conv1.weight").unwrap();
+    x.shape = vec![128, 256, 1, 1, 1];
+    let m = st_err("shape.safetensors", &t);
+    assert!(
+        m.contains("layer2.0.conv1.weight") && m.contains("[128, 256, 1, 1, 1]") && m.contains("[128, 256, 1, 1]"),
+        "{m}"
+    );
+    // Missing tensor.
+    let t: Vec<Tensor> = tv_tensors().into_iter().filter(|x| x.name != "layer3.2.bn2.running_var").collect();
+    let m = st_err("missing.safetensors", &t);
+    assert!(m.contains("layer3.2.bn2.running_var") && m.contains("missing"), "{m}");
+    // Extra tensor.
+    let mut t = tv_tensors();
+    t.push(Tensor { name: "head.extra.weight".into(), shape: vec![3], data: vec![0.0; 3], dtype: Dtype::F32 });
+    let m = st_err("extra.safetensors", &t);
+    assert!(m.contains("head.extra.weight") && m.contains("not part of ResNet50"), "{m}");
+    // A ResNet101-like file: layer3 has more than 6 blocks.
+    let mut t = tv_tensors();
+    for x in tv_tensors().into_iter().filter(|x| x.name.starts_with("layer3.5.")) {
+        t.push(Tensor { name: x.name.replace("layer3.5.", "layer3.6."), ..x });
+    }
+    let m = st_err("r101.safetensors", &t);
+    assert!(m.contains("layer3.6.") && m.contains("ResNet101"), "{m}");
+    // NaN and Inf.
+    for (v, what) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+        let mut t = tv_tensors();
+        t.iter_mut().find(|x| x.name == "layer4.1.bn3.weight").unwrap().data[7] = v;
+        let m = st_err("nan.safetensors", &t);
+        assert!(m.contains("layer4.1.bn3.weight") && m.contains("[7]") && m.contains(what), "{m}");
+    }
+    // Negative variance.
+    let mut t = tv_tensors();
+    t.iter_mut().find(|x| x.name == "bn1.running_var").unwrap().data[0] = -1.0;
+    assert!(st_err("negvar.safetensors", &t).contains("bn1.running_var"));
+    // Unsupported element type.
+    let mut t = tv_tensors();
+    t.iter_mut().find(|x| x.name == "fc.bias").unwrap().dtype = Dtype::I32;
+    let m = st_err("dtype.safetensors", &t);
+    assert!(m.contains("fc.bias") && m.contains("I32"), "{m}");
+    // Classifier kernel and bias disagree.
+    let mut t = tv_tensors();
+    let b = t.iter_mut().find(|x| x.name == "fc.bias").unwrap();
+    b.shape = vec![9];
+    b.data.truncate(9);
+    let m = st_err("fc.safetensors", &t);
+    assert!(m.contains("fc.weight") || m.contains("fc.bias"), "{m}");
+    // Not ResNet50 names at all.
+    let t = vec![Tensor { name: "encoder.weight".into(), shape: vec![2], data: vec![1.0, 2.0], dtype: Dtype::F32 }];
+    assert!(st_err("other.safetensors", &t).contains("not those of a ResNet50"));
+    // A 10-class file where 1000 classes are asked.
+    let p = write("ten.safetensors", tv_bytes());
+    let e =
+        ResNet50::new().variant(Variant::V1_5).weights(WeightsSource::File(p.clone())).build().unwrap_err().to_string();
+    assert!(e.contains("10 classes") && e.contains("1000") && e.contains("ten.safetensors"), "{e}");
+}
+
+#[test]
+fn keras_h5_problems_name_the_tensor() {
+    // Wrong shape.
+    let mut l = h5_layers();
+    let t = &mut l.iter_mut().find(|x| x.name == "conv3_block1_0_conv").unwrap().weights[0];
+    t.shape = vec![1, 1, 128, 1024];
+    let m = h5_err("shape.h5", &l);
+    assert!(m.contains("/conv3_block1_0_conv/conv3_block1_0_conv/kernel:0") && m.contains("[1, 1, 256, 512]"), "{m}");
+    // Missing layer.
+    let l: Vec<H5Layer> = h5_layers().into_iter().filter(|x| x.name != "conv4_block2_2_bn").collect();
+    let m = h5_err("missing.h5", &l);
+    assert!(m.contains("conv4_block2_2_bn") && m.contains("missing"), "{m}");
+    // ResNet101-like: an extra block in stage 4.
+    let mut l = h5_layers();
+    for x in h5_layers().into_iter().filter(|x| x.name.starts_with("conv4_block6_")) {
+        let rename = |s: &str| s.replace("conv4_block6_", "conv4_block7_");
+        let weights = x.weights.iter().map(|t| Tensor { name: rename(&t.name), ..t.clone() }).collect();
+        l.push(H5Layer { name: rename(&x.name), keras_name: rename(&x.keras_name), weights });
+    }
+    let m = h5_err("r101.h5", &l);
+    assert!(m.contains("conv4_block7_") && m.contains("ResNet101"), "{m}");
+    // NaN.
+    let mut l = h5_layers();
+    l.iter_mut().find(|x| x.name == "conv5_block3_3_bn").unwrap().weights[3].data[2] = f32::NAN;
+    let m = h5_err("nan.h5", &l);
+    assert!(m.contains("conv5_block3_3_bn/moving_variance:0") && m.contains("NaN"), "{m}");
+    // Integer dataset.
+    let mut l = h5_layers();
+    l.iter_mut().find(|x| x.name == "conv1_bn").unwrap().weights[0].dtype = Dtype::I64;
+    let m = h5_err("int.h5", &l);
+    assert!(m.contains("conv1_bn/gamma:0") && m.contains("element type"), "{m}");
+    // An HDF5 file that is not Keras weights.
+    let mut fb = hdf5_pure::FileBuilder::new();
+    fb.create_dataset("x").with_f32_data(&[1.0, 2.0]);
+    let p = write("plain.h5", &fb.finish().unwrap());
+    assert!(open_err(&p).contains("not Keras weights"));
+}
+
+/// Arbitrary damage to every format is an `Err` (or, rarely, a valid load),
+/// never a panic.
+#[test]
+fn damaged_bytes_never_panic() {
+    let name = Path::new("damaged");
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    let mut next = || {
+        seed = resnet50::init::splitmix64(seed);
+        seed
+    };
+    for round in 0..10 {
+        for (kind, good) in [(0, tv_bytes()), (1, h5_bytes()), (2, native_bytes())] {
+            let mut b = good.to_vec();
+            // Damage the metadata-heavy start more often than the bulk data.
+            for _ in 0..1 + round % 4 {
+                let at = if next() % 2 == 0 { (next() % 4096) as usize } else { (next() % b.len() as u64) as usize };
+                b[at] = next() as u8;
+            }
+            if round % 3 == 0 {
+                b.truncate((next() % b.len() as u64) as usize);
+            }
+            let r = match kind {
+                0 => st_loader::from_bytes(name, &b).map(|_| ()),
+                1 => keras_h5::from_bytes(name, &b).map(|_| ()),
+                _ => native::parse(name, &b).map(|_| ()),
+            };
+            if let Err(e) = r {
+                assert!(e.to_string().contains("damaged"), "{e}");
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! Every importer, on files written from `init::deterministic` weights in each
+//! framework's layout, gives back exactly those weights; models built from
+//! the files (and from the native file) match models built from memory.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+
+use resnet50::init::deterministic;
+use resnet50::loaders::export::{self, H5Layout, Tensor};
+use resnet50::loaders::names::Scheme;
+use resnet50::loaders::{self, Format, Opened};
+use resnet50::{CanonicalWeights, ResNet50, Variant, WeightsSource};
+use safetensors::Dtype;
+
+fn dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("resnet50-weights-loaders-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn weights(variant: Variant, top: bool) -> &'static CanonicalWeights {
+    static W: OnceLock<[CanonicalWeights; 4]> = OnceLock::new();
+    let w = W.get_or_init(|| {
+        [
+            deterministic(Variant::V1, Some(10)),
+            deterministic(Variant::V1, None),
+            deterministic(Variant::V1_5, Some(10)),
+            deterministic(Variant::V1_5, None),
+        ]
+    });
+    &w[(variant == Variant::V1_5) as usize * 2 + (!top) as usize]
+}
+
+fn st(name: &str, tensors: &[Tensor]) -> PathBuf {
+    write(name, &export::safetensors_bytes(tensors).unwrap())
+}
+
+#[test]
+fn torchvision_safetensors_top_and_notop() {
+    for top in [true, false] {
+        let w = weights(Variant::V1_5, top);
+        let p = st(&format!("tv-{top}.safetensors"), &export::safetensors_tensors(w, Scheme::Torchvision));
+        let l = loaders::load(&p).unwrap();
+        assert_eq!(l.format, Format::Safetensors(Scheme::Torchvision));
+        assert_eq!(l.bn_epsilon, Some(1e-5));
+        assert_eq!(l.classes(), top.then_some(10));
+        assert_eq!(&l.weights, w);
+        std::fs::remove_file(p).unwrap();
+    }
+}
+
+#[test]
+fn torchvision_with_module_prefix_and_other_dtypes() {
+    let w = weights(Variant::V1_5, true);
+    let mut t = export::safetensors_tensors(w, Scheme::Torchvision);
+    for x in &mut t {
+        x.name = format!("module.{}", x.name);
+        if x.dtype == Dtype::F32 {
+            x.dtype = Dtype::F64;
+        }
+    }
+    let p = st("tv-module-f64.safetensors", &t);
+    assert_eq!(&loaders::load(&p).unwrap().weights, w, "f64 → f32 is exact for f32 values");
+    // f16 and bf16 convert (with their precision).
+    for dt in [Dtype::F16, Dtype::BF16] {
+        let mut t = export::safetensors_tensors(w, Scheme::Torchvision);
+        t.iter_mut().filter(|x| x.dtype == Dtype::F32).for_each(|x| x.dtype = dt);
+        let p = st("tv-half.safetensors", &t);
+        let l = loaders::load(&p).unwrap();
+        let (a, b) = (&l.weights.convs[5].kernel, &w.convs[5].kernel);
+        assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-2 * y.abs().max(1e-3)), "{dt:?}");
+    }
+    std::fs::remove_file(p).unwrap();
+}
+
+#[test]
+fn hugging_face_safetensors() {
+    for top in [true, false] {
+        let w = weights(Variant::V1_5, top);
+        let mut t = export::safetensors_tensors(w, Scheme::HuggingFace);
+        if !top {
+            // A bare `ResNetModel` checkpoint has no `resnet.` prefix.
+            t.iter_mut().for_each(|x| x.name = x.name.trim_start_matches("resnet.").to_string());
+        }
+        let p = st(&format!("hf-{top}.safetensors"), &t);
+        let l = loaders::load(&p).unwrap();
+        assert_eq!(l.format, Format::Safetensors(Scheme::HuggingFace));
+        assert_eq!(&l.weights, w);
+        std::fs::remove_file(p).unwrap();
+    }
+}
+
+#[test]
+fn keras_named_safetensors() {
+    for (scheme, eps) in [(Scheme::Keras, 1.001e-5), (Scheme::KerasOld, 1e-3)] {
+        let w = weights(Variant::V1, true);
+        let p = st("keras.safetensors", &export::safetensors_tensors(w, scheme));
+        let l = loaders::load(&p).unwrap();
+        assert_eq!(l.format, Format::Safetensors(scheme));
+        assert_eq!(l.bn_epsilon, Some(eps));
+        assert_eq!(&l.weights, w);
+        std::fs::remove_file(p).unwrap();
+    }
+}
+
+#[test]
+fn keras_h5_all_layouts_top_and_notop() {
+    let cases = [
+        (H5Layout::Keras, false, Format::KerasH5, 1.001e-5),
+        (H5Layout::Keras, true, Format::KerasH5, 1.001e-5),
+        (H5Layout::KerasOld, true, Format::KerasH5Old, 1e-3),
+        (H5Layout::Keras3 { names: true }, false, Format::Keras3, 1.001e-5),
+        (H5Layout::Keras3 { names: false }, false, Format::Keras3, 1.001e-5),
+    ];
+    for (layout, fixed, format, eps) in cases {
+        for top in [true, false] {
+            let w = weights(Variant::V1, top);
+            let layers = export::keras_h5_layers(w, layout);
+            let p = write("k.h5", &export::keras_h5_bytes(&layers, layout, fixed).unwrap());
+            let l = loaders::load(&p).unwrap_or_else(|e| panic!("{layout:?} top={top}: {e}"));
+            assert_eq!(l.format, format);
+            assert_eq!(l.bn_epsilon, Some(eps));
+            assert_eq!(&l.weights, w, "{layout:?} top={top}");
+            std::fs::remove_file(p).unwrap();
+        }
+    }
+}
+
+#[test]
+fn keras_h5_probs_group_and_shuffled_layer_order() {
+    // The GCS file names the classifier `probs`; names, not positions, decide.
+    let w = weights(Variant::V1, true);
+    let mut layers = export::keras_h5_layers(w, H5Layout::Keras);
+    layers.reverse();
+    for l in &mut layers {
+        if l.name == "predictions" {
+            l.name = "probs".into();
+            l.weights.iter_mut().for_each(|t| t.name = t.name.replace("predictions", "probs"));
+        }
+    }
+    let p = write("probs.h5", &export::keras_h5_bytes(&layers, H5Layout::Keras, false).unwrap());
+    assert_eq!(&loaders::load(&p).unwrap().weights, w);
+    std::fs::remove_file(p).unwrap();
+}
+
+fn run(b: ResNet50) -> Vec<f32> {
+    let m = b.input_shape(32, 32, 3).build().unwrap();
+    m.predict(&resnet50::init::deterministic_input(1, 32, 32)).unwrap()
+}
+
+#[test]
+fn models_from_files_match_models_from_memory() {
+    // v1.5 torchvision file, with top.
+    let w = weights(Variant::V1_5, true);
+    let p = st("model-tv.safetensors", &export::safetensors_tensors(w, Scheme::Torchvision));
+    let base = || ResNet50::new().variant(Variant::V1_5).classes(10);
+    let mem = run(base().weights(WeightsSource::Canonical(Arc::new(w.clone()))));
+    assert_eq!(run(base().weights(WeightsSource::File(p.clone()))), mem);
+    // The variant is checked.
+    let e = ResNet50::new().classes(10).weights(WeightsSource::File(p.clone())).build().unwrap_err().to_string();
+    assert!(e.contains("v1.5") && e.contains("v1 was requested") && e.contains("model-tv.safetensors"), "{e}");
+    // The classes are checked.
+    let e = base().classes(1000).weights(WeightsSource::File(p.clone())).build().unwrap_err().to_string();
+    assert!(e.contains("10 classes") && e.contains("1000"), "{e}");
+    std::fs::remove_file(&p).unwrap();
+
+    // The 2016 Keras file implies BN ε 1e-3: used unless the config sets one.
+    let w = weights(Variant::V1, false);
+    let layers = export::keras_h5_layers(w, H5Layout::KerasOld);
+    let p = write("model-old.h5", &export::keras_h5_bytes(&layers, H5Layout::KerasOld, true).unwrap());
+    let base = || ResNet50::new().include_top(false);
+    let mem = |eps: f32| run(base().bn_epsilon(eps).weights(WeightsSource::Canonical(Arc::new(w.clone()))));
+    assert_eq!(run(base().weights(WeightsSource::File(p.clone()))), mem(1e-3));
+    assert_eq!(run(base().bn_epsilon(1.001e-5).weights(WeightsSource::File(p.clone()))), mem(1.001e-5));
+    // A notop file cannot serve include_top=true.
+    let e = ResNet50::new().weights(WeightsSource::File(p.clone())).build().unwrap_err().to_string();
+    assert!(e.contains("no classifier") && e.contains("model-old.h5"), "{e}");
+    std::fs::remove_file(&p).unwrap();
+}
+
+#[test]
+fn native_file_is_used_in_place_and_matches() {
+    let w = weights(Variant::V1, true);
+    let src = st("native-src.safetensors", &export::safetensors_tensors(w, Scheme::Keras));
+    let dst = dir().join("native.r50w");
+    loaders::convert(&src, &dst, Some(Variant::V1)).unwrap();
+    let e = loaders::convert(&src, &dst, Some(Variant::V1_5)).unwrap_err().to_string();
+    assert!(e.contains("v1.5 was requested"), "{e}");
+
+    // The kernels read from inside the mapping: every packed tensor the
+    // executor hands them (`PreparedWeights::conv`) lies in the mapped range.
+    let Opened::Native(n) = loaders::open(&dst).unwrap() else { panic!("not native") };
+    assert_eq!((n.variant, n.classes, n.bn_epsilon), (Variant::V1, Some(10), 1.001e-5));
+    let map = n.weights.mapped_range().expect("mapped");
+    for i in 0..53 {
+        let (_, packed) = n.weights.conv(i);
+        let (a, b) = (packed.as_ptr() as usize, packed.as_ptr() as usize + packed.len() * 4);
+        assert!(map.start <= a && b <= map.end, "conv {i} not in the mapping");
+        assert_eq!(a % 64, 0, "conv {i} not 64-byte aligned");
+    }
+    let data = n.weights.data();
+    assert!(map.contains(&(data.as_ptr() as usize)));
+
+    let mem = run(ResNet50::new().classes(10).weights(WeightsSource::Canonical(Arc::new(w.clone()))));
+    assert_eq!(run(ResNet50::new().classes(10).weights(WeightsSource::File(dst.clone()))), mem);
+    let notop = |b: ResNet50| run(b.include_top(false).pooling(resnet50::Pooling::Avg));
+    assert_eq!(
+        notop(ResNet50::new().weights(WeightsSource::File(dst.clone()))),
+        notop(ResNet50::new().weights(WeightsSource::Canonical(Arc::new(w.clone()))))
+    );
+    // Mismatches are refused, naming the file.
+    for (b, want) in [
+        (ResNet50::new().variant(Variant::V1_5).classes(10), "v1.5 was requested"),
+        (ResNet50::new().classes(1000), "10 classes"),
+        (ResNet50::new().classes(10).bn_epsilon(1e-3), "epsilon"),
+        (ResNet50::new().classes(10).reference_kernels(true), "reference"),
+    ] {
+        let e = b.input_shape(32, 32, 3).weights(WeightsSource::File(dst.clone())).build().unwrap_err().to_string();
+        assert!(e.contains(want) && e.contains("native.r50w"), "{e}");
+    }
+    assert!(loaders::load(&dst).unwrap_err().to_string().contains("native"));
+    std::fs::remove_file(&src).unwrap();
+    std::fs::remove_file(&dst).unwrap();
+}
+
+#[test]
+fn imagenet_lookup_lists_every_path_and_the_command() {
+    // Point every cache at an empty directory (this test owns these variables
+    // in this process; no other test in this binary reads them).
+    let empty = dir().join("empty-home");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::env::set_var("KERAS_HOME", empty.join("keras"));
+    std::env::set_var("RESNET50_HOME", empty.join("r50"));
+    let e = loaders::imagenet::find(Variant::V1_5, true).unwrap_err().to_string();
+    assert!(e.contains("r50/resnet50-v1.5.safetensors") && e.contains("save_file"), "{e}");
+    let e = loaders::imagenet::find(Variant::V1, false).unwrap_err().to_string();
+    assert!(
+        e.contains("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5") && e.contains("include_top=False"),
+        "{e}"
+    );
+    // A file in the cache is found and loaded through the model.
+    let w = weights(Variant::V1_5, false);
+    std::fs::create_dir_all(empty.join("r50")).unwrap();
+    let p = empty.join("r50").join(loaders::imagenet::TORCH_FILE);
+    std::fs::write(&p, export::safetensors_bytes(&export::safetensors_tensors(w, Scheme::Torchvision)).unwrap())
+        .unwrap();
+    assert_eq!(loaders::imagenet::find(Variant::V1_5, false).unwrap(), p);
+    let m = ResNet50::new()
+        .variant(Variant::V1_5)
+        .include_top(false)
+        .input_shape(32, 32, 3)
+        .weights(WeightsSource::Imagenet)
+        .build()
+        .unwrap();
+    assert_eq!(m.output_shape(), &[1, 1, 1, 2048]);
+    std::fs::remove_file(&p).unwrap();
+}
