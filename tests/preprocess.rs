@@ -175,3 +175,50 @@ fn sixteen_bit_and_alpha_follow_pil_convert() {
 mod image16 {
     pub type Rgb16 = resnet50::preprocess::image::Rgb<u16>;
 }
+
+/// `procedural_image` of `tools/preprocess/make_fixtures.py`.
+fn procedural_image(w: u32, h: u32) -> resnet50::preprocess::image::RgbImage {
+    resnet50::preprocess::image::RgbImage::from_fn(w, h, |x, y| {
+        let (x, y) = (i64::from(x), i64::from(y));
+        let ch = |c: i64| (((x * x) / 7 + y * 3 + ((x * 13) ^ (y * 29)) + c * 85 + (x * y) / 11) % 256) as u8;
+        resnet50::preprocess::image::Rgb([ch(0), ch(1), ch(2)])
+    })
+}
+
+fn fnv1a64(data: &[u8]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in data {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+#[test]
+fn realistic_photo_sizes_resize_and_crop_like_pil_and_torchvision() {
+    let text = std::fs::read_to_string(fixtures().join("preprocess/manifest.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let cases = m["pil_realistic"].as_array().unwrap();
+    assert!(cases.len() >= 20);
+    let mut bad = Vec::new();
+    for c in cases {
+        let u = |k: &str| c[k].as_u64().unwrap() as u32;
+        let src = procedural_image(u("width"), u("height"));
+        let op = c["op"].as_str().unwrap();
+        let out = match op {
+            "torch" => {
+                let r = preprocess::resize_shorter_side(&src, u("resize") as usize, Interp::Bilinear);
+                preprocess::center_crop(&r, u("crop"), u("crop"))
+            }
+            _ => {
+                let hw = c["out"].as_array().unwrap();
+                let (h, w) = (hw[0].as_u64().unwrap() as u32, hw[1].as_u64().unwrap() as u32);
+                let interp = if op == "keras-nearest" { Interp::Nearest } else { Interp::Bilinear };
+                preprocess::resize(&src, w, h, interp)
+            }
+        };
+        if fnv1a64(out.as_raw()) != c["fnv1a64"].as_str().unwrap() {
+            bad.push(c.to_string());
+        }
+    }
+    assert!(bad.is_empty(), "differ from PIL/torchvision: {bad:#?}");
+}

@@ -84,6 +84,20 @@ def make_images():
     return sorted(imgs)
 
 
+def procedural_image(w, h):
+    """RGB image from integer arithmetic, rebuilt identically in tests/preprocess.rs."""
+    y, x = np.mgrid[0:h, 0:w].astype(np.int64)
+    chans = [((x * x) // 7 + y * 3 + ((x * 13) ^ (y * 29)) + c * 85 + (x * y) // 11) % 256 for c in range(3)]
+    return Image.fromarray(np.stack(chans, -1).astype(np.uint8), "RGB")
+
+
+def fnv1a64(data):
+    h = 0xCBF29CE484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
 def keras_case(path, h, w, interp):
     from keras.applications.resnet50 import preprocess_input
     from keras.utils import img_to_array, load_img
@@ -173,6 +187,26 @@ def main():
                 parts.append(np.asarray(src.resize((w, h), resample), dtype=np.uint8).reshape(-1))
     np.save(OUT_DIR / "pil_resize_sweep_13x9.npy", np.concatenate(parts))
 
+    # Realistic photo sizes, checked by hash (a 224x224 tensor per case would be
+    # too big to commit): a procedural image that Rust rebuilds bit for bit
+    # (procedural_image below), resized as Keras does (PIL Image.resize) and as
+    # torchvision does (F.resize + F.center_crop on the PIL image); the FNV-1a
+    # 64-bit hash of the resulting 8-bit RGB bytes is stored.
+    import torchvision.transforms.functional as TF
+
+    realistic = []
+    for W, H in [(640, 480), (480, 640), (500, 375), (1023, 767)]:
+        src = procedural_image(W, H)
+        for interp, resample in (("nearest", Image.NEAREST), ("bilinear", Image.BILINEAR)):
+            for w, h in [(224, 224), (299, 199)]:
+                out = src.resize((w, h), resample)
+                realistic.append({"width": W, "height": H, "op": f"keras-{interp}", "out": [h, w],
+                                  "fnv1a64": fnv1a64(np.asarray(out).tobytes())})
+        for resize, crop in [(256, 224), (232, 224)]:
+            out = TF.center_crop(TF.resize(src, resize), crop)
+            realistic.append({"width": W, "height": H, "op": "torch", "resize": resize, "crop": crop,
+                              "fnv1a64": fnv1a64(np.asarray(out).tobytes())})
+
     manifest = {
         "generator": "tools/preprocess/make_fixtures.py",
         "versions": {
@@ -186,6 +220,7 @@ def main():
         },
         "layout": "HWC float32; keras: BGR caffe; torch: RGB normalized",
         "cases": cases,
+        "pil_realistic": realistic,
         "pil_resize_sweep": {"file": "pil_resize_sweep_13x9.npy", "image": "noise_13x9.png", "dtype": "uint8",
                              "filters": ["nearest", "bilinear"], "widths": [1, 16], "heights": [1, 12],
                              "order": "filter, width, height; each image HWC"},
