@@ -19,7 +19,7 @@
 //! | scalar | `scalar.rs` | 4×16 | 256 | 128 |
 //! | AVX2+FMA | `avx2.rs` | 6×16 | 256 | 144 |
 //! | AVX-512F | `avx512.rs` | 8×32 (8×16 for an odd last panel) | 192 | 192 |
-//! | NEON | (scalar for now) | | | |
+//! | NEON | `neon.rs` | 6×16 | 256 | 144 |
 //!
 //! Work is split into `threads` tasks (a grid over rows and column tiles, chosen
 //! from the shape and `threads` only), each with its own slice of scratch; the
@@ -35,6 +35,8 @@ mod scalar;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 
 pub use pack::{pack_b, packed_b_len, PANEL};
 
@@ -50,6 +52,8 @@ fn blockings() -> impl Iterator<Item = Blocking> {
         Some(Blocking::of::<avx2::Avx2>()),
         #[cfg(target_arch = "x86_64")]
         Some(Blocking::of::<avx512::Avx512>()),
+        #[cfg(target_arch = "aarch64")]
+        Some(Blocking::of::<neon::Neon>()),
     ];
     all.into_iter().flatten()
 }
@@ -120,7 +124,8 @@ fn dispatch(isa: Isa, p: &Problem, output: &mut [f32], scratch: &mut [f32], thre
         Isa::Avx2 => unsafe { loops::run::<avx2::Avx2>(p, output, scratch, threads) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { loops::run::<avx512::Avx512>(p, output, scratch, threads) },
-        // NEON: scalar until `neon.rs` lands.
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => unsafe { loops::run::<neon::Neon>(p, output, scratch, threads) },
         _ => unsafe { loops::run::<scalar::Scalar>(p, output, scratch, threads) },
     }
 }

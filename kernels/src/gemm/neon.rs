@@ -1,0 +1,187 @@
+//! aarch64 NEON microkernel: 6×16, the twin of `avx2.rs` on 128-bit vectors.
+//!
+//! Twenty-four `float32x4_t` accumulators (6 rows × 4 vectors of 4), four B
+//! vectors and one broadcast A value = 29 of the 32 vector registers. Per `k`:
+//! 4 loads of B (one packed 16-column panel row), 6 broadcast loads of A
+//! (`ld1r`), 24 FMAs (`vfmaq_f32`); with two to four FMA pipes of latency 4
+//! (Cortex-A7x, Neoverse, Apple) at least 8–16 independent accumulators are
+//! needed, and 24 cover all of them. A is read through 6 row pointers (each
+//! row contiguous over K), so a 1×1 convolution's input is used in place,
+//! strided or not. B is the ISA-neutral packed layout of [`super::pack`].
+//!
+//! When the loop nest passes `Tile::pf` (the next B micro-panel), one line of
+//! it is prefetched into L1 per `k` step, as in `avx2.rs`.
+//!
+//! Partial tiles (`nr < 16` columns) compute all 16 columns — B's padding
+//! columns are zero — and go through a small stack buffer for the loads of C,
+//! bias and residual and for the store, so nothing past `nr` is touched.
+
+use std::arch::aarch64::*;
+
+use super::loops::{Microkernel, Tile};
+
+/// NEON 6×16 microkernel.
+pub(crate) struct Neon;
+
+const NR: usize = 16;
+
+impl Microkernel for Neon {
+    const MR: usize = 6;
+    const NR: usize = NR;
+    const KC: usize = 256;
+    const MC: usize = 144;
+    const NC: usize = 1024;
+
+    unsafe fn tile(t: &Tile) {
+        // SAFETY: forwarded contract of `Microkernel::tile` (the CPU has NEON;
+        // mr checked here).
+        unsafe {
+            match t.mr {
+                6 => kernel::<6>(t),
+                5 => kernel::<5>(t),
+                4 => kernel::<4>(t),
+                3 => kernel::<3>(t),
+                2 => kernel::<2>(t),
+                1 => kernel::<1>(t),
+                _ => unreachable!("neon microkernel: mr {} out of 1..=6", t.mr),
+            }
+        }
+    }
+}
+
+/// Loads 16 floats at `p`, or the first `nr` (zero elsewhere, nothing read
+/// past `p + nr`) when `nr < 16`.
+///
+/// # Safety
+/// NEON available; `p` valid for `min(nr, 16)` floats.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn load16(p: *const f32, nr: usize) -> [float32x4_t; 4] {
+    // SAFETY: full: 16 readable floats at p; partial: nr < 16 readable floats
+    // copied into a 16-float stack buffer, then loaded from it.
+    unsafe {
+        if nr >= NR {
+            [vld1q_f32(p), vld1q_f32(p.add(4)), vld1q_f32(p.add(8)), vld1q_f32(p.add(12))]
+        } else {
+            let mut buf = [0.0f32; NR];
+            std::ptr::copy_nonoverlapping(p, buf.as_mut_ptr(), nr);
+            let q = buf.as_ptr();
+            [vld1q_f32(q), vld1q_f32(q.add(4)), vld1q_f32(q.add(8)), vld1q_f32(q.add(12))]
+        }
+    }
+}
+
+/// Stores 16 floats to `p`, or only the first `nr` when `nr < 16`.
+///
+/// # Safety
+/// NEON available; `p` valid for writing `min(nr, 16)` floats.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn store16(p: *mut f32, v: [float32x4_t; 4], nr: usize) {
+    // SAFETY: full: 16 writable floats at p; partial: the vectors go to a
+    // 16-float stack buffer and only nr < 16 floats are copied out to p.
+    unsafe {
+        if nr >= NR {
+            vst1q_f32(p, v[0]);
+            vst1q_f32(p.add(4), v[1]);
+            vst1q_f32(p.add(8), v[2]);
+            vst1q_f32(p.add(12), v[3]);
+        } else {
+            let mut buf = [0.0f32; NR];
+            let q = buf.as_mut_ptr();
+            vst1q_f32(q, v[0]);
+            vst1q_f32(q.add(4), v[1]);
+            vst1q_f32(q.add(8), v[2]);
+            vst1q_f32(q.add(12), v[3]);
+            std::ptr::copy_nonoverlapping(buf.as_ptr(), p, nr);
+        }
+    }
+}
+
+/// Hints the core to bring the line at `p` into L1 (`PRFM PLDL1KEEP`).
+#[inline(always)]
+fn prefetch_l1(p: *const f32) {
+    // SAFETY: PRFM is only a hint: it never faults, whatever the address, and
+    // changes no register, flag or memory.
+    unsafe { std::arch::asm!("prfm pldl1keep, [{p}]", p = in(reg) p, options(nostack, preserves_flags, readonly)) };
+}
+
+/// # Safety
+/// As [`Microkernel::tile`], with `t.mr == MR` and NEON available.
+#[target_feature(enable = "neon")]
+unsafe fn kernel<const MR: usize>(t: &Tile) {
+    let nr = t.nr;
+    let zero = vdupq_n_f32(0.0);
+    let mut acc = [[zero; 4]; MR];
+    if t.accumulate {
+        for (r, accr) in acc.iter_mut().enumerate() {
+            // SAFETY: C row r holds nr valid floats at c + r·ldc.
+            *accr = unsafe { load16(t.c.add(r * t.ldc), nr) };
+        }
+    }
+    let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r]);
+    let b = t.b;
+    macro_rules! step {
+        ($k:expr) => {{
+            let k = $k;
+            // SAFETY: k < kc: the B micro-panel holds kc rows of 16 floats; A row r holds kc floats.
+            unsafe {
+                let bk = b.add(NR * k);
+                let b0 = vld1q_f32(bk);
+                let b1 = vld1q_f32(bk.add(4));
+                let b2 = vld1q_f32(bk.add(8));
+                let b3 = vld1q_f32(bk.add(12));
+                for r in 0..MR {
+                    let av = vld1q_dup_f32(a[r].add(k));
+                    acc[r][0] = vfmaq_f32(acc[r][0], av, b0);
+                    acc[r][1] = vfmaq_f32(acc[r][1], av, b1);
+                    acc[r][2] = vfmaq_f32(acc[r][2], av, b2);
+                    acc[r][3] = vfmaq_f32(acc[r][3], av, b3);
+                }
+            }
+        }};
+    }
+    if t.pf.is_null() {
+        for k in 0..t.kc {
+            step!(k);
+        }
+    } else {
+        // The next B micro-panel, one 64-byte line (one row of 16 floats) per k.
+        let pf = t.pf;
+        for k in 0..t.kc {
+            prefetch_l1(pf.wrapping_add(NR * k));
+            step!(k);
+        }
+    }
+    if t.last {
+        let bias = if t.bias.is_null() {
+            None
+        } else {
+            // SAFETY: the bias has nr valid floats at t.bias.
+            Some(unsafe { load16(t.bias, nr) })
+        };
+        for (r, accr) in acc.iter_mut().enumerate() {
+            if let Some(bv) = bias {
+                for (v, b) in accr.iter_mut().zip(bv) {
+                    *v = vaddq_f32(*v, b);
+                }
+            }
+            if !t.res.is_null() {
+                // SAFETY: residual row r holds nr valid floats at res + r·ldc.
+                let rv = unsafe { load16(t.res.add(r * t.ldc), nr) };
+                for (v, x) in accr.iter_mut().zip(rv) {
+                    *v = vaddq_f32(*v, x);
+                }
+            }
+            if t.relu {
+                for v in accr.iter_mut() {
+                    *v = vmaxq_f32(*v, zero);
+                }
+            }
+        }
+    }
+    for (r, accr) in acc.iter().enumerate() {
+        // SAFETY: this task owns C row r, nr columns at c + r·ldc.
+        unsafe { store16(t.c.add(r * t.ldc), *accr, nr) };
+    }
+}
