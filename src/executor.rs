@@ -32,9 +32,18 @@ fn views<'a>(
 }
 
 /// Runs every step of `plan`. The input must already be in its buffer.
-pub(crate) fn run(plan: &Plan, weights: &PreparedWeights, isa: Isa, threads: usize, arena: &mut [f32]) {
+/// With `times` (one slot per step), adds each step's wall time in seconds.
+pub(crate) fn run(
+    plan: &Plan,
+    weights: &PreparedWeights,
+    isa: Isa,
+    threads: usize,
+    arena: &mut [f32],
+    mut times: Option<&mut [f64]>,
+) {
     let (acts, scratch) = arena.split_at_mut(plan.activations_len);
-    for step in &plan.steps {
+    for (t, step) in plan.steps.iter().enumerate() {
+        let start = times.is_some().then(std::time::Instant::now);
         let out_r = plan.buffers[step.output].range();
         let in_r = plan.buffers[step.input].range();
         match &step.op {
@@ -61,6 +70,9 @@ pub(crate) fn run(plan: &Plan, weights: &PreparedWeights, isa: Isa, threads: usi
                 let data = weights.data();
                 pool::dense(isa, *n, *k, *m, inp.expect("dense input"), &data[kr], &data[br], out, threads);
             }
+        }
+        if let (Some(times), Some(start)) = (times.as_deref_mut(), start) {
+            times[t] += start.elapsed().as_secs_f64();
         }
     }
 }

@@ -34,6 +34,6 @@ pub mod weights;
 
 pub use config::{ClassifierActivation, Config, Pooling, Variant, WeightsSource};
 pub use error::{Error, Result};
-pub use model::{Features, Model, ResNet50, Session};
+pub use model::{Features, Model, ResNet50, Session, StepTime};
 pub use resnet50_kernels::Isa;
 pub use weights::CanonicalWeights;

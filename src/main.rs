@@ -109,6 +109,10 @@ enum Command {
         /// Print one JSON object on stdout instead of a table.
         #[arg(long)]
         json: bool,
+        /// Also time every layer (mean over --iters runs) and print a per-layer table
+        /// (with --json: a "layers" array).
+        #[arg(long)]
+        profile: bool,
         #[command(flatten)]
         model: ModelFlags,
     },
@@ -320,10 +324,11 @@ fn run(cli: Cli) -> CliResult<()> {
             eprintln!("{}", describe(&p));
             eprintln!("wrote {} [1, {h}, {w}, 3]", output.display());
         }
-        Command::Convert { .. } => {
-            return Err("convert: weight-file loading is not implemented yet".into());
+        Command::Convert { src, dst, .. } => {
+            resnet50::loaders::convert(&src, &dst, None).map_err(|e| e.to_string())?;
+            eprintln!("wrote {}", dst.display());
         }
-        Command::Bench { iters, warmup, json, model } => bench(&model, iters, warmup, json)?,
+        Command::Bench { iters, warmup, json, profile, model } => bench(&model, iters, warmup, json, profile)?,
     }
     Ok(())
 }
@@ -510,7 +515,7 @@ fn classify(args: &[PathBuf], top: usize, json: bool, pre: &PreFlags, flags: &Mo
     Ok(())
 }
 
-fn bench(flags: &ModelFlags, iters: u32, warmup: u32, json: bool) -> CliResult<()> {
+fn bench(flags: &ModelFlags, iters: u32, warmup: u32, json: bool, profile: bool) -> CliResult<()> {
     let m = flags.build(None)?;
     let mut session = m.session().map_err(|e| e.to_string())?;
     let input: Vec<f32> =
@@ -531,11 +536,22 @@ fn bench(flags: &ModelFlags, iters: u32, warmup: u32, json: bool) -> CliResult<(
     let batch = c.batch;
     let ips = batch as f64 / (median / 1e3);
     let gflops = 2.0 * m.plan().macs() as f64 / (median / 1e3) / 1e9;
+    let layers = if profile { session.profile(&input, iters as usize).map_err(|e| e.to_string())? } else { Vec::new() };
+    let layer_gflops =
+        |l: &resnet50::StepTime| if l.seconds > 0.0 { 2.0 * l.macs as f64 / l.seconds / 1e9 } else { 0.0 };
     if json {
-        println!(
-            "{{\"variant\":\"{}\",\"batch\":{batch},\"threads\":{},\"isa\":\"{}\",\"iters\":{iters},\"input\":\"{}x{}\",\"median_ms\":{median:.3},\"p90_ms\":{p90:.3},\"min_ms\":{:.3},\"images_per_s\":{ips:.2},\"gflops\":{gflops:.1}}}",
-            c.variant, c.threads, m.isa(), c.height, c.width, times[0]
-        );
+        let mut v = serde_json::json!({
+            "variant": c.variant.name(), "batch": batch, "threads": c.threads, "isa": m.isa().name(),
+            "iters": iters, "input": format!("{}x{}", c.height, c.width), "median_ms": median, "p90_ms": p90,
+            "min_ms": times[0], "images_per_s": ips, "gflops": gflops, "times_ms": times,
+        });
+        if profile {
+            v["layers"] = layers
+                .iter()
+                .map(|l| serde_json::json!({"name": l.name, "kernel": l.kind, "ms": l.seconds * 1e3, "macs": l.macs, "gflops": layer_gflops(l)}))
+                .collect();
+        }
+        println!("{v}");
     } else {
         println!(
             "resnet50 {} {}x{} batch {batch}, {} thread(s), isa {}",
@@ -547,6 +563,21 @@ fn bench(flags: &ModelFlags, iters: u32, warmup: u32, json: bool) -> CliResult<(
         );
         println!("  median {median:.2} ms   p90 {p90:.2} ms   min {:.2} ms   ({iters} iterations)", times[0]);
         println!("  {ips:.1} images/s   {gflops:.1} GFLOP/s");
+        if profile {
+            let total: f64 = layers.iter().map(|l| l.seconds).sum();
+            println!("\n  {:<22}{:<14}{:>10}{:>8}{:>10}", "layer", "kernel", "ms", "%", "GFLOP/s");
+            for l in &layers {
+                println!(
+                    "  {:<22}{:<14}{:>10.3}{:>7.1}%{:>10.1}",
+                    l.name,
+                    l.kind,
+                    l.seconds * 1e3,
+                    100.0 * l.seconds / total,
+                    layer_gflops(l)
+                );
+            }
+            println!("  {:<36}{:>10.3}", "total (profiled)", total * 1e3);
+        }
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use resnet50_kernels::{AlignedBuf, Isa};
 
 use crate::config::{ClassifierActivation, Config, Pooling, Variant, WeightsSource};
 use crate::error::{Error, Result};
-use crate::plan::{Plan, PlanSpec};
+use crate::plan::{Op, Plan, PlanSpec};
 use crate::prepare::{KernelChoice, PreparedWeights};
 use crate::weights::CanonicalWeights;
 use crate::{executor, init, loaders};
@@ -364,6 +364,14 @@ impl Session {
     /// Runs one batch (`input`: NHWC `[batch, height, width, 3]`, already
     /// preprocessed) and returns the output, borrowed from the arena.
     pub fn predict(&mut self, input: &[f32]) -> Result<&[f32]> {
+        self.run(input, None)?;
+        let plan = &self.model.inner.plan;
+        Ok(&self.arena.as_slice()[plan.buffers[plan.output].range()])
+    }
+
+    /// Validates `input`, copies it into the arena and runs the plan, adding
+    /// each step's seconds to `times` when given.
+    fn run(&mut self, input: &[f32], times: Option<&mut [f64]>) -> Result<()> {
         let m = &self.model.inner;
         let plan = &m.plan;
         let expect = self.model.input_len();
@@ -379,10 +387,35 @@ impl Session {
         let arena = self.arena.as_mut_slice();
         arena[plan.buffers[plan.input].range()].copy_from_slice(input);
         match &m.pool {
-            Some(pool) => pool.install(|| executor::run(plan, &m.weights, m.isa, m.config.threads, arena)),
-            None => executor::run(plan, &m.weights, m.isa, 1, arena),
+            Some(pool) => pool.install(|| executor::run(plan, &m.weights, m.isa, m.config.threads, arena, times)),
+            None => executor::run(plan, &m.weights, m.isa, 1, arena, times),
         }
-        Ok(&self.arena.as_slice()[plan.buffers[plan.output].range()])
+        Ok(())
+    }
+
+    /// Runs `iters` predicts and returns each step's mean time, in plan order
+    /// (for `resnet50 bench --profile`). Allocates its result.
+    pub fn profile(&mut self, input: &[f32], iters: usize) -> Result<Vec<StepTime>> {
+        let plan = self.model.inner.plan.clone();
+        let mut times = vec![0.0; plan.steps.len()];
+        for _ in 0..iters.max(1) {
+            self.run(input, Some(&mut times))?;
+        }
+        Ok(plan
+            .steps
+            .iter()
+            .zip(&times)
+            .map(|(s, &t)| {
+                let (kind, macs) = match &s.op {
+                    Op::Conv { kernel, shape, .. } => (kernel.algo.name(), shape.macs()),
+                    Op::MaxPool(_) => ("maxpool", 0),
+                    Op::GlobalPool { .. } => ("global_pool", 0),
+                    Op::Dense { n, k, m } => ("dense", (n * k * m) as u64),
+                    Op::Softmax { .. } => ("softmax", 0),
+                };
+                StepTime { name: s.name.clone(), kind, macs, seconds: t / iters.max(1) as f64 }
+            })
+            .collect())
     }
 
     /// Like [`Session::predict`], copying the output into `out`
@@ -421,4 +454,17 @@ impl Session {
         let view = |id: usize| (&arena[plan.buffers[id].range()], plan.buffers[id].shape);
         Some(Features { stages: f.stages.map(view), embedding: &arena[plan.buffers[f.embedding].range()] })
     }
+}
+
+/// One step's share of a run, from [`Session::profile`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct StepTime {
+    /// Layer name.
+    pub name: String,
+    /// Kernel (`gemm1x1`, `winograd3x3`, `implicit_gemm`, `maxpool`, …).
+    pub kind: &'static str,
+    /// Multiply-accumulates of the step (direct-convolution count).
+    pub macs: u64,
+    /// Mean wall time per run, seconds.
+    pub seconds: f64,
 }
