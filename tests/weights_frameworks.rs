@@ -1,0 +1,41 @@
+//! Files written by the real frameworks (Keras 3 `save_weights`, Keras 3
+//! legacy `model.save("x.h5")`, an h5py file in the 2016 Keras layout, a
+//! torchvision state dict in safetensors), filled with the deterministic
+//! weights, load to exactly `init::deterministic`.
+//!
+//! Needs the files: `.venv-golden/bin/python tools/weights/make_framework_files.py DIR`
+//! then `RESNET50_FRAMEWORK_FILES=DIR cargo test --release --test weights_frameworks`.
+//! Without the variable the test does nothing (CI has no TensorFlow or torch).
+
+use std::path::PathBuf;
+
+use resnet50::init::deterministic;
+use resnet50::loaders::{self, names::Scheme, Format};
+use resnet50::Variant;
+
+#[test]
+fn framework_files_load_to_the_deterministic_weights() {
+    let Some(dir) = std::env::var_os("RESNET50_FRAMEWORK_FILES").map(PathBuf::from) else {
+        eprintln!("RESNET50_FRAMEWORK_FILES not set: skipping (see tools/weights/make_framework_files.py)");
+        return;
+    };
+    let cases = [
+        ("keras3_top.weights.h5", Format::Keras3, Variant::V1, Some(10), 1.001e-5),
+        ("keras3_notop.weights.h5", Format::Keras3, Variant::V1, None, 1.001e-5),
+        ("keras_full_top.h5", Format::KerasH5, Variant::V1, Some(10), 1.001e-5),
+        ("keras_old_notop.h5", Format::KerasH5Old, Variant::V1, None, 1e-3),
+        ("torchvision_top.safetensors", Format::Safetensors(Scheme::Torchvision), Variant::V1_5, Some(10), 1e-5),
+    ];
+    for (file, format, variant, classes, eps) in cases {
+        let p = dir.join(file);
+        let l = loaders::load(&p).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(l.format, format, "{file}");
+        assert_eq!(l.bn_epsilon, Some(eps), "{file}");
+        assert_eq!(l.weights, deterministic(variant, classes), "{file}");
+        // And through the native format.
+        let native = dir.join(format!("{file}.r50w"));
+        loaders::convert(&p, &native, Some(variant)).unwrap();
+        assert!(matches!(loaders::open(&native).unwrap(), loaders::Opened::Native(_)));
+        std::fs::remove_file(native).unwrap();
+    }
+}
