@@ -12,6 +12,8 @@
 use std::arch::x86_64::*;
 
 use super::loops::{Microkernel, Tile};
+use super::pack::im2col_block;
+use crate::shape::ConvShape;
 
 /// AVX2+FMA 6×16 microkernel.
 pub(crate) struct Avx2;
@@ -38,6 +40,17 @@ impl Microkernel for Avx2 {
             }
         }
     }
+
+    unsafe fn im2col(s: &ConvShape, input: &[f32], m0: usize, rows: usize, k0: usize, kc: usize, dst: &mut [f32]) {
+        // SAFETY: forwarded contract (the CPU has AVX2+FMA).
+        unsafe { im2col_avx2(s, input, m0, rows, k0, kc, dst) }
+    }
+}
+
+/// The im2col gather compiled with AVX2 (32-byte block moves).
+#[target_feature(enable = "avx2,fma")]
+fn im2col_avx2(s: &ConvShape, input: &[f32], m0: usize, rows: usize, k0: usize, kc: usize, dst: &mut [f32]) {
+    im2col_block(s, input, m0, rows, k0, kc, dst)
 }
 
 /// Lane masks for the first `nr` of 16 columns (all-ones lanes are active).
@@ -97,17 +110,35 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
             }
         }};
     }
+    // Unrolled ×4 (measurably fewer loop-overhead stalls on Zen 3), then the rest.
+    let kc4 = t.kc & !3;
     if t.pf.is_null() {
-        for k in 0..t.kc {
+        let mut k = 0;
+        while k < kc4 {
             step!(k);
+            step!(k + 1);
+            step!(k + 2);
+            step!(k + 3);
+            k += 4;
         }
     } else {
         let pf = t.pf as *const i8;
-        for k in 0..t.kc {
-            // A hint only: never faults (and `pf` spans kc lines anyway).
+        let mut k = 0;
+        while k < kc4 {
+            // Hints only: never fault (and `pf` spans kc lines anyway).
             _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(64 * k));
+            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(64 * k + 64));
             step!(k);
+            step!(k + 1);
+            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(64 * k + 128));
+            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(64 * k + 192));
+            step!(k + 2);
+            step!(k + 3);
+            k += 4;
         }
+    }
+    for k in kc4..t.kc {
+        step!(k);
     }
     if t.last {
         let bias = if t.bias.is_null() {

@@ -191,18 +191,32 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
                 }
             }};
         }
+        // Unrolled ×4, then the rest.
+        let kc4 = t.kc & !3;
         if t.pf.is_null() {
-            for k in 0..t.kc {
+            let mut k = 0;
+            while k < kc4 {
                 step!(k);
+                step!(k + 1);
+                step!(k + 2);
+                step!(k + 3);
+                k += 4;
             }
         } else {
             let pf: [*const i8; NV] = std::array::from_fn(|v| t.pf.wrapping_add(v * t.b_next) as *const i8);
-            for k in 0..t.kc {
-                for p in pf {
-                    V::prefetch(p.wrapping_add(64 * k));
+            let mut k = 0;
+            while k < kc4 {
+                for u in 0..4 {
+                    for p in pf {
+                        V::prefetch(p.wrapping_add(64 * (k + u)));
+                    }
+                    step!(k + u);
                 }
-                step!(k);
+                k += 4;
             }
+        }
+        for k in kc4..t.kc {
+            step!(k);
         }
         if t.last {
             let mut bias = [V::zero(); NV];

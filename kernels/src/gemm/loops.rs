@@ -91,6 +91,16 @@ pub(crate) trait Microkernel {
     /// The CPU supports the kernel's ISA; every pointer in `t` is valid for the
     /// reads and writes described on [`Tile`]; `1 <= t.mr <= MR`, `1 <= t.nr <= NR`.
     unsafe fn tile(t: &Tile);
+
+    /// Gathers an im2col block ([`im2col_block`]); kernels override it to
+    /// compile the copies with their ISA enabled.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's ISA.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn im2col(s: &ConvShape, input: &[f32], m0: usize, rows: usize, k0: usize, kc: usize, dst: &mut [f32]) {
+        im2col_block(s, input, m0, rows, k0, kc, dst)
+    }
 }
 
 /// Blocking parameters of one kernel, as plain values (for scratch sizing).
@@ -259,7 +269,8 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                         unsafe { input.as_ptr().add(k0) }
                     }
                     ASource::Im2col(shape, input) => {
-                        im2col_block(shape, input, ic, mcur, k0, kc, scratch);
+                        // SAFETY: the caller guarantees U's ISA.
+                        unsafe { U::im2col(shape, input, ic, mcur, k0, kc, scratch) };
                         for (i, o) in offs[..mcur].iter_mut().enumerate() {
                             *o = i * kc;
                         }

@@ -88,6 +88,7 @@ pub(crate) fn pixel_rows(s: &ConvShape, m0: usize, rows: &mut [usize]) {
 /// (left padding), one contiguous copy of the in-bounds `kx`, zeros (right
 /// padding). No division per run: the valid span is `[kx_lo·cin, kx_hi·cin)`
 /// in the row's reduction index.
+#[inline(always)]
 pub(crate) fn im2col_block(
     s: &ConvShape,
     input: &[f32],
@@ -102,6 +103,7 @@ pub(crate) fn im2col_block(
     let cin = s.in_c;
     let row_k = s.kw * cin; // reduction values per kernel row
     let (ky0, rem0) = (k0 / row_k, k0 % row_k);
+    let whole_k = k0 == 0 && kc == s.kh * row_k;
     let mut img = m0 / (oh * ow);
     let mut oy = (m0 / ow) % oh;
     let mut ox = m0 % ow;
@@ -113,27 +115,16 @@ pub(crate) fn im2col_block(
         let hi = (s.in_w as isize - x0).clamp(0, s.kw as isize) as usize * cin;
         // Input offset of (img, y = 0, x = x0, ci = 0), may be "negative".
         let base = (img * s.in_h * s.in_w) as isize * cin as isize + x0 * cin as isize;
-        let (mut ky, mut rem) = (ky0, rem0);
-        let mut out = 0;
-        while out < kc {
-            let y = y0 + ky as isize;
-            let row_end = (out + row_k - rem).min(kc);
-            if y < 0 || y >= s.in_h as isize {
-                d[out..row_end].iter_mut().for_each(|v| *v = 0.0);
-            } else {
-                // [rem, lo): zeros; [lo, hi): copy; [hi, row_k): zeros — clipped to this row's part.
-                let z0 = (out + lo.saturating_sub(rem)).min(row_end);
-                let c1 = (out + hi.saturating_sub(rem)).min(row_end).max(z0);
-                d[out..z0].iter_mut().for_each(|v| *v = 0.0);
-                if c1 > z0 {
-                    let src = (base + y * (s.in_w * cin) as isize) as usize + rem + (z0 - out);
-                    copy_run(&mut d[z0..c1], &input[src..src + (c1 - z0)]);
-                }
-                d[c1..row_end].iter_mut().for_each(|v| *v = 0.0);
+        if whole_k && lo == 0 && hi == row_k && y0 >= 0 && y0 as usize + s.kh <= s.in_h {
+            // Window inside the image: one contiguous run per kernel row.
+            let row_stride = s.in_w * cin;
+            let mut src = (base + y0 * row_stride as isize) as usize;
+            for dk in d.chunks_exact_mut(row_k) {
+                copy_run(dk, &input[src..src + row_k]);
+                src += row_stride;
             }
-            out = row_end;
-            ky += 1;
-            rem = 0;
+        } else {
+            im2col_row(s, input, d, base, y0, lo, hi, ky0, rem0);
         }
         ox += 1;
         if ox == ow {
@@ -147,22 +138,77 @@ pub(crate) fn im2col_block(
     }
 }
 
-/// Copies a short run (typically 3..=2048 floats) without a libc call for the
-/// short ones: the stem's runs are 21 floats.
+/// One im2col row, general case (padding, or a K block that starts or ends
+/// inside a kernel row): per kernel row, zeros / one copy / zeros.
+#[allow(clippy::too_many_arguments)]
+#[inline(never)]
+fn im2col_row(
+    s: &ConvShape,
+    input: &[f32],
+    d: &mut [f32],
+    base: isize,
+    y0: isize,
+    lo: usize,
+    hi: usize,
+    ky0: usize,
+    rem0: usize,
+) {
+    let cin = s.in_c;
+    let row_k = s.kw * cin;
+    let kc = d.len();
+    let (mut ky, mut rem) = (ky0, rem0);
+    let mut out = 0;
+    while out < kc {
+        let y = y0 + ky as isize;
+        let row_end = (out + row_k - rem).min(kc);
+        if y < 0 || y >= s.in_h as isize {
+            d[out..row_end].iter_mut().for_each(|v| *v = 0.0);
+        } else {
+            // [rem, lo): zeros; [lo, hi): copy; [hi, row_k): zeros — clipped to this row's part.
+            let z0 = (out + lo.saturating_sub(rem)).min(row_end);
+            let c1 = (out + hi.saturating_sub(rem)).min(row_end).max(z0);
+            d[out..z0].iter_mut().for_each(|v| *v = 0.0);
+            if c1 > z0 {
+                let src = (base + y * (s.in_w * cin) as isize) as usize + rem + (z0 - out);
+                copy_run(&mut d[z0..c1], &input[src..src + (c1 - z0)]);
+            }
+            d[c1..row_end].iter_mut().for_each(|v| *v = 0.0);
+        }
+        out = row_end;
+        ky += 1;
+        rem = 0;
+    }
+}
+
+/// Copies a run of the im2col gather: a few fixed, overlapping 8-float block
+/// moves (inline, no loop for LLVM to turn back into a `memcpy` call) for the
+/// short runs of small-`cin` convolutions — the stem's are 21 floats — and
+/// `memcpy` for long ones.
 #[inline(always)]
 fn copy_run(dst: &mut [f32], src: &[f32]) {
-    if dst.len() >= 64 {
-        dst.copy_from_slice(src);
-        return;
+    #[inline(always)]
+    fn blk(dst: &mut [f32], src: &[f32], at: usize) {
+        dst[at..at + 8].copy_from_slice(&src[at..at + 8]);
     }
-    let mut d = dst.chunks_exact_mut(4);
-    let mut s = src.chunks_exact(4);
-    for (d4, s4) in (&mut d).zip(&mut s) {
-        let v: [f32; 4] = [s4[0], s4[1], s4[2], s4[3]];
-        d4.copy_from_slice(&v);
-    }
-    for (a, b) in d.into_remainder().iter_mut().zip(s.remainder()) {
-        *a = *b;
+    let n = dst.len();
+    debug_assert_eq!(n, src.len());
+    match n {
+        0..=7 => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = *s;
+            }
+        }
+        8..=16 => {
+            blk(dst, src, 0);
+            blk(dst, src, n - 8);
+        }
+        17..=32 => {
+            blk(dst, src, 0);
+            blk(dst, src, 8);
+            blk(dst, src, n - 16);
+            blk(dst, src, n - 8);
+        }
+        _ => dst.copy_from_slice(src),
     }
 }
 
@@ -232,6 +278,49 @@ mod tests {
             let mm = i + 2;
             let (img, oy, ox) = (mm / (oh * ow), (mm / ow) % oh, mm % ow);
             assert_eq!(r, ((img * 5 + 2 * oy) * 5 + 2 * ox) * 4);
+        }
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// Cost of the stem's im2col gather per row (run with --ignored --nocapture).
+    #[test]
+    #[ignore]
+    fn im2col_stem_timing() {
+        let s = ConvShape::square(1, 224, 224, 3, 64, 7, 2, 3);
+        let input = vec![1.0f32; s.input_len()];
+        let m = s.out_h() * s.out_w();
+        let mut dst = vec![0.0f32; 144 * 147];
+        let t = std::time::Instant::now();
+        let reps = 20;
+        for _ in 0..reps {
+            let mut m0 = 0;
+            while m0 < m {
+                let rows = 144.min(m - m0);
+                im2col_block(&s, &input, m0, rows, 0, 147, &mut dst);
+                m0 += rows;
+            }
+        }
+        let ns = t.elapsed().as_nanos() as f64 / (reps * m) as f64;
+        println!("im2col stem: {ns:.1} ns per row ({:.0} cycles at 3 GHz)", ns * 3.0);
+        #[cfg(target_arch = "x86_64")]
+        if crate::Isa::Avx2.is_supported() {
+            use crate::gemm::loops::Microkernel;
+            let t = std::time::Instant::now();
+            for _ in 0..reps {
+                let mut m0 = 0;
+                while m0 < m {
+                    let rows = 144.min(m - m0);
+                    // SAFETY: AVX2 checked above.
+                    unsafe { crate::gemm::avx2::Avx2::im2col(&s, &input, m0, rows, 0, 147, &mut dst) };
+                    m0 += rows;
+                }
+            }
+            let ns = t.elapsed().as_nanos() as f64 / (reps * m) as f64;
+            println!("im2col stem (avx2): {ns:.1} ns per row ({:.0} cycles at 3 GHz)", ns * 3.0);
         }
     }
 }
