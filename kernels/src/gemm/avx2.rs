@@ -92,6 +92,18 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
             (c0[r], c1[r]) = unsafe { load16(t.c.add(r * t.ldc), full, m) };
         }
     }
+    // Start the C tile's (and residual's) cache-line fills now, so the stores
+    // after the k loop do not stall on read-for-ownership misses.
+    for r in 0..MR {
+        let c = t.c.wrapping_add(r * t.ldc) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(c);
+        _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(60));
+        if !t.res.is_null() {
+            let p = t.res.wrapping_add(r * t.ldc) as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(p);
+            _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(60));
+        }
+    }
     let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r]);
     let b = t.b;
     // One k step: 2 B loads, MR broadcasts, 2·MR FMAs.

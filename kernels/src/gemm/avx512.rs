@@ -173,6 +173,20 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
                 }
             }
         }
+        // Start the C tile's (and residual's) cache-line fills now, so the
+        // stores after the k loop do not stall on read-for-ownership misses.
+        for r in 0..MR {
+            for v in 0..NV {
+                let c = t.c.wrapping_add(r * t.ldc + 16 * v) as *const i8;
+                V::prefetch(c);
+                V::prefetch(c.wrapping_add(60));
+                if !t.res.is_null() {
+                    let p = t.res.wrapping_add(r * t.ldc + 16 * v) as *const i8;
+                    V::prefetch(p);
+                    V::prefetch(p.wrapping_add(60));
+                }
+            }
+        }
         let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r]);
         let bp: [*const f32; NV] = std::array::from_fn(|v| t.b.wrapping_add(v * t.b_next));
         // One k step: NV B loads, MR broadcasts, NV·MR FMAs.
