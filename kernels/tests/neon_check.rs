@@ -6,19 +6,22 @@
 //! a thread hangs under qemu-user. It compares every convolution algorithm of
 //! the public [`ConvKernel`] API against [`reference::conv2d`] over a fixed set
 //! of shapes (odd sizes, channel counts that are not multiples of 4 or 16,
-//! H/W down to 1, batch 2, every epilogue), then runs the whole ResNet50 (v1)
-//! convolution stack at 64×64 with random weights on each ISA against the
-//! scalar reference. The last line is `N passed, M failed`; the exit code is
-//! non-zero on any failure.
+//! H/W down to 1, batch 2, every epilogue: bias, residual, ReLU), the pooling
+//! and classifier kernels of [`pool`] against their references, then runs the
+//! whole ResNet50 (v1) network at 64×64 with random weights — 53 convolutions
+//! through [`ConvParams::best_algo`], max-pool, global average pool, a small
+//! dense layer — on each ISA against the same network on the scalar reference
+//! kernels. Output and scratch slices sit between poisoned guards, so a SIMD
+//! store past either end is caught. The last line is `N passed, M failed`;
+//! the exit code is non-zero on any failure.
 //!
-//! `RESNET50_CHECK_ISA=neon` (or any ISA name) restricts the run to that ISA
-//! (plus nothing else); by default every supported ISA except the scalar
-//! reference itself is checked, and `Scalar` too when it is the only one.
+//! By default every supported SIMD ISA is checked (`Scalar` when there is
+//! none); `RESNET50_CHECK_ISA=neon` (or any ISA name) checks only that one.
 
 use std::process::ExitCode;
 
 use resnet50_kernels::shape::PoolShape;
-use resnet50_kernels::{reference, AlignedBuf, ConvAlgo, ConvKernel, ConvParams, Epilogue, Isa};
+use resnet50_kernels::{pool, reference, AlignedBuf, ConvAlgo, ConvKernel, ConvParams, Epilogue, Isa};
 
 /// xorshift64*: deterministic, dependency-free.
 struct Rng(u64);
@@ -274,6 +277,57 @@ fn run_conv_checks(isa: Isa, tally: &mut Tally) {
     }
 }
 
+/// Max-pool, global pools and the dense layer on `isa` (threads = 1) against
+/// the reference: max is exact, sums within rounding.
+fn run_pool_checks(isa: Isa, tally: &mut Tally) {
+    let mut rng = Rng::new(77);
+    // (batch, h, w, c, k, stride, pad)
+    let pools = [
+        (1, 7, 7, 5, 3, 2, 1),
+        (2, 8, 6, 64, 3, 2, 1),
+        (1, 1, 1, 3, 3, 2, 1),
+        (1, 4, 5, 17, 3, 2, 0),
+        (1, 9, 9, 33, 2, 2, 0),
+    ];
+    for (batch, in_h, in_w, c, k, stride, pad) in pools {
+        let shape = PoolShape { batch, in_h, in_w, c, k, stride, pad };
+        let x = rng.fill(shape.input_len(), 1.0);
+        let mut want = vec![0f32; shape.output_len()];
+        reference::max_pool2d(&shape, &x, &mut want);
+        let mut got = vec![f32::NAN; shape.output_len()];
+        pool::max_pool2d(isa, &shape, &x, &mut got, 1);
+        tally.record(
+            &format!("{isa:6} max_pool {k}x{k}/{stride} pad{pad} n{batch} {in_h}x{in_w}x{c}"),
+            compare(&got, &want, 0.0),
+        );
+    }
+    for (n, h, w, c) in [(2, 3, 5, 19), (1, 1, 1, 7), (1, 7, 7, 2048)] {
+        let x = rng.fill(n * h * w * c, 1.0);
+        for max in [false, true] {
+            let mut want = vec![0f32; n * c];
+            if max {
+                reference::global_max_pool(n, h, w, c, &x, &mut want);
+            } else {
+                reference::global_avg_pool(n, h, w, c, &x, &mut want);
+            }
+            let mut got = vec![f32::NAN; n * c];
+            pool::global_pool(isa, max, n, h, w, c, &x, &mut got);
+            let name = if max { "global_max" } else { "global_avg" };
+            tally.record(&format!("{isa:6} {name} n{n} {h}x{w}x{c}"), compare(&got, &want, 1e-6));
+        }
+    }
+    for (n, k, m) in [(1, 2048, 10), (2, 37, 29), (1, 5, 130), (3, 64, 1000)] {
+        let x = rng.fill(n * k, 1.0);
+        let w = rng.fill(k * m, (3.0 / k as f32).sqrt());
+        let b = rng.fill(m, 0.5);
+        let mut want = vec![0f32; n * m];
+        reference::dense(n, k, m, &x, &w, &b, &mut want);
+        let mut got = vec![f32::NAN; n * m];
+        pool::dense(isa, n, k, m, &x, &w, &b, &mut got, 1);
+        tally.record(&format!("{isa:6} dense n{n} {k}->{m}"), compare(&got, &want, 2e-5));
+    }
+}
+
 /// One convolution layer of the end-to-end stack.
 struct Layer {
     params: ConvParams,
@@ -339,9 +393,11 @@ fn run_layer(
     (out, shape.out_h(), shape.out_w())
 }
 
-/// The ResNet50 v1 conv stack (+ the 3×3/2 max-pool, reference) on a
-/// `batch × size × size × 3` input; returns the `N × h × w × 2048` features.
-fn resnet50_features(isa: Option<Isa>, batch: usize, size: usize, seed: u64) -> Vec<f32> {
+/// The ResNet50 v1 network on a `batch × size × size × 3` input, on `isa`
+/// (`None`: the scalar reference kernels): every convolution, the 3×3/2
+/// max-pool, global average pool and a small classifier. Returns the
+/// `N × h × w × 2048` features and the `N × CLASSES` logits.
+fn resnet50_forward(isa: Option<Isa>, batch: usize, size: usize, seed: u64) -> (Vec<f32>, Vec<f32>) {
     let mut rng = Rng::new(seed);
     let (stem, blocks) = resnet50_layers(&mut rng);
     let input = rng.fill(batch * size * size * 3, 1.0);
@@ -350,7 +406,10 @@ fn resnet50_features(isa: Option<Isa>, batch: usize, size: usize, seed: u64) -> 
     // zero padding and "padding never wins" agree).
     let pool = PoolShape { batch, in_h: h, in_w: w, c: 64, k: 3, stride: 2, pad: 1 };
     let mut x_pooled = vec![0f32; pool.output_len()];
-    reference::max_pool2d(&pool, &x, &mut x_pooled);
+    match isa {
+        None => reference::max_pool2d(&pool, &x, &mut x_pooled),
+        Some(isa) => pool::max_pool2d(isa, &pool, &x, &mut x_pooled, 1),
+    }
     let (mut x, mut h, mut w) = (x_pooled, pool.out_h(), pool.out_w());
     for (convs, proj) in &blocks {
         let shortcut = if *proj { run_layer(isa, &convs[3], batch, h, w, &x, None, false).0 } else { x.clone() };
@@ -362,8 +421,26 @@ fn resnet50_features(isa: Option<Isa>, batch: usize, size: usize, seed: u64) -> 
         w = w3;
     }
     assert_eq!(x.len(), batch * h * w * 2048);
-    x
+    // Top: global average pool and a 2048 → CLASSES dense layer (logits).
+    let fc_w = rng.fill(2048 * CLASSES, (3.0f32 / 2048.0).sqrt());
+    let fc_b = rng.fill(CLASSES, 0.1);
+    let mut pooled = vec![0f32; batch * 2048];
+    let mut logits = vec![0f32; batch * CLASSES];
+    match isa {
+        None => {
+            reference::global_avg_pool(batch, h, w, 2048, &x, &mut pooled);
+            reference::dense(batch, 2048, CLASSES, &pooled, &fc_w, &fc_b, &mut logits);
+        }
+        Some(isa) => {
+            pool::global_pool(isa, false, batch, h, w, 2048, &x, &mut pooled);
+            pool::dense(isa, batch, 2048, CLASSES, &pooled, &fc_w, &fc_b, &mut logits, 1);
+        }
+    }
+    (x, logits)
 }
+
+/// Classes of the end-to-end run's classifier.
+const CLASSES: usize = 10;
 
 /// Cosine similarity of each image's feature vector, and the max-abs check.
 fn compare_features(got: &[f32], want: &[f32], batch: usize) -> Result<String, String> {
@@ -419,14 +496,22 @@ fn main() -> ExitCode {
         run_conv_checks(isa, &mut tally);
     }
 
-    // End to end: the whole conv stack at 64×64 (→ 2×2×2048), batch 1.
-    let (batch, size, seed) = (1, 64, 50);
-    let want = resnet50_features(None, batch, size, seed);
     for &isa in &isas {
-        let got = resnet50_features(Some(isa), batch, size, seed);
+        run_pool_checks(isa, &mut tally);
+    }
+
+    // End to end: the whole network at 64×64 (→ 2×2×2048 → 10 logits), batch 1.
+    let (batch, size, seed) = (1, 64, 50);
+    let (want_x, want_y) = resnet50_forward(None, batch, size, seed);
+    for &isa in &isas {
+        let (got_x, got_y) = resnet50_forward(Some(isa), batch, size, seed);
         tally.record(
-            &format!("{isa:6} resnet50-v1 conv stack {size}x{size} n{batch} vs reference"),
-            compare_features(&got, &want, batch),
+            &format!("{isa:6} resnet50-v1 {size}x{size} n{batch} features vs reference"),
+            compare_features(&got_x, &want_x, batch),
+        );
+        tally.record(
+            &format!("{isa:6} resnet50-v1 {size}x{size} n{batch} logits vs reference"),
+            compare_features(&got_y, &want_y, batch),
         );
     }
 
