@@ -9,8 +9,10 @@
 //! row contiguous over K), so a 1×1 convolution's input is used in place,
 //! strided or not. B is the ISA-neutral packed layout of [`super::pack`].
 //!
-//! When the loop nest passes `Tile::pf` (the next B micro-panel), one line of
-//! it is prefetched into L1 per `k` step, as in `avx2.rs`.
+//! As in `avx2.rs`, the C tile and residual rows are prefetched before the k
+//! loop, and when the loop nest passes `Tile::pf` (the next B micro-panel) one
+//! line of it is prefetched into L1 per `k` step (`PRFM`, via `asm!`: the
+//! prefetch intrinsics are unstable on aarch64).
 //!
 //! Partial tiles (`nr < 16` columns) compute all 16 columns — B's padding
 //! columns are zero — and go through a small stack buffer for the loads of C,
@@ -106,6 +108,14 @@ fn prefetch_l1(p: *const f32) {
     unsafe { std::arch::asm!("prfm pldl1keep, [{p}]", p = in(reg) p, options(nostack, preserves_flags, readonly)) };
 }
 
+/// Hints the core to bring the line at `p` into L1 for writing (`PRFM PSTL1KEEP`).
+#[inline(always)]
+fn prefetch_l1_store(p: *mut f32) {
+    // SAFETY: PRFM is only a hint: it never faults, whatever the address, and
+    // changes no register, flag or memory.
+    unsafe { std::arch::asm!("prfm pstl1keep, [{p}]", p = in(reg) p, options(nostack, preserves_flags, readonly)) };
+}
+
 /// # Safety
 /// As [`Microkernel::tile`], with `t.mr == MR` and NEON available.
 #[target_feature(enable = "neon")]
@@ -117,6 +127,19 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
         for (r, accr) in acc.iter_mut().enumerate() {
             // SAFETY: C row r holds nr valid floats at c + r·ldc.
             *accr = unsafe { load16(t.c.add(r * t.ldc), nr) };
+        }
+    }
+    // Start the C tile's (and residual's) cache-line fills now, so the stores
+    // after the k loop do not stall on misses (as in `avx2.rs`). A 16-float
+    // row spans at most two 64-byte lines: its first and last float.
+    for r in 0..MR {
+        let c = t.c.wrapping_add(r * t.ldc);
+        prefetch_l1_store(c);
+        prefetch_l1_store(c.wrapping_add(NR - 1));
+        if !t.res.is_null() {
+            let p = t.res.wrapping_add(r * t.ldc);
+            prefetch_l1(p);
+            prefetch_l1(p.wrapping_add(NR - 1));
         }
     }
     let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r]);
