@@ -17,6 +17,7 @@
 //! thread count or the scheduling.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
@@ -128,20 +129,32 @@ pub(crate) fn k_blocks(k: usize, kc_max: usize) -> (usize, usize) {
     }
 }
 
-/// Splits `threads` into `tm × tn` tasks (rows × column tiles), minimising
-/// the largest task's `rows·cols` (compute) plus a traffic term `4·(rows +
-/// cols)` (its A and B reads); ties go to splitting rows.
+/// Tasks per worker thread when `threads > 1`: enough for the workers that
+/// finish early (or were not preempted on a shared machine) to take over the
+/// rest, few enough that each task keeps whole B panels and long strips.
+const TASKS_PER_THREAD: usize = 4;
+
+/// The task grid: `tm × tn` tasks (row ranges × column-tile ranges), from the
+/// shape and `threads` only. One task for one thread; otherwise about
+/// `TASKS_PER_THREAD · threads` tasks, the grid minimising the estimated
+/// makespan `ceil(tasks / threads) · (rows·cols + 4·(rows + cols))` (compute
+/// plus the task's A and B reads); ties go to fewer tasks, then to splitting rows.
 pub(crate) fn split(m: usize, n: usize, nr: usize, threads: usize) -> (usize, usize) {
-    let t = threads.max(1);
+    let threads = threads.max(1);
+    if threads == 1 {
+        return (1, 1);
+    }
     let tiles = n.div_ceil(nr);
-    let mut best = (t, 1, usize::MAX);
-    for tm in (1..=t).rev().filter(|tm| t.is_multiple_of(*tm)) {
-        let tn = t / tm;
+    let target = TASKS_PER_THREAD * threads;
+    let mut best = (1, 1, usize::MAX, usize::MAX);
+    for tm in (1..=target.min(m)).rev() {
+        let tn = target.div_ceil(tm).min(tiles);
         let rows = m.div_ceil(tm);
         let cols = tiles.div_ceil(tn) * nr;
-        let cost = rows * cols + 4 * (rows + cols);
-        if cost < best.2 {
-            best = (tm, tn, cost);
+        let tasks = tm * tn;
+        let cost = tasks.div_ceil(threads) * (rows * cols + 4 * (rows + cols));
+        if (cost, tasks) < (best.2, best.3) {
+            best = (tm, tn, cost, tasks);
         }
     }
     (best.0, best.1)
@@ -158,7 +171,7 @@ pub(crate) fn task_scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threa
     round_up_floats(bl.mc.min(m.div_ceil(tm)) * kc)
 }
 
-/// Total scratch floats for `threads` tasks.
+/// Total scratch floats: one task's worth per worker thread.
 pub(crate) fn scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threads: usize, im2col: bool) -> usize {
     task_scratch_len(bl, m, k, n, threads, im2col) * threads.max(1)
 }
@@ -197,7 +210,11 @@ impl SendPtr {
     }
 }
 
-/// Runs `p` on microkernel `U` as `threads` tasks (rayon when > 1).
+/// Runs `p` on microkernel `U`: the [`split`] task grid, executed by
+/// `threads` workers (rayon jobs when > 1) that each own one scratch slot and
+/// take task indices from a shared counter, so a preempted worker delays only
+/// its current task. A task's arithmetic does not depend on which worker runs
+/// it, so results are identical whatever the scheduling.
 ///
 /// # Safety
 /// `U`'s ISA is supported by this CPU. The caller has checked every length:
@@ -208,31 +225,43 @@ impl SendPtr {
 pub(crate) unsafe fn run<U: Microkernel>(p: &Problem, out: &mut [f32], scratch: &mut [f32], threads: usize) {
     let threads = threads.max(1);
     let (tm, tn) = split(p.m, p.n, U::NR, threads);
+    let tasks = tm * tn;
     let im2col = matches!(p.a, ASource::Im2col(..));
     let per = task_scratch_len(Blocking::of::<U>(), p.m, p.k, p.n, threads, im2col);
-    debug_assert!(scratch.len() >= per * tm * tn);
+    debug_assert!(scratch.len() >= per * threads);
     let tiles = p.n.div_ceil(U::NR);
     let c = SendPtr(out.as_mut_ptr());
     let s = SendPtr(scratch.as_mut_ptr());
-    let body = |t: usize| {
+    // Task t on the scratch slot of worker w.
+    let body = |t: usize, w: usize| {
         let (ti, tj) = (t / tn, t % tn);
         let rows = p.m * ti / tm..p.m * (ti + 1) / tm;
         let cols = (tiles * tj / tn) * U::NR..((tiles * (tj + 1) / tn) * U::NR).min(p.n);
         if rows.is_empty() || cols.is_empty() {
             return;
         }
-        // SAFETY: task t alone uses scratch[t·per .. (t+1)·per], inside
-        // `scratch` (checked by the caller); tasks write only their own
-        // rows × cols of C, and (ti, tj) ↦ (rows, cols) is a partition.
+        // SAFETY: worker w alone uses scratch[w·per .. (w+1)·per] (w < threads,
+        // inside `scratch`, checked by the caller), one task at a time; tasks
+        // write only their own rows × cols of C, and (ti, tj) ↦ (rows, cols)
+        // is a partition of C; each task index is taken exactly once.
         unsafe {
-            let scr = std::slice::from_raw_parts_mut(s.get().add(t * per), per);
+            let scr = std::slice::from_raw_parts_mut(s.get().add(w * per), per);
             task::<U>(p, rows, cols, c.get(), scr);
         }
     };
-    if tm * tn == 1 {
-        body(0);
+    if threads == 1 || tasks == 1 {
+        for t in 0..tasks {
+            body(t, 0);
+        }
     } else {
-        (0..tm * tn).into_par_iter().for_each(body);
+        let next = AtomicUsize::new(0);
+        (0..threads).into_par_iter().for_each(|w| loop {
+            let t = next.fetch_add(1, Ordering::Relaxed);
+            if t >= tasks {
+                break;
+            }
+            body(t, w);
+        });
     }
 }
 
@@ -354,11 +383,16 @@ mod tests {
 
     #[test]
     fn splits() {
-        assert_eq!(split(3136, 64, 16, 2), (2, 1));
-        assert_eq!(split(49, 512, 16, 2), (1, 2));
-        assert_eq!(split(49, 2048, 16, 4), (1, 4));
-        assert_eq!(split(784, 128, 16, 4), (4, 1));
-        assert_eq!(split(5, 5, 16, 3), (3, 1));
-        assert_eq!(split(5, 5, 16, 1), (1, 1));
+        assert_eq!(split(3136, 64, 16, 1), (1, 1));
+        let cases =
+            [(3136, 64, 2), (49, 512, 2), (49, 2048, 4), (784, 128, 4), (5, 5, 3), (196, 256, 2), (12544, 64, 16)];
+        for (m, n, t) in cases {
+            let (tm, tn) = split(m, n, 16, t);
+            assert!(tm >= 1 && tn >= 1 && tm <= m && tn <= n.div_ceil(16), "{m}x{n} t{t}: {tm}x{tn}");
+            assert!(tm * tn <= TASKS_PER_THREAD * t * 2, "{m}x{n} t{t}: {tm}x{tn}");
+        }
+        // Large M splits rows; M = 49 with many columns splits columns.
+        assert_eq!(split(3136, 64, 16, 2).1, 1);
+        assert_eq!(split(49, 2048, 16, 2).0, 1);
     }
 }
