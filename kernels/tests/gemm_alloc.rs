@@ -1,5 +1,7 @@
 //! The GEMM convolutions allocate nothing: checked with a counting global
 //! allocator, single-threaded and on a 2-thread rayon pool, on every ISA.
+//! (`CountingAllocator` counts every thread, hence the warm-up and the least
+//! of three calls.)
 
 use resnet50_kernels::alloc_count::CountingAllocator;
 use resnet50_kernels::gemm;
@@ -17,6 +19,9 @@ fn conv1x1_and_implicit_allocate_nothing() {
         ConvShape::square(1, 9, 9, 64, 32, 3, 2, 1),
     ];
     let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+    // Start every worker now: the counter is global, and a worker's start-up
+    // allocations must not land inside a measured call.
+    pool.broadcast(|_| ());
     for s in shapes {
         let k = s.kh * s.kw * s.in_c;
         let input = vec![0.5f32; s.input_len()];
@@ -42,8 +47,11 @@ fn conv1x1_and_implicit_allocate_nothing() {
                 };
                 pool.install(|| {
                     run(); // warm-up: rayon's lazily created per-thread state
-                    let n = ALLOC.during(&mut run);
-                    assert_eq!(n, 0, "{isa} threads {threads} {s:?}: {n} allocations");
+                           // An allocation in the kernel shows up in every call; take
+                           // the least of three so a stray one elsewhere (the test
+                           // harness, a waking worker) cannot fail the test.
+                    let n = (0..3).map(|_| ALLOC.during(&mut run)).min().unwrap();
+                    assert_eq!(n, 0, "{isa} threads {threads} {s:?}: {n} allocations per call");
                 });
             }
         }

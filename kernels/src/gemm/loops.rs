@@ -27,8 +27,24 @@ use crate::shape::{ConvShape, Epilogue};
 
 /// Most rows any microkernel handles (the array size of [`Tile::a`]).
 pub(crate) const MAX_MR: usize = 8;
-/// Largest `MC` of any microkernel (size of the on-stack row-offset table).
-pub(crate) const MAX_MC: usize = 256;
+/// Most rows of any `ic` block (size of the on-stack row-offset table).
+pub(crate) const MAX_MC: usize = 384;
+
+/// Rows per `ic` block for `len` rows: one block up to 1.75·`mc` (so a
+/// 196-row layer streams its B once), else balanced blocks of at most `mc`,
+/// a multiple of `mr` each but the last. Never more than [`mc_max`].
+pub(crate) fn mc_block(len: usize, mc: usize, mr: usize) -> usize {
+    if len <= mc + mc * 3 / 4 {
+        len.max(1)
+    } else {
+        len.div_ceil(len.div_ceil(mc)).next_multiple_of(mr).min(mc)
+    }
+}
+
+/// Upper bound of [`mc_block`] for any `len`.
+pub(crate) const fn mc_max(mc: usize) -> usize {
+    mc + mc * 3 / 4
+}
 
 /// One microkernel call: `C[mr × nr] (+)= A[mr × kc] · B[kc × nr]`, then the
 /// epilogue if `last`.
@@ -81,7 +97,7 @@ pub(crate) trait Microkernel {
     const NR: usize;
     /// Target reduction block (B micro-panel `KC × NR` in L1).
     const KC: usize;
-    /// Rows per A block (`MC × KC` in L2); a multiple of `MR`, at most [`MAX_MC`].
+    /// Rows per A block (`MC × KC` in L2); a multiple of `MR`, `mc_max(MC) <= MAX_MC`.
     const MC: usize;
     /// Columns per B slice; a multiple of `NR`.
     const NC: usize;
@@ -168,7 +184,7 @@ pub(crate) fn task_scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threa
     }
     let (tm, _) = split(m, n, bl.nr, threads);
     let (_, kc) = k_blocks(k, bl.kc);
-    round_up_floats(bl.mc.min(m.div_ceil(tm)) * kc)
+    round_up_floats(mc_max(bl.mc).min(m.div_ceil(tm)) * kc)
 }
 
 /// Total scratch floats: one task's worth per worker thread.
@@ -270,14 +286,13 @@ pub(crate) unsafe fn run<U: Microkernel>(p: &Problem, out: &mut [f32], scratch: 
 /// # Safety
 /// As [`run`]; `c` points at C (`m × n`), the task owns `rows × cols` of it.
 unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usize>, c: *mut f32, scratch: &mut [f32]) {
-    debug_assert!(U::MC <= MAX_MC && U::MC % U::MR == 0 && U::NC % U::NR == 0 && U::MR <= MAX_MR);
+    debug_assert!(mc_max(U::MC) <= MAX_MC && U::MC % U::MR == 0 && U::NC % U::NR == 0 && U::MR <= MAX_MR);
     let mut offs = [0usize; MAX_MC];
     let (nk, kcb) = k_blocks(p.k, U::KC);
     let bias = p.ep.bias.map_or(std::ptr::null(), |b| b.as_ptr());
     let res = p.ep.residual.map_or(std::ptr::null(), |r| r.as_ptr());
-    // ic blocks: balanced, a multiple of MR rows each (but the last).
-    let len = rows.len();
-    let mc = len.div_ceil(len.div_ceil(U::MC)).next_multiple_of(U::MR).min(U::MC);
+    // ic blocks: see `mc_block`.
+    let mc = mc_block(rows.len(), U::MC, U::MR);
 
     let mut jc = cols.start;
     while jc < cols.end {
@@ -379,6 +394,20 @@ mod tests {
         assert_eq!(k_blocks(2048, 256), (8, 256));
         assert_eq!(k_blocks(4608, 256), (18, 256));
         assert_eq!(k_blocks(1000, 256), (4, 250));
+    }
+
+    #[test]
+    fn ic_blocks() {
+        assert_eq!(mc_block(196, 144, 6), 196);
+        assert_eq!(mc_block(49, 144, 6), 49);
+        assert_eq!(mc_block(252, 144, 6), 252);
+        assert_eq!(mc_block(3136, 144, 6), 144);
+        assert_eq!(mc_block(784, 144, 6), 132);
+        for len in 1..2000 {
+            assert!(mc_block(len, 144, 6) <= mc_max(144).min(len));
+            assert!(mc_block(len, 192, 8) <= mc_max(192).min(len));
+        }
+        assert!(mc_max(192) <= MAX_MC && mc_max(144) <= MAX_MC && mc_max(128) <= MAX_MC);
     }
 
     #[test]
