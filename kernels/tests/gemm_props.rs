@@ -192,7 +192,7 @@ fn check_all_isas(c: &Case) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
     /// Small random shapes, every epilogue, threads 1..=3, every supported ISA.
     #[test]
@@ -202,7 +202,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
 
     /// Bigger shapes: several MC row blocks, K blocks (K up to 600 for 1×1),
     /// several column tiles.
