@@ -124,9 +124,35 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
     }
     // Unrolled ×4 (measurably fewer loop-overhead stalls on Zen 3), then the rest.
     let kc4 = t.kc & !3;
-    if t.pf.is_null() {
-        let mut k = 0;
+    // Spread L2 prefetch: pf_lines lines over the kc/4 groups, line
+    // (g·pf_lines)/groups in group g, 16.16 fixed point (repeats are harmless).
+    let spread = !t.pf.is_null() && t.pf_lines > 0 && kc4 > 0;
+    let pf = t.pf as *const i8;
+    let step_fx = if spread { (t.pf_lines << 16) / (kc4 / 4) } else { 0 };
+    let mut line_fx = 0usize;
+    let mut k = 0;
+    if !t.pf_l1.is_null() {
+        // Also pull the next micro-panel into L1, one line per k step.
+        // Hints only: never fault.
+        let l1 = t.pf_l1 as *const i8;
         while k < kc4 {
+            _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(64 * (line_fx >> 16)));
+            line_fx += step_fx;
+            _mm_prefetch::<_MM_HINT_T0>(l1.wrapping_add(64 * k));
+            _mm_prefetch::<_MM_HINT_T0>(l1.wrapping_add(64 * k + 64));
+            step!(k);
+            step!(k + 1);
+            _mm_prefetch::<_MM_HINT_T0>(l1.wrapping_add(64 * k + 128));
+            _mm_prefetch::<_MM_HINT_T0>(l1.wrapping_add(64 * k + 192));
+            step!(k + 2);
+            step!(k + 3);
+            k += 4;
+        }
+    } else if spread {
+        while k < kc4 {
+            // A hint only: never faults.
+            _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(64 * (line_fx >> 16)));
+            line_fx += step_fx;
             step!(k);
             step!(k + 1);
             step!(k + 2);
@@ -134,16 +160,9 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
             k += 4;
         }
     } else {
-        let pf = t.pf as *const i8;
-        let mut k = 0;
         while k < kc4 {
-            // Hints only: never fault (and `pf` spans kc lines anyway).
-            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(64 * k));
-            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(64 * k + 64));
             step!(k);
             step!(k + 1);
-            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(64 * k + 128));
-            _mm_prefetch::<_MM_HINT_T0>(pf.wrapping_add(64 * k + 192));
             step!(k + 2);
             step!(k + 3);
             k += 4;

@@ -81,8 +81,10 @@ pub(crate) trait Lanes16: Copy {
     unsafe fn add(a: Self, b: Self) -> Self;
     /// `vmaxps(a, 0)`: `a` if `a > 0`, else `0` (NaN → 0).
     unsafe fn relu(a: Self) -> Self;
-    /// Prefetch hint for the line at `p` (any address).
+    /// Prefetch hint into L1 for the line at `p` (any address).
     unsafe fn prefetch(p: *const i8);
+    /// Prefetch hint into L2 for the line at `p` (any address).
+    unsafe fn prefetch_l2(p: *const i8);
 }
 
 /// A zmm register.
@@ -136,6 +138,11 @@ impl Lanes16 for Zmm {
     unsafe fn prefetch(p: *const i8) {
         // SAFETY: a hint; never faults.
         unsafe { _mm_prefetch::<_MM_HINT_T0>(p) }
+    }
+    #[inline(always)]
+    unsafe fn prefetch_l2(p: *const i8) {
+        // SAFETY: a hint; never faults.
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(p) }
     }
 }
 
@@ -207,9 +214,35 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
         }
         // Unrolled ×4, then the rest.
         let kc4 = t.kc & !3;
-        if t.pf.is_null() {
-            let mut k = 0;
+        // Spread L2 prefetch (pf_lines lines per panel over the kc/4 groups,
+        // 16.16 fixed point) and, for the last strip, the next micro-panel
+        // into L1 one line per k step. Hints only: never fault.
+        let spread = !t.pf.is_null() && t.pf_lines > 0 && kc4 > 0;
+        let pf: [*const i8; NV] = std::array::from_fn(|v| t.pf.wrapping_add(v * t.b_next) as *const i8);
+        let l1: [*const i8; NV] = std::array::from_fn(|v| t.pf_l1.wrapping_add(v * t.b_next) as *const i8);
+        let step_fx = if spread { (t.pf_lines << 16) / (kc4 / 4) } else { 0 };
+        let mut line_fx = 0usize;
+        let mut k = 0;
+        if !t.pf_l1.is_null() {
             while k < kc4 {
+                for p in pf {
+                    V::prefetch_l2(p.wrapping_add(64 * (line_fx >> 16)));
+                }
+                line_fx += step_fx;
+                for u in 0..4 {
+                    for p in l1 {
+                        V::prefetch(p.wrapping_add(64 * (k + u)));
+                    }
+                    step!(k + u);
+                }
+                k += 4;
+            }
+        } else if spread {
+            while k < kc4 {
+                for p in pf {
+                    V::prefetch_l2(p.wrapping_add(64 * (line_fx >> 16)));
+                }
+                line_fx += step_fx;
                 step!(k);
                 step!(k + 1);
                 step!(k + 2);
@@ -217,15 +250,11 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
                 k += 4;
             }
         } else {
-            let pf: [*const i8; NV] = std::array::from_fn(|v| t.pf.wrapping_add(v * t.b_next) as *const i8);
-            let mut k = 0;
             while k < kc4 {
-                for u in 0..4 {
-                    for p in pf {
-                        V::prefetch(p.wrapping_add(64 * (k + u)));
-                    }
-                    step!(k + u);
-                }
+                step!(k);
+                step!(k + 1);
+                step!(k + 2);
+                step!(k + 3);
                 k += 4;
             }
         }
@@ -310,6 +339,7 @@ pub(crate) mod emulated {
             Emu(a.0.map(|x| if x > 0.0 { x } else { 0.0 }))
         }
         unsafe fn prefetch(_p: *const i8) {}
+        unsafe fn prefetch_l2(_p: *const i8) {}
     }
 
     /// The AVX-512 microkernel on emulated lanes.

@@ -82,11 +82,18 @@ pub(crate) struct Tile {
     pub res: *const f32,
     /// ReLU in the store (only when `last`).
     pub relu: bool,
-    /// B micro-panel to prefetch into L1 while computing, one 64-byte line
-    /// per `k` step (`kc` lines, `kc × 16` floats; a second panel at
-    /// `pf + b_next` for 32-column kernels); null for none. Only a hint: any
-    /// address is harmless, but the loop nest passes valid ones.
+    /// Start of B data to prefetch into L2 while computing: `pf_lines`
+    /// consecutive 64-byte lines, spread evenly over the k loop (and as many
+    /// at `pf + b_next` for 32-column kernels). Null (or `pf_lines == 0`) for
+    /// none. Only a hint: any address is harmless, but the loop nest passes
+    /// the part of the next B micro-panel this strip is responsible for.
     pub pf: *const f32,
+    /// Lines to prefetch from `pf`.
+    pub pf_lines: usize,
+    /// Null, or the next B micro-panel to pull into L1 during this tile, one
+    /// line per `k` step (`kc` lines; and at `pf_l1 + b_next` for 32-column
+    /// kernels): given to the last strip before that panel is used.
+    pub pf_l1: *const f32,
 }
 
 /// A register-blocked microkernel and its cache blocking.
@@ -333,7 +340,7 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                         std::ptr::null()
                     }
                 };
-                let tile_at = |i: usize, mr: usize, jr: usize, pf: *const f32| {
+                let tile_at = |i: usize, mr: usize, jr: usize, pf: (*const f32, usize), pf_l1: *const f32| {
                     let nr = U::NR.min(p.n - jr);
                     let m = ic + i;
                     let mut a = [std::ptr::null(); MAX_MR];
@@ -357,20 +364,41 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                         bias: if last && !bias.is_null() { unsafe { bias.add(jr) } } else { std::ptr::null() },
                         res: if last && !res.is_null() { unsafe { res.add(m * p.n + jr) } } else { std::ptr::null() },
                         relu: last && p.ep.relu,
-                        pf,
+                        pf: pf.0,
+                        pf_lines: pf.1,
+                        pf_l1,
+                    }
+                };
+                // The B micro-panel the loop nest needs after column tile jr:
+                // the next tile of this K block, or the first of the next K
+                // block. Its kc' lines (kc' rows of 64 bytes) are prefetched
+                // into L2 a share per strip while tile jr is computed (for
+                // small M, B streams from L3/DRAM), and into L1 by the last
+                // strip (for large M, B is already in L2).
+                let next_panel = |jr: usize| -> (*const f32, usize) {
+                    if jr + U::NR < jc_end {
+                        (panel(jr + U::NR), kc)
+                    } else if kb + 1 < nk {
+                        let k1 = k0 + kcb;
+                        // SAFETY: panel jc/16 exists and has k rows, k1 < k.
+                        (unsafe { p.b.as_ptr().add((jc / PANEL) * p.k * PANEL + k1 * PANEL) }, kcb.min(p.k - k1))
+                    } else {
+                        (std::ptr::null(), 0)
                     }
                 };
                 let mut jr = jc;
                 while jr < jc_end {
+                    let (next, lines) = next_panel(jr);
                     let mut i = 0;
                     for s in 0..strips {
                         let mr = base + usize::from(s < extra);
-                        // The first strip pulls the next column tile's B into L1.
-                        let pf = if s == 0 { panel(jr + U::NR) } else { std::ptr::null() };
+                        let (l0, l1) = (lines * s / strips, lines * (s + 1) / strips);
+                        let pf = (next.wrapping_add(PANEL * l0), l1 - l0);
+                        let pf_l1 = if s + 1 == strips { next } else { std::ptr::null() };
                         // SAFETY: the caller guarantees U's ISA; every pointer in the
                         // tile is inside its buffer for mr rows × kc / nr columns, and
                         // this task owns the C tile.
-                        unsafe { U::tile(&tile_at(i, mr, jr, pf)) };
+                        unsafe { U::tile(&tile_at(i, mr, jr, pf, pf_l1)) };
                         i += mr;
                     }
                     jr += U::NR;
