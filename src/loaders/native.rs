@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use resnet50_kernels::buffer::ALIGN;
 use resnet50_kernels::{ConvAlgo, ConvKernel, ConvParams};
@@ -121,6 +121,11 @@ pub fn checksum(bytes: &[u8]) -> u64 {
 /// every algorithm are packed and hashed. A file packed by a build whose
 /// layouts differ (even under the same layout id) is refused.
 pub fn layout_fingerprint() -> u64 {
+    static FP: OnceLock<u64> = OnceLock::new();
+    *FP.get_or_init(compute_fingerprint)
+}
+
+fn compute_fingerprint() -> u64 {
     let probes = [
         ConvParams { kh: 3, kw: 3, cin: 7, cout: 21, stride: 1, pad: [1; 4] },
         ConvParams { kh: 1, kw: 1, cin: 19, cout: 37, stride: 1, pad: [0; 4] },

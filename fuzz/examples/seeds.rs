@@ -1,0 +1,80 @@
+//! Writes small seed inputs for the fuzz targets into `corpus/<target>/`:
+//! structurally valid files with ResNet50 names (tiny tensors), so the
+//! fuzzer starts inside the mapping layers rather than at the magic bytes.
+
+use std::path::Path;
+
+use resnet50::loaders::export::{self, H5Layer, H5Layout, Tensor};
+use resnet50::loaders::names::{self, Scheme};
+use resnet50::loaders::native;
+
+fn tiny(name: String) -> Tensor {
+    Tensor { name, shape: vec![2], data: vec![0.5, -1.0], dtype: safetensors::Dtype::F32 }
+}
+
+fn save(target: &str, name: &str, bytes: &[u8]) {
+    let dir = Path::new("corpus").join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(name), bytes).unwrap();
+}
+
+fn main() {
+    for (i, scheme) in
+        [Scheme::Torchvision, Scheme::HuggingFace, Scheme::Keras, Scheme::KerasOld].into_iter().enumerate()
+    {
+        let mut keys: Vec<String> = names::key_table(scheme).into_keys().collect();
+        keys.sort();
+        if scheme == Scheme::HuggingFace {
+            keys =
+                keys.into_iter().map(|k| if k.starts_with("classifier") { k } else { format!("resnet.{k}") }).collect();
+        }
+        let t: Vec<Tensor> = keys.into_iter().map(tiny).collect();
+        save("safetensors", &format!("seed{i}"), &export::safetensors_bytes(&t).unwrap());
+        save("safetensors", &format!("seed{i}-one"), &export::safetensors_bytes(&t[..3]).unwrap());
+    }
+    for (i, (scheme, layout)) in [
+        (Scheme::Keras, H5Layout::Keras),
+        (Scheme::KerasOld, H5Layout::KerasOld),
+        (Scheme::Keras3Keys, H5Layout::Keras3 { names: false }),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut layers: Vec<String> = names::layer_table(scheme).into_keys().collect();
+        layers.sort();
+        let old = scheme == Scheme::KerasOld;
+        let k3 = matches!(layout, H5Layout::Keras3 { .. });
+        let l: Vec<H5Layer> = layers
+            .iter()
+            .map(|n| {
+                let w = |v: &str, k: usize| match (k3, old) {
+                    (true, _) => k.to_string(),
+                    (_, true) => format!("{n}_{v}:0"),
+                    _ => format!("{n}/{v}:0"),
+                };
+                let weights = if n.contains("bn") || n.starts_with("batch") {
+                    vec![
+                        tiny(w("gamma", 0)),
+                        tiny(w("beta", 1)),
+                        tiny(w("moving_mean", 2)),
+                        tiny(w("moving_variance", 3)),
+                    ]
+                } else {
+                    vec![tiny(w("kernel", 0)), tiny(w("bias", 1))]
+                };
+                H5Layer { name: n.clone(), keras_name: n.clone(), weights }
+            })
+            .collect();
+        save("keras_h5", &format!("seed{i}"), &export::keras_h5_bytes(&l, layout, i == 1).unwrap());
+        save("keras_h5", &format!("seed{i}-few"), &export::keras_h5_bytes(&l[..4], layout, i != 1).unwrap());
+    }
+    // Native: a header + table image (the data region is too large for a seed).
+    let w = resnet50::init::keras_random(resnet50::Variant::V1, Some(2), 1);
+    let full = native::to_bytes(&w, 1e-5).unwrap();
+    let head = 64 + 55 * 64;
+    for t in ["native", "native_checksummed"] {
+        save(t, "seed-header", &full[..head]);
+        save(t, "seed-header-data", &full[..head + 4096]);
+    }
+    println!("seeds written under corpus/");
+}
