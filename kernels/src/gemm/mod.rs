@@ -21,10 +21,18 @@
 //! | AVX-512F | `avx512.rs` | 8×32 (8×16 for an odd last panel) | 192 | 192 |
 //! | NEON | `neon.rs` | 6×16 | 256 | 144 |
 //!
-//! Work is split into `threads` tasks (a grid over rows and column tiles, chosen
-//! from the shape and `threads` only), each with its own slice of scratch; the
-//! K reduction is never split, so the result is bit-identical for a given ISA
-//! whatever the thread count and scheduling. Nothing is allocated.
+//! Rows of A are strips of balanced height `1..=MR` (49 rows → 4×6 + 5×5), so
+//! small M wastes no lanes. The microkernels unroll K by 4, prefetch their C
+//! tile and residual rows before the k loop, and prefetch the next B
+//! micro-panel: a share per strip into L2 (small-M layers stream B from
+//! L3/DRAM) and the whole panel into L1 in the last strip.
+//!
+//! Work is a grid of tasks over rows × column tiles, chosen from the shape and
+//! `threads` only (one task for one thread, about four per thread otherwise),
+//! run by `threads` workers that each own one slice of scratch and pull tasks
+//! from a shared counter. The K reduction is never split and its blocking
+//! depends on K only, so the result is bit-identical for a given ISA whatever
+//! the thread count and the scheduling. Nothing is allocated.
 
 pub(crate) mod loops;
 pub mod pack;
