@@ -11,7 +11,7 @@
 //!   into the caller's scratch, with zeros for the padding.
 //!
 //! Both take B packed once by [`pack_b`] (ISA-neutral 16-column panels, see
-//! [`pack`]) and run the BLIS-style loop nest of [`loops`] over one
+//! [`pack`]) and run the BLIS-style loop nest of `loops.rs` over one
 //! register-blocked microkernel per ISA:
 //!
 //! | ISA | file | tile (MR×NR) | KC | MC |

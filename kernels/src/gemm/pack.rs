@@ -15,9 +15,9 @@
 //! The microkernels read A through `MR` row pointers, each row contiguous over
 //! the `kc` reduction values of its pixel. For a 1×1 convolution a row *is* the
 //! input pixel's channel vector, wherever it sits (stride 1 or 2): the "packing"
-//! is just computing the row offsets ([`pixel_rows`]), no copy and no gather pass.
+//! is just computing the row offsets (`pixel_rows`), no copy and no gather pass.
 //! For the implicit-GEMM convolution the im2col rows are gathered on the fly, one
-//! `MC × kc` block at a time, into the task's scratch ([`im2col_block`]), with
+//! `MC × kc` block at a time, into the task's scratch (`im2col_block`), with
 //! zeros for the padding.
 
 use crate::buffer::round_up_floats;
