@@ -38,12 +38,7 @@ pub struct AllocError {
 
 impl std::fmt::Display for AllocError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "could not allocate {} bytes ({:.1} MiB)",
-            self.bytes,
-            self.bytes as f64 / 1048576.0
-        )
+        write!(f, "could not allocate {} bytes ({:.1} MiB)", self.bytes, self.bytes as f64 / 1048576.0)
     }
 }
 impl std::error::Error for AllocError {}
@@ -52,14 +47,9 @@ impl AlignedBuf {
     /// Allocates `len` zeroed floats; returns an error (instead of aborting)
     /// when the size overflows or the allocator refuses.
     pub fn zeroed(len: usize) -> Result<Self, AllocError> {
-        let bytes = len
-            .checked_mul(std::mem::size_of::<f32>())
-            .ok_or(AllocError { bytes: usize::MAX })?;
+        let bytes = len.checked_mul(std::mem::size_of::<f32>()).ok_or(AllocError { bytes: usize::MAX })?;
         if len == 0 {
-            return Ok(AlignedBuf {
-                ptr: NonNull::dangling(),
-                len: 0,
-            });
+            return Ok(AlignedBuf { ptr: NonNull::dangling(), len: 0 });
         }
         let layout = Layout::from_size_align(bytes, ALIGN).map_err(|_| AllocError { bytes })?;
         // SAFETY: layout has non-zero size (len > 0) and a valid power-of-two alignment.

@@ -57,11 +57,7 @@ impl Isa {
 
     /// The fastest ISA this CPU supports.
     pub fn best() -> Isa {
-        Isa::ALL
-            .into_iter()
-            .rev()
-            .find(|i| i.is_supported())
-            .unwrap_or(Isa::Scalar)
+        Isa::ALL.into_iter().rev().find(|i| i.is_supported()).unwrap_or(Isa::Scalar)
     }
 
     /// `RESNET50_ISA` if set (an error if it names an unknown or unsupported
@@ -102,18 +98,11 @@ pub enum IsaError {
 impl fmt::Display for IsaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IsaError::Unknown(s) => write!(
-                f,
-                "unknown ISA {s:?}: expected scalar, avx2, avx512 or neon"
-            ),
+            IsaError::Unknown(s) => write!(f, "unknown ISA {s:?}: expected scalar, avx2, avx512 or neon"),
             IsaError::Unsupported(i) => write!(
                 f,
                 "ISA {i} is not supported by this CPU (supported: {})",
-                Isa::supported()
-                    .iter()
-                    .map(|i| i.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                Isa::supported().iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
             ),
         }
     }

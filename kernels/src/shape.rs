@@ -67,22 +67,12 @@ impl ConvShape {
     /// Output height: `floor((in + pad_top + pad_bottom - kh) / stride) + 1`.
     /// Zero when the kernel does not fit (callers validate shapes first).
     pub fn out_h(&self) -> usize {
-        out_dim(
-            self.in_h,
-            self.pad_top + self.pad_bottom,
-            self.kh,
-            self.stride_h,
-        )
+        out_dim(self.in_h, self.pad_top + self.pad_bottom, self.kh, self.stride_h)
     }
 
     /// Output width.
     pub fn out_w(&self) -> usize {
-        out_dim(
-            self.in_w,
-            self.pad_left + self.pad_right,
-            self.kw,
-            self.stride_w,
-        )
+        out_dim(self.in_w, self.pad_left + self.pad_right, self.kw, self.stride_w)
     }
 
     /// Elements of the NHWC input.
@@ -102,8 +92,7 @@ impl ConvShape {
 
     /// Multiply-accumulates performed by the direct convolution.
     pub fn macs(&self) -> u64 {
-        (self.batch * self.out_h() * self.out_w()) as u64
-            * (self.kh * self.kw * self.in_c * self.out_c) as u64
+        (self.batch * self.out_h() * self.out_w()) as u64 * (self.kh * self.kw * self.in_c * self.out_c) as u64
     }
 
     /// True when the shape is usable: non-zero sizes and strides, and a kernel
@@ -188,11 +177,7 @@ pub struct Epilogue<'a> {
 impl<'a> Epilogue<'a> {
     /// Bias, then optional ReLU.
     pub fn bias_relu(bias: &'a [f32], relu: bool) -> Self {
-        Epilogue {
-            bias: Some(bias),
-            residual: None,
-            relu,
-        }
+        Epilogue { bias: Some(bias), residual: None, relu }
     }
 
     /// Applies the epilogue to one accumulated value at output index `i`
