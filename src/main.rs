@@ -536,6 +536,10 @@ fn bench(flags: &ModelFlags, iters: u32, warmup: u32, json: bool, profile: bool)
     let batch = c.batch;
     let ips = batch as f64 / (median / 1e3);
     let gflops = 2.0 * m.plan().macs() as f64 / (median / 1e3) / 1e9;
+    // This CPU's FMA peak for the ISA in use, measured (best of 3 short probes), times the threads.
+    let core_peak =
+        (0..3).map(|_| resnet50_kernels::gemm::peak::fma_peak_gflops(m.isa(), 4_000_000)).fold(0.0, f64::max);
+    let peak = core_peak * c.threads as f64;
     let layers = if profile { session.profile(&input, iters as usize).map_err(|e| e.to_string())? } else { Vec::new() };
     let layer_gflops =
         |l: &resnet50::StepTime| if l.seconds > 0.0 { 2.0 * l.macs as f64 / l.seconds / 1e9 } else { 0.0 };
@@ -543,7 +547,8 @@ fn bench(flags: &ModelFlags, iters: u32, warmup: u32, json: bool, profile: bool)
         let mut v = serde_json::json!({
             "variant": c.variant.name(), "batch": batch, "threads": c.threads, "isa": m.isa().name(),
             "iters": iters, "input": format!("{}x{}", c.height, c.width), "median_ms": median, "p90_ms": p90,
-            "min_ms": times[0], "images_per_s": ips, "gflops": gflops, "times_ms": times,
+            "min_ms": times[0], "images_per_s": ips, "gflops": gflops, "peak_gflops": peak,
+            "percent_of_peak": 100.0 * gflops / peak, "times_ms": times,
         });
         if profile {
             v["layers"] = layers
@@ -562,7 +567,10 @@ fn bench(flags: &ModelFlags, iters: u32, warmup: u32, json: bool, profile: bool)
             m.isa()
         );
         println!("  median {median:.2} ms   p90 {p90:.2} ms   min {:.2} ms   ({iters} iterations)", times[0]);
-        println!("  {ips:.1} images/s   {gflops:.1} GFLOP/s");
+        println!(
+            "  {ips:.1} images/s   {gflops:.1} GFLOP/s (direct-convolution count) = {:.0}% of the measured FMA peak ({peak:.1} GFLOP/s)",
+            100.0 * gflops / peak
+        );
         if profile {
             let total: f64 = layers.iter().map(|l| l.seconds).sum();
             println!("\n  {:<22}{:<14}{:>10}{:>8}{:>10}", "layer", "kernel", "ms", "%", "GFLOP/s");
