@@ -95,8 +95,7 @@ struct Stream(u64);
 impl Stream {
     fn uniform(&mut self, lo: f64, hi: f64) -> f32 {
         self.0 = self.0.wrapping_add(1);
-        let k = splitmix64(self.0) >> 40;
-        (lo + (hi - lo) * (k as f64 / 16_777_216.0)) as f32
+        det_value(self.0, 0, lo, hi)
     }
 }
 
