@@ -16,14 +16,10 @@
 //! on `K` only, so results are bit-identical for a given ISA whatever the
 //! thread count or the scheduling.
 
-use std::ops::Range;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use rayon::prelude::*;
-
 use super::pack::{im2col_block, pixel_rows, PANEL};
 use crate::buffer::round_up_floats;
 use crate::shape::{ConvShape, Epilogue};
+use std::ops::Range;
 
 /// Most rows any microkernel handles (the array size of [`Tile::a`]).
 pub(crate) const MAX_MR: usize = 8;
@@ -233,11 +229,10 @@ impl SendPtr {
     }
 }
 
-/// Runs `p` on microkernel `U`: the [`split`] task grid, executed by
-/// `threads` workers (rayon jobs when > 1) that each own one scratch slot and
-/// take task indices from a shared counter, so a preempted worker delays only
-/// its current task. A task's arithmetic does not depend on which worker runs
-/// it, so results are identical whatever the scheduling.
+/// Runs `p` on microkernel `U`: the [`split`] task grid, on `threads` workers
+/// ([`crate::par::run_tasks`]) that each own one scratch slot. A task's
+/// arithmetic does not depend on which worker runs it, so results are
+/// identical whatever the scheduling.
 ///
 /// # Safety
 /// `U`'s ISA is supported by this CPU. The caller has checked every length:
@@ -248,44 +243,22 @@ impl SendPtr {
 pub(crate) unsafe fn run<U: Microkernel>(p: &Problem, out: &mut [f32], scratch: &mut [f32], threads: usize) {
     let threads = threads.max(1);
     let (tm, tn) = split(p.m, p.n, U::NR, threads);
-    let tasks = tm * tn;
     let im2col = matches!(p.a, ASource::Im2col(..));
     let per = task_scratch_len(Blocking::of::<U>(), p.m, p.k, p.n, threads, im2col);
-    debug_assert!(scratch.len() >= per * threads);
     let tiles = p.n.div_ceil(U::NR);
     let c = SendPtr(out.as_mut_ptr());
-    let s = SendPtr(scratch.as_mut_ptr());
-    // Task t on the scratch slot of worker w.
-    let body = |t: usize, w: usize| {
+    crate::par::run_tasks(tm * tn, threads, scratch, per, |t, scr| {
         let (ti, tj) = (t / tn, t % tn);
         let rows = p.m * ti / tm..p.m * (ti + 1) / tm;
         let cols = (tiles * tj / tn) * U::NR..((tiles * (tj + 1) / tn) * U::NR).min(p.n);
         if rows.is_empty() || cols.is_empty() {
             return;
         }
-        // SAFETY: worker w alone uses scratch[w·per .. (w+1)·per] (w < threads,
-        // inside `scratch`, checked by the caller), one task at a time; tasks
-        // write only their own rows × cols of C, and (ti, tj) ↦ (rows, cols)
-        // is a partition of C; each task index is taken exactly once.
-        unsafe {
-            let scr = std::slice::from_raw_parts_mut(s.get().add(w * per), per);
-            task::<U>(p, rows, cols, c.get(), scr);
-        }
-    };
-    if threads == 1 || tasks == 1 {
-        for t in 0..tasks {
-            body(t, 0);
-        }
-    } else {
-        let next = AtomicUsize::new(0);
-        (0..threads).into_par_iter().for_each(|w| loop {
-            let t = next.fetch_add(1, Ordering::Relaxed);
-            if t >= tasks {
-                break;
-            }
-            body(t, w);
-        });
-    }
+        // SAFETY: the caller guarantees U's ISA and every length; tasks write
+        // only their own rows × cols of C, (ti, tj) ↦ (rows, cols) is a
+        // partition of C, and run_tasks hands out each task index once.
+        unsafe { task::<U>(p, rows, cols, c.get(), scr) };
+    });
 }
 
 /// One task: rows × cols of C, through the whole K reduction.

@@ -59,10 +59,6 @@
 //! sequence of floating-point operations whatever the split, so results are
 //! bit-identical for a given ISA (for any `threads`, in fact).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use rayon::prelude::*;
-
 use crate::isa::Isa;
 use crate::shape::{ConvShape, Epilogue};
 
@@ -558,26 +554,12 @@ fn run_planned(
         residual: ep.residual.map_or(std::ptr::null(), |r| r.as_ptr()),
     };
     let relu = ep.relu;
-    let scratch = &mut scratch[..need];
-    let ntasks = plan.tasks();
-    if plan.workers() == 1 {
-        for t in 0..ntasks {
-            // SAFETY: lengths validated above; this is the only worker.
-            unsafe { task(plan, shape, k, sh, relu, t, scratch) };
-        }
-    } else {
-        let next = AtomicUsize::new(0);
-        scratch.par_chunks_mut(per).for_each(|s| loop {
-            let t = next.fetch_add(1, Ordering::Relaxed);
-            if t >= ntasks {
-                break;
-            }
-            // SAFETY: lengths validated above; each task index is taken
-            // exactly once, and task `t` writes only its own (tile block ×
-            // channel group) of the output; `s` is this worker's own scratch.
-            unsafe { task(plan, shape, k, sh, relu, t, s) }
-        });
-    }
+    crate::par::run_tasks(plan.tasks(), plan.workers(), &mut scratch[..need], per, |t, s| {
+        // SAFETY: lengths validated above; run_tasks hands out each task
+        // index once, task `t` writes only its own (tile block × channel
+        // group) of the output, and `s` is this worker's own scratch.
+        unsafe { task(plan, shape, k, sh, relu, t, s) }
+    });
 }
 
 /// Task `t` of `plan`: one tile block × one output-channel group.
