@@ -48,26 +48,36 @@ unsafe fn add_into_avx2(acc: &mut [f32], x: &[f32]) {
     }
 }
 
-/// `acc[i] += a·x[i]`, multiply then add (not fused) to match the reference bit for bit.
-pub(super) fn axpy(acc: &mut [f32], a: f32, x: &[f32]) {
-    assert_eq!(acc.len(), x.len());
-    // SAFETY: dispatch only reaches here when AVX2 is supported; lengths are equal.
-    unsafe { axpy_avx2(acc, a, x) }
+/// `o[i] += a[0]·w[i]; o[i] += a[1]·w[m + i]; …` for the `a.len() <= 4`
+/// weight rows at stride `m`: multiply then add (not fused), in row order, to
+/// match the reference bit for bit, with `o` kept in registers across the rows.
+pub(super) fn dense_rows(o: &mut [f32], a: &[f32], w: &[f32], m: usize) {
+    assert!(!a.is_empty() && a.len() <= 4 && w.len() >= (a.len() - 1) * m + o.len());
+    // SAFETY: dispatch only reaches here when AVX2 is supported; the weight
+    // rows r < a.len() hold o.len() floats at r·m (checked above).
+    unsafe { dense_rows_avx2(o, a, w, m) }
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn axpy_avx2(acc: &mut [f32], a: f32, x: &[f32]) {
-    let n = acc.len() / 8 * 8;
-    let (o, w) = (acc.as_mut_ptr(), x.as_ptr());
-    let va = _mm256_set1_ps(a);
+unsafe fn dense_rows_avx2(o: &mut [f32], a: &[f32], w: &[f32], m: usize) {
+    let n = o.len() / 8 * 8;
+    let rows = a.len();
+    let (op, wp) = (o.as_mut_ptr(), w.as_ptr());
+    let av: [__m256; 4] = std::array::from_fn(|r| _mm256_set1_ps(a[r.min(rows - 1)]));
     for i in (0..n).step_by(8) {
-        // SAFETY: i + 8 <= n <= len of both slices; unaligned loads/stores.
+        // SAFETY: i + 8 <= n <= o.len(); weight row r < rows holds o.len()
+        // floats at r·m (checked by the caller); unaligned loads/stores.
         unsafe {
-            let v = _mm256_add_ps(_mm256_loadu_ps(o.add(i)), _mm256_mul_ps(va, _mm256_loadu_ps(w.add(i))));
-            _mm256_storeu_ps(o.add(i), v);
+            let mut v = _mm256_loadu_ps(op.add(i));
+            for (r, &ar) in av.iter().enumerate().take(rows) {
+                v = _mm256_add_ps(v, _mm256_mul_ps(ar, _mm256_loadu_ps(wp.add(r * m + i))));
+            }
+            _mm256_storeu_ps(op.add(i), v);
         }
     }
-    for i in n..acc.len() {
-        acc[i] += a * x[i];
+    for i in n..o.len() {
+        for (r, &ar) in a.iter().enumerate() {
+            o[i] += ar * w[r * m + i];
+        }
     }
 }
