@@ -173,6 +173,10 @@ pub struct Config {
     /// Refuse inputs containing NaN or ±∞ (default); when false they pass
     /// through and propagate.
     pub reject_non_finite: bool,
+    /// Most bytes one session's arena (activations and kernel scratch) may
+    /// take; `None` means no limit. Default [`DEFAULT_MEMORY_LIMIT`] (16 GiB).
+    /// See [`crate::ResNet50::memory_limit`].
+    pub memory_limit: Option<usize>,
 }
 
 impl Default for Config {
@@ -194,6 +198,7 @@ impl Default for Config {
             reference: false,
             feature_maps: false,
             reject_non_finite: true,
+            memory_limit: Some(DEFAULT_MEMORY_LIMIT),
         }
     }
 }
@@ -204,6 +209,21 @@ pub const MAX_SIDE: usize = 16384;
 pub const MAX_BATCH: usize = 4096;
 /// Most threads accepted.
 pub const MAX_THREADS: usize = 1024;
+/// Default [`Config::memory_limit`]: 16 GiB (`usize::MAX` where `usize` is
+/// narrower than 35 bits).
+///
+/// ```
+/// # #[cfg(target_pointer_width = "64")]
+/// assert_eq!(resnet50::config::DEFAULT_MEMORY_LIMIT, 16 << 30);
+/// ```
+pub const DEFAULT_MEMORY_LIMIT: usize =
+    if (usize::MAX as u64) < (16u64 << 30) { usize::MAX } else { (16u64 << 30) as usize };
+
+/// Output side of the stem and of the max-pool (both `floor((x + 2·pad − k)/2) + 1`
+/// = `ceil(x/2)` for the two variants), without overflow.
+fn half_up(x: usize) -> usize {
+    x / 2 + x % 2
+}
 
 impl Config {
     /// The classifier activation in effect.
@@ -216,7 +236,67 @@ impl Config {
         self.bn_epsilon.unwrap_or(self.variant.default_bn_epsilon())
     }
 
+    /// `input HxWx3, batch N`, as limit errors name the request.
+    fn describe_input(&self) -> String {
+        format!("input {}x{}x{}, batch {}", self.height, self.width, self.channels, self.batch)
+    }
+
+    /// A lower bound of the bytes one session's arena needs, from the shapes
+    /// alone (nothing is planned or allocated); `None` when the count overflows
+    /// `usize`. The arena holds at least the input and the stem's output (both
+    /// live while the stem runs), and at least the three buffers live in
+    /// conv2_x's last convolution (its shortcut, its input and its output:
+    /// 256, 64 and 256 channels at a quarter of the input side). The planned arena
+    /// ([`crate::Model::arena_bytes`]) adds alignment, the other stages and
+    /// kernel scratch.
+    ///
+    /// ```
+    /// use resnet50::{Config, ResNet50};
+    /// let config = Config { height: 64, width: 48, ..Config::default() };
+    /// let bound = config.min_arena_bytes().unwrap();
+    /// let model = ResNet50::from_config(config).classes(10).build()?;
+    /// assert!(bound <= model.arena_bytes() && bound > model.arena_bytes() / 4);
+    /// // Absurd requests are counted without overflow.
+    /// let absurd = Config { height: usize::MAX, width: usize::MAX, ..Config::default() };
+    /// assert_eq!(absurd.min_arena_bytes(), None);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
+    pub fn min_arena_bytes(&self) -> Option<usize> {
+        let (n, h, w) = (self.batch, self.height, self.width);
+        let (h2, w2) = (half_up(h), half_up(w));
+        let (h4, w4) = (half_up(h2), half_up(w2));
+        let floats = |side_h: usize, side_w: usize, channels: usize| {
+            n.checked_mul(side_h)?.checked_mul(side_w)?.checked_mul(channels)
+        };
+        let stem = floats(h, w, self.channels)?.checked_add(floats(h2, w2, 64)?)?;
+        let conv2 = floats(h4, w4, 256 + 64 + 256)?;
+        stem.max(conv2).checked_mul(std::mem::size_of::<f32>())
+    }
+
+    /// Checks [`Config::memory_limit`] against `needed` bytes (`None`: more
+    /// than `usize::MAX`).
+    pub(crate) fn check_memory(&self, needed: Option<usize>, lower_bound: bool) -> Result<()> {
+        match self.memory_limit {
+            Some(limit) if needed.is_none_or(|b| b > limit) => Err(Error::ResourceLimit {
+                what: self.describe_input(),
+                needed_bytes: needed,
+                lower_bound,
+                limit_bytes: limit,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Applies Keras' rules (and our limits); the error says which value is wrong.
+    ///
+    /// ```
+    /// use resnet50::{Config, Error};
+    /// assert!(Config::default().validate().is_ok());
+    /// let err = Config { classes: 0, ..Config::default() }.validate().unwrap_err();
+    /// assert_eq!(err.to_string(), "invalid configuration: classes must be at least 1, got 0");
+    /// let huge = Config { height: 100_000, width: 100_000, ..Config::default() };
+    /// assert!(matches!(huge.validate(), Err(Error::ResourceLimit { .. })));
+    /// ```
     pub fn validate(&self) -> Result<()> {
         if self.channels != 3 {
             return Err(Error::Config(format!(
@@ -230,17 +310,33 @@ impl Config {
                 self.height, self.width
             )));
         }
+        // Memory first: an absurd size or batch is reported with what it would cost.
+        let needed = self.min_arena_bytes();
+        self.check_memory(needed, true)?;
+        let cost = || match needed {
+            Some(b) => format!("it would need at least {} of activation memory", crate::error::human_bytes(b)),
+            None => "it would need more than usize::MAX bytes of activation memory".to_string(),
+        };
         if self.height > MAX_SIDE || self.width > MAX_SIDE {
             return Err(Error::Config(format!(
-                "input size {}x{} exceeds the limit of {MAX_SIDE} per side",
-                self.height, self.width
+                "input size {}x{} exceeds the limit of {MAX_SIDE} per side (config::MAX_SIDE); {}",
+                self.height,
+                self.width,
+                cost()
             )));
         }
         if self.classes == 0 {
             return Err(Error::Config("classes must be at least 1, got 0".into()));
         }
-        if self.batch == 0 || self.batch > MAX_BATCH {
-            return Err(Error::Config(format!("batch must be in 1..={MAX_BATCH}, got {}", self.batch)));
+        if self.batch == 0 {
+            return Err(Error::Config(format!("batch must be in 1..={MAX_BATCH}, got 0")));
+        }
+        if self.batch > MAX_BATCH {
+            return Err(Error::Config(format!(
+                "batch must be in 1..={MAX_BATCH} (config::MAX_BATCH), got {}; {}",
+                self.batch,
+                cost()
+            )));
         }
         if self.threads == 0 || self.threads > MAX_THREADS {
             return Err(Error::Config(format!("threads must be in 1..={MAX_THREADS}, got {}", self.threads)));

@@ -18,6 +18,8 @@
 #![forbid(unsafe_code)]
 
 pub mod arch;
+#[cfg(feature = "ndarray")]
+pub mod array;
 pub mod config;
 pub mod error;
 mod executor;
@@ -37,3 +39,10 @@ pub use error::{Error, Result};
 pub use model::{Features, Model, ResNet50, Session, StepTime};
 pub use resnet50_kernels::Isa;
 pub use weights::CanonicalWeights;
+
+#[cfg(feature = "ndarray")]
+pub use array::FeatureArrays;
+/// The [`ndarray`](https://docs.rs/ndarray) crate this one was built with
+/// (feature `ndarray`), so callers can name the same version.
+#[cfg(feature = "ndarray")]
+pub use ndarray;

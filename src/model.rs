@@ -113,6 +113,26 @@ impl ResNet50 {
         self.config.reject_non_finite = v;
         self
     }
+    /// Most bytes one session's arena (activations and kernel scratch) may
+    /// take: `Some(bytes)` (default [`DEFAULT_MEMORY_LIMIT`](crate::config::DEFAULT_MEMORY_LIMIT), 16 GiB) or `None`
+    /// for no limit. `build` and [`Model::reshape`] check it before allocating
+    /// anything large — first against a lower bound from the shapes
+    /// ([`Config::min_arena_bytes`]), then against the planned arena — and
+    /// return [`Error::ResourceLimit`] with both figures. The weights (about
+    /// 100 MB) and the caller's own input/output buffers are not counted.
+    ///
+    /// ```
+    /// use resnet50::{Error, ResNet50};
+    /// let err = ResNet50::new().batch(1 << 40).build().unwrap_err();
+    /// assert!(matches!(err, Error::ResourceLimit { limit_bytes, .. } if limit_bytes == 16 << 30));
+    /// let small = ResNet50::new().input_shape(32, 32, 3).classes(2).memory_limit(Some(64 << 20)).build()?;
+    /// assert!(small.arena_bytes() <= 64 << 20);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
+    pub fn memory_limit(mut self, bytes: Option<usize>) -> Self {
+        self.config.memory_limit = bytes;
+        self
+    }
     /// Run every convolution with the scalar reference kernel.
     pub fn reference_kernels(mut self, v: bool) -> Self {
         self.config.reference = v;
@@ -251,7 +271,11 @@ impl Model {
         let weights = match resolve_weights(&config)? {
             Resolved::Prepared(w) => w,
             Resolved::Canonical(canonical, source_eps) => {
-                let choice = if config.reference { KernelChoice::Reference } else { KernelChoice::Fast };
+                let choice = if config.reference {
+                    KernelChoice::Reference
+                } else {
+                    KernelChoice::FastFor { batch: config.batch, height: config.height, width: config.width }
+                };
                 // ε: the configuration's, else the source's (e.g. 1e-3 for the 2016 Keras file), else the variant's.
                 let eps = config.bn_epsilon.or(source_eps).unwrap_or(config.variant.default_bn_epsilon());
                 Arc::new(PreparedWeights::new(&canonical, eps, choice, config.include_top)?)
@@ -275,6 +299,7 @@ impl Model {
             features: config.feature_maps,
         };
         let plan = Plan::new(&spec, &weights.kernels())?;
+        config.check_memory(plan.arena_len().checked_mul(std::mem::size_of::<f32>()), false)?;
         let pool = if config.threads > 1 {
             Some(
                 rayon::ThreadPoolBuilder::new()
@@ -328,7 +353,7 @@ impl Model {
     }
     /// Bytes of the arena a [`Session`] allocates.
     pub fn arena_bytes(&self) -> usize {
-        self.inner.plan.arena_len() * 4
+        self.inner.plan.arena_len().saturating_mul(std::mem::size_of::<f32>())
     }
     /// Bytes of packed weights.
     pub fn weights_bytes(&self) -> usize {
@@ -365,27 +390,41 @@ impl Session {
     /// preprocessed) and returns the output, borrowed from the arena.
     pub fn predict(&mut self, input: &[f32]) -> Result<&[f32]> {
         self.run(input, None)?;
+        Ok(self.output())
+    }
+
+    /// The output of the last run (zeros before the first), NHWC-flat,
+    /// [`Model::output_len`] floats.
+    pub(crate) fn output(&self) -> &[f32] {
         let plan = &self.model.inner.plan;
-        Ok(&self.arena.as_slice()[plan.buffers[plan.output].range()])
+        &self.arena.as_slice()[plan.buffers[plan.output].range()]
     }
 
     /// Validates `input`, copies it into the arena and runs the plan, adding
     /// each step's seconds to `times` when given.
     fn run(&mut self, input: &[f32], times: Option<&mut [f64]>) -> Result<()> {
-        let m = &self.model.inner;
-        let plan = &m.plan;
         let expect = self.model.input_len();
         if input.len() != expect {
             let [n, h, w, c] = self.model.input_shape();
             return Err(Error::Input(format!("expected {expect} values (NHWC {n}x{h}x{w}x{c}), got {}", input.len())));
         }
+        self.run_with(|dst| dst.copy_from_slice(input), times)
+    }
+
+    /// Lets `fill` write the input (exactly [`Model::input_len`] floats, NHWC)
+    /// into the arena, checks it is finite when the model asks, and runs the
+    /// plan. Allocates nothing.
+    pub(crate) fn run_with(&mut self, fill: impl FnOnce(&mut [f32]), times: Option<&mut [f64]>) -> Result<()> {
+        let m = &self.model.inner;
+        let plan = &m.plan;
+        let arena = self.arena.as_mut_slice();
+        let dst = &mut arena[plan.buffers[plan.input].range()];
+        fill(dst);
         if m.config.reject_non_finite {
-            if let Some(i) = input.iter().position(|v| !v.is_finite()) {
-                return Err(Error::Input(format!("input[{i}] is not finite ({})", input[i])));
+            if let Some(i) = dst.iter().position(|v| !v.is_finite()) {
+                return Err(Error::Input(format!("input[{i}] is not finite ({})", dst[i])));
             }
         }
-        let arena = self.arena.as_mut_slice();
-        arena[plan.buffers[plan.input].range()].copy_from_slice(input);
         match &m.pool {
             Some(pool) => pool.install(|| executor::run(plan, &m.weights, m.isa, m.config.threads, arena, times)),
             None => executor::run(plan, &m.weights, m.isa, 1, arena, times),
