@@ -95,6 +95,35 @@ pub fn conv_specs(variant: Variant) -> Vec<ConvSpec> {
     v
 }
 
+/// Output size of a `k × k` convolution or pool with stride `stride` and
+/// symmetric padding `pad` along one axis of length `len` (0 if it does not fit).
+fn out_len(len: usize, k: usize, stride: usize, pad: usize) -> usize {
+    (len + 2 * pad).checked_sub(k).map_or(0, |d| d / stride + 1)
+}
+
+/// The input `[height, width]` of each of [`conv_specs`]' 53 convolutions for a
+/// `height × width` image (after the stem's stride 2 and the 3×3/2 max-pool,
+/// each block's strides). Sizes are 0 from the layer where the image gets too
+/// small; the plan refuses such inputs, this only informs kernel choices.
+pub fn conv_input_sizes(variant: Variant, height: usize, width: usize) -> Vec<[usize; 2]> {
+    let specs = conv_specs(variant);
+    let out = |s: &ConvSpec, [h, w]: [usize; 2]| [out_len(h, s.k, s.stride, s.pad), out_len(w, s.k, s.stride, s.pad)];
+    let mut sizes = Vec::with_capacity(specs.len());
+    sizes.push([height, width]);
+    let stem = out(&specs[0], [height, width]);
+    let mut block_in = [out_len(stem[0], 3, 2, 1), out_len(stem[1], 3, 2, 1)];
+    let mut prev = block_in;
+    for s in &specs[1..] {
+        let input = if s.index <= 1 { block_in } else { prev };
+        sizes.push(input);
+        prev = out(s, input);
+        if s.index == 3 {
+            block_in = prev;
+        }
+    }
+    sizes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,5 +148,26 @@ mod tests {
         assert_eq!(find(&a, "conv5_block1_0"), 2);
         let weights: usize = a.iter().map(|c| c.kernel_len()).sum();
         assert_eq!(weights + 2048 * 1000 + 1000, 25_503_912);
+    }
+
+    #[test]
+    fn input_sizes_follow_the_strides() {
+        for variant in [Variant::V1, Variant::V1_5] {
+            let specs = conv_specs(variant);
+            let sizes = conv_input_sizes(variant, 224, 200);
+            assert_eq!(sizes.len(), 53);
+            let at = |n: &str| sizes[specs.iter().position(|c| c.name == n).unwrap()];
+            assert_eq!(at("conv1"), [224, 200]);
+            assert_eq!(at("conv2_block1_0"), [56, 50]);
+            assert_eq!(at("conv2_block3_2"), [56, 50]);
+            assert_eq!(at("conv3_block1_1"), [56, 50]);
+            assert_eq!(at("conv4_block1_0"), [28, 25]);
+            assert_eq!(at("conv5_block3_3"), [7, 7]);
+            // The stride sits on the 1×1 (v1) or the 3×3 (v1.5) of each first block.
+            let s3 = if variant == Variant::V1 { [14, 13] } else { [28, 25] };
+            assert_eq!(at("conv4_block1_2"), s3);
+        }
+        assert_eq!(conv_input_sizes(Variant::V1, 1, 1)[52], [1, 1]);
+        assert_eq!(conv_input_sizes(Variant::V1, 0, 0)[52], [0, 0]);
     }
 }

@@ -12,7 +12,7 @@ use resnet50_kernels::buffer::{round_up_floats, ALIGN};
 use resnet50_kernels::mapped::Mmap;
 use resnet50_kernels::{AlignedBuf, ConvAlgo, ConvKernel, ConvParams};
 
-use crate::arch::{conv_specs, ConvSpec};
+use crate::arch::{conv_input_sizes, conv_specs, ConvSpec};
 use crate::error::{Error, Result};
 use crate::weights::{fold_batch_norm, CanonicalWeights};
 
@@ -62,8 +62,19 @@ impl std::fmt::Debug for Store {
 pub enum KernelChoice {
     /// The scalar direct reference for every convolution.
     Reference,
-    /// The fastest algorithm for each convolution.
+    /// The fastest algorithm for each convolution, whatever the input size:
+    /// Winograd for every 3×3 stride-1 layer.
     Fast,
+    /// The fastest algorithm for each convolution at this input size and batch
+    /// ([`ConvParams::best_algo_for`]); another size still runs, maybe slower.
+    FastFor {
+        /// Images per call.
+        batch: usize,
+        /// Input height.
+        height: usize,
+        /// Input width.
+        width: usize,
+    },
 }
 
 /// Parameters of a convolution layer for the kernels.
@@ -77,13 +88,19 @@ impl PreparedWeights {
     pub fn new(w: &CanonicalWeights, eps: f32, choice: KernelChoice, with_top: bool) -> Result<Self> {
         w.validate()?;
         let specs = conv_specs(w.variant);
+        let sizes = match choice {
+            KernelChoice::FastFor { height, width, .. } => conv_input_sizes(w.variant, height, width),
+            _ => Vec::new(),
+        };
         let kernels: Vec<ConvKernel> = specs
             .iter()
-            .map(|s| {
+            .enumerate()
+            .map(|(i, s)| {
                 let p = conv_params(s);
                 let algo = match choice {
                     KernelChoice::Reference => ConvAlgo::Direct,
                     KernelChoice::Fast => p.best_algo(),
+                    KernelChoice::FastFor { batch, .. } => p.best_algo_for(batch, sizes[i][0], sizes[i][1]),
                 };
                 ConvKernel::new(p, algo).expect("best_algo supports its params")
             })

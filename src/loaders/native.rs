@@ -331,7 +331,8 @@ pub fn to_bytes(w: &CanonicalWeights, eps: f32) -> Result<Vec<u8>> {
     if !(eps.is_finite() && eps > 0.0) {
         return Err(Error::Config(format!("BatchNorm epsilon must be positive and finite, got {eps}")));
     }
-    let p = PreparedWeights::new(w, eps, KernelChoice::Fast, true)?;
+    // Packed for Keras' default input, 224×224, one image at a time.
+    let p = PreparedWeights::new(w, eps, KernelChoice::FastFor { batch: 1, height: 224, width: 224 }, true)?;
     let classes = p.fc.as_ref().map_or(0, |f| f.2);
     let n = NUM_CONVS + if classes > 0 { 2 } else { 0 };
     let data_offset = (HEADER_LEN + n * RECORD_LEN).next_multiple_of(ALIGN);
