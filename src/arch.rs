@@ -101,22 +101,44 @@ fn out_len(len: usize, k: usize, stride: usize, pad: usize) -> usize {
     (len + 2 * pad).checked_sub(k).map_or(0, |d| d / stride + 1)
 }
 
+/// The stride of each of [`conv_specs`]' 53 convolutions as the plan runs
+/// them: the architecture's, or with v1's early stride (see
+/// [`crate::plan::Plan::new`]: the 3×3 of each of stages 2–4's last block
+/// strides instead of the 1×1 convolutions that follow it).
+pub fn conv_strides(variant: Variant, early_stride: bool) -> Vec<usize> {
+    let specs = conv_specs(variant);
+    let early = early_stride && variant == Variant::V1;
+    specs
+        .iter()
+        .map(|s| match (early, s.stage, s.block, s.index) {
+            (true, 2..=4, b, 2) if b == BLOCKS[s.stage - 2] => 2,
+            (true, 3..=5, 1, 0 | 1) => 1,
+            _ => s.stride,
+        })
+        .collect()
+}
+
 /// The input `[height, width]` of each of [`conv_specs`]' 53 convolutions for a
 /// `height × width` image (after the stem's stride 2 and the 3×3/2 max-pool,
-/// each block's strides). Sizes are 0 from the layer where the image gets too
-/// small; the plan refuses such inputs, this only informs kernel choices.
-pub fn conv_input_sizes(variant: Variant, height: usize, width: usize) -> Vec<[usize; 2]> {
+/// each block's strides, [`conv_strides`]). Sizes are 0 from the layer where
+/// the image gets too small; the plan refuses such inputs, this only informs
+/// kernel choices.
+pub fn conv_input_sizes(variant: Variant, height: usize, width: usize, early_stride: bool) -> Vec<[usize; 2]> {
     let specs = conv_specs(variant);
-    let out = |s: &ConvSpec, [h, w]: [usize; 2]| [out_len(h, s.k, s.stride, s.pad), out_len(w, s.k, s.stride, s.pad)];
+    let strides = conv_strides(variant, early_stride);
+    let out = |i: usize, [h, w]: [usize; 2]| {
+        let s = &specs[i];
+        [out_len(h, s.k, strides[i], s.pad), out_len(w, s.k, strides[i], s.pad)]
+    };
     let mut sizes = Vec::with_capacity(specs.len());
     sizes.push([height, width]);
-    let stem = out(&specs[0], [height, width]);
+    let stem = out(0, [height, width]);
     let mut block_in = [out_len(stem[0], 3, 2, 1), out_len(stem[1], 3, 2, 1)];
     let mut prev = block_in;
-    for s in &specs[1..] {
+    for (i, s) in specs.iter().enumerate().skip(1) {
         let input = if s.index <= 1 { block_in } else { prev };
         sizes.push(input);
-        prev = out(s, input);
+        prev = out(i, input);
         if s.index == 3 {
             block_in = prev;
         }
@@ -154,7 +176,7 @@ mod tests {
     fn input_sizes_follow_the_strides() {
         for variant in [Variant::V1, Variant::V1_5] {
             let specs = conv_specs(variant);
-            let sizes = conv_input_sizes(variant, 224, 200);
+            let sizes = conv_input_sizes(variant, 224, 200, false);
             assert_eq!(sizes.len(), 53);
             let at = |n: &str| sizes[specs.iter().position(|c| c.name == n).unwrap()];
             assert_eq!(at("conv1"), [224, 200]);
@@ -167,7 +189,26 @@ mod tests {
             let s3 = if variant == Variant::V1 { [14, 13] } else { [28, 25] };
             assert_eq!(at("conv4_block1_2"), s3);
         }
-        assert_eq!(conv_input_sizes(Variant::V1, 1, 1)[52], [1, 1]);
-        assert_eq!(conv_input_sizes(Variant::V1, 0, 0)[52], [0, 0]);
+        assert_eq!(conv_input_sizes(Variant::V1, 1, 1, false)[52], [1, 1]);
+        assert_eq!(conv_input_sizes(Variant::V1, 0, 0, false)[52], [0, 0]);
+        // Early stride (v1 only): the last 3×3 of stages 2–4 strides, the
+        // next 1×1s don't; every stage keeps its resolution.
+        let specs = conv_specs(Variant::V1);
+        let at = |v: &[[usize; 2]], n: &str| v[specs.iter().position(|c| c.name == n).unwrap()];
+        let (full, early) =
+            (conv_input_sizes(Variant::V1, 224, 224, false), conv_input_sizes(Variant::V1, 224, 224, true));
+        assert_eq!(at(&early, "conv2_block3_2"), [56, 56]);
+        assert_eq!(at(&early, "conv2_block3_3"), [28, 28]);
+        assert_eq!(at(&full, "conv2_block3_3"), [56, 56]);
+        assert_eq!(at(&early, "conv3_block1_0"), [28, 28]);
+        assert_eq!(at(&early, "conv3_block1_2"), [28, 28]);
+        assert_eq!(at(&early, "conv5_block1_1"), [7, 7]);
+        assert_eq!(at(&early, "conv5_block3_3"), at(&full, "conv5_block3_3"));
+        let strides = conv_strides(Variant::V1, true);
+        assert_eq!(strides.iter().filter(|&&s| s == 2).count(), 4, "the stem and three 3x3s");
+        assert_eq!(
+            conv_strides(Variant::V1_5, true),
+            conv_specs(Variant::V1_5).iter().map(|s| s.stride).collect::<Vec<_>>()
+        );
     }
 }

@@ -48,12 +48,13 @@ pub(crate) fn run(
         let in_r = plan.buffers[step.input].range();
         match &step.op {
             Op::Softmax { rows, cols } => reference::softmax_rows(*rows, *cols, &mut acts[out_r]),
-            Op::Conv { layer, shape, residual, relu, .. } => {
+            Op::Conv { layer, kernel, shape, residual, residual_subsample, relu } => {
                 let res_r = residual.map(|r| plan.buffers[r].range());
                 let (out, [inp, res]) = views(acts, out_r, [Some(in_r), res_r]);
-                let (kernel, packed) = weights.conv(*layer);
+                // The plan's kernel: the packed one, its stride maybe changed (early stride).
+                let (_, packed) = weights.conv(*layer);
                 let inp = inp.expect("conv input");
-                kernel.run(isa, packed, shape, inp, res, *relu, out, &mut scratch[..], threads);
+                kernel.run(isa, packed, shape, inp, res, *residual_subsample, *relu, out, &mut scratch[..], threads);
             }
             Op::MaxPool(shape) => {
                 let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);

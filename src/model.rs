@@ -34,24 +34,52 @@ pub struct ResNet50 {
 impl ResNet50 {
     /// Keras' defaults: top included, 1000 classes, 224×224×3, seeded random
     /// weights, variant v1.
+    ///
+    /// ```
+    /// let b = resnet50::ResNet50::new();
+    /// assert!(b.config().include_top);
+    /// assert_eq!((b.config().classes, b.config().height, b.config().width), (1000, 224, 224));
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
     /// Starts from a full configuration.
+    ///
+    /// ```
+    /// use resnet50::{Config, ResNet50};
+    /// let b = ResNet50::from_config(Config { classes: 5, ..Config::default() });
+    /// assert_eq!(b.config().classes, 5);
+    /// ```
     pub fn from_config(config: Config) -> Self {
         ResNet50 { config }
     }
     /// Keras' `include_top`.
+    ///
+    /// ```
+    /// assert!(!resnet50::ResNet50::new().include_top(false).config().include_top);
+    /// ```
     pub fn include_top(mut self, v: bool) -> Self {
         self.config.include_top = v;
         self
     }
     /// Keras' `weights`.
+    ///
+    /// ```
+    /// use resnet50::{ResNet50, WeightsSource};
+    /// let b = ResNet50::new().weights(WeightsSource::Random { seed: 42 });
+    /// assert!(matches!(b.config().weights, WeightsSource::Random { seed: 42 }));
+    /// ```
     pub fn weights(mut self, w: WeightsSource) -> Self {
         self.config.weights = w;
         self
     }
     /// Keras' `input_shape` as `(height, width, channels)`.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(48, 64, 3).classes(2).build()?;
+    /// assert_eq!(model.input_shape(), [1, 48, 64, 3]);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn input_shape(mut self, height: usize, width: usize, channels: usize) -> Self {
         self.config.height = height;
         self.config.width = width;
@@ -59,56 +87,129 @@ impl ResNet50 {
         self
     }
     /// Keras' `input_tensor`, given by its NHWC shape: sets batch and input shape.
+    ///
+    /// ```
+    /// let b = resnet50::ResNet50::new().input_tensor_shape([2, 64, 48, 3]);
+    /// assert_eq!((b.config().batch, b.config().height, b.config().width), (2, 64, 48));
+    /// ```
     pub fn input_tensor_shape(self, nhwc: [usize; 4]) -> Self {
         self.batch(nhwc[0]).input_shape(nhwc[1], nhwc[2], nhwc[3])
     }
     /// Keras' `pooling` (without the top).
+    ///
+    /// ```
+    /// use resnet50::{Pooling, ResNet50};
+    /// let model = ResNet50::new().include_top(false).pooling(Pooling::Max).input_shape(32, 32, 3).build()?;
+    /// assert_eq!(model.output_shape(), &[1, 2048]);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn pooling(mut self, p: Pooling) -> Self {
         self.config.pooling = p;
         self
     }
     /// Keras' `classes`.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().classes(7).input_shape(32, 32, 3).build()?;
+    /// assert_eq!(model.output_shape(), &[1, 7]);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn classes(mut self, n: usize) -> Self {
         self.config.classes = n;
         self
     }
     /// Keras' `classifier_activation`.
+    ///
+    /// ```
+    /// use resnet50::{ClassifierActivation, ResNet50};
+    /// let b = ResNet50::new().classifier_activation(ClassifierActivation::None); // logits
+    /// assert_eq!(b.config().activation(), ClassifierActivation::None);
+    /// ```
     pub fn classifier_activation(mut self, a: ClassifierActivation) -> Self {
         self.config.classifier_activation = Some(a);
         self
     }
     /// v1 (Keras) or v1.5 (torchvision).
+    ///
+    /// ```
+    /// use resnet50::{ClassifierActivation, ResNet50, Variant};
+    /// let b = ResNet50::new().variant(Variant::V1_5);
+    /// assert_eq!(b.config().epsilon(), 1e-5); // torchvision's BatchNorm ε
+    /// assert_eq!(b.config().activation(), ClassifierActivation::None); // torchvision returns logits
+    /// ```
     pub fn variant(mut self, v: Variant) -> Self {
         self.config.variant = v;
         self
     }
     /// Images per predict.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().batch(2).classes(3).input_shape(32, 32, 3).build()?;
+    /// assert_eq!(model.input_len(), 2 * 32 * 32 * 3);
+    /// assert_eq!(model.output_shape(), &[2, 3]);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn batch(mut self, n: usize) -> Self {
         self.config.batch = n;
         self
     }
     /// Threads inside each kernel.
+    ///
+    /// ```
+    /// assert_eq!(resnet50::ResNet50::new().threads(4).config().threads, 4);
+    /// assert!(resnet50::ResNet50::new().threads(0).build().is_err());
+    /// ```
     pub fn threads(mut self, n: usize) -> Self {
         self.config.threads = n;
         self
     }
     /// BatchNorm ε (default: the variant's).
+    ///
+    /// ```
+    /// assert_eq!(resnet50::ResNet50::new().bn_epsilon(1e-3).config().epsilon(), 1e-3);
+    /// ```
     pub fn bn_epsilon(mut self, eps: f32) -> Self {
         self.config.bn_epsilon = Some(eps);
         self
     }
     /// Kernel ISA (default: `RESNET50_ISA` or the best supported).
+    ///
+    /// ```
+    /// use resnet50::{Isa, ResNet50};
+    /// let model = ResNet50::new().isa(Isa::Scalar).input_shape(32, 32, 3).classes(2).build()?;
+    /// assert_eq!(model.isa(), Isa::Scalar);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn isa(mut self, isa: Isa) -> Self {
         self.config.isa = Some(isa);
         self
     }
     /// Keep C2…C5 and the pooled embedding after each run (backbone use;
     /// read them with [`Session::features`]).
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().feature_maps(true).input_shape(64, 64, 3).classes(2).build()?;
+    /// let mut session = model.session()?;
+    /// session.predict(&vec![0.1; 64 * 64 * 3])?;
+    /// let f = session.features().unwrap();
+    /// assert_eq!(f.stages[0].1, [1, 16, 16, 256]); // C2
+    /// assert_eq!(f.stages[3].1, [1, 2, 2, 2048]); // C5
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn feature_maps(mut self, v: bool) -> Self {
         self.config.feature_maps = v;
         self
     }
     /// Refuse (true, the default) or pass through inputs with NaN/±∞.
+    ///
+    /// ```
+    /// let strict = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
+    /// let mut x = vec![0.0; 32 * 32 * 3];
+    /// x[7] = f32::NAN;
+    /// assert!(strict.predict(&x).unwrap_err().to_string().contains("input[7] is not finite"));
+    /// assert!(!resnet50::ResNet50::new().reject_non_finite(false).config().reject_non_finite);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn reject_non_finite(mut self, v: bool) -> Self {
         self.config.reject_non_finite = v;
         self
@@ -134,15 +235,35 @@ impl ResNet50 {
         self
     }
     /// Run every convolution with the scalar reference kernel.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().reference_kernels(true).input_shape(32, 32, 3).classes(2).build()?;
+    /// assert_eq!(model.isa(), resnet50::Isa::Scalar);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn reference_kernels(mut self, v: bool) -> Self {
         self.config.reference = v;
         self
     }
     /// The configuration so far.
+    ///
+    /// ```
+    /// assert_eq!(resnet50::ResNet50::new().batch(3).config().batch, 3);
+    /// ```
     pub fn config(&self) -> &Config {
         &self.config
     }
     /// Validates the configuration, loads and prepares the weights, and plans.
+    ///
+    /// ```
+    /// use resnet50::{Error, ResNet50};
+    /// let model = ResNet50::new().input_shape(32, 32, 3).classes(10).build()?;
+    /// assert_eq!(model.output_len(), 10);
+    /// // Keras' refusals are typed errors naming the value.
+    /// let err = ResNet50::new().input_shape(224, 224, 4).build().unwrap_err();
+    /// assert!(matches!(err, Error::Config(ref m) if m.contains("3 channels, got 4")));
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn build(self) -> Result<Model> {
         Model::new(self.config)
     }
@@ -150,6 +271,22 @@ impl ResNet50 {
 
 /// A ready model: prepared weights and the static plan. Immutable and cheap
 /// to clone (`Arc` inside); create a [`Session`] per thread to run it.
+///
+/// ```
+/// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(3).build()?;
+/// let x = vec![0.25; model.input_len()];
+/// let expected = model.predict(&x)?;
+/// let handles: Vec<_> = (0..2)
+///     .map(|_| {
+///         let (model, x) = (model.clone(), x.clone()); // clones share the weights
+///         std::thread::spawn(move || model.session().unwrap().predict(&x).unwrap().to_vec())
+///     })
+///     .collect();
+/// for h in handles {
+///     assert_eq!(h.join().unwrap(), expected); // deterministic across threads
+/// }
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Model {
     inner: Arc<Inner>,
@@ -261,6 +398,13 @@ fn native_weights(config: &Config, n: loaders::NativeWeights) -> Result<Arc<Prep
 
 impl Model {
     /// Builds a model from a configuration (see [`ResNet50`]).
+    ///
+    /// ```
+    /// use resnet50::{Config, Model};
+    /// let model = Model::new(Config { height: 32, width: 32, classes: 4, ..Config::default() })?;
+    /// assert_eq!(model.output_shape(), &[1, 4]);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn new(config: Config) -> Result<Model> {
         config.validate()?;
         let isa = match config.isa {
@@ -274,7 +418,12 @@ impl Model {
                 let choice = if config.reference {
                     KernelChoice::Reference
                 } else {
-                    KernelChoice::FastFor { batch: config.batch, height: config.height, width: config.width }
+                    KernelChoice::FastFor {
+                        batch: config.batch,
+                        height: config.height,
+                        width: config.width,
+                        early_stride: !config.feature_maps,
+                    }
                 };
                 // ε: the configuration's, else the source's (e.g. 1e-3 for the 2016 Keras file), else the variant's.
                 let eps = config.bn_epsilon.or(source_eps).unwrap_or(config.variant.default_bn_epsilon());
@@ -315,51 +464,125 @@ impl Model {
     }
 
     /// The configuration.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 40, 3).classes(2).build()?;
+    /// assert_eq!((model.config().height, model.config().width), (32, 40));
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
 
     /// The same network and weights (shared, not copied) for another batch
     /// size or input size: a new plan, a new thread pool if needed.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
+    /// let big = model.reshape(2, 64, 48)?;
+    /// assert_eq!(big.input_shape(), [2, 64, 48, 3]);
+    /// assert_eq!(big.weights_bytes(), model.weights_bytes()); // the same weights, shared
+    /// assert!(model.reshape(1, 16, 16).is_err()); // Keras' 32x32 minimum
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn reshape(&self, batch: usize, height: usize, width: usize) -> Result<Model> {
         let config = Config { batch, height, width, ..self.inner.config.clone() };
         config.validate()?;
         Model::assemble(config, self.inner.weights.clone(), self.inner.isa)
     }
     /// The static plan.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
+    /// assert_eq!(model.plan().num_convs(), 53);
+    /// assert_eq!(model.plan().feature_size(), (1, 1));
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn plan(&self) -> &Plan {
         &self.inner.plan
     }
     /// The ISA the kernels run on.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
+    /// assert!(model.isa().is_supported());
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn isa(&self) -> Isa {
         self.inner.isa
     }
     /// NHWC shape of one predict's input: `[batch, height, width, 3]`.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(40, 32, 3).batch(2).classes(2).build()?;
+    /// assert_eq!(model.input_shape(), [2, 40, 32, 3]);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn input_shape(&self) -> [usize; 4] {
         let c = &self.inner.config;
         [c.batch, c.height, c.width, 3]
     }
     /// Floats of one predict's input.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(40, 32, 3).batch(2).classes(2).build()?;
+    /// assert_eq!(model.input_len(), 2 * 40 * 32 * 3);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn input_len(&self) -> usize {
         self.input_shape().iter().product()
     }
     /// Shape of the output (`[N, classes]`, `[N, 2048]` or `[N, h, w, 2048]`).
+    ///
+    /// ```
+    /// use resnet50::{Pooling, ResNet50};
+    /// let features = ResNet50::new().include_top(false).pooling(Pooling::None).input_shape(64, 96, 3).build()?;
+    /// assert_eq!(features.output_shape(), &[1, 2, 3, 2048]); // NHWC, 1/32 of the input side
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn output_shape(&self) -> &[usize] {
         &self.inner.plan.output_shape
     }
     /// Floats of one predict's output.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).batch(2).classes(5).build()?;
+    /// assert_eq!(model.output_len(), 10);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn output_len(&self) -> usize {
         self.output_shape().iter().product()
     }
     /// Bytes of the arena a [`Session`] allocates.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
+    /// let input_bytes = model.input_len() * 4;
+    /// assert!(model.arena_bytes() > input_bytes); // input, activations, scratch
+    /// assert!(model.arena_bytes() >= model.config().min_arena_bytes().unwrap());
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn arena_bytes(&self) -> usize {
         self.inner.plan.arena_len().saturating_mul(std::mem::size_of::<f32>())
     }
     /// Bytes of packed weights.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().include_top(false).input_shape(32, 32, 3).build()?;
+    /// assert!(model.weights_bytes() > 23_000_000 * 4); // 23.5 M parameters without the top
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn weights_bytes(&self) -> usize {
         self.inner.weights.bytes()
     }
     /// A new session (allocates its arena once).
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
+    /// let mut session = model.session()?;
+    /// assert_eq!(session.predict(&vec![0.0; model.input_len()])?.len(), 2);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn session(&self) -> Result<Session> {
         let len = self.inner.plan.arena_len();
         let arena = AlignedBuf::zeroed(len)
@@ -368,12 +591,30 @@ impl Model {
     }
     /// Convenience: runs one batch in a fresh session and returns the output.
     /// Allocates; use a [`Session`] for repeated inference.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(4).build()?;
+    /// let probs: Vec<f32> = model.predict(&vec![0.5; model.input_len()])?;
+    /// assert!((probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn predict(&self, input: &[f32]) -> Result<Vec<f32>> {
         Ok(self.session()?.predict(input)?.to_vec())
     }
 }
 
 /// Per-thread state: the arena. `predict` performs no heap allocation.
+///
+/// ```
+/// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
+/// let mut session = model.session()?; // allocates the arena once
+/// for i in 0..3 {
+///     let x = vec![i as f32 * 0.1; model.input_len()];
+///     let y = session.predict(&x)?; // allocates nothing
+///     assert_eq!(y.len(), 2);
+/// }
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Session {
     model: Model,
@@ -382,12 +623,29 @@ pub struct Session {
 
 impl Session {
     /// The model this session runs.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
+    /// let session = model.session()?;
+    /// assert_eq!(session.model().input_shape(), model.input_shape());
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn model(&self) -> &Model {
         &self.model
     }
 
     /// Runs one batch (`input`: NHWC `[batch, height, width, 3]`, already
     /// preprocessed) and returns the output, borrowed from the arena.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).batch(2).classes(3).build()?;
+    /// let mut session = model.session()?;
+    /// let y = session.predict(&vec![0.5; 2 * 32 * 32 * 3])?;
+    /// assert_eq!(y.len(), 2 * 3); // [2, 3], row-major
+    /// let err = session.predict(&[0.0; 5]).unwrap_err();
+    /// assert!(err.to_string().contains("expected 6144 values (NHWC 2x32x32x3), got 5"));
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn predict(&mut self, input: &[f32]) -> Result<&[f32]> {
         self.run(input, None)?;
         Ok(self.output())
@@ -434,6 +692,14 @@ impl Session {
 
     /// Runs `iters` predicts and returns each step's mean time, in plan order
     /// (for `resnet50 bench --profile`). Allocates its result.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
+    /// let steps = model.session()?.profile(&vec![0.0; model.input_len()], 1)?;
+    /// assert_eq!(steps.len(), model.plan().steps.len());
+    /// assert_eq!(steps.iter().filter(|s| s.macs > 0 && s.kind != "dense").count(), 53);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn profile(&mut self, input: &[f32], iters: usize) -> Result<Vec<StepTime>> {
         let plan = self.model.inner.plan.clone();
         let mut times = vec![0.0; plan.steps.len()];
@@ -459,6 +725,17 @@ impl Session {
 
     /// Like [`Session::predict`], copying the output into `out`
     /// (`out.len()` must equal [`Model::output_len`]).
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(3).build()?;
+    /// let mut session = model.session()?;
+    /// let x = vec![0.5; model.input_len()];
+    /// let mut out = [0.0f32; 3];
+    /// session.predict_into(&x, &mut out)?;
+    /// assert_eq!(&out[..], session.predict(&x)?);
+    /// assert!(session.predict_into(&x, &mut [0.0; 4]).is_err()); // wrong output length
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn predict_into(&mut self, input: &[f32], out: &mut [f32]) -> Result<()> {
         if out.len() != self.model.output_len() {
             return Err(Error::Input(format!(
@@ -474,6 +751,19 @@ impl Session {
 }
 
 /// Backbone outputs of the last run (see [`ResNet50::feature_maps`]).
+///
+/// ```
+/// use resnet50::{Pooling, ResNet50};
+/// // A detection backbone: no top, C2…C5 kept readable.
+/// let model = ResNet50::new().include_top(false).pooling(Pooling::Avg).feature_maps(true).input_shape(64, 64, 3).build()?;
+/// let mut session = model.session()?;
+/// let pooled = session.predict(&vec![0.2; 64 * 64 * 3])?.to_vec();
+/// let f = session.features().unwrap();
+/// let shapes: Vec<[usize; 4]> = f.stages.iter().map(|s| s.1).collect();
+/// assert_eq!(shapes, [[1, 16, 16, 256], [1, 8, 8, 512], [1, 4, 4, 1024], [1, 2, 2, 2048]]);
+/// assert_eq!(f.embedding, &pooled[..]); // the embedding is the avg-pooled C5
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Features<'a> {
     /// C2…C5: outputs of conv2_x…conv5_x, NHWC, with their shapes.
@@ -486,6 +776,15 @@ impl Session {
     /// C2…C5 and the pooled embedding from the last [`Session::predict`];
     /// `None` unless the model was built with [`ResNet50::feature_maps`].
     /// Before the first predict the values are zeros.
+    ///
+    /// ```
+    /// let plain = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
+    /// assert!(plain.session()?.features().is_none());
+    /// let backbone = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).feature_maps(true).build()?;
+    /// let session = backbone.session()?;
+    /// assert_eq!(session.features().unwrap().embedding.len(), 2048);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn features(&self) -> Option<Features<'_>> {
         let plan = &self.model.inner.plan;
         let f = plan.features.as_ref()?;
@@ -496,6 +795,14 @@ impl Session {
 }
 
 /// One step's share of a run, from [`Session::profile`].
+///
+/// ```
+/// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
+/// let steps = model.session()?.profile(&vec![0.0; model.input_len()], 1)?;
+/// assert_eq!(steps[0].name, "conv1");
+/// assert!(steps.iter().all(|s| s.seconds >= 0.0));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct StepTime {
     /// Layer name.

@@ -4,9 +4,9 @@
 //! in the arena, from buffer liveness.
 
 use resnet50_kernels::buffer::round_up_floats;
-use resnet50_kernels::{ConvKernel, ConvShape, PoolShape};
+use resnet50_kernels::{ConvKernel, ConvParams, ConvShape, PoolShape, Subsample};
 
-use crate::arch::{conv_specs, FEATURES};
+use crate::arch::{conv_specs, BLOCKS, FEATURES};
 use crate::config::{ClassifierActivation, Pooling, Variant};
 use crate::error::{Error, Result};
 
@@ -53,6 +53,9 @@ pub enum Op {
         shape: ConvShape,
         /// Residual added before the ReLU (the block's shortcut).
         residual: Option<BufId>,
+        /// `Some` when the residual is read at every other pixel of a larger
+        /// buffer (the last block of a stage under the early stride, see [`Plan::new`]).
+        residual_subsample: Option<Subsample>,
         /// Apply ReLU.
         relu: bool,
     },
@@ -174,6 +177,17 @@ impl Builder {
 impl Plan {
     /// Builds the plan. `kernels[i]` is the kernel chosen for
     /// `conv_specs(variant)[i]` (see [`crate::prepare`]).
+    ///
+    /// **Early stride** (v1 without feature maps, as OpenVINO does): in v1 the
+    /// first block of stages 3–5 strides in its 1×1 convolutions (`_0`, `_1`),
+    /// which read only every other pixel of the previous stage's output. So the
+    /// previous stage's last block is computed at those pixels only: its 3×3
+    /// (`_2`) runs with stride 2, its `_3` at the subsampled pixels, adding its
+    /// full-resolution shortcut in place ([`Subsample`]), and the next block's
+    /// `_0`/`_1` become stride-1 1×1 convolutions. Same values, 3.48 instead of
+    /// 3.86 GMAC at 224×224. It applies where the `_2` kernel can stride
+    /// (implicit GEMM or direct, not Winograd: [`crate::prepare`] packs for it),
+    /// and not when the stage outputs C2–C4 are kept (feature maps).
     pub fn new(spec: &PlanSpec, kernels: &[ConvKernel]) -> Result<Plan> {
         let specs = conv_specs(spec.variant);
         if kernels.len() != specs.len() {
@@ -182,11 +196,20 @@ impl Plan {
         let n = spec.batch;
         let mut b = Builder { steps: Vec::new(), buffers: Vec::new() };
         let input = b.buffer("input", [n, spec.height, spec.width, 3]);
+        let with_stride = |i: usize, stride: usize| -> Option<ConvKernel> {
+            ConvKernel::new(ConvParams { stride, ..kernels[i].params }, kernels[i].algo)
+        };
 
-        // Runs conv `i` on buffer `x`, returning (output buffer, its H, W).
-        let conv = |b: &mut Builder, i: usize, x: BufId, residual: Option<BufId>, relu: bool| -> Result<BufId> {
+        // Runs `kernel` (layer `i`) on buffer `x`, returning its output buffer.
+        let conv = |b: &mut Builder,
+                    i: usize,
+                    kernel: ConvKernel,
+                    x: BufId,
+                    residual: Option<BufId>,
+                    residual_subsample: Option<Subsample>,
+                    relu: bool|
+         -> Result<BufId> {
             let [_, h, w, _] = b.buffers[x].shape;
-            let kernel = kernels[i];
             let shape = kernel.params.shape(n, h, w);
             if !shape.is_valid() || shape.out_h() == 0 || shape.out_w() == 0 {
                 return Err(Error::Config(format!(
@@ -195,29 +218,42 @@ impl Plan {
                 )));
             }
             let out = [n, shape.out_h(), shape.out_w(), kernel.params.cout];
-            Ok(b.step(&specs[i].name, Op::Conv { layer: i, kernel, shape, residual, relu }, x, out))
+            let op = Op::Conv { layer: i, kernel, shape, residual, residual_subsample, relu };
+            Ok(b.step(&specs[i].name, op, x, out))
         };
 
-        let mut x = conv(&mut b, 0, input, None, true)?;
+        let mut x = conv(&mut b, 0, kernels[0], input, None, None, true)?;
         let [_, h, w, c] = b.buffers[x].shape;
         let pool = PoolShape { batch: n, in_h: h, in_w: w, c, k: 3, stride: 2, pad: 1 };
         x = b.step("pool1", Op::MaxPool(pool), x, [n, pool.out_h(), pool.out_w(), c]);
 
+        let early_stride = spec.variant == Variant::V1 && !spec.features;
+        // The previous block already strided: this block's 1×1 convs don't.
+        let mut strided_in = false;
         let mut stage_out = [0; 4];
         let mut i = 1;
         while i < specs.len() {
             // One bottleneck block: [_0], _1, _2, _3 (+ shortcut, ReLU).
-            let shortcut = if specs[i].index == 0 {
-                i += 1;
-                conv(&mut b, i - 1, x, None, false)?
+            let first = usize::from(specs[i].index == 0);
+            let (i1, i2, i3) = (i + first, i + first + 1, i + first + 2);
+            let entry = |j: usize| if strided_in { with_stride(j, 1).unwrap_or(kernels[j]) } else { kernels[j] };
+            let stage = specs[i3].stage;
+            let tail = if early_stride && stage < 5 && specs[i3].block == BLOCKS[stage - 2] {
+                with_stride(i2, 2)
             } else {
-                x
+                None
             };
-            let t = conv(&mut b, i, x, None, true)?;
-            let t = conv(&mut b, i + 1, t, None, true)?;
-            x = conv(&mut b, i + 2, t, Some(shortcut), true)?;
-            stage_out[specs[i + 2].stage - 2] = x;
-            i += 3;
+            let shortcut = if first == 1 { conv(&mut b, i, entry(i), x, None, None, false)? } else { x };
+            let t = conv(&mut b, i1, entry(i1), x, None, None, true)?;
+            let t = conv(&mut b, i2, tail.unwrap_or(kernels[i2]), t, None, None, true)?;
+            let sub = tail.map(|_| {
+                let [_, h, w, _] = b.buffers[shortcut].shape;
+                Subsample { h, w, stride: 2 }
+            });
+            x = conv(&mut b, i3, kernels[i3], t, Some(shortcut), sub, true)?;
+            stage_out[stage - 2] = x;
+            strided_in = tail.is_some();
+            i = i3 + 1;
         }
 
         let [_, h, w, c] = b.buffers[x].shape;
@@ -373,9 +409,12 @@ mod tests {
     use crate::prepare::conv_params;
     use resnet50_kernels::ConvAlgo;
 
+    fn direct_kernels(variant: Variant) -> Vec<ConvKernel> {
+        conv_specs(variant).iter().map(|s| ConvKernel::new(conv_params(s), ConvAlgo::Direct).unwrap()).collect()
+    }
+
     fn plan(variant: Variant, h: usize, w: usize, include_top: bool, pooling: Pooling) -> Plan {
-        let kernels: Vec<ConvKernel> =
-            conv_specs(variant).iter().map(|s| ConvKernel::new(conv_params(s), ConvAlgo::Direct).unwrap()).collect();
+        let kernels = direct_kernels(variant);
         let spec = PlanSpec {
             variant,
             batch: 1,
@@ -407,11 +446,48 @@ mod tests {
 
     #[test]
     fn macs_per_image() {
-        let conv_macs = |v| plan(v, 224, 224, false, Pooling::Avg).macs() as f64;
-        let v1 = conv_macs(Variant::V1);
-        let v15 = conv_macs(Variant::V1_5);
+        let conv_macs = |v, features| {
+            let mut spec = plan(v, 224, 224, false, Pooling::Avg).spec;
+            spec.features = features;
+            Plan::new(&spec, &direct_kernels(v)).unwrap().macs() as f64
+        };
+        // With feature maps every layer runs at full resolution.
+        let v1 = conv_macs(Variant::V1, true);
+        let v15 = conv_macs(Variant::V1_5, true);
         assert!((v1 / 3.856e9 - 1.0).abs() < 1e-3, "v1 {v1}");
         assert!((v15 / 4.087e9 - 1.0).abs() < 1e-3, "v1.5 {v15}");
+        assert_eq!(conv_macs(Variant::V1_5, false), v15);
+        // Early stride: three 3x3 and three 1x1 layers at a quarter of the pixels.
+        let saved = 3.0 * 0.75 * (56.0 * 56.0 * 64.0 * 64.0 * 9.0 + 56.0 * 56.0 * 64.0 * 256.0);
+        assert_eq!(conv_macs(Variant::V1, false), v1 - saved);
+        assert!((v1 - saved) / 3.48e9 - 1.0 < 1e-3);
+    }
+
+    #[test]
+    fn early_stride_moves_the_stride_into_the_last_block() {
+        let p = plan(Variant::V1, 224, 224, true, Pooling::Avg);
+        let conv = |name: &str| {
+            let s = p.steps.iter().find(|s| s.name == name).unwrap();
+            let Op::Conv { kernel, shape, residual_subsample, .. } = &s.op else { panic!("{name}") };
+            (kernel.params.stride, shape.in_h, shape.out_h(), *residual_subsample)
+        };
+        let sub = |h| Some(Subsample { h, w: h, stride: 2 });
+        assert_eq!(conv("conv2_block3_2"), (2, 56, 28, None));
+        assert_eq!(conv("conv2_block3_3"), (1, 28, 28, sub(56)));
+        assert_eq!(conv("conv3_block1_0"), (1, 28, 28, None));
+        assert_eq!(conv("conv3_block1_1"), (1, 28, 28, None));
+        assert_eq!(conv("conv4_block6_3"), (1, 7, 7, sub(14)));
+        assert_eq!(conv("conv5_block1_1"), (1, 7, 7, None));
+        assert_eq!(conv("conv5_block3_2"), (1, 7, 7, None));
+        // A Winograd-packed 3x3 cannot stride: that block stays at full resolution.
+        let mut kernels = direct_kernels(Variant::V1);
+        let i = conv_specs(Variant::V1).iter().position(|s| s.name == "conv3_block4_2").unwrap();
+        kernels[i] = ConvKernel::new(kernels[i].params, ConvAlgo::Winograd3x3).unwrap();
+        let q = Plan::new(&p.spec, &kernels).unwrap();
+        let find = |name: &str| q.steps.iter().find(|s| s.name == name).map(|s| s.op.clone()).unwrap();
+        assert!(matches!(find("conv3_block4_2"), Op::Conv { shape, .. } if shape.stride_h == 1));
+        assert!(matches!(find("conv4_block1_1"), Op::Conv { shape, .. } if shape.stride_h == 2));
+        assert!(matches!(find("conv2_block3_2"), Op::Conv { shape, .. } if shape.stride_h == 2));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use resnet50_kernels::buffer::{round_up_floats, ALIGN};
 use resnet50_kernels::mapped::Mmap;
 use resnet50_kernels::{AlignedBuf, ConvAlgo, ConvKernel, ConvParams};
 
-use crate::arch::{conv_input_sizes, conv_specs, ConvSpec};
+use crate::arch::{conv_input_sizes, conv_specs, conv_strides, ConvSpec};
 use crate::error::{Error, Result};
 use crate::weights::{fold_batch_norm, CanonicalWeights};
 
@@ -74,6 +74,9 @@ pub enum KernelChoice {
         height: usize,
         /// Input width.
         width: usize,
+        /// Pack for v1's early stride ([`crate::plan::Plan::new`]; the plan
+        /// applies it whenever the model keeps no feature maps).
+        early_stride: bool,
     },
 }
 
@@ -89,7 +92,13 @@ impl PreparedWeights {
         w.validate()?;
         let specs = conv_specs(w.variant);
         let sizes = match choice {
-            KernelChoice::FastFor { height, width, .. } => conv_input_sizes(w.variant, height, width),
+            KernelChoice::FastFor { height, width, early_stride, .. } => {
+                conv_input_sizes(w.variant, height, width, early_stride)
+            }
+            _ => Vec::new(),
+        };
+        let strides = match choice {
+            KernelChoice::FastFor { early_stride, .. } => conv_strides(w.variant, early_stride),
             _ => Vec::new(),
         };
         let kernels: Vec<ConvKernel> = specs
@@ -100,7 +109,9 @@ impl PreparedWeights {
                 let algo = match choice {
                     KernelChoice::Reference => ConvAlgo::Direct,
                     KernelChoice::Fast => p.best_algo(),
-                    KernelChoice::FastFor { batch, .. } => p.best_algo_for(batch, sizes[i][0], sizes[i][1]),
+                    KernelChoice::FastFor { batch, .. } => {
+                        ConvParams { stride: strides[i], ..p }.best_algo_for(batch, sizes[i][0], sizes[i][1])
+                    }
                 };
                 ConvKernel::new(p, algo).expect("best_algo supports its params")
             })

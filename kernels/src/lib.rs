@@ -28,4 +28,4 @@ pub mod winograd;
 pub use buffer::AlignedBuf;
 pub use conv::{ConvAlgo, ConvKernel, ConvParams};
 pub use isa::Isa;
-pub use shape::{ConvShape, Epilogue, PoolShape};
+pub use shape::{ConvShape, Epilogue, PoolShape, Subsample};

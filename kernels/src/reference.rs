@@ -19,7 +19,7 @@ pub fn conv2d(shape: &ConvShape, input: &[f32], weights: &[f32], ep: &Epilogue, 
     assert_eq!(input.len(), shape.input_len(), "conv2d input length");
     assert_eq!(weights.len(), shape.weights_len(), "conv2d weights length");
     assert_eq!(output.len(), shape.output_len(), "conv2d output length");
-    check_epilogue(ep, shape.out_c, output.len());
+    ep.check(shape, "conv2d");
 
     let (oh, ow) = (shape.out_h(), shape.out_w());
     let (ih, iw, ci, co) = (shape.in_h, shape.in_w, shape.in_c, shape.out_c);
@@ -52,8 +52,9 @@ pub fn conv2d(shape: &ConvShape, input: &[f32], weights: &[f32], ep: &Epilogue, 
                         }
                     }
                 }
+                let rbase = ep.residual_offset(shape, n, oy, ox);
                 for (o, a) in acc.iter_mut().enumerate() {
-                    *a = ep.apply(*a, obase + o, o);
+                    *a = ep.apply(*a, rbase + o, o);
                 }
             }
         }
@@ -180,15 +181,6 @@ pub fn softmax_rows(rows: usize, cols: usize, data: &mut [f32]) {
     }
 }
 
-fn check_epilogue(ep: &Epilogue, out_c: usize, out_len: usize) {
-    if let Some(b) = ep.bias {
-        assert_eq!(b.len(), out_c, "epilogue bias length");
-    }
-    if let Some(r) = ep.residual {
-        assert_eq!(r.len(), out_len, "epilogue residual length");
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,7 +194,7 @@ mod tests {
         let b = [0.5, 0.0, 0.0];
         let r = [0.0, 0.0, 10.0, 0.0, 0.0, 0.0];
         let mut y = [0.0; 6];
-        let ep = Epilogue { bias: Some(&b), residual: Some(&r), relu: true };
+        let ep = Epilogue { bias: Some(&b), residual: Some(&r), relu: true, ..Default::default() };
         conv2d(&s, &x, &w, &ep, &mut y);
         // pixel0: [1, 2, 3] + b + r -> [1.5, 2, 13]; pixel1: [-1, .5, 2] -> relu -> [0, .5, 2]
         assert_eq!(y, [1.5, 2.0, 13.0, 0.0, 0.5, 2.0]);

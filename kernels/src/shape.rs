@@ -159,8 +159,19 @@ pub fn out_dim(input: usize, pad: usize, k: usize, stride: usize) -> usize {
     }
 }
 
+/// A residual read at a subset of its pixels (see [`Epilogue::residual_subsample`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Subsample {
+    /// Residual image height.
+    pub h: usize,
+    /// Residual image width.
+    pub w: usize,
+    /// Output pixel `(y, x)` adds residual pixel `(stride·y, stride·x)`.
+    pub stride: usize,
+}
+
 /// What a kernel does to each value before it stores it:
-/// `y = relu?(acc + bias[c] + residual[i])`.
+/// `y = relu?(acc + bias[c] + residual[…])`.
 ///
 /// The order (add the residual, then ReLU) is the ResNet bottleneck's
 /// `Add` → `Activation('relu')`.
@@ -168,8 +179,15 @@ pub fn out_dim(input: usize, pad: usize, k: usize, stride: usize) -> usize {
 pub struct Epilogue<'a> {
     /// Per-output-channel bias (BatchNorm folded in), length `out_c`.
     pub bias: Option<&'a [f32]>,
-    /// Tensor of the output's shape added element-wise before the activation.
+    /// Tensor added element-wise before the activation: of the output's shape,
+    /// or see [`Epilogue::residual_subsample`].
     pub residual: Option<&'a [f32]>,
+    /// `None`: the residual has the output's shape. `Some(s)`: it is a
+    /// `batch × s.h × s.w × out_c` image read at every `s.stride`-th pixel
+    /// in each direction. A ResNet v1 block whose only consumers are stride-2
+    /// 1×1 convolutions is computed at those pixels only, and adds its
+    /// full-resolution shortcut in place this way (no gather pass).
+    pub residual_subsample: Option<Subsample>,
     /// Apply `max(0, y)` last.
     pub relu: bool,
 }
@@ -177,19 +195,55 @@ pub struct Epilogue<'a> {
 impl<'a> Epilogue<'a> {
     /// Bias, then optional ReLU.
     pub fn bias_relu(bias: &'a [f32], relu: bool) -> Self {
-        Epilogue { bias: Some(bias), residual: None, relu }
+        Epilogue { bias: Some(bias), relu, ..Default::default() }
     }
 
-    /// Applies the epilogue to one accumulated value at output index `i`
-    /// (channel `c`). The reference every fused store must match.
+    /// Offset in the residual of channel 0 at output pixel `(n, oy, ox)` of `shape`.
     #[inline(always)]
-    pub fn apply(&self, acc: f32, i: usize, c: usize) -> f32 {
+    pub fn residual_offset(&self, shape: &ConvShape, n: usize, oy: usize, ox: usize) -> usize {
+        let pixel = match self.residual_subsample {
+            None => (n * shape.out_h() + oy) * shape.out_w() + ox,
+            Some(s) => (n * s.h + oy * s.stride) * s.w + ox * s.stride,
+        };
+        pixel * shape.out_c
+    }
+
+    /// Checks the bias and residual lengths (and the subsample's geometry)
+    /// against `shape`; `what` names the caller in the panic message.
+    ///
+    /// # Panics
+    /// If a length or the subsample does not fit the shape.
+    pub fn check(&self, shape: &ConvShape, what: &str) {
+        if let Some(b) = self.bias {
+            assert_eq!(b.len(), shape.out_c, "{what}: bias length");
+        }
+        let want = match self.residual_subsample {
+            None => shape.output_len(),
+            Some(s) => {
+                let (oh, ow) = (shape.out_h(), shape.out_w());
+                assert!(
+                    s.stride >= 1 && (oh == 0 || s.stride * (oh - 1) < s.h) && (ow == 0 || s.stride * (ow - 1) < s.w),
+                    "{what}: residual subsample {s:?} does not cover a {oh}x{ow} output"
+                );
+                shape.batch * s.h * s.w * shape.out_c
+            }
+        };
+        if let Some(r) = self.residual {
+            assert_eq!(r.len(), want, "{what}: residual length");
+        }
+    }
+
+    /// Applies the epilogue to one accumulated value of channel `c` whose
+    /// residual is at index `ri` (see [`Epilogue::residual_offset`]). The
+    /// reference every fused store must match.
+    #[inline(always)]
+    pub fn apply(&self, acc: f32, ri: usize, c: usize) -> f32 {
         let mut y = acc;
         if let Some(b) = self.bias {
             y += b[c];
         }
         if let Some(r) = self.residual {
-            y += r[i];
+            y += r[ri];
         }
         if self.relu {
             y = y.max(0.0);

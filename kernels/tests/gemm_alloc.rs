@@ -30,7 +30,7 @@ fn conv1x1_and_implicit_allocate_nothing() {
         gemm::pack_b(k, s.out_c, &w, &mut packed);
         let bias = vec![0.1f32; s.out_c];
         let res = vec![1.0f32; s.output_len()];
-        let ep = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true };
+        let ep = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true, ..Default::default() };
         let mut out = vec![0.0f32; s.output_len()];
         let one = s.kh == 1 && s.pad_top == 0;
         for isa in Isa::supported() {

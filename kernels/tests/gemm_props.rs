@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use resnet50_kernels::gemm;
-use resnet50_kernels::{reference, ConvAlgo, ConvKernel, ConvParams, ConvShape, Epilogue, Isa};
+use resnet50_kernels::{reference, ConvAlgo, ConvKernel, ConvParams, ConvShape, Epilogue, Isa, Subsample};
 
 /// One rayon pool per thread count 1..=3, built once.
 fn pool(threads: usize) -> &'static rayon::ThreadPool {
@@ -45,6 +45,8 @@ struct Case {
     threads: usize,
     /// Run a 1×1 unpadded shape through `conv_implicit` instead of `conv1x1`.
     force_implicit: bool,
+    /// The residual is a larger image read at every stride-th pixel.
+    subsample: Option<Subsample>,
     seed: u64,
 }
 
@@ -114,7 +116,18 @@ fn case(big: bool) -> impl Strategy<Value = Case> {
                 if big && s.batch * s.in_h * s.in_w > 600 {
                     s.batch = 1;
                 }
-                Case { shape: s, bias, residual, relu, threads, force_implicit, seed: seed | 1 }
+                // A quarter of the residual cases read a larger image at every
+                // 2nd or 3rd pixel (ResNet v1's subsampled block outputs).
+                let subsample = (residual && seed % 4 == 0).then(|| {
+                    let stride = 2 + (seed >> 2) as usize % 2;
+                    let extra = |bit: u64| (seed >> bit) as usize % stride;
+                    Subsample {
+                        h: stride * (s.out_h() - 1) + 1 + extra(3),
+                        w: stride * (s.out_w() - 1) + 1 + extra(5),
+                        stride,
+                    }
+                });
+                Case { shape: s, bias, residual, relu, threads, force_implicit, subsample, seed: seed | 1 }
             },
         )
 }
@@ -135,7 +148,7 @@ fn data(c: &Case) -> Data {
     let input = rng.vec(s.input_len());
     let weights = rng.vec(s.weights_len());
     let bias = rng.vec(s.out_c);
-    let residual = rng.vec(s.output_len());
+    let residual = rng.vec(c.subsample.map_or(s.output_len(), |r| s.batch * r.h * r.w * s.out_c));
     let ep = epilogue(c, &bias, &residual);
     let mut want = vec![0.0; s.output_len()];
     reference::conv2d(s, &input, &weights, &ep, &mut want);
@@ -146,7 +159,12 @@ fn data(c: &Case) -> Data {
 }
 
 fn epilogue<'a>(c: &Case, bias: &'a [f32], residual: &'a [f32]) -> Epilogue<'a> {
-    Epilogue { bias: c.bias.then_some(bias), residual: c.residual.then_some(residual), relu: c.relu }
+    Epilogue {
+        bias: c.bias.then_some(bias),
+        residual: c.residual.then_some(residual),
+        residual_subsample: c.subsample,
+        relu: c.relu,
+    }
 }
 
 /// Runs the GEMM path the case selects with packed weights.
@@ -259,7 +277,7 @@ proptest! {
             let mut scratch = vec![f32::NAN; kernel.scratch_len(s.batch, s.in_h, s.in_w, c.threads)];
             let residual = c.residual.then_some(&d.residual[..]);
             pool(c.threads).install(|| {
-                kernel.run(isa, &packed, &s, &d.input, residual, c.relu, &mut out, &mut scratch, c.threads)
+                kernel.run(isa, &packed, &s, &d.input, residual, c.subsample, c.relu, &mut out, &mut scratch, c.threads)
             });
             check(isa, &c, &d, &out)?;
         }
@@ -289,7 +307,16 @@ fn resnet_stem_and_strided_3x3() {
         [(ConvShape::square(1, 37, 35, 3, 64, 7, 2, 3), 3), (ConvShape::square(2, 15, 15, 32, 48, 3, 2, 1), 5)]
     {
         for threads in [1, 2] {
-            let c = Case { shape, bias: true, residual: false, relu: true, threads, force_implicit: true, seed };
+            let c = Case {
+                shape,
+                bias: true,
+                residual: false,
+                relu: true,
+                threads,
+                force_implicit: true,
+                subsample: None,
+                seed,
+            };
             check_all_isas(&c).unwrap();
         }
     }

@@ -21,7 +21,7 @@
 use std::process::ExitCode;
 
 use resnet50_kernels::shape::PoolShape;
-use resnet50_kernels::{pool, reference, AlignedBuf, ConvAlgo, ConvKernel, ConvParams, Epilogue, Isa};
+use resnet50_kernels::{pool, reference, AlignedBuf, ConvAlgo, ConvKernel, ConvParams, Epilogue, Isa, Subsample};
 
 /// xorshift64*: deterministic, dependency-free.
 struct Rng(u64);
@@ -163,14 +163,22 @@ fn check_conv(
     let weights = rng.fill(shape.weights_len(), (3.0 / fan_in).sqrt());
     let bias = if ep.bias { rng.fill(params.cout, 0.5) } else { vec![0.0; params.cout] };
     let input = rng.fill(shape.input_len(), 1.0);
-    let residual = ep.residual.then(|| rng.fill(shape.output_len(), 1.0));
+    // GEMM algorithms also read a subsampled residual (every 2nd pixel of a
+    // larger image) on odd seeds; Winograd only takes a same-shape residual.
+    let sub = (ep.residual && seed % 2 == 1 && algo != ConvAlgo::Winograd3x3).then(|| Subsample {
+        h: 2 * shape.out_h() - 1 + (seed as usize / 2) % 2,
+        w: 2 * shape.out_w(),
+        stride: 2,
+    });
+    let res_len = sub.map_or(shape.output_len(), |r| batch * r.h * r.w * params.cout);
+    let residual = ep.residual.then(|| rng.fill(res_len, 1.0));
 
     let mut want = vec![0f32; shape.output_len()];
     reference::conv2d(
         &shape,
         &input,
         &weights,
-        &Epilogue { bias: Some(&bias), residual: residual.as_deref(), relu: ep.relu },
+        &Epilogue { bias: Some(&bias), residual: residual.as_deref(), residual_subsample: sub, relu: ep.relu },
         &mut want,
     );
 
@@ -187,6 +195,7 @@ fn check_conv(
         &shape,
         &input,
         residual.as_deref(),
+        sub,
         ep.relu,
         &mut out[GUARD..GUARD + out_len],
         &mut scratch[GUARD..GUARD + scratch_len],
@@ -379,15 +388,19 @@ fn run_layer(
     let shape = l.params.shape(batch, h, w);
     let mut out = vec![0f32; shape.output_len()];
     match isa {
-        None => {
-            reference::conv2d(&shape, input, &l.weights, &Epilogue { bias: Some(&l.bias), residual, relu }, &mut out)
-        }
+        None => reference::conv2d(
+            &shape,
+            input,
+            &l.weights,
+            &Epilogue { bias: Some(&l.bias), residual, relu, ..Default::default() },
+            &mut out,
+        ),
         Some(isa) => {
             let kernel = ConvKernel::new(l.params, l.params.best_algo()).expect("best algo");
             let mut packed = AlignedBuf::zeroed(kernel.packed_len()).expect("alloc");
             kernel.pack(&l.weights, &l.bias, packed.as_mut_slice());
             let mut scratch = vec![0f32; kernel.scratch_len(batch, h, w, 1)];
-            kernel.run(isa, packed.as_slice(), &shape, input, residual, relu, &mut out, &mut scratch, 1);
+            kernel.run(isa, packed.as_slice(), &shape, input, residual, None, relu, &mut out, &mut scratch, 1);
         }
     }
     (out, shape.out_h(), shape.out_w())

@@ -47,7 +47,7 @@ struct Case {
 
 impl Case {
     fn ep(&self) -> Epilogue<'_> {
-        Epilogue { bias: self.bias.as_deref(), residual: self.res.as_deref(), relu: self.relu }
+        Epilogue { bias: self.bias.as_deref(), residual: self.res.as_deref(), relu: self.relu, ..Default::default() }
     }
 
     fn run(&self, isa: Isa, tile: WinogradTile, threads: usize) -> Vec<f32> {
@@ -160,7 +160,7 @@ fn default_pack_matches_tile_for_and_conv_front_door() {
             let mut scratch = vec![0.0; k.scratch_len(2, 9, 11, threads)];
             let mut y = vec![0.0; shape.output_len()];
             pool(threads).install(|| {
-                k.run(isa, &packed, &shape, &case.x, case.res.as_deref(), true, &mut y, &mut scratch, threads)
+                k.run(isa, &packed, &shape, &case.x, case.res.as_deref(), None, true, &mut y, &mut scratch, threads)
             });
             check(&case, &y, &want, &mag, &format!("{isa} front door")).unwrap();
         }

@@ -332,7 +332,12 @@ pub fn to_bytes(w: &CanonicalWeights, eps: f32) -> Result<Vec<u8>> {
         return Err(Error::Config(format!("BatchNorm epsilon must be positive and finite, got {eps}")));
     }
     // Packed for Keras' default input, 224×224, one image at a time.
-    let p = PreparedWeights::new(w, eps, KernelChoice::FastFor { batch: 1, height: 224, width: 224 }, true)?;
+    let p = PreparedWeights::new(
+        w,
+        eps,
+        KernelChoice::FastFor { batch: 1, height: 224, width: 224, early_stride: true },
+        true,
+    )?;
     let classes = p.fc.as_ref().map_or(0, |f| f.2);
     let n = NUM_CONVS + if classes > 0 { 2 } else { 0 };
     let data_offset = (HEADER_LEN + n * RECORD_LEN).next_multiple_of(ALIGN);

@@ -19,7 +19,7 @@
 
 use crate::buffer::round_up_floats;
 use crate::isa::Isa;
-use crate::shape::{ConvShape, Epilogue};
+use crate::shape::{ConvShape, Epilogue, Subsample};
 use crate::{gemm, reference, winograd};
 
 /// How a convolution is computed.
@@ -229,8 +229,10 @@ impl ConvKernel {
     /// Runs the convolution: `output = relu?(conv(input) + bias + residual)`.
     ///
     /// `packed` comes from [`ConvKernel::pack`]; `scratch` has at least
-    /// [`ConvKernel::scratch_len`] floats. Results are identical for a given
-    /// `(isa, threads)`.
+    /// [`ConvKernel::scratch_len`] floats. The residual has the output's shape,
+    /// or is read at every `stride`-th pixel of a larger image given by
+    /// `residual_subsample` (see [`Epilogue::residual_subsample`]; GEMM and
+    /// direct algorithms only). Results are identical for a given `(isa, threads)`.
     ///
     /// # Panics
     /// If a length does not match the shape, or `isa` is not supported by this CPU.
@@ -242,6 +244,7 @@ impl ConvKernel {
         shape: &ConvShape,
         input: &[f32],
         residual: Option<&[f32]>,
+        residual_subsample: Option<Subsample>,
         relu: bool,
         output: &mut [f32],
         scratch: &mut [f32],
@@ -252,7 +255,7 @@ impl ConvKernel {
         assert_eq!(packed.len(), self.packed_len(), "run: packed weights length");
         assert!(isa.is_supported(), "run: ISA {isa} not supported by this CPU");
         let (bias, w) = packed.split_at(self.bias_len());
-        let ep = Epilogue { bias: Some(&bias[..p.cout]), residual, relu };
+        let ep = Epilogue { bias: Some(&bias[..p.cout]), residual, residual_subsample, relu };
         match self.algo {
             ConvAlgo::Direct => reference::conv2d(shape, input, &w[..shape.weights_len()], &ep, output),
             ConvAlgo::Gemm1x1 => gemm::conv1x1(isa, shape, input, w, &ep, output, scratch, threads),

@@ -98,8 +98,8 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
         let c = t.c.wrapping_add(r * t.ldc) as *const i8;
         _mm_prefetch::<_MM_HINT_T0>(c);
         _mm_prefetch::<_MM_HINT_T0>(c.wrapping_add(60));
-        if !t.res.is_null() {
-            let p = t.res.wrapping_add(r * t.ldc) as *const i8;
+        if !t.res[r].is_null() {
+            let p = t.res[r] as *const i8;
             _mm_prefetch::<_MM_HINT_T0>(p);
             _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(60));
         }
@@ -185,9 +185,9 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
                 v0 = _mm256_add_ps(v0, b0);
                 v1 = _mm256_add_ps(v1, b1);
             }
-            if !t.res.is_null() {
-                // SAFETY: residual row r holds nr valid floats at res + r·ldc.
-                let (r0, r1) = unsafe { load16(t.res.add(r * t.ldc), full, m) };
+            if !t.res[r].is_null() {
+                // SAFETY: residual row r holds nr valid floats at res[r].
+                let (r0, r1) = unsafe { load16(t.res[r], full, m) };
                 v0 = _mm256_add_ps(v0, r0);
                 v1 = _mm256_add_ps(v1, r1);
             }

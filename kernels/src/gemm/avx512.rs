@@ -187,8 +187,8 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
                 let c = t.c.wrapping_add(r * t.ldc + 16 * v) as *const i8;
                 V::prefetch(c);
                 V::prefetch(c.wrapping_add(60));
-                if !t.res.is_null() {
-                    let p = t.res.wrapping_add(r * t.ldc + 16 * v) as *const i8;
+                if !t.res[r].is_null() {
+                    let p = t.res[r].wrapping_add(16 * v) as *const i8;
                     V::prefetch(p);
                     V::prefetch(p.wrapping_add(60));
                 }
@@ -274,8 +274,8 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
                     if !t.bias.is_null() {
                         y = V::add(y, bias[v]);
                     }
-                    if !t.res.is_null() {
-                        y = V::add(y, V::load_masked(mask[v], t.res.add(r * t.ldc + 16 * v)));
+                    if !t.res[r].is_null() {
+                        y = V::add(y, V::load_masked(mask[v], t.res[r].add(16 * v)));
                     }
                     if t.relu {
                         y = V::relu(y);

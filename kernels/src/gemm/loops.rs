@@ -74,8 +74,10 @@ pub(crate) struct Tile {
     pub last: bool,
     /// Bias at column 0 of the tile, or null (only read when `last`).
     pub bias: *const f32,
-    /// Residual at the tile's top-left (row stride `ldc`), or null (only read when `last`).
-    pub res: *const f32,
+    /// Residual of each row at the tile's first column (first `mr` valid), or
+    /// all null (only read when `last`). Rows are not evenly spaced when the
+    /// residual is subsampled ([`crate::shape::Subsample`]).
+    pub res: [*const f32; MAX_MR],
     /// ReLU in the store (only when `last`).
     pub relu: bool,
     /// Start of B data to prefetch into L2 while computing: `pf_lines`
@@ -271,8 +273,29 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
     let (nk, kcb) = k_blocks(p.k, U::KC);
     let bias = p.ep.bias.map_or(std::ptr::null(), |b| b.as_ptr());
     let res = p.ep.residual.map_or(std::ptr::null(), |r| r.as_ptr());
+    let res_last = |last: bool| if last { res } else { std::ptr::null() };
     // ic blocks: see `mc_block`.
     let mc = mc_block(rows.len(), U::MC, U::MR);
+    let shape = match p.a {
+        ASource::Pixels(shape, _) | ASource::Im2col(shape, _) => shape,
+    };
+    let (oh, ow) = (shape.out_h(), shape.out_w());
+    // Residual row pointers of rows m..m + mr at column jr (all null before
+    // the last K block or without a residual).
+    let residual_rows = |res: *const f32, m: usize, mr: usize, jr: usize| {
+        let mut rows = [std::ptr::null(); MAX_MR];
+        if !res.is_null() {
+            for (r, row) in rows.iter_mut().enumerate().take(mr) {
+                let px = m + r;
+                let (img, yx) = (px / (oh * ow), px % (oh * ow));
+                let off = p.ep.residual_offset(shape, img, yx / ow, yx % ow);
+                // SAFETY: the caller checked the residual against the shape
+                // (Epilogue::check): pixel px's channels are inside it.
+                *row = unsafe { res.add(off + jr) };
+            }
+        }
+        rows
+    };
 
     let mut jc = cols.start;
     while jc < cols.end {
@@ -333,9 +356,9 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                         nr,
                         accumulate: kb > 0,
                         last,
-                        // SAFETY: jr < n = bias length; (m, jr) inside the residual (m·n floats).
+                        // SAFETY: jr < n = bias length.
                         bias: if last && !bias.is_null() { unsafe { bias.add(jr) } } else { std::ptr::null() },
-                        res: if last && !res.is_null() { unsafe { res.add(m * p.n + jr) } } else { std::ptr::null() },
+                        res: residual_rows(res_last(last), m, mr, jr),
                         relu: last && p.ep.relu,
                         pf: pf.0,
                         pf_lines: pf.1,

@@ -113,12 +113,7 @@ fn check(
         packed.len(),
         packed_b_len(k, n)
     );
-    if let Some(b) = ep.bias {
-        assert_eq!(b.len(), n, "{what}: bias length");
-    }
-    if let Some(r) = ep.residual {
-        assert_eq!(r.len(), output.len(), "{what}: residual length");
-    }
+    ep.check(shape, what);
     assert!(scratch.len() >= need_scratch, "{what}: scratch holds {} floats, need {need_scratch}", scratch.len());
 }
 
@@ -250,6 +245,7 @@ mod tests {
                 bias: (case % 2 == 0).then_some(&bias[..]),
                 residual: (case % 3 == 0).then_some(&res[..]),
                 relu: case % 5 < 3,
+                ..Default::default()
             };
             let mut want = vec![0.0; s.output_len()];
             reference::conv2d(&s, &input, &w, &ep, &mut want);
@@ -297,7 +293,7 @@ mod tests {
             let w: Vec<f32> = (0..s.weights_len()).map(|_| lcg(&mut seed)).collect();
             let bias: Vec<f32> = (0..s.out_c).map(|_| lcg(&mut seed)).collect();
             let res: Vec<f32> = (0..s.output_len()).map(|_| lcg(&mut seed)).collect();
-            let ep = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true };
+            let ep = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true, ..Default::default() };
             let mut want = vec![0.0; s.output_len()];
             reference::conv2d(&s, &input, &w, &ep, &mut want);
             let k = s.kh * s.kw * s.in_c;

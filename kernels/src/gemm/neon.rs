@@ -136,8 +136,8 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
         let c = t.c.wrapping_add(r * t.ldc);
         prefetch_l1_store(c);
         prefetch_l1_store(c.wrapping_add(NR - 1));
-        if !t.res.is_null() {
-            let p = t.res.wrapping_add(r * t.ldc);
+        if !t.res[r].is_null() {
+            let p = t.res[r];
             prefetch_l1(p);
             prefetch_l1(p.wrapping_add(NR - 1));
         }
@@ -189,9 +189,9 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
                     *v = vaddq_f32(*v, b);
                 }
             }
-            if !t.res.is_null() {
-                // SAFETY: residual row r holds nr valid floats at res + r·ldc.
-                let rv = unsafe { load16(t.res.add(r * t.ldc), nr) };
+            if !t.res[r].is_null() {
+                // SAFETY: residual row r holds nr valid floats at res[r].
+                let rv = unsafe { load16(t.res[r], nr) };
                 for (v, x) in accr.iter_mut().zip(rv) {
                     *v = vaddq_f32(*v, x);
                 }

@@ -69,9 +69,9 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
                 // SAFETY: the bias has nr valid floats at t.bias.
                 y += unsafe { *t.bias.add(j) };
             }
-            if !t.res.is_null() {
-                // SAFETY: residual row r has nr valid floats at res + r·ldc.
-                y += unsafe { *t.res.add(r * t.ldc + j) };
+            if !t.res[r].is_null() {
+                // SAFETY: residual row r has nr valid floats at res[r].
+                y += unsafe { *t.res[r].add(j) };
             }
             if t.relu {
                 y = y.max(0.0);

@@ -523,6 +523,7 @@ fn check_args(
     if let Some(b) = ep.bias {
         assert_eq!(b.len(), shape.out_c, "winograd: bias length");
     }
+    assert!(ep.residual_subsample.is_none(), "winograd: a subsampled residual needs a strided output; use a GEMM");
     if let Some(r) = ep.residual {
         assert_eq!(r.len(), output.len(), "winograd: residual length");
     }
