@@ -13,6 +13,14 @@ use crate::error::{Error, Result};
 use crate::weights::CanonicalWeights;
 
 /// Which ResNet50.
+///
+/// ```
+/// use resnet50::Variant;
+/// assert_eq!("torchvision".parse::<Variant>()?, Variant::V1_5);
+/// assert_eq!(Variant::V1.to_string(), "v1");
+/// assert!("v2".parse::<Variant>().unwrap_err().to_string().contains("\"v2\""));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Variant {
     /// Keras' ResNet50 (the original paper's): conv biases, stride 2 on the
@@ -26,6 +34,10 @@ pub enum Variant {
 
 impl Variant {
     /// BatchNorm ε of the variant's reference framework.
+    ///
+    /// ```
+    /// assert_eq!(resnet50::Variant::V1.default_bn_epsilon(), 1.001e-5);
+    /// ```
     pub fn default_bn_epsilon(self) -> f32 {
         match self {
             Variant::V1 => 1.001e-5,
@@ -33,10 +45,19 @@ impl Variant {
         }
     }
     /// Whether convolutions carry a bias before BatchNorm.
+    ///
+    /// ```
+    /// assert!(resnet50::Variant::V1.conv_bias() && !resnet50::Variant::V1_5.conv_bias());
+    /// ```
     pub fn conv_bias(self) -> bool {
         self == Variant::V1
     }
     /// The classifier activation of the variant's reference framework.
+    ///
+    /// ```
+    /// use resnet50::{ClassifierActivation, Variant};
+    /// assert_eq!(Variant::V1.default_classifier_activation(), ClassifierActivation::Softmax);
+    /// ```
     pub fn default_classifier_activation(self) -> ClassifierActivation {
         match self {
             Variant::V1 => ClassifierActivation::Softmax,
@@ -44,6 +65,10 @@ impl Variant {
         }
     }
     /// `"v1"` or `"v1.5"`.
+    ///
+    /// ```
+    /// assert_eq!(resnet50::Variant::V1_5.name(), "v1.5");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Variant::V1 => "v1",
@@ -70,6 +95,13 @@ impl FromStr for Variant {
 }
 
 /// Keras' `pooling` argument (used when `include_top` is false).
+///
+/// ```
+/// use resnet50::Pooling;
+/// assert_eq!("avg".parse::<Pooling>()?, Pooling::Avg);
+/// assert_eq!(Pooling::default(), Pooling::None);
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Pooling {
     /// 4-D output `[N, h, w, 2048]`.
@@ -94,6 +126,12 @@ impl FromStr for Pooling {
 }
 
 /// Keras' `classifier_activation`.
+///
+/// ```
+/// use resnet50::ClassifierActivation;
+/// assert_eq!("logits".parse::<ClassifierActivation>()?, ClassifierActivation::None);
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ClassifierActivation {
     /// Probabilities.
@@ -114,6 +152,20 @@ impl FromStr for ClassifierActivation {
 }
 
 /// Keras' `weights` argument.
+///
+/// ```
+/// use std::sync::Arc;
+/// use resnet50::{init, ResNet50, Variant, WeightsSource};
+/// assert!(matches!(WeightsSource::default(), WeightsSource::Random { seed: 0 }));
+/// // Weights already in memory, shared without a copy:
+/// let w = Arc::new(init::keras_random(Variant::V1, Some(3), 1));
+/// let model = ResNet50::new().weights(WeightsSource::Canonical(w)).classes(3).input_shape(32, 32, 3).build()?;
+/// assert_eq!(model.output_len(), 3);
+/// // A file that does not exist is an error naming it.
+/// let err = ResNet50::new().weights(WeightsSource::File("no/such.h5".into())).build().unwrap_err();
+/// assert!(err.to_string().contains("no/such.h5"), "{err}");
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub enum WeightsSource {
     /// `weights=None`: seeded random initialisation with Keras' initializers
@@ -137,6 +189,15 @@ impl Default for WeightsSource {
 }
 
 /// Everything that determines a model. Build one with [`crate::ResNet50`].
+///
+/// ```
+/// use resnet50::{Config, Pooling, ResNet50};
+/// let config = Config { include_top: false, pooling: Pooling::Avg, height: 32, width: 32, ..Config::default() };
+/// config.validate()?;
+/// let model = ResNet50::from_config(config).build()?;
+/// assert_eq!(model.output_shape(), &[1, 2048]);
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Keep the classifier (`include_top`).
@@ -204,10 +265,24 @@ impl Default for Config {
 }
 
 /// Largest input side accepted, a guard against absurd sizes.
+///
+/// ```
+/// let err = resnet50::ResNet50::new().input_shape(20_000, 64, 3).memory_limit(None).build().unwrap_err();
+/// assert!(err.to_string().contains("exceeds the limit of 16384 per side"));
+/// ```
 pub const MAX_SIDE: usize = 16384;
 /// Largest batch accepted.
+///
+/// ```
+/// let err = resnet50::ResNet50::new().input_shape(32, 32, 3).batch(4097).build().unwrap_err();
+/// assert!(err.to_string().contains("batch must be in 1..=4096"));
+/// ```
 pub const MAX_BATCH: usize = 4096;
 /// Most threads accepted.
+///
+/// ```
+/// assert!(resnet50::ResNet50::new().threads(resnet50::config::MAX_THREADS + 1).build().is_err());
+/// ```
 pub const MAX_THREADS: usize = 1024;
 /// Default [`Config::memory_limit`]: 16 GiB (`usize::MAX` where `usize` is
 /// narrower than 35 bits).
@@ -227,11 +302,23 @@ fn half_up(x: usize) -> usize {
 
 impl Config {
     /// The classifier activation in effect.
+    ///
+    /// ```
+    /// use resnet50::{ClassifierActivation, Config, Variant};
+    /// let c = Config { variant: Variant::V1_5, ..Config::default() };
+    /// assert_eq!(c.activation(), ClassifierActivation::None);
+    /// ```
     pub fn activation(&self) -> ClassifierActivation {
         self.classifier_activation.unwrap_or(self.variant.default_classifier_activation())
     }
 
     /// The BatchNorm ε in effect.
+    ///
+    /// ```
+    /// use resnet50::Config;
+    /// assert_eq!(Config::default().epsilon(), 1.001e-5);
+    /// assert_eq!(Config { bn_epsilon: Some(1e-3), ..Config::default() }.epsilon(), 1e-3);
+    /// ```
     pub fn epsilon(&self) -> f32 {
         self.bn_epsilon.unwrap_or(self.variant.default_bn_epsilon())
     }

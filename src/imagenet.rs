@@ -13,12 +13,25 @@ use crate::error::{Error, Result};
 
 /// The embedded file, byte for byte (sha256
 /// `ecae206bed9024d38507c0c6a3f8c4dc079f465ad34e44c3ffd0ea5ddf6cfa50`).
+///
+/// ```
+/// assert!(resnet50::imagenet::CLASS_INDEX_JSON.contains("\"n01440764\""));
+/// ```
 pub const CLASS_INDEX_JSON: &str = include_str!("data/imagenet_class_index.json");
 
 /// Number of ImageNet-1k classes.
+///
+/// ```
+/// assert_eq!(resnet50::imagenet::classes().len(), resnet50::imagenet::NUM_CLASSES);
+/// ```
 pub const NUM_CLASSES: usize = 1000;
 
 /// One ImageNet class.
+///
+/// ```
+/// let c = resnet50::imagenet::class(0).unwrap();
+/// assert_eq!((c.wnid.as_str(), c.name.as_str()), ("n01440764", "tench"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Class {
     /// WordNet id, e.g. `n01440764`.
@@ -28,6 +41,14 @@ pub struct Class {
 }
 
 /// One entry of [`decode_predictions`]: Keras' `(wnid, name, score)` plus the index.
+///
+/// ```
+/// let mut scores = vec![0.0f32; 1000];
+/// scores[1] = 0.9;
+/// let p = &resnet50::imagenet::decode_predictions(&scores, 1000, 1)?[0][0];
+/// assert_eq!((p.index, p.wnid, p.name, p.score), (1, "n01443537", "goldfish", 0.9));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
     /// Class index (the model's output position).
@@ -41,18 +62,37 @@ pub struct Prediction {
 }
 
 /// The 1000 classes in index order, parsed from [`CLASS_INDEX_JSON`] on first use.
+///
+/// ```
+/// let classes = resnet50::imagenet::classes();
+/// assert_eq!(classes[999].name, "toilet_tissue");
+/// ```
 pub fn classes() -> &'static [Class] {
     static CLASSES: OnceLock<Vec<Class>> = OnceLock::new();
     CLASSES.get_or_init(|| parse_class_index(CLASS_INDEX_JSON).expect("the embedded ImageNet class index is valid"))
 }
 
 /// The class at `index`, if any.
+///
+/// ```
+/// assert_eq!(resnet50::imagenet::class(1).unwrap().name, "goldfish");
+/// assert!(resnet50::imagenet::class(1000).is_none());
+/// ```
 pub fn class(index: usize) -> Option<&'static Class> {
     classes().get(index)
 }
 
 /// Parses a Keras-style class index: a JSON object `{"0": [wnid, name], …}`
 /// whose keys are exactly `"0"`…`"N-1"`.
+///
+/// ```
+/// use resnet50::imagenet::parse_class_index;
+/// let c = parse_class_index(r#"{"0": ["n1", "cat"], "1": ["n2", "dog"]}"#)?;
+/// assert_eq!(c[1].name, "dog");
+/// let err = parse_class_index(r#"{"0": ["n1", "cat"], "2": ["n2", "dog"]}"#).unwrap_err();
+/// assert!(err.to_string().contains("\"2\""), "{err}");
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn parse_class_index(json: &str) -> Result<Vec<Class>> {
     let bad = |m: String| Error::Input(format!("ImageNet class index: {m}"));
     let v: serde_json::Value = serde_json::from_str(json).map_err(|e| bad(format!("not valid JSON: {e}")))?;
@@ -83,6 +123,11 @@ fn rank(a: (usize, f32), b: (usize, f32)) -> std::cmp::Ordering {
 
 /// The `top` highest scores of one row as `(index, score)`, best first
 /// (ties: larger index first; `top` larger than the row gives the whole row).
+///
+/// ```
+/// let top = resnet50::imagenet::top_k(&[0.1, 0.7, 0.2, 0.7], 3);
+/// assert_eq!(top, [(3, 0.7), (1, 0.7), (2, 0.2)]); // ties: larger index first
+/// ```
 pub fn top_k(row: &[f32], top: usize) -> Vec<(usize, f32)> {
     let mut idx: Vec<(usize, f32)> = row.iter().copied().enumerate().collect();
     idx.sort_by(|&a, &b| rank(a, b));
@@ -98,6 +143,18 @@ pub fn top_k(row: &[f32], top: usize) -> Vec<(usize, f32)> {
 /// (unstable) `argsort`, so its order among exactly equal scores is
 /// unspecified; here ties are broken deterministically, larger index first
 /// (what Keras gives with `argsort(kind="stable")`). NaN scores rank first.
+///
+/// ```
+/// use resnet50::imagenet::decode_predictions;
+/// let mut scores = vec![0.0f32; 2 * 1000]; // two images
+/// scores[207] = 0.8; // golden retriever
+/// scores[1000 + 281] = 0.6; // tabby
+/// let rows = decode_predictions(&scores, 1000, 2)?;
+/// assert_eq!(rows[0][0].name, "golden_retriever");
+/// assert_eq!(rows[1][0].name, "tabby");
+/// assert!(decode_predictions(&scores, 10, 2).is_err()); // Keras' (samples, 1000) rule
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn decode_predictions(scores: &[f32], classes: usize, top: usize) -> Result<Vec<Vec<Prediction>>> {
     if classes != NUM_CLASSES || !scores.chunks_exact(NUM_CLASSES).remainder().is_empty() {
         return Err(Error::Input(format!(

@@ -6,6 +6,12 @@ use crate::config::Variant;
 use crate::weights::{BatchNorm, CanonicalWeights, ConvWeights, DenseWeights};
 
 /// SplitMix64 finaliser: a bijective 64-bit hash.
+///
+/// ```
+/// use resnet50::init::splitmix64;
+/// assert_eq!(splitmix64(1), splitmix64(1));
+/// assert_ne!(splitmix64(1), splitmix64(2));
+/// ```
 pub fn splitmix64(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -14,6 +20,10 @@ pub fn splitmix64(x: u64) -> u64 {
 }
 
 /// 64-bit FNV-1a of `s`'s UTF-8 bytes.
+///
+/// ```
+/// assert_eq!(resnet50::init::fnv1a64(""), 0xcbf2_9ce4_8422_2325); // the FNV offset basis
+/// ```
 pub fn fnv1a64(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
@@ -21,12 +31,24 @@ pub fn fnv1a64(s: &str) -> u64 {
 /// Element `i` of the deterministic tensor `name`, uniform in `[lo, hi)`:
 /// `f32(lo + (hi − lo)·k/2²⁴)` with `k = splitmix64(fnv1a64(name) + i) >> 40`,
 /// evaluated in f64 — bit-identical to the golden script's numpy version.
+///
+/// ```
+/// let v = resnet50::init::det_value(7, 3, -1.0, 1.0);
+/// assert!((-1.0..1.0).contains(&v));
+/// assert_eq!(v, resnet50::init::det_value(7, 3, -1.0, 1.0));
+/// ```
 pub fn det_value(seed: u64, i: u64, lo: f64, hi: f64) -> f32 {
     let k = splitmix64(seed.wrapping_add(i)) >> 40;
     (lo + (hi - lo) * (k as f64 / 16_777_216.0)) as f32
 }
 
 /// The deterministic tensor `name` of `len` elements in `[lo, hi)`.
+///
+/// ```
+/// let t = resnet50::init::det_tensor("conv1_conv/kernel", 4, 0.0, 0.5);
+/// assert_eq!(t.len(), 4);
+/// assert!(t.iter().all(|v| (0.0..0.5).contains(v)));
+/// ```
 pub fn det_tensor(name: &str, len: usize, lo: f64, hi: f64) -> Vec<f32> {
     let seed = fnv1a64(name);
     (0..len as u64).map(|i| det_value(seed, i, lo, hi)).collect()
@@ -52,6 +74,13 @@ fn det_range(kind: &str, fan_in: usize, fan_out: usize) -> (f64, f64) {
 
 /// Deterministic weights for the golden tests: every tensor from
 /// [`det_tensor`] with the golden script's ranges.
+///
+/// ```
+/// use resnet50::{init, Variant};
+/// let a = init::deterministic(Variant::V1_5, None);
+/// assert!(a.fc.is_none());
+/// assert_eq!(a.convs[5].kernel, init::deterministic(Variant::V1_5, None).convs[5].kernel);
+/// ```
 pub fn deterministic(variant: Variant, classes: Option<usize>) -> CanonicalWeights {
     let convs = conv_specs(variant)
         .iter()
@@ -85,6 +114,12 @@ pub fn deterministic(variant: Variant, classes: Option<usize>) -> CanonicalWeigh
 }
 
 /// The deterministic NHWC input `[n, h, w, 3]` of the golden tests, in `[-1, 1)`.
+///
+/// ```
+/// let x = resnet50::init::deterministic_input(2, 32, 32);
+/// assert_eq!(x.len(), 2 * 32 * 32 * 3);
+/// assert!(x.iter().all(|v| (-1.0..1.0).contains(v)));
+/// ```
 pub fn deterministic_input(n: usize, h: usize, w: usize) -> Vec<f32> {
     det_tensor("input", n * h * w * 3, -1.0, 1.0)
 }
@@ -102,6 +137,14 @@ impl Stream {
 /// Keras' `weights=None`: glorot-uniform kernels (`±√(6/(fan_in+fan_out))`
 /// with fans `k·k·cin` and `k·k·cout`), zero biases, BN γ=1 β=0 μ=0 σ²=1,
 /// drawn from a stream seeded by `seed`.
+///
+/// ```
+/// use resnet50::{init::keras_random, Variant};
+/// let a = keras_random(Variant::V1, Some(10), 1);
+/// let limit = (6.0f32 / (7.0 * 7.0 * (3.0 + 64.0))).sqrt(); // glorot-uniform bound of conv1
+/// assert!(a.convs[0].kernel.iter().all(|v| v.abs() <= limit));
+/// assert_ne!(a.convs[0].kernel, keras_random(Variant::V1, Some(10), 2).convs[0].kernel);
+/// ```
 pub fn keras_random(variant: Variant, classes: Option<usize>, seed: u64) -> CanonicalWeights {
     let mut rng = Stream(splitmix64(seed ^ 0x5265_734e_6574_3530));
     let convs = conv_specs(variant)

@@ -1,10 +1,29 @@
-//! ResNet50 inference on CPUs with hand-written SIMD kernels.
+//! ResNet50 inference on CPUs with hand-written SIMD kernels: Keras's
+//! `tf.keras.applications.ResNet50` (v1) and torchvision's `resnet50` (v1.5),
+//! NHWC f32.
 //!
-//! The crate reads top-down: [`config`] (Keras' `ResNet50(...)` arguments) →
-//! [`arch`] (the 53 convolutions) → [`weights`] / [`init`] (canonical weights)
-//! → [`prepare`] (BatchNorm folding, packing) → [`plan`] (static plan, arena
-//! layout) → executor → [`model`] (the API). Kernels live in the
-//! `resnet50-kernels` crate.
+//! # Architecture
+//!
+//! A [`ResNet50`] builder takes Keras's arguments ([`config::Config`]) and
+//! builds a [`Model`]: the weights — seeded random ([`init`]), a Keras HDF5 or
+//! safetensors file, or the native memory-mapped file ([`loaders`]) — become
+//! [`CanonicalWeights`] ([`weights`]: the 53 convolutions of [`arch`] in a
+//! fixed order, with their BatchNorm), which [`prepare`] folds and packs for
+//! the kernel each layer uses; [`plan`] lays out a static list of steps for
+//! one (input size, batch) and places every activation in one arena by
+//! liveness. A `Model` is immutable and cheap to clone (an `Arc` inside): share
+//! it between threads. Each thread opens a [`Session`], which allocates its
+//! arena once; [`Session::predict`] then runs the plan with no heap
+//! allocation. The kernels (GEMM, Winograd, pools, classifier; scalar, AVX2,
+//! AVX-512, NEON, chosen at run time per [`Isa`]) are in the
+//! `resnet50-kernels` crate. Around the model: [`preprocess`] (Keras's and
+//! torchvision's image preprocessing), [`imagenet`] (class names,
+//! `decode_predictions`), [`npy`] (`.npy` tensors), [`summary`] (Keras's
+//! `model.summary()`), and every failure is an [`Error`] naming the offending
+//! value ([`error`]). Limits: [`config::MAX_SIDE`], [`config::MAX_BATCH`] and
+//! [`ResNet50::memory_limit`] refuse absurd requests before allocating.
+//!
+//! # Use
 //!
 //! ```
 //! use resnet50::{ResNet50, Variant};
@@ -14,6 +33,48 @@
 //! assert_eq!(probs.len(), 10);
 //! # Ok::<(), resnet50::Error>(())
 //! ```
+//!
+//! Threads: one `Model`, one [`Session`] per thread; [`ResNet50::threads`]
+//! sets the threads *inside* each layer (a rayon pool owned by the model).
+//!
+//! ```
+//! let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).threads(2).build()?;
+//! let workers: Vec<_> = (0..2)
+//!     .map(|i| {
+//!         let model = model.clone(); // shares the weights and plan
+//!         std::thread::spawn(move || {
+//!             let mut session = model.session().unwrap();
+//!             session.predict(&vec![i as f32; model.input_len()]).unwrap().to_vec()
+//!         })
+//!     })
+//!     .collect();
+//! for w in workers {
+//!     assert_eq!(w.join().unwrap().len(), 2);
+//! }
+//! # Ok::<(), resnet50::Error>(())
+//! ```
+//!
+//! Backbone: without the top, with [`ResNet50::feature_maps`], a run also
+//! leaves C2…C5 and the pooled embedding readable ([`Session::features`]).
+//!
+//! ```
+//! use resnet50::{Pooling, ResNet50};
+//! let model = ResNet50::new().include_top(false).pooling(Pooling::None).feature_maps(true)
+//!     .input_shape(64, 64, 3).build()?;
+//! let mut session = model.session()?;
+//! session.predict(&vec![0.1; 64 * 64 * 3])?;
+//! let features = session.features().unwrap();
+//! assert_eq!(features.stages[0].1, [1, 16, 16, 256]); // C2, stride 4
+//! assert_eq!(features.stages[3].1, [1, 2, 2, 2048]); // C5, stride 32
+//! assert_eq!(features.embedding.len(), 2048);
+//! # Ok::<(), resnet50::Error>(())
+//! ```
+//!
+//! # Cargo features
+//!
+//! - `ndarray` (off by default): `Session::predict_array`,
+//!   `Session::predict_into_array` and `Session::feature_arrays` take and
+//!   return [`ndarray`](https://docs.rs/ndarray) views (module `array`).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

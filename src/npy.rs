@@ -9,6 +9,10 @@ use npyz::{DType, Order, WriterBuilder};
 use crate::error::{Error, Result};
 
 /// Largest `.npy` file read (4 GiB), a guard against absurd inputs.
+///
+/// ```
+/// assert_eq!(resnet50::npy::MAX_NPY_BYTES, 4 << 30);
+/// ```
 pub const MAX_NPY_BYTES: u64 = 4 << 30;
 
 fn npy_err(path: &Path, msg: impl Into<String>) -> Error {
@@ -16,6 +20,17 @@ fn npy_err(path: &Path, msg: impl Into<String>) -> Error {
 }
 
 /// Reads a little-endian f32, C-order array; returns `(shape, data)`.
+///
+/// ```
+/// use resnet50::npy;
+/// let path = std::env::temp_dir().join(format!("resnet50-doc-read-{}.npy", std::process::id()));
+/// npy::write_f32(&path, &[2, 3], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0])?;
+/// let (shape, data) = npy::read_f32(&path)?;
+/// assert_eq!((shape, data[5]), (vec![2, 3], 6.0));
+/// std::fs::remove_file(&path).ok();
+/// assert!(npy::read_f32(std::path::Path::new("no/such.npy")).unwrap_err().to_string().contains("no/such.npy"));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
     let meta = std::fs::metadata(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
     if !meta.is_file() {
@@ -29,6 +44,18 @@ pub fn read_f32(path: &Path) -> Result<(Vec<usize>, Vec<f32>)> {
 }
 
 /// Parses `.npy` bytes holding a little-endian f32, C-order array.
+///
+/// ```
+/// use resnet50::npy;
+/// let path = std::env::temp_dir().join(format!("resnet50-doc-parse-{}.npy", std::process::id()));
+/// npy::write_f32(&path, &[3], &[0.5, 1.5, 2.5])?;
+/// let bytes = std::fs::read(&path).unwrap();
+/// std::fs::remove_file(&path).ok();
+/// assert_eq!(npy::parse_f32(&bytes).unwrap(), (vec![3], vec![0.5, 1.5, 2.5]));
+/// let truncated = npy::parse_f32(&bytes[..bytes.len() - 4]).unwrap_err();
+/// assert!(truncated.contains("truncated"), "{truncated}");
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn parse_f32(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
     let file = npyz::NpyFile::new(bytes).map_err(|e| format!("not a valid .npy file: {e}"))?;
     let dtype = file.dtype();
@@ -58,6 +85,15 @@ pub fn parse_f32(bytes: &[u8]) -> std::result::Result<(Vec<usize>, Vec<f32>), St
 }
 
 /// Writes `data` with `shape` as a little-endian f32, C-order `.npy` file.
+///
+/// ```
+/// use resnet50::npy;
+/// let path = std::env::temp_dir().join(format!("resnet50-doc-write-{}.npy", std::process::id()));
+/// npy::write_f32(&path, &[1, 2], &[7.0, 8.0])?;
+/// assert_eq!(npy::read_f32(&path)?.1, [7.0, 8.0]);
+/// std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn write_f32(path: &Path, shape: &[usize], data: &[f32]) -> Result<()> {
     let io = |source| Error::Io { path: path.to_path_buf(), source };
     if shape.iter().product::<usize>() != data.len() {

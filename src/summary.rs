@@ -9,6 +9,12 @@ use crate::arch::{conv_specs, FEATURES};
 use crate::config::{Config, Pooling, Variant};
 
 /// One row of the summary.
+///
+/// ```
+/// let s = resnet50::summary::summary(&resnet50::Config::default());
+/// let first = &s.rows[0];
+/// assert_eq!((first.name.as_str(), first.shape.as_slice()), ("input_layer", &[224, 224, 3][..]));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
     /// Layer name (Keras' for v1, torchvision's for v1.5).
@@ -24,6 +30,11 @@ pub struct Row {
 }
 
 /// The summary of a configuration.
+///
+/// ```
+/// let s = resnet50::summary::summary(&resnet50::Config::default());
+/// assert_eq!(s.total, s.trainable + s.non_trainable);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
     /// Layers in creation order.
@@ -39,6 +50,12 @@ pub struct Summary {
 }
 
 /// Builds the summary of `config` (no weights needed).
+///
+/// ```
+/// use resnet50::{summary::summary, Config};
+/// let s = summary(&Config::default()); // Keras' ResNet50()
+/// assert_eq!((s.total, s.trainable, s.non_trainable), (25_636_712, 25_583_592, 53_120));
+/// ```
 pub fn summary(config: &Config) -> Summary {
     let v1 = config.variant == Variant::V1;
     let mut rows = Vec::new();
@@ -193,6 +210,13 @@ fn bytes(n: usize) -> String {
 
 impl Summary {
     /// The table as Keras prints it.
+    ///
+    /// ```
+    /// use resnet50::{summary::summary, Config};
+    /// let config = Config::default();
+    /// let table = summary(&config).render(&config);
+    /// assert!(table.contains("25,636,712"), "{table}");
+    /// ```
     pub fn render(&self, config: &Config) -> String {
         let mut s = String::new();
         let title = match config.variant {

@@ -7,6 +7,12 @@ use crate::config::Variant;
 use crate::error::{Error, Result};
 
 /// BatchNorm parameters of one layer (inference form).
+///
+/// ```
+/// let w = resnet50::init::keras_random(resnet50::Variant::V1, None, 0);
+/// let bn = &w.convs[0].bn;
+/// assert_eq!((bn.gamma[0], bn.beta[0], bn.mean[0], bn.var[0]), (1.0, 0.0, 0.0, 1.0));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchNorm {
     /// Scale γ.
@@ -20,6 +26,12 @@ pub struct BatchNorm {
 }
 
 /// One convolution and its BatchNorm, as stored by the frameworks.
+///
+/// ```
+/// let w = resnet50::init::keras_random(resnet50::Variant::V1_5, None, 0);
+/// assert_eq!(w.convs[0].kernel.len(), 7 * 7 * 3 * 64); // HWIO
+/// assert!(w.convs[0].bias.is_none()); // v1.5 convolutions have no bias
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct ConvWeights {
     /// HWIO kernel `[k, k, cin, cout]` (Keras' layout).
@@ -31,6 +43,12 @@ pub struct ConvWeights {
 }
 
 /// The classifier: `[2048, classes]` kernel (Keras' `Dense` layout) and bias.
+///
+/// ```
+/// let w = resnet50::init::keras_random(resnet50::Variant::V1, Some(10), 0);
+/// let fc = w.fc.as_ref().unwrap();
+/// assert_eq!((fc.classes, fc.kernel.len(), fc.bias.len()), (10, 2048 * 10, 10));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct DenseWeights {
     /// `[2048, classes]`, row-major.
@@ -42,6 +60,14 @@ pub struct DenseWeights {
 }
 
 /// All weights of a ResNet50, in the canonical order of [`conv_specs`].
+///
+/// ```
+/// use resnet50::{init, Variant};
+/// let w = init::deterministic(Variant::V1, Some(1000));
+/// assert_eq!(w.convs.len(), 53);
+/// w.validate()?;
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct CanonicalWeights {
     /// Which network the weights are for.
@@ -55,6 +81,17 @@ pub struct CanonicalWeights {
 impl CanonicalWeights {
     /// Checks every tensor's length against the architecture and that every
     /// value is finite; the error names the tensor.
+    ///
+    /// ```
+    /// let mut w = resnet50::init::keras_random(resnet50::Variant::V1, None, 0);
+    /// w.validate()?;
+    /// w.convs[3].bn.var[0] = -1.0;
+    /// assert!(w.validate().is_err());
+    /// w.convs[3].bn.var[0] = 1.0;
+    /// w.convs.pop();
+    /// assert!(w.validate().unwrap_err().to_string().contains("expected 53 convolutions, got 52"));
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn validate(&self) -> Result<()> {
         let specs = conv_specs(self.variant);
         if self.convs.len() != NUM_CONVS {
@@ -97,6 +134,16 @@ fn check(layer: &str, what: &str, v: &[f32], expect: usize) -> Result<()> {
 /// Folds BatchNorm into the convolution: with `s = γ/√(σ²+ε)`,
 /// `w' = w·s` (per output channel) and `b' = (b − μ)·s + β`.
 /// Returns `(HWIO kernel, bias)`.
+///
+/// ```
+/// use resnet50::{arch::conv_specs, init, weights::fold_batch_norm, Variant};
+/// let w = init::keras_random(Variant::V1, None, 0);
+/// let spec = &conv_specs(Variant::V1)[0];
+/// // γ=1, β=0, μ=0, σ²=1: the fold only scales by 1/√(1+ε).
+/// let (kernel, bias) = fold_batch_norm(spec, &w.convs[0], 0.0);
+/// assert_eq!(kernel, w.convs[0].kernel);
+/// assert!(bias.iter().all(|&b| b == 0.0));
+/// ```
 pub fn fold_batch_norm(spec: &ConvSpec, w: &ConvWeights, eps: f32) -> (Vec<f32>, Vec<f32>) {
     let cout = spec.cout;
     // Computed in f64 so the fold itself adds no error beyond the final rounding.
