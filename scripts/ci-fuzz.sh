@@ -4,14 +4,17 @@
 #   native_checksummed  the same past the checksum (length and checksum fixed up)
 #   safetensors         safetensors parsing + the ResNet50 name/shape/dtype mapping
 #   keras_h5            HDF5 parsing (hdf5-pure) + the Keras layer mapping
-# FUZZ_SECONDS (default 45, at most 60) per target. Needs cargo-fuzz (installed
+#   infer               the inference API (build, reshape, session, predict,
+#                       predict_into, features) on arbitrary configurations,
+#                       absurd sizes and non-finite inputs
+# FUZZ_SECONDS (default 35, at most 60) per target. Needs cargo-fuzz (installed
 # here if missing) and a nightly compiler: the nightly toolchain when rustup has
 # one, otherwise stable with RUSTC_BOOTSTRAP=1. No sanitizer (the code under
 # test has no unsafe; panics, overflows and OOMs are what we look for).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-secs="${FUZZ_SECONDS:-45}"
+secs="${FUZZ_SECONDS:-35}"
 [ "$secs" -gt 60 ] && secs=60
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
@@ -32,7 +35,7 @@ cd fuzz
 CARGO_TARGET_DIR="${FUZZ_SEEDS_TARGET_DIR:-../target}" cargo run --quiet --example seeds
 
 status=0
-for target in native native_checksummed safetensors keras_h5; do
+for target in native native_checksummed safetensors keras_h5 infer; do
     echo "== fuzz $target for ${secs}s"
     mkdir -p "corpus/$target"
     if ! cargo "${toolchain[@]}" fuzz run --sanitizer none "$target" "corpus/$target" -- \

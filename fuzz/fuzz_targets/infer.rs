@@ -1,0 +1,202 @@
+//! The public inference API on arbitrary configurations and inputs: `Err`,
+//! never a panic. From the bytes: a configuration (variant, include_top,
+//! pooling, classes 1..=16, feature maps, reject_non_finite, batch 1..=2, input
+//! sides mostly 1..=48 but sometimes 0, 16385, 100000, 2^32, usize::MAX…, and
+//! an occasional memory limit), then an input buffer of any length and
+//! content (NaN and ±∞ included) for predict, predict_into, features and
+//! reshape.
+//!
+//! Building a model prepares ~25 M weights (~0.3 s), so valid configurations
+//! share a few cached models built at 32×32 batch 1 and get their shape by
+//! `Model::reshape` (which re-plans and re-checks limits); invalid ones go
+//! through `build` itself, which refuses them before loading any weights.
+#![no_main]
+use std::sync::Mutex;
+
+use libfuzzer_sys::fuzz_target;
+use resnet50::{Config, Model, Pooling, ResNet50, Variant, WeightsSource};
+
+/// Reads the fuzz input front to back; zeros once it runs out.
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn u8(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+}
+
+fn side(b: u8) -> usize {
+    match b {
+        0..=231 => 1 + b as usize % 48,
+        232 => 0,
+        233 => 31,
+        234 => 16384,
+        235 => 16385,
+        236 => 100_000,
+        237 => 1 << 32,
+        238 => usize::MAX / 3,
+        239 => usize::MAX,
+        _ => 32 + (b as usize % 17),
+    }
+}
+
+fn batch(b: u8) -> usize {
+    match b {
+        250 => 0,
+        251 => 4097,
+        252 => 1 << 40,
+        253 => usize::MAX,
+        _ => 1 + b as usize % 2,
+    }
+}
+
+/// What the cached models differ in (everything but batch and input size).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Key {
+    variant: Variant,
+    include_top: bool,
+    pooling: Pooling,
+    classes: usize,
+    feature_maps: bool,
+    reject_non_finite: bool,
+}
+
+const CACHED: usize = 4;
+static MODELS: Mutex<Vec<(Key, Model)>> = Mutex::new(Vec::new());
+
+/// A model for `key` at 32×32 batch 1, built once (least recently used out).
+fn model(key: Key) -> Model {
+    let mut cache = MODELS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(i) = cache.iter().position(|(k, _)| *k == key) {
+        let entry = cache.remove(i);
+        cache.push(entry);
+    } else {
+        let config = Config {
+            variant: key.variant,
+            include_top: key.include_top,
+            pooling: key.pooling,
+            classes: key.classes,
+            feature_maps: key.feature_maps,
+            reject_non_finite: key.reject_non_finite,
+            height: 32,
+            width: 32,
+            weights: WeightsSource::Random { seed: 7 },
+            ..Config::default()
+        };
+        let built = ResNet50::from_config(config).build().expect("a valid 32x32 configuration builds");
+        if cache.len() == CACHED {
+            cache.remove(0);
+        }
+        cache.push((key, built));
+    }
+    cache.last().expect("just pushed").1.clone()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut b = Bytes(data);
+    let flags = b.u8();
+    let key = Key {
+        variant: if flags & 1 == 0 { Variant::V1 } else { Variant::V1_5 },
+        include_top: flags & 2 != 0,
+        pooling: [Pooling::None, Pooling::Avg, Pooling::Max][(flags as usize >> 2) % 3],
+        classes: 1 + (b.u8() as usize % 16),
+        feature_maps: flags & 16 != 0,
+        reject_non_finite: flags & 32 == 0,
+    };
+    let (n, h, w) = (batch(b.u8()), side(b.u8()), side(b.u8()));
+    let limit = match b.u8() {
+        0 => None,
+        1 => Some(0),
+        2 => Some(1 << 20),
+        3 => Some(usize::MAX),
+        _ => Some(resnet50::config::DEFAULT_MEMORY_LIMIT),
+    };
+    let input_mode = b.u8();
+    let out_mode = b.u8();
+
+    let config = Config {
+        variant: key.variant,
+        include_top: key.include_top,
+        pooling: key.pooling,
+        classes: key.classes,
+        feature_maps: key.feature_maps,
+        reject_non_finite: key.reject_non_finite,
+        batch: n,
+        height: h,
+        width: w,
+        memory_limit: limit,
+        weights: WeightsSource::Random { seed: 7 },
+        ..Config::default()
+    };
+    let _ = config.min_arena_bytes();
+    if config.validate().is_err() {
+        // Refused before any weights are made: cheap, and build agrees.
+        assert!(ResNet50::from_config(config).build().is_err());
+        return;
+    }
+    // (A valid shape under a non-default limit is checked by validate's lower
+    // bound above; checking the planned arena would cost a build per limit,
+    // so the cached models keep the default limit.)
+    let base = model(key);
+    let model = match base.reshape(n, h, w) {
+        Ok(m) => m,
+        Err(_) => return,
+    };
+    assert_eq!(model.input_shape(), [n, h, w, 3]);
+    let Ok(mut session) = model.session() else { return };
+
+    // The input: the rest of the bytes as little-endian f32 (any bit pattern),
+    // used as is, or cycled/cut to the expected length (±1 sometimes).
+    let floats: Vec<f32> =
+        b.0.chunks(4)
+            .map(|c| {
+                let mut le = [0u8; 4];
+                le[..c.len()].copy_from_slice(c);
+                f32::from_le_bytes(le)
+            })
+            .collect();
+    let want = model.input_len();
+    let len = match input_mode % 4 {
+        0 => floats.len(),
+        1 => want.saturating_sub(1),
+        2 => want + 1,
+        _ => want,
+    };
+    let input: Vec<f32> =
+        if floats.is_empty() { vec![0.5; len] } else { floats.iter().copied().cycle().take(len).collect() };
+
+    let ok = session.predict(&input).map(|y| y.len()).ok();
+    if let Some(got) = ok {
+        assert_eq!(got, model.output_len());
+        assert_eq!(input.len(), want);
+    }
+    let out_len = match out_mode % 3 {
+        0 => model.output_len(),
+        1 => model.output_len() + 1,
+        _ => model.output_len().saturating_sub(1),
+    };
+    let mut out = vec![0.0f32; out_len];
+    let r = session.predict_into(&input, &mut out);
+    if out_len != model.output_len() {
+        assert!(r.is_err());
+    }
+    match session.features() {
+        Some(f) => {
+            assert!(key.feature_maps);
+            for (data, shape) in f.stages {
+                assert_eq!(data.len(), shape.iter().product::<usize>());
+                assert_eq!(shape[0], n);
+            }
+            assert_eq!(f.embedding.len(), n * 2048);
+        }
+        None => assert!(!key.feature_maps),
+    }
+    // Reshape back and forth from the fuzzed model.
+    let _ = model.reshape(batch(input_mode), side(out_mode), side(flags));
+});
