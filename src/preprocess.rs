@@ -65,6 +65,15 @@ impl std::str::FromStr for Interp {
 
 /// A whole preprocessing pipeline: what `resnet50 classify` and `resnet50
 /// preprocess` apply to every image.
+///
+/// ```
+/// use resnet50::preprocess::Preprocessing;
+/// let img = image::RgbImage::from_pixel(300, 200, image::Rgb([255, 128, 0]));
+/// let x = Preprocessing::TORCH_V1.apply(&img);
+/// assert_eq!(x.len(), Preprocessing::TORCH_V1.output_len()); // 224*224*3, HWC RGB
+/// assert!((x[0] - (1.0 - 0.485) / 0.229).abs() < 1e-6);
+/// assert!(Preprocessing::Torch { resize: 0, height: 224, width: 224 }.validate().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Preprocessing {
     /// Keras `load_img(target_size=(height, width), interpolation)` + caffe `preprocess_input`.
@@ -158,6 +167,17 @@ impl Preprocessing {
 
 /// Keras: `preprocess_input(img_to_array(load_img(path, target_size=(height, width),
 /// interpolation=...)))` for `resnet50`; returns `[height, width, 3]` BGR f32.
+///
+/// ```
+/// use resnet50::preprocess::{load_keras, Interp};
+/// let path = std::env::temp_dir().join(format!("resnet50-doc-{}.png", std::process::id()));
+/// image::RgbImage::from_pixel(64, 64, image::Rgb([200, 100, 50])).save(&path).unwrap();
+/// let x = load_keras(&path, 32, 32, Interp::Bilinear)?;
+/// assert_eq!(x.len(), 32 * 32 * 3);
+/// std::fs::remove_file(&path).ok();
+/// assert!(load_keras(&path, 32, 32, Interp::Nearest).is_err()); // gone: an error naming it
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn load_keras(path: &Path, height: usize, width: usize, interp: Interp) -> Result<Vec<f32>> {
     Preprocessing::Keras { height, width, interp }.load(path)
 }
@@ -169,11 +189,26 @@ pub fn load_torch(path: &Path, resize: usize, crop: usize) -> Result<Vec<f32>> {
 }
 
 /// [`load_keras`] on an image already in memory.
+///
+/// ```
+/// use resnet50::preprocess::{keras_from_image, Interp};
+/// let img = image::RgbImage::from_pixel(64, 48, image::Rgb([10, 20, 30]));
+/// let x = keras_from_image(&img, 32, 32, Interp::Nearest);
+/// // caffe mode: BGR minus the ImageNet mean (103.939, 116.779, 123.68).
+/// assert_eq!(&x[..3], &[30.0 - 103.939, 20.0 - 116.779, 10.0 - 123.68]);
+/// ```
 pub fn keras_from_image(img: &RgbImage, height: usize, width: usize, interp: Interp) -> Vec<f32> {
     Preprocessing::Keras { height, width, interp }.apply(img)
 }
 
 /// [`load_torch`] on an image already in memory.
+///
+/// ```
+/// let img = image::RgbImage::from_pixel(80, 60, image::Rgb([0, 0, 0]));
+/// let x = resnet50::preprocess::torch_from_image(&img, 40, 32);
+/// assert_eq!(x.len(), 32 * 32 * 3);
+/// assert!((x[0] + 0.485 / 0.229).abs() < 1e-6);
+/// ```
 pub fn torch_from_image(img: &RgbImage, resize: usize, crop: usize) -> Vec<f32> {
     Preprocessing::Torch { resize, height: crop, width: crop }.apply(img)
 }
@@ -183,6 +218,12 @@ pub const SUPPORTED_FORMATS: &str = "JPEG, PNG, GIF, BMP, WebP, PNM, TGA, ICO";
 
 /// Whether a file name has the extension of a supported image format (used to
 /// pick files out of a directory).
+///
+/// ```
+/// use std::path::Path;
+/// use resnet50::preprocess::has_image_extension;
+/// assert!(has_image_extension(Path::new("cat.JPG")) && !has_image_extension(Path::new("cat.txt")));
+/// ```
 pub fn has_image_extension(path: &Path) -> bool {
     let Some(ext) = path.extension().and_then(|e| e.to_str()) else { return false };
     matches!(
@@ -227,6 +268,18 @@ pub fn open_rgb(path: &Path) -> Result<RgbImage> {
 }
 
 /// Decodes an image held in memory (`name` is used in error messages).
+///
+/// ```
+/// let mut png = Vec::new();
+/// image::RgbImage::from_pixel(2, 3, image::Rgb([1, 2, 3]))
+///     .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+///     .unwrap();
+/// let img = resnet50::preprocess::decode_rgb(&png, "pixel.png")?;
+/// assert_eq!(img.dimensions(), (2, 3));
+/// let err = resnet50::preprocess::decode_rgb(&png[..20], "cut.png").unwrap_err();
+/// assert!(err.to_string().contains("cut.png"), "{err}");
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage> {
     let path = Path::new(name);
     let reader = ImageReader::new(std::io::Cursor::new(bytes))
@@ -303,6 +356,12 @@ pub fn resize_shorter_side(img: &RgbImage, size: usize, interp: Interp) -> RgbIm
 /// torchvision `CenterCrop((height, width))` on a PIL image: pads with black
 /// when the image is smaller, offsets `round((in − crop) / 2)` with Python's
 /// round-half-to-even.
+///
+/// ```
+/// let img = image::RgbImage::from_fn(4, 4, |x, y| image::Rgb([x as u8, y as u8, 0]));
+/// let c = resnet50::preprocess::center_crop(&img, 2, 2);
+/// assert_eq!((c.dimensions(), c.get_pixel(0, 0).0), ((2, 2), [1, 1, 0]));
+/// ```
 pub fn center_crop(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     let (iw, ih) = img.dimensions();
     // Padding first (left/top get the floor half), as torchvision does.
@@ -499,6 +558,10 @@ fn vertical_pass(src: &[u8], width: usize, row0: usize, k: &Coeffs) -> Vec<u8> {
 }
 
 /// Keras `img_to_array` + `preprocess_input(mode="caffe")` into `out` (HWC, BGR).
+///
+/// # Panics
+///
+/// If `out.len()` is not `3 × width × height` of `img`.
 pub fn keras_caffe_into(img: &RgbImage, out: &mut [f32]) {
     assert_eq!(out.len(), img.as_raw().len(), "output slice length");
     for (o, p) in out.chunks_exact_mut(3).zip(img.as_raw().chunks_exact(3)) {
@@ -510,6 +573,10 @@ pub fn keras_caffe_into(img: &RgbImage, out: &mut [f32]) {
 
 /// torchvision `ToTensor` (÷255) + `Normalize(mean, std)` into `out` (HWC, RGB),
 /// with the same f32 operations in the same order.
+///
+/// # Panics
+///
+/// If `out.len()` is not `3 × width × height` of `img`.
 pub fn torch_normalize_into(img: &RgbImage, out: &mut [f32]) {
     assert_eq!(out.len(), img.as_raw().len(), "output slice length");
     for (o, p) in out.chunks_exact_mut(3).zip(img.as_raw().chunks_exact(3)) {

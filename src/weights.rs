@@ -144,6 +144,11 @@ fn check(layer: &str, what: &str, v: &[f32], expect: usize) -> Result<()> {
 /// assert_eq!(kernel, w.convs[0].kernel);
 /// assert!(bias.iter().all(|&b| b == 0.0));
 /// ```
+///
+/// # Panics
+///
+/// If `w`'s BatchNorm vectors (or bias) have fewer than `spec.cout` values;
+/// [`CanonicalWeights::validate`] checks every length first.
 pub fn fold_batch_norm(spec: &ConvSpec, w: &ConvWeights, eps: f32) -> (Vec<f32>, Vec<f32>) {
     let cout = spec.cout;
     // Computed in f64 so the fold itself adds no error beyond the final rounding.

@@ -42,6 +42,20 @@ use names::{Part, Slot};
 pub use native::NativeWeights;
 
 /// Which kind of file the weights came from.
+///
+/// ```
+/// use resnet50::loaders::{self, export, names::Scheme};
+/// use resnet50::{init, Variant};
+/// let dir = std::env::temp_dir();
+/// let path = dir.join(format!("resnet50-doc-{}-{}.safetensors", line!(), std::process::id()));
+/// let w = init::keras_random(Variant::V1_5, Some(4), 0);
+/// std::fs::write(&path, export::safetensors_bytes(&export::safetensors_tensors(&w, Scheme::Torchvision))?).unwrap();
+/// let loaded = loaders::load(&path)?;
+/// assert_eq!(loaded.format, loaders::Format::Safetensors(Scheme::Torchvision));
+/// assert!(loaded.format.to_string().starts_with("safetensors"));
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     /// A safetensors file with the given naming scheme.
@@ -71,6 +85,21 @@ impl fmt::Display for Format {
 }
 
 /// Weights imported from a file, with what the file implies about the model.
+///
+/// ```
+/// use resnet50::loaders::{self, export, names::Scheme};
+/// use resnet50::{init, Variant};
+/// let dir = std::env::temp_dir();
+/// let path = dir.join(format!("resnet50-doc-{}-{}.safetensors", line!(), std::process::id()));
+/// let w = init::keras_random(Variant::V1_5, Some(4), 0);
+/// std::fs::write(&path, export::safetensors_bytes(&export::safetensors_tensors(&w, Scheme::Torchvision))?).unwrap();
+/// let loaded = loaders::load(&path)?;
+/// assert_eq!(loaded.weights.variant, Variant::V1_5); // implied by the torchvision names
+/// assert_eq!(loaded.bn_epsilon, Some(1e-5));
+/// assert_eq!(loaded.weights.convs[0].kernel, w.convs[0].kernel);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Loaded {
     /// The canonical weights (variant inferred from the naming scheme).
@@ -86,6 +115,18 @@ pub struct Loaded {
 
 impl Loaded {
     /// Classes of the classifier, or `None` for a file without the top.
+    ///
+    /// ```
+    /// use resnet50::loaders::{self, export, names::Scheme};
+    /// use resnet50::{init, Variant};
+    /// let dir = std::env::temp_dir();
+    /// let path = dir.join(format!("resnet50-doc-{}-{}.safetensors", line!(), std::process::id()));
+    /// let w = init::keras_random(Variant::V1_5, Some(4), 0);
+    /// std::fs::write(&path, export::safetensors_bytes(&export::safetensors_tensors(&w, Scheme::Torchvision))?).unwrap();
+    /// assert_eq!(loaders::load(&path)?.classes(), Some(4));
+    /// # std::fs::remove_file(&path).ok();
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn classes(&self) -> Option<usize> {
         self.weights.fc.as_ref().map(|fc| fc.classes)
     }
@@ -93,6 +134,18 @@ impl Loaded {
 
 /// A weights file, opened: either imported into canonical weights, or a
 /// native file mapped and ready to use in place.
+///
+/// ```
+/// use resnet50::loaders::{self, export, names::Scheme};
+/// use resnet50::{init, Variant};
+/// let dir = std::env::temp_dir();
+/// let path = dir.join(format!("resnet50-doc-{}-{}.safetensors", line!(), std::process::id()));
+/// let w = init::keras_random(Variant::V1_5, Some(4), 0);
+/// std::fs::write(&path, export::safetensors_bytes(&export::safetensors_tensors(&w, Scheme::Torchvision))?).unwrap();
+/// assert!(matches!(loaders::open(&path)?, loaders::Opened::Canonical(_)));
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Debug)]
 pub enum Opened {
     /// An imported framework file.
@@ -104,6 +157,21 @@ pub enum Opened {
 /// Loads a framework weights file (safetensors, Keras HDF5, Keras 3
 /// `.weights.h5`) into canonical weights. A native file is refused here
 /// (it holds prepared weights, not canonical ones): use [`open`].
+///
+/// ```
+/// use resnet50::loaders::{self, export, names::Scheme};
+/// use resnet50::{init, Variant};
+/// let dir = std::env::temp_dir();
+/// let path = dir.join(format!("resnet50-doc-{}-{}.safetensors", line!(), std::process::id()));
+/// let w = init::keras_random(Variant::V1_5, Some(4), 0);
+/// std::fs::write(&path, export::safetensors_bytes(&export::safetensors_tensors(&w, Scheme::Torchvision))?).unwrap();
+/// assert_eq!(loaders::load(&path)?.weights.convs.len(), 53);
+/// std::fs::write(&path, b"not weights at all").unwrap();
+/// let err = loaders::load(&path).unwrap_err();
+/// assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn load(path: &Path) -> Result<Loaded> {
     match open(path)? {
         Opened::Canonical(l) => Ok(l),
@@ -115,6 +183,21 @@ pub fn load(path: &Path) -> Result<Loaded> {
 }
 
 /// Opens any supported weights file, detecting its format from its content.
+///
+/// ```
+/// use resnet50::loaders::{self, export, names::Scheme};
+/// use resnet50::{init, Variant};
+/// let dir = std::env::temp_dir();
+/// let path = dir.join(format!("resnet50-doc-{}-{}.safetensors", line!(), std::process::id()));
+/// let w = init::keras_random(Variant::V1_5, Some(4), 0);
+/// std::fs::write(&path, export::safetensors_bytes(&export::safetensors_tensors(&w, Scheme::Torchvision))?).unwrap();
+/// match loaders::open(&path)? {
+///     loaders::Opened::Canonical(l) => assert_eq!(l.classes(), Some(4)),
+///     loaders::Opened::Native(_) => unreachable!("a safetensors file"),
+/// }
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn open(path: &Path) -> Result<Opened> {
     let (file, len) = open_regular(path)?;
     let mut head = [0u8; 16];
@@ -133,6 +216,24 @@ pub fn open(path: &Path) -> Result<Opened> {
 /// temporary file renamed over `dst`). `variant_hint`, when given, must agree
 /// with the variant the file implies (Keras files are v1, torchvision/timm/HF
 /// files v1.5); a disagreement is an error naming both.
+///
+/// ```
+/// use resnet50::loaders::{self, export, names::Scheme};
+/// use resnet50::{init, Variant};
+/// let dir = std::env::temp_dir();
+/// let path = dir.join(format!("resnet50-doc-{}-{}.safetensors", line!(), std::process::id()));
+/// let w = init::keras_random(Variant::V1_5, Some(4), 0);
+/// std::fs::write(&path, export::safetensors_bytes(&export::safetensors_tensors(&w, Scheme::Torchvision))?).unwrap();
+/// let native = dir.join(format!("resnet50-doc-{}.r50w", std::process::id()));
+/// loaders::convert(&path, &native, Some(Variant::V1_5))?;
+/// assert!(matches!(loaders::open(&native)?, loaders::Opened::Native(_)));
+/// // A variant hint that disagrees with the file is an error naming both.
+/// let err = loaders::convert(&path, &native, Some(Variant::V1)).unwrap_err();
+/// assert!(err.to_string().contains("v1.5") && err.to_string().contains("v1 was requested"), "{err}");
+/// # std::fs::remove_file(&path).ok();
+/// # std::fs::remove_file(&native).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn convert(src: &Path, dst: &Path, variant_hint: Option<Variant>) -> Result<()> {
     let loaded = load(src)?;
     if let Some(v) = variant_hint {
@@ -143,6 +244,20 @@ pub fn convert(src: &Path, dst: &Path, variant_hint: Option<Variant>) -> Result<
 }
 
 /// Checks that `loaded` is for `variant`; the error names the file and both variants.
+///
+/// ```
+/// use resnet50::loaders::{self, export, names::Scheme};
+/// use resnet50::{init, Variant};
+/// let dir = std::env::temp_dir();
+/// let path = dir.join(format!("resnet50-doc-{}-{}.safetensors", line!(), std::process::id()));
+/// let w = init::keras_random(Variant::V1_5, Some(4), 0);
+/// std::fs::write(&path, export::safetensors_bytes(&export::safetensors_tensors(&w, Scheme::Torchvision))?).unwrap();
+/// let loaded = loaders::load(&path)?;
+/// assert!(loaders::check_variant(&loaded, Variant::V1_5).is_ok());
+/// assert!(loaders::check_variant(&loaded, Variant::V1).is_err());
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn check_variant(loaded: &Loaded, variant: Variant) -> Result<()> {
     if loaded.weights.variant != variant {
         return Err(file_err(
@@ -157,6 +272,11 @@ pub fn check_variant(loaded: &Loaded, variant: Variant) -> Result<()> {
 }
 
 /// What the first bytes say.
+///
+/// ```
+/// use resnet50::loaders::{detect, Detected};
+/// assert_eq!(detect(b"\x89HDF\r\n\x1a\n", 1 << 20), Some(Detected::Hdf5));
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Detected {
     /// `\x89RN50W\r\n`.
@@ -168,6 +288,14 @@ pub enum Detected {
 }
 
 /// Detects the format from the first (up to 16) bytes and the file length.
+///
+/// ```
+/// use resnet50::loaders::{detect, Detected};
+/// let mut st = 2u64.to_le_bytes().to_vec();
+/// st.extend_from_slice(b"{}");
+/// assert_eq!(detect(&st, st.len() as u64), Some(Detected::Safetensors));
+/// assert_eq!(detect(b"GIF89a", 6), None);
+/// ```
 pub fn detect(head: &[u8], file_len: u64) -> Option<Detected> {
     if head.starts_with(&native::MAGIC) {
         return Some(Detected::Native);
@@ -440,6 +568,17 @@ pub(crate) fn oihw_to_hwio(src: &[f32], shape: &[usize]) -> Vec<f32> {
 }
 
 /// HWIO `[h, w, i, o]` → OIHW `[o, i, h, w]` (for writers of torch-layout files).
+///
+/// ```
+/// // h=1, w=1, i=2, o=3: HWIO [[a, b, c], [d, e, f]] -> OIHW [[a, d], [b, e], [c, f]]
+/// let oihw = resnet50::loaders::hwio_to_oihw(&[1., 2., 3., 4., 5., 6.], [1, 1, 2, 3]);
+/// assert_eq!(oihw, [1., 4., 2., 5., 3., 6.]);
+/// ```
+///
+/// # Panics
+///
+/// If `src.len()` is smaller than the product of `hwio` (a caller bug: the
+/// writers pass tensors whose length matches their shape).
 pub fn hwio_to_oihw(src: &[f32], hwio: [usize; 4]) -> Vec<f32> {
     let [h, w, i, o] = hwio;
     let mut dst = vec![0.0; src.len()];
@@ -456,6 +595,14 @@ pub fn hwio_to_oihw(src: &[f32], hwio: [usize; 4]) -> Vec<f32> {
 }
 
 /// Row-major `[rows, cols]` → `[cols, rows]`.
+///
+/// ```
+/// assert_eq!(resnet50::loaders::transpose(&[1., 2., 3., 4., 5., 6.], 2, 3), [1., 4., 2., 5., 3., 6.]);
+/// ```
+///
+/// # Panics
+///
+/// If `src.len()` is smaller than `rows * cols`.
 pub fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut dst = vec![0.0; src.len()];
     for r in 0..rows {
