@@ -1,11 +1,15 @@
 //! Winograd 3×3 convolution against the scalar reference, on every ISA this
 //! CPU supports (AVX-512 runs automatically where `Isa::Avx512.is_supported()`).
 //!
-//! Tolerance: `|y − y_ref| ≤ C · 1e-5 · Σ|x·w| + 2⁻²⁰·|y_ref| + 1e-30`
-//! with `C = 1`, where `Σ|x·w|` is the convolution of `|x|` with `|w|` at that
-//! output (the scale of the accumulated rounding errors) and the middle term
-//! covers the epilogue's additions (bias, residual) and the reference's own
-//! rounding. Measured F(4×4) errors are ≈10× below this bound.
+//! Tolerance: `|y − y_ref| ≤ C · 1e-5 · T + 2⁻²⁰·|y_ref| + 1e-30` with
+//! `C = 1`, where `T` is the largest `Σ|x·w|` (the convolution of `|x|` with
+//! `|w|`) over the outputs of the same Winograd tile and channel, and the
+//! middle term covers the epilogue's additions (bias, residual) and the
+//! reference's own rounding. The tile's maximum, not the output's own
+//! `Σ|x·w|`: the transforms mix all the tile's inputs, so an output that is
+//! small next to its tile neighbours carries their rounding error (with one
+//! input and one output channel, nothing averages it: an F(4×4) output was
+//! seen 8.6e-5 · its own `Σ|x·w|` off, within 1e-5 of its tile's).
 
 use std::sync::OnceLock;
 
@@ -77,6 +81,26 @@ impl Case {
     }
 }
 
+/// For every output, the largest of `mag` over the outputs of its `m × m`
+/// Winograd tile in the same image and channel.
+fn tile_max(shape: &ConvShape, mag: &[f32], m: usize) -> Vec<f32> {
+    let (oh, ow, c) = (shape.out_h(), shape.out_w(), shape.out_c);
+    let at = |n: usize, y: usize, x: usize, ch: usize| ((n * oh + y) * ow + x) * c + ch;
+    let mut out = vec![0.0f32; mag.len()];
+    for n in 0..shape.batch {
+        for (ty, tx) in (0..oh.div_ceil(m)).flat_map(|ty| (0..ow.div_ceil(m)).map(move |tx| (ty, tx))) {
+            let ys = ty * m..((ty + 1) * m).min(oh);
+            let xs = tx * m..((tx + 1) * m).min(ow);
+            for ch in 0..c {
+                let pixels = || ys.clone().flat_map(|y| xs.clone().map(move |x| (y, x)));
+                let t = pixels().map(|(y, x)| mag[at(n, y, x, ch)]).fold(0.0f32, f32::max);
+                pixels().for_each(|(y, x)| out[at(n, y, x, ch)] = t);
+            }
+        }
+    }
+    out
+}
+
 fn check(case: &Case, got: &[f32], want: &[f32], mag: &[f32], what: &str) -> Result<(), TestCaseError> {
     for (i, ((&g, &r), &m)) in got.iter().zip(want).zip(mag).enumerate() {
         let tol = C * 1e-5 * m as f64 + (r.abs() as f64) / (1u64 << 20) as f64 + 1e-30;
@@ -131,7 +155,8 @@ proptest! {
         for isa in Isa::supported() {
             for tile in [WinogradTile::F4x4, WinogradTile::F2x2] {
                 let got = case.run(isa, tile, threads);
-                check(&case, &got, &want, &mag, &format!("{isa} {tile:?} threads {threads}"))?;
+                let tmag = tile_max(&case.shape, &mag, tile.m());
+                check(&case, &got, &want, &tmag, &format!("{isa} {tile:?} threads {threads}"))?;
             }
         }
     }
@@ -154,7 +179,7 @@ fn default_pack_matches_tile_for_and_conv_front_door() {
     let mut packed = vec![0.0; k.packed_len()];
     k.pack(&case.w, case.bias.as_ref().unwrap(), &mut packed);
     let want = case.reference();
-    let mag = case.magnitude();
+    let mag = tile_max(&shape, &case.magnitude(), winograd::tile_for(13, 21).m());
     for isa in Isa::supported() {
         for threads in 1..=3 {
             let mut scratch = vec![0.0; k.scratch_len(2, 9, 11, threads)];

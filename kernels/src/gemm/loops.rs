@@ -406,6 +406,85 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
     }
 }
 
+/// `C[m × n] = A[m × k] · B[k × n]` with no epilogue, for Winograd's
+/// per-position products (`m` = a block's tiles, up to a few dozen): A rows
+/// at stride `lda`, B in 16-column panels of `k` rows each (consecutive), C
+/// rows at stride `ldc`. Same microkernel, K blocking, balanced strips and
+/// next-panel prefetch as [`run`], on the calling thread.
+///
+/// # Safety
+/// `U`'s ISA is supported; `a` is readable for `m` rows of `k` floats,
+/// `b` for `ceil(n / 16)` panels of `k × 16` floats, `c` writable for `m`
+/// rows of `n` floats.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_rows<U: Microkernel>(
+    m: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    n: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let (nk, kcb) = k_blocks(k, U::KC);
+    let strips = m.div_ceil(U::MR);
+    let (base, extra) = (m / strips, m % strips);
+    // Panel of column jr at row k0 (jr < n, k0 < k): wrapping arithmetic, so
+    // computing an address is never UB; only the microkernel dereferences.
+    let panel = |jr: usize, k0: usize| b.wrapping_add((jr / PANEL) * k * PANEL + k0 * PANEL);
+    for kb in 0..nk {
+        let k0 = kb * kcb;
+        let kc = kcb.min(k - k0);
+        let mut jr = 0;
+        while jr < n {
+            let next = if jr + U::NR < n {
+                panel(jr + U::NR, k0)
+            } else if kb + 1 < nk {
+                panel(0, k0 + kcb)
+            } else {
+                std::ptr::null()
+            };
+            let lines = if next.is_null() { 0 } else { kc };
+            let mut i = 0;
+            for s in 0..strips {
+                let mr = base + usize::from(s < extra);
+                let mut rows = [std::ptr::null(); MAX_MR];
+                for (r, row) in rows.iter_mut().enumerate().take(mr) {
+                    *row = a.wrapping_add((i + r) * lda + k0);
+                }
+                let (l0, l1) = (lines * s / strips, lines * (s + 1) / strips);
+                let tile = Tile {
+                    a: rows,
+                    kc,
+                    b: panel(jr, k0),
+                    b_next: k * PANEL,
+                    c: c.wrapping_add(i * ldc + jr),
+                    ldc,
+                    mr,
+                    nr: U::NR.min(n - jr),
+                    accumulate: kb > 0,
+                    last: kb + 1 == nk,
+                    bias: std::ptr::null(),
+                    res: [std::ptr::null(); MAX_MR],
+                    relu: false,
+                    pf: next.wrapping_add(PANEL * l0),
+                    pf_lines: l1 - l0,
+                    pf_l1: if s + 1 == strips { next } else { std::ptr::null() },
+                };
+                // SAFETY: the caller guarantees U's ISA and the extents of A,
+                // B and C; strips cover rows 0..m, tiles columns jr..jr+nr < n.
+                unsafe { U::tile(&tile) };
+                i += mr;
+            }
+            jr += U::NR;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

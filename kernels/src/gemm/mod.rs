@@ -133,6 +133,38 @@ fn dispatch(isa: Isa, p: &Problem, output: &mut [f32], scratch: &mut [f32], thre
     }
 }
 
+/// `C[m × n] = A[m × k] · B[k × n]` on the calling thread with the GEMM
+/// microkernel of `isa` (Winograd's per-position products; see
+/// [`loops::gemm_rows`] for the layouts).
+///
+/// # Safety
+/// `isa` is supported by this CPU; `a` is readable for `m` rows of `k`
+/// floats at stride `lda`, `b` for `ceil(n / 16)` packed panels of `k × 16`,
+/// `c` writable for `m` rows of `n` floats at stride `ldc`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_rows(
+    isa: Isa,
+    m: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    n: usize,
+    c: *mut f32,
+    ldc: usize,
+) {
+    // SAFETY (all arms): forwarded caller contract.
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { loops::gemm_rows::<avx2::Avx2>(m, k, a, lda, b, n, c, ldc) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { loops::gemm_rows::<avx512::Avx512>(m, k, a, lda, b, n, c, ldc) },
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => unsafe { loops::gemm_rows::<neon::Neon>(m, k, a, lda, b, n, c, ldc) },
+        _ => unsafe { loops::gemm_rows::<scalar::Scalar>(m, k, a, lda, b, n, c, ldc) },
+    }
+}
+
 /// 1×1 convolution (any stride, no padding) with a fused epilogue.
 ///
 /// `input` NHWC (`shape.input_len()`), `packed` from [`pack_b`]`(cin, cout, ..)`

@@ -1,5 +1,5 @@
 //! AVX2 + FMA Winograd kernels (256-bit): tile transforms over 8 channels
-//! per vector and a 6×16 GEMM microkernel.
+//! per vector (the products run on `gemm::avx2`'s 6×16 microkernel).
 //!
 //! Every `pub(crate)` function here requires AVX2 and FMA; `mod.rs` reaches
 //! them only after `Isa::Avx2.is_supported()`.
@@ -10,7 +10,6 @@ use std::arch::x86::*;
 use std::arch::x86_64::*;
 
 use super::transforms::{self, InTile, OutTile, Simd};
-use super::PANEL;
 
 /// Eight channels in a `__m256`.
 #[derive(Clone, Copy)]
@@ -88,9 +87,6 @@ impl Simd for F32x8 {
     }
 }
 
-/// Rows per GEMM microkernel call.
-pub(crate) const MR: usize = 6;
-
 /// F(4×4, 3×3) input transform of one tile, 8 channels per vector.
 ///
 /// # Safety
@@ -129,80 +125,4 @@ pub(crate) unsafe fn winograd_f2x2_input_transform_avx2(t: &InTile, dst: *mut f3
 pub(crate) unsafe fn winograd_f2x2_output_transform_avx2(src: *const f32, pstride: usize, o: &OutTile) {
     // SAFETY: forwarded caller contract; features enabled on this fn.
     unsafe { transforms::output_f2::<F32x8>(src, pstride, o) }
-}
-
-/// `R`×16 microkernel: `C[R × 16] = A[R × k] · B[k × 16]`, 2·R accumulators.
-///
-/// # Safety
-/// AVX2+FMA; `a` readable for R rows of k (stride lda), `b` for k·16
-/// floats, `c` writable for R rows of 16 (stride ldc).
-#[inline(always)]
-unsafe fn kernel<const R: usize>(k: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize) {
-    // SAFETY: the caller's contract covers every pointer offset below; the
-    // features are enabled on the (only) caller, `winograd_gemm_avx2`.
-    unsafe {
-        let mut acc = [[_mm256_setzero_ps(); 2]; R];
-        let mut ap = [a; R];
-        for (r, p) in ap.iter_mut().enumerate() {
-            *p = a.add(r * lda);
-        }
-        let mut bp = b;
-        for _ in 0..k {
-            let b0 = _mm256_loadu_ps(bp);
-            let b1 = _mm256_loadu_ps(bp.add(8));
-            for r in 0..R {
-                let av = _mm256_broadcast_ss(&*ap[r]);
-                acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
-                acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
-                ap[r] = ap[r].add(1);
-            }
-            bp = bp.add(PANEL);
-        }
-        for (r, accr) in acc.iter().enumerate() {
-            let cp = c.add(r * ldc);
-            _mm256_storeu_ps(cp, accr[0]);
-            _mm256_storeu_ps(cp.add(8), accr[1]);
-        }
-    }
-}
-
-/// `C[rows × 16·npanels] = A[rows × k] · B` for one transform position
-/// (layouts as `scalar::winograd_gemm_scalar`), 6×16 register blocks.
-///
-/// # Safety
-/// AVX2 and FMA available; bounds as `scalar::winograd_gemm_scalar`.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx2,fma")]
-pub(crate) unsafe fn winograd_gemm_avx2(
-    rows: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    npanels: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    for panel in 0..npanels {
-        // SAFETY: every offset stays within the caller's bounds: panel <
-        // npanels, r0 + rows-in-block ≤ rows.
-        unsafe {
-            let bp = b.add(panel * k * PANEL);
-            let cpan = c.add(panel * PANEL);
-            let mut r0 = 0;
-            while r0 < rows {
-                let ar = a.add(r0 * lda);
-                let cr = cpan.add(r0 * ldc);
-                match rows - r0 {
-                    1 => kernel::<1>(k, ar, lda, bp, cr, ldc),
-                    2 => kernel::<2>(k, ar, lda, bp, cr, ldc),
-                    3 => kernel::<3>(k, ar, lda, bp, cr, ldc),
-                    4 => kernel::<4>(k, ar, lda, bp, cr, ldc),
-                    5 => kernel::<5>(k, ar, lda, bp, cr, ldc),
-                    _ => kernel::<MR>(k, ar, lda, bp, cr, ldc),
-                }
-                r0 += MR;
-            }
-        }
-    }
 }

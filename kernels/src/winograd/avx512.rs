@@ -1,6 +1,5 @@
 //! AVX-512F Winograd kernels (512-bit): tile transforms over 16 channels per
-//! vector (masked tails) and a 12×32 GEMM microkernel (12×16 for an odd
-//! last panel).
+//! vector (masked tails); the products run on `gemm::avx512`'s 8×32 microkernel.
 //!
 //! Every `pub(crate)` function here requires AVX-512F; `mod.rs` reaches them
 //! only after `Isa::Avx512.is_supported()`.
@@ -11,7 +10,6 @@ use std::arch::x86::*;
 use std::arch::x86_64::*;
 
 use super::transforms::{self, InTile, OutTile, Simd};
-use super::PANEL;
 
 /// Sixteen channels in a `__m512`.
 #[derive(Clone, Copy)]
@@ -86,9 +84,6 @@ impl Simd for F32x16 {
     }
 }
 
-/// Rows per GEMM microkernel call.
-pub(crate) const MR: usize = 12;
-
 /// F(4×4, 3×3) input transform of one tile, 16 channels per vector.
 ///
 /// # Safety
@@ -127,121 +122,4 @@ pub(crate) unsafe fn winograd_f2x2_input_transform_avx512(t: &InTile, dst: *mut 
 pub(crate) unsafe fn winograd_f2x2_output_transform_avx512(src: *const f32, pstride: usize, o: &OutTile) {
     // SAFETY: forwarded caller contract; features enabled on this fn.
     unsafe { transforms::output_f2::<F32x16>(src, pstride, o) }
-}
-
-/// `R`×(16·`P`) microkernel over `P` ∈ {1, 2} consecutive panels:
-/// `C[R × 16P] = A[R × k] · B`, R·P accumulators (24 for 12×32).
-///
-/// # Safety
-/// AVX-512F; `a` readable for R rows of k (stride lda), `b` for P panels of
-/// k·16 floats, `c` writable for R rows of 16·P (stride ldc).
-#[inline(always)]
-unsafe fn kernel<const R: usize, const P: usize>(
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    c: *mut f32,
-    ldc: usize,
-) {
-    // SAFETY: the caller's contract covers every pointer offset below; the
-    // features are enabled on the (only) caller, `winograd_gemm_avx512`.
-    unsafe {
-        let mut acc = [[_mm512_setzero_ps(); P]; R];
-        let mut ap = [a; R];
-        for (r, p) in ap.iter_mut().enumerate() {
-            *p = a.add(r * lda);
-        }
-        let panel_stride = k * PANEL;
-        let mut bp = b;
-        for _ in 0..k {
-            let mut bv = [_mm512_setzero_ps(); P];
-            for (j, v) in bv.iter_mut().enumerate() {
-                *v = _mm512_loadu_ps(bp.add(j * panel_stride));
-            }
-            for r in 0..R {
-                let av = _mm512_set1_ps(*ap[r]);
-                for j in 0..P {
-                    acc[r][j] = _mm512_fmadd_ps(av, bv[j], acc[r][j]);
-                }
-                ap[r] = ap[r].add(1);
-            }
-            bp = bp.add(PANEL);
-        }
-        for (r, accr) in acc.iter().enumerate() {
-            let cp = c.add(r * ldc);
-            for (j, v) in accr.iter().enumerate() {
-                _mm512_storeu_ps(cp.add(j * PANEL), *v);
-            }
-        }
-    }
-}
-
-/// Runs the R-row kernel over panel pairs, then the odd last panel.
-///
-/// # Safety
-/// As [`kernel`], for `npanels` panels.
-#[inline(always)]
-unsafe fn row_block<const R: usize>(
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    npanels: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    // SAFETY: panel + 2 ≤ npanels (pairs) or panel + 1 = npanels (tail).
-    unsafe {
-        let mut panel = 0;
-        while panel + 2 <= npanels {
-            kernel::<R, 2>(k, a, lda, b.add(panel * k * PANEL), c.add(panel * PANEL), ldc);
-            panel += 2;
-        }
-        if panel < npanels {
-            kernel::<R, 1>(k, a, lda, b.add(panel * k * PANEL), c.add(panel * PANEL), ldc);
-        }
-    }
-}
-
-/// `C[rows × 16·npanels] = A[rows × k] · B` for one transform position
-/// (layouts as `scalar::winograd_gemm_scalar`), 12×32 register blocks.
-///
-/// # Safety
-/// AVX-512F available; bounds as `scalar::winograd_gemm_scalar`.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn winograd_gemm_avx512(
-    rows: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    npanels: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    let mut r0 = 0;
-    while r0 < rows {
-        // SAFETY: r0 + rows-in-block ≤ rows; panels within npanels.
-        unsafe {
-            let ar = a.add(r0 * lda);
-            let cr = c.add(r0 * ldc);
-            match rows - r0 {
-                1 => row_block::<1>(k, ar, lda, b, npanels, cr, ldc),
-                2 => row_block::<2>(k, ar, lda, b, npanels, cr, ldc),
-                3 => row_block::<3>(k, ar, lda, b, npanels, cr, ldc),
-                4 => row_block::<4>(k, ar, lda, b, npanels, cr, ldc),
-                5 => row_block::<5>(k, ar, lda, b, npanels, cr, ldc),
-                6 => row_block::<6>(k, ar, lda, b, npanels, cr, ldc),
-                7 => row_block::<7>(k, ar, lda, b, npanels, cr, ldc),
-                8 => row_block::<8>(k, ar, lda, b, npanels, cr, ldc),
-                9 => row_block::<9>(k, ar, lda, b, npanels, cr, ldc),
-                10 => row_block::<10>(k, ar, lda, b, npanels, cr, ldc),
-                11 => row_block::<11>(k, ar, lda, b, npanels, cr, ldc),
-                _ => row_block::<MR>(k, ar, lda, b, npanels, cr, ldc),
-            }
-        }
-        r0 += MR;
-    }
 }

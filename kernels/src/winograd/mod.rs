@@ -32,8 +32,10 @@
 //! provides a [`transforms::Simd`] vector type, which instantiates the shared
 //! tile transforms of [`transforms`] inside its `#[target_feature]` entry
 //! points (`winograd_f4x4_input_transform_<isa>`, `…_output_transform_…`,
-//! and the F(2×2) pair), plus one GEMM microkernel
-//! (`winograd_gemm_<isa>`: `C[rows × 16·panels] = A[rows × k] · B`).
+//! and the F(2×2) pair). The products over transform positions run on the
+//! GEMM's own microkernel for the ISA (`crate::gemm::gemm_rows`: same K
+//! blocking, balanced row strips and next-panel prefetch as the 1×1
+//! convolutions; the U panels have the GEMM's packed-B layout).
 //! [`kernels`] maps an [`Isa`] to them.
 //!
 //! # Accuracy (max |Δ| / max |y| against an f64 convolution, batch 1,
@@ -77,7 +79,8 @@ use transforms::{InTile, OutTile};
 pub const PANEL: usize = 16;
 /// Floats of the packed header.
 const HEADER: usize = 16;
-/// Every tile block is a multiple of this many tiles (lcm of the MRs).
+/// Tile blocks are sized in steps of this many tiles (two 6-row strips;
+/// the GEMM balances its strips, so any block size works).
 const TB_UNIT: usize = 12;
 /// Output channels per chunk (between two output transforms).
 const CB_PANELS: usize = 4;
@@ -351,15 +354,14 @@ pub fn scratch_len_for(tile: WinogradTile, shape: &ConvShape, threads: usize) ->
 type InputFn = unsafe fn(&InTile, *mut f32, usize);
 /// Output transform of one tile with epilogue.
 type OutputFn = unsafe fn(*const f32, usize, &OutTile);
-/// One position's GEMM: `(rows, k, a, lda, b, npanels, c, ldc)`.
-type GemmFn = unsafe fn(usize, usize, *const f32, usize, *const f32, usize, *mut f32, usize);
 
 /// One ISA's Winograd kernels.
 #[derive(Clone, Copy)]
 struct Kernels {
     input: InputFn,
     output: OutputFn,
-    gemm: GemmFn,
+    /// Whose GEMM microkernel runs the per-position products.
+    isa: Isa,
 }
 
 /// The kernels of `isa` for `tile`. Only called after `isa.is_supported()`.
@@ -370,48 +372,48 @@ fn kernels(isa: Isa, tile: WinogradTile) -> Kernels {
         (Isa::Avx2, F4x4) => Kernels {
             input: avx2::winograd_f4x4_input_transform_avx2,
             output: avx2::winograd_f4x4_output_transform_avx2,
-            gemm: avx2::winograd_gemm_avx2,
+            isa,
         },
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         (Isa::Avx2, F2x2) => Kernels {
             input: avx2::winograd_f2x2_input_transform_avx2,
             output: avx2::winograd_f2x2_output_transform_avx2,
-            gemm: avx2::winograd_gemm_avx2,
+            isa,
         },
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         (Isa::Avx512, F4x4) => Kernels {
             input: avx512::winograd_f4x4_input_transform_avx512,
             output: avx512::winograd_f4x4_output_transform_avx512,
-            gemm: avx512::winograd_gemm_avx512,
+            isa,
         },
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         (Isa::Avx512, F2x2) => Kernels {
             input: avx512::winograd_f2x2_input_transform_avx512,
             output: avx512::winograd_f2x2_output_transform_avx512,
-            gemm: avx512::winograd_gemm_avx512,
+            isa,
         },
         #[cfg(target_arch = "aarch64")]
         (Isa::Neon, F4x4) => Kernels {
             input: neon::winograd_f4x4_input_transform_neon,
             output: neon::winograd_f4x4_output_transform_neon,
-            gemm: neon::winograd_gemm_neon,
+            isa,
         },
         #[cfg(target_arch = "aarch64")]
         (Isa::Neon, F2x2) => Kernels {
             input: neon::winograd_f2x2_input_transform_neon,
             output: neon::winograd_f2x2_output_transform_neon,
-            gemm: neon::winograd_gemm_neon,
+            isa,
         },
         // Scalar (and any ISA without kernels on this architecture).
         (_, F4x4) => Kernels {
             input: scalar::winograd_f4x4_input_transform_scalar,
             output: scalar::winograd_f4x4_output_transform_scalar,
-            gemm: scalar::winograd_gemm_scalar,
+            isa,
         },
         (_, F2x2) => Kernels {
             input: scalar::winograd_f2x2_input_transform_scalar,
             output: scalar::winograd_f2x2_output_transform_scalar,
-            gemm: scalar::winograd_gemm_scalar,
+            isa,
         },
     }
 }
@@ -607,16 +609,18 @@ unsafe fn task(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: boo
     while p0 < p_end {
         let p1 = (p0 + plan.cbp).min(p_end);
         for pos in 0..npos {
-            // SAFETY: V rows < t1 - t0 ≤ tb; U panels p0..p1 of position
-            // pos; M rows at ldc = cb ≥ 16·(p1 − p0).
+            // SAFETY: the ISA was checked by the caller; V rows < t1 - t0 ≤
+            // tb of cin floats; U panels p0..p1 of position pos (cin rows
+            // each, consecutive); M rows at ldc = cb ≥ 16·(p1 − p0).
             unsafe {
-                (k.gemm)(
+                crate::gemm::gemm_rows(
+                    k.isa,
                     t1 - t0,
                     cin,
                     v.add(pos * vstride),
                     plan.ldv,
                     sh.u.add((pos * plan.panels + p0) * cin * PANEL),
-                    p1 - p0,
+                    (p1 - p0) * PANEL,
                     mbuf.add(pos * mstride),
                     cb,
                 )

@@ -1,7 +1,7 @@
 //! aarch64 NEON Winograd kernels (128-bit): tile transforms over 4 channels
-//! per vector and a 6×16 GEMM microkernel. The twin of `avx2.rs`: the same
-//! transforms (`transforms.rs`, instantiated here with `float32x4_t`), the same
-//! packed weights (16-column panels of U), the same fused epilogue.
+//! per vector. The twin of `avx2.rs`: the same transforms (`transforms.rs`,
+//! instantiated here with `float32x4_t`), the same fused epilogue; the
+//! products over transform positions run on the GEMM's NEON microkernel.
 //!
 //! Every `pub(crate)` function here requires NEON; `mod.rs` reaches them only
 //! after `Isa::Neon.is_supported()`.
@@ -9,7 +9,6 @@
 use std::arch::aarch64::*;
 
 use super::transforms::{self, InTile, OutTile, Simd};
-use super::PANEL;
 
 /// Four channels in a `float32x4_t`.
 #[derive(Clone, Copy)]
@@ -86,9 +85,6 @@ impl Simd for F32x4 {
     }
 }
 
-/// Rows per GEMM microkernel call (divides the block unit, 12).
-pub(crate) const MR: usize = 6;
-
 /// F(4×4, 3×3) input transform of one tile, 4 channels per vector.
 ///
 /// # Safety
@@ -127,89 +123,4 @@ pub(crate) unsafe fn winograd_f2x2_input_transform_neon(t: &InTile, dst: *mut f3
 pub(crate) unsafe fn winograd_f2x2_output_transform_neon(src: *const f32, pstride: usize, o: &OutTile) {
     // SAFETY: forwarded caller contract; features enabled on this fn.
     unsafe { transforms::output_f2::<F32x4>(src, pstride, o) }
-}
-
-/// `R`×16 microkernel: `C[R × 16] = A[R × k] · B[k × 16]`, 4·R accumulators
-/// (24 of the 32 vector registers at R = 6, plus 4 for the B row and one for
-/// the broadcast A value).
-///
-/// # Safety
-/// NEON; `a` readable for R rows of k (stride lda), `b` for k·16 floats, `c`
-/// writable for R rows of 16 (stride ldc).
-#[inline(always)]
-unsafe fn kernel<const R: usize>(k: usize, a: *const f32, lda: usize, b: *const f32, c: *mut f32, ldc: usize) {
-    // SAFETY: the caller's contract covers every pointer offset below; NEON is
-    // enabled on the (only) caller, `winograd_gemm_neon`.
-    unsafe {
-        let z = vdupq_n_f32(0.0);
-        let mut acc = [[z; 4]; R];
-        let mut ap = [a; R];
-        for (r, p) in ap.iter_mut().enumerate() {
-            *p = a.add(r * lda);
-        }
-        let mut bp = b;
-        for _ in 0..k {
-            let b0 = vld1q_f32(bp);
-            let b1 = vld1q_f32(bp.add(4));
-            let b2 = vld1q_f32(bp.add(8));
-            let b3 = vld1q_f32(bp.add(12));
-            for r in 0..R {
-                let av = vld1q_dup_f32(ap[r]);
-                acc[r][0] = vfmaq_f32(acc[r][0], av, b0);
-                acc[r][1] = vfmaq_f32(acc[r][1], av, b1);
-                acc[r][2] = vfmaq_f32(acc[r][2], av, b2);
-                acc[r][3] = vfmaq_f32(acc[r][3], av, b3);
-                ap[r] = ap[r].add(1);
-            }
-            bp = bp.add(PANEL);
-        }
-        for (r, accr) in acc.iter().enumerate() {
-            let cp = c.add(r * ldc);
-            vst1q_f32(cp, accr[0]);
-            vst1q_f32(cp.add(4), accr[1]);
-            vst1q_f32(cp.add(8), accr[2]);
-            vst1q_f32(cp.add(12), accr[3]);
-        }
-    }
-}
-
-/// `C[rows × 16·npanels] = A[rows × k] · B` for one transform position
-/// (layouts as `scalar::winograd_gemm_scalar`), 6×16 register blocks.
-///
-/// # Safety
-/// NEON available; bounds as `scalar::winograd_gemm_scalar`.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "neon")]
-pub(crate) unsafe fn winograd_gemm_neon(
-    rows: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    npanels: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    for panel in 0..npanels {
-        // SAFETY: every offset stays within the caller's bounds: panel <
-        // npanels, r0 + rows-in-block ≤ rows.
-        unsafe {
-            let bp = b.add(panel * k * PANEL);
-            let cpan = c.add(panel * PANEL);
-            let mut r0 = 0;
-            while r0 < rows {
-                let ar = a.add(r0 * lda);
-                let cr = cpan.add(r0 * ldc);
-                match rows - r0 {
-                    1 => kernel::<1>(k, ar, lda, bp, cr, ldc),
-                    2 => kernel::<2>(k, ar, lda, bp, cr, ldc),
-                    3 => kernel::<3>(k, ar, lda, bp, cr, ldc),
-                    4 => kernel::<4>(k, ar, lda, bp, cr, ldc),
-                    5 => kernel::<5>(k, ar, lda, bp, cr, ldc),
-                    _ => kernel::<MR>(k, ar, lda, bp, cr, ldc),
-                }
-                r0 += MR;
-            }
-        }
-    }
 }

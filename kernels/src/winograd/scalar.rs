@@ -7,7 +7,6 @@
 //! FMA).
 
 use super::transforms::{self, InTile, OutTile, Simd};
-use super::PANEL;
 
 /// Eight channels as a plain array.
 #[derive(Clone, Copy)]
@@ -82,9 +81,6 @@ impl Simd for F32x8 {
     }
 }
 
-/// Rows per GEMM microkernel call.
-pub(crate) const MR: usize = 4;
-
 /// F(4×4, 3×3) input transform of one tile, portable.
 ///
 /// # Safety
@@ -119,51 +115,4 @@ pub(crate) unsafe fn winograd_f2x2_input_transform_scalar(t: &InTile, dst: *mut 
 pub(crate) unsafe fn winograd_f2x2_output_transform_scalar(src: *const f32, pstride: usize, o: &OutTile) {
     // SAFETY: forwarded caller contract.
     unsafe { transforms::output_f2::<F32x8>(src, pstride, o) }
-}
-
-/// `C[rows × 16·npanels] = A[rows × k] · B` for one transform position.
-///
-/// `a`: row-major with leading dimension `lda`; `b`: `npanels` consecutive
-/// panels of `[k][16]`; `c`: row-major with leading dimension `ldc`,
-/// overwritten (all 16 lanes of every panel).
-///
-/// # Safety
-/// `a` readable for `rows` rows of `k`, `b` for `npanels·k·16` floats, `c`
-/// writable for `rows` rows of `16·npanels`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn winograd_gemm_scalar(
-    rows: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    npanels: usize,
-    c: *mut f32,
-    ldc: usize,
-) {
-    for panel in 0..npanels {
-        // SAFETY: panel < npanels, within the caller's bounds.
-        let bp = unsafe { b.add(panel * k * PANEL) };
-        let mut r0 = 0;
-        while r0 < rows {
-            let nr = (rows - r0).min(MR);
-            let mut acc = [[0.0f32; PANEL]; MR];
-            for kk in 0..k {
-                // SAFETY: kk < k inside panel `panel`.
-                let brow = unsafe { &*(bp.add(kk * PANEL) as *const [f32; PANEL]) };
-                for (r, accr) in acc.iter_mut().enumerate().take(nr) {
-                    // SAFETY: row r0 + r < rows, column kk < k.
-                    let av = unsafe { *a.add((r0 + r) * lda + kk) };
-                    for (x, &bv) in accr.iter_mut().zip(brow) {
-                        *x += av * bv;
-                    }
-                }
-            }
-            for (r, accr) in acc.iter().enumerate().take(nr) {
-                // SAFETY: row r0 + r < rows, 16 lanes of this panel.
-                unsafe { std::ptr::copy_nonoverlapping(accr.as_ptr(), c.add((r0 + r) * ldc + panel * PANEL), PANEL) };
-            }
-            r0 += MR;
-        }
-    }
 }
