@@ -269,33 +269,22 @@ pub(crate) unsafe fn run<U: Microkernel>(p: &Problem, out: &mut [f32], scratch: 
 /// As [`run`]; `c` points at C (`m × n`), the task owns `rows × cols` of it.
 unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usize>, c: *mut f32, scratch: &mut [f32]) {
     debug_assert!(mc_max(U::MC) <= MAX_MC && U::MC % U::MR == 0 && U::NC % U::NR == 0 && U::MR <= MAX_MR);
+    // Per ic block, computed once and reused by every column tile (no
+    // divisions in the tile loop): A row offsets, residual row offsets, and
+    // the strips (first row, height, share of the next panel's prefetch).
     let mut offs = [0usize; MAX_MC];
+    let mut res_offs = [0usize; MAX_MC];
+    let mut strip_rows = [(0usize, 0usize); MAX_MC];
+    let mut strip_pf = [(0usize, 0usize); MAX_MC];
     let (nk, kcb) = k_blocks(p.k, U::KC);
     let bias = p.ep.bias.map_or(std::ptr::null(), |b| b.as_ptr());
     let res = p.ep.residual.map_or(std::ptr::null(), |r| r.as_ptr());
-    let res_last = |last: bool| if last { res } else { std::ptr::null() };
     // ic blocks: see `mc_block`.
     let mc = mc_block(rows.len(), U::MC, U::MR);
     let shape = match p.a {
         ASource::Pixels(shape, _) | ASource::Im2col(shape, _) => shape,
     };
     let (oh, ow) = (shape.out_h(), shape.out_w());
-    // Residual row pointers of rows m..m + mr at column jr (all null before
-    // the last K block or without a residual).
-    let residual_rows = |res: *const f32, m: usize, mr: usize, jr: usize| {
-        let mut rows = [std::ptr::null(); MAX_MR];
-        if !res.is_null() {
-            for (r, row) in rows.iter_mut().enumerate().take(mr) {
-                let px = m + r;
-                let (img, yx) = (px / (oh * ow), px % (oh * ow));
-                let off = p.ep.residual_offset(shape, img, yx / ow, yx % ow);
-                // SAFETY: the caller checked the residual against the shape
-                // (Epilogue::check): pixel px's channels are inside it.
-                *row = unsafe { res.add(off + jr) };
-            }
-        }
-        rows
-    };
 
     let mut jc = cols.start;
     while jc < cols.end {
@@ -324,9 +313,31 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                         scratch.as_ptr()
                     }
                 };
-                // ir: balanced strips of at most MR rows.
+                // Residual rows (the last K block only): the output's own
+                // pixels, or a subsampled image's (Epilogue::residual_offset).
+                let res_here = if last { res } else { std::ptr::null() };
+                if !res_here.is_null() {
+                    for (r, o) in res_offs[..mcur].iter_mut().enumerate() {
+                        let px = ic + r;
+                        *o = if p.ep.residual_subsample.is_none() {
+                            px * p.n
+                        } else {
+                            let (img, yx) = (px / (oh * ow), px % (oh * ow));
+                            p.ep.residual_offset(shape, img, yx / ow, yx % ow)
+                        };
+                    }
+                }
+                // ir: balanced strips of at most MR rows; each prefetches its
+                // share of the next panel's kc lines.
                 let strips = mcur.div_ceil(U::MR);
                 let (base, extra) = (mcur / strips, mcur % strips);
+                let mut i = 0;
+                for s in 0..strips {
+                    let mr = base + usize::from(s < extra);
+                    strip_rows[s] = (i, mr);
+                    strip_pf[s] = (kc * s / strips, kc * (s + 1) / strips);
+                    i += mr;
+                }
                 // B micro-panel of column tile jr (k0 rows in), or null past jc_end.
                 let panel = |jr: usize| -> *const f32 {
                     if jr < jc_end {
@@ -340,9 +351,16 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                     let nr = U::NR.min(p.n - jr);
                     let m = ic + i;
                     let mut a = [std::ptr::null(); MAX_MR];
-                    for (r, ar) in a.iter_mut().enumerate().take(mr) {
+                    let mut res_rows = [std::ptr::null(); MAX_MR];
+                    for r in 0..mr {
                         // SAFETY: offs[i + r] is a row of the A block (i + r < mcur).
-                        *ar = unsafe { abase.add(offs[i + r]) };
+                        a[r] = unsafe { abase.add(offs[i + r]) };
+                        if !res_here.is_null() {
+                            // SAFETY: the caller checked the residual against the
+                            // shape (Epilogue::check): row i + r's channels
+                            // jr..jr + nr are inside it.
+                            res_rows[r] = unsafe { res_here.add(res_offs[i + r] + jr) };
+                        }
                     }
                     Tile {
                         a,
@@ -358,7 +376,7 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                         last,
                         // SAFETY: jr < n = bias length.
                         bias: if last && !bias.is_null() { unsafe { bias.add(jr) } } else { std::ptr::null() },
-                        res: residual_rows(res_last(last), m, mr, jr),
+                        res: res_rows,
                         relu: last && p.ep.relu,
                         pf: pf.0,
                         pf_lines: pf.1,
@@ -385,17 +403,16 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                 let mut jr = jc;
                 while jr < jc_end {
                     let (next, lines) = next_panel(jr);
-                    let mut i = 0;
                     for s in 0..strips {
-                        let mr = base + usize::from(s < extra);
-                        let (l0, l1) = (lines * s / strips, lines * (s + 1) / strips);
+                        let (i, mr) = strip_rows[s];
+                        let (l0, l1) =
+                            if lines == kc { strip_pf[s] } else { (lines * s / strips, lines * (s + 1) / strips) };
                         let pf = (next.wrapping_add(PANEL * l0), l1 - l0);
                         let pf_l1 = if s + 1 == strips { next } else { std::ptr::null() };
                         // SAFETY: the caller guarantees U's ISA; every pointer in the
                         // tile is inside its buffer for mr rows × kc / nr columns, and
                         // this task owns the C tile.
                         unsafe { U::tile(&tile_at(i, mr, jr, pf, pf_l1)) };
-                        i += mr;
                     }
                     jr += U::NR;
                 }
