@@ -19,6 +19,12 @@ pub const FEATURES: usize = 2048;
 pub const NUM_CONVS: usize = 53;
 
 /// One convolution layer (with its BatchNorm) of the network.
+///
+/// ```
+/// let s = &resnet50::arch::conv_specs(resnet50::Variant::V1)[1]; // conv2_block1_0, the projection shortcut
+/// assert_eq!((s.name.as_str(), s.k, s.cin, s.cout), ("conv2_block1_0", 1, 64, 256));
+/// assert_eq!(s.kernel_len(), 64 * 256);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConvSpec {
     /// Canonical name (`conv1`, `conv2_block1_0`, …).
@@ -68,6 +74,17 @@ fn conv(
 
 /// The 53 convolutions of `variant` in canonical order: `conv1`, then for
 /// each block `_0` (if any), `_1`, `_2`, `_3`.
+///
+/// ```
+/// use resnet50::{arch::{conv_specs, NUM_CONVS}, Variant};
+/// let specs = conv_specs(Variant::V1_5);
+/// assert_eq!(specs.len(), NUM_CONVS);
+/// assert_eq!((specs[0].name.as_str(), specs[0].k, specs[0].stride), ("conv1", 7, 2));
+/// // v1.5 downsamples on the 3x3 of a stage's first block, v1 on its first 1x1.
+/// let v15 = specs.iter().find(|s| s.name == "conv3_block1_2").unwrap();
+/// let v1 = conv_specs(Variant::V1).into_iter().find(|s| s.name == "conv3_block1_2").unwrap();
+/// assert_eq!((v15.stride, v1.stride), (2, 1));
+/// ```
 pub fn conv_specs(variant: Variant) -> Vec<ConvSpec> {
     let mut v = Vec::with_capacity(NUM_CONVS);
     v.push(conv("conv1".into(), 1, 0, 0, 7, 3, 64, 2));

@@ -135,6 +135,19 @@ pub struct FeatureBuffers {
 }
 
 /// The static plan.
+///
+/// ```
+/// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?;
+/// let plan = model.plan();
+/// assert_eq!(plan.num_convs(), 53);
+/// assert_eq!(plan.buffers[plan.input].shape, [1, 64, 64, 3]);
+/// assert_eq!(plan.output_shape, [1, 10]);
+/// assert_eq!(plan.arena_len() * 4, model.arena_bytes());
+/// // Liveness packs ~110 activations into an arena much smaller than their sum.
+/// let total: usize = plan.buffers.iter().map(|b| b.len()).sum();
+/// assert!(plan.activations_len < total / 2);
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Plan {
     /// What it was built from.
@@ -379,6 +392,13 @@ impl Plan {
     }
 
     /// Multiply-accumulates of one run (convolutions and classifier).
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?;
+    /// let two = model.reshape(2, 64, 64)?;
+    /// assert_eq!(two.plan().macs(), 2 * model.plan().macs());
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn macs(&self) -> u64 {
         self.steps
             .iter()
