@@ -169,7 +169,8 @@ fn im2col_row(
             let c1 = (out + hi.saturating_sub(rem)).min(row_end).max(z0);
             d[out..z0].iter_mut().for_each(|v| *v = 0.0);
             if c1 > z0 {
-                let src = (base + y * (s.in_w * cin) as isize) as usize + rem + (z0 - out);
+                // In isize: the row start is left of the image when padding on the left.
+                let src = (base + y * (s.in_w * cin) as isize + (rem + z0 - out) as isize) as usize;
                 copy_run(&mut d[z0..c1], &input[src..src + (c1 - z0)]);
             }
             d[c1..row_end].iter_mut().for_each(|v| *v = 0.0);
