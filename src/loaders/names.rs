@@ -11,6 +11,12 @@ use crate::arch::{conv_specs, ConvSpec, BLOCKS, NUM_CONVS};
 use crate::config::Variant;
 
 /// One tensor of a convolution layer and its BatchNorm.
+///
+/// ```
+/// use resnet50::loaders::names::Part;
+/// assert_eq!(Part::ALL.iter().filter(|p| p.is_bn()).count(), 4);
+/// assert_eq!(Part::Mean.name(), "mean");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Part {
     /// Convolution kernel.
@@ -29,9 +35,18 @@ pub enum Part {
 
 impl Part {
     /// All parts, conv first then BatchNorm.
+    ///
+    /// ```
+    /// use resnet50::loaders::names::Part;
+    /// assert_eq!(Part::ALL.map(Part::name), ["kernel", "bias", "gamma", "beta", "mean", "var"]);
+    /// ```
     pub const ALL: [Part; 6] = [Part::Kernel, Part::Bias, Part::Gamma, Part::Beta, Part::Mean, Part::Var];
 
     /// Canonical short name (`kernel`, `bias`, `gamma`, `beta`, `mean`, `var`).
+    ///
+    /// ```
+    /// assert_eq!(resnet50::loaders::names::Part::Var.name(), "var");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Part::Kernel => "kernel",
@@ -44,12 +59,23 @@ impl Part {
     }
 
     /// Whether the part belongs to the BatchNorm layer.
+    ///
+    /// ```
+    /// use resnet50::loaders::names::Part;
+    /// assert!(Part::Gamma.is_bn() && !Part::Bias.is_bn());
+    /// ```
     pub fn is_bn(self) -> bool {
         !matches!(self, Part::Kernel | Part::Bias)
     }
 }
 
 /// A canonical tensor.
+///
+/// ```
+/// use resnet50::loaders::names::{Part, Slot};
+/// assert_eq!(Slot::Conv(0, Part::Kernel).canonical_name(), "conv1/kernel");
+/// assert_eq!(Slot::FcKernel.canonical_name(), "fc/kernel");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Slot {
     /// Part of convolution `i` (index into [`conv_specs`]).
@@ -62,6 +88,12 @@ pub enum Slot {
 
 impl Slot {
     /// Canonical name, e.g. `conv2_block1_0/kernel` or `fc/bias`.
+    ///
+    /// ```
+    /// use resnet50::loaders::names::{Part, Slot};
+    /// assert_eq!(Slot::Conv(1, Part::Mean).canonical_name(), "conv2_block1_0/mean");
+    /// assert_eq!(Slot::FcBias.canonical_name(), "fc/bias");
+    /// ```
     pub fn canonical_name(self) -> String {
         match self {
             Slot::Conv(i, p) => format!("{}/{}", conv_specs(Variant::V1)[i].name, p.name()),
@@ -72,6 +104,12 @@ impl Slot {
 }
 
 /// Naming schemes of the files we import.
+///
+/// ```
+/// use resnet50::{loaders::names::Scheme, Variant};
+/// assert_eq!((Scheme::Torchvision.variant(), Scheme::Keras.variant()), (Variant::V1_5, Variant::V1));
+/// assert!(Scheme::Torchvision.torch_layout());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheme {
     /// torchvision and timm `resnet50` state dicts (`conv1.weight`, `layer1.0.bn1.running_var`, …).
@@ -88,6 +126,10 @@ pub enum Scheme {
 
 impl Scheme {
     /// Human name for messages.
+    ///
+    /// ```
+    /// assert_eq!(resnet50::loaders::names::Scheme::Keras.describe(), "Keras names");
+    /// ```
     pub fn describe(self) -> &'static str {
         match self {
             Scheme::Torchvision => "torchvision/timm names",
@@ -99,6 +141,12 @@ impl Scheme {
     }
 
     /// The ResNet50 variant this naming scheme's framework builds.
+    ///
+    /// ```
+    /// use resnet50::{loaders::names::Scheme, Variant};
+    /// assert_eq!(Scheme::HuggingFace.variant(), Variant::V1_5);
+    /// assert_eq!(Scheme::KerasOld.variant(), Variant::V1);
+    /// ```
     pub fn variant(self) -> Variant {
         match self {
             Scheme::Torchvision | Scheme::HuggingFace => Variant::V1_5,
@@ -107,6 +155,12 @@ impl Scheme {
     }
 
     /// BatchNorm ε the framework uses with these names (see weight-formats.md §1).
+    ///
+    /// ```
+    /// use resnet50::loaders::names::Scheme;
+    /// assert_eq!(Scheme::Torchvision.bn_epsilon(), 1e-5);
+    /// assert_eq!(Scheme::KerasOld.bn_epsilon(), 1e-3);
+    /// ```
     pub fn bn_epsilon(self) -> f32 {
         match self {
             Scheme::Torchvision | Scheme::HuggingFace => 1e-5,
@@ -117,6 +171,11 @@ impl Scheme {
     }
 
     /// Whether kernels are stored OIHW / `[out, in]` (torch) rather than HWIO / `[in, out]` (Keras).
+    ///
+    /// ```
+    /// use resnet50::loaders::names::Scheme;
+    /// assert!(Scheme::HuggingFace.torch_layout() && !Scheme::Keras3Keys.torch_layout());
+    /// ```
     pub fn torch_layout(self) -> bool {
         matches!(self, Scheme::Torchvision | Scheme::HuggingFace)
     }
@@ -124,11 +183,24 @@ impl Scheme {
 
 /// Keras layer names `(conv, bn)` of a convolution, today's scheme
 /// (`conv1_conv`/`conv1_bn`, `conv2_block1_0_conv`/`conv2_block1_0_bn`).
+///
+/// ```
+/// use resnet50::{arch::conv_specs, loaders::names::keras_layers, Variant};
+/// let (conv, bn) = keras_layers(&conv_specs(Variant::V1)[1]);
+/// assert_eq!((conv.as_str(), bn.as_str()), ("conv2_block1_0_conv", "conv2_block1_0_bn"));
+/// ```
 pub fn keras_layers(spec: &ConvSpec) -> (String, String) {
     (format!("{}_conv", spec.name), format!("{}_bn", spec.name))
 }
 
 /// Keras 1/2 layer names `(conv, bn)` (`conv1`/`bn_conv1`, `res2a_branch1`/`bn2a_branch1`).
+///
+/// ```
+/// use resnet50::{arch::conv_specs, loaders::names::keras_old_layers, Variant};
+/// let specs = conv_specs(Variant::V1);
+/// assert_eq!(keras_old_layers(&specs[0]), ("conv1".to_string(), "bn_conv1".to_string()));
+/// assert_eq!(keras_old_layers(&specs[1]), ("res2a_branch1".to_string(), "bn2a_branch1".to_string()));
+/// ```
 pub fn keras_old_layers(spec: &ConvSpec) -> (String, String) {
     if spec.stage == 1 {
         return ("conv1".into(), "bn_conv1".into());
@@ -144,6 +216,13 @@ pub fn keras_old_layers(spec: &ConvSpec) -> (String, String) {
 }
 
 /// torchvision/timm module prefixes `(conv, bn)` (`conv1`/`bn1`, `layer1.0.downsample.0`/`layer1.0.downsample.1`).
+///
+/// ```
+/// use resnet50::{arch::conv_specs, loaders::names::torch_modules, Variant};
+/// let specs = conv_specs(Variant::V1_5);
+/// assert_eq!(torch_modules(&specs[0]), ("conv1".to_string(), "bn1".to_string()));
+/// assert_eq!(torch_modules(&specs[2]), ("layer1.0.conv1".to_string(), "layer1.0.bn1".to_string()));
+/// ```
 pub fn torch_modules(spec: &ConvSpec) -> (String, String) {
     if spec.stage == 1 {
         return ("conv1".into(), "bn1".into());
@@ -156,6 +235,13 @@ pub fn torch_modules(spec: &ConvSpec) -> (String, String) {
 }
 
 /// Hugging Face module prefixes `(conv, bn)`, without the `resnet.` model prefix.
+///
+/// ```
+/// use resnet50::{arch::conv_specs, loaders::names::hf_modules, Variant};
+/// let specs = conv_specs(Variant::V1_5);
+/// assert_eq!(hf_modules(&specs[0]).0, "embedder.embedder.convolution");
+/// assert_eq!(hf_modules(&specs[1]).1, "encoder.stages.0.layers.0.shortcut.normalization");
+/// ```
 pub fn hf_modules(spec: &ConvSpec) -> (String, String) {
     let p = if spec.stage == 1 {
         "embedder.embedder".to_string()
@@ -173,6 +259,14 @@ pub fn hf_modules(spec: &ConvSpec) -> (String, String) {
 /// `.h5` files and Keras 3 counters): in a projection block the shortcut
 /// comes after the 3×3 and before the expanding 1×1. Returns canonical
 /// indices.
+///
+/// ```
+/// use resnet50::{arch::NUM_CONVS, loaders::names::keras_model_order};
+/// let order = keras_model_order();
+/// assert_eq!(order.len(), NUM_CONVS);
+/// // conv2_block1: canonical _0 _1 _2 _3 are indices 1..=4; Keras runs _1 _2 _0 _3.
+/// assert_eq!(order[..5], [0, 2, 3, 1, 4]);
+/// ```
 pub fn keras_model_order() -> Vec<usize> {
     let specs = conv_specs(Variant::V1);
     let mut order = Vec::with_capacity(NUM_CONVS);
@@ -193,6 +287,12 @@ pub fn keras_model_order() -> Vec<usize> {
 /// Keras 3 `.weights.h5` keys `(conv2d_k, batch_normalization_k)` of each
 /// canonical convolution (files written before Keras 3.6 have no `name`
 /// attribute, so this counter map is the only way in).
+///
+/// ```
+/// let keys = resnet50::loaders::names::keras3_keys();
+/// assert_eq!(keys[0], ("conv2d".to_string(), "batch_normalization".to_string()));
+/// assert_eq!(keys[1].0, "conv2d_3"); // conv2_block1_0, the shortcut, is Keras' 4th conv
+/// ```
 pub fn keras3_keys() -> Vec<(String, String)> {
     let mut keys = vec![(String::new(), String::new()); NUM_CONVS];
     for (k, i) in keras_model_order().into_iter().enumerate() {
@@ -204,6 +304,14 @@ pub fn keras3_keys() -> Vec<(String, String)> {
 
 /// The per-layer table of a layer-based scheme (Keras, Keras 1/2, Keras 3
 /// keys): layer (group) name → (conv index, is BatchNorm).
+///
+/// ```
+/// use resnet50::{arch::NUM_CONVS, loaders::names::{layer_table, Scheme}};
+/// let t = layer_table(Scheme::Keras);
+/// assert_eq!(t.len(), 2 * NUM_CONVS);
+/// assert_eq!((t["conv1_conv"], t["conv1_bn"]), ((0, false), (0, true)));
+/// assert_eq!(layer_table(Scheme::KerasOld)["bn2a_branch1"], (1, true));
+/// ```
 pub fn layer_table(scheme: Scheme) -> HashMap<String, (usize, bool)> {
     let specs = conv_specs(Variant::V1);
     let mut t = HashMap::new();
@@ -221,6 +329,12 @@ pub fn layer_table(scheme: Scheme) -> HashMap<String, (usize, bool)> {
 }
 
 /// Names of the classifier layer in a layer-based scheme.
+///
+/// ```
+/// use resnet50::loaders::names::{keras_top_layers, Scheme};
+/// assert_eq!(keras_top_layers(Scheme::Keras).to_vec(), ["predictions", "probs"]);
+/// assert_eq!(keras_top_layers(Scheme::KerasOld).to_vec(), ["fc1000"]);
+/// ```
 pub fn keras_top_layers(scheme: Scheme) -> &'static [&'static str] {
     match scheme {
         Scheme::KerasOld => &["fc1000"],
@@ -234,6 +348,14 @@ pub fn keras_top_layers(scheme: Scheme) -> &'static [&'static str] {
 /// `kernel`/`bias`/`gamma`/`beta`/`moving_mean`/`moving_variance` or the
 /// 2016 file's `W`/`b`/`gamma`/`beta`/`running_mean`/`running_std` (which
 /// holds the variance). `is_bn` picks between a conv's `bias` and a BN's `beta`.
+///
+/// ```
+/// use resnet50::loaders::names::{keras_part, Part};
+/// assert_eq!(keras_part("conv1_conv/kernel:0", false), Some(Part::Kernel));
+/// assert_eq!(keras_part("bn_conv1_running_std:0", true), Some(Part::Var));
+/// assert_eq!(keras_part("conv1_bn/beta", true), Some(Part::Beta));
+/// assert_eq!(keras_part("gamma", false), None);
+/// ```
 pub fn keras_part(var: &str, is_bn: bool) -> Option<Part> {
     let var = var.strip_suffix(":0").unwrap_or(var);
     let ends = |s: &str| var == s || var.ends_with(&format!("/{s}")) || var.ends_with(&format!("_{s}"));
@@ -261,6 +383,14 @@ pub fn keras_part(var: &str, is_bn: bool) -> Option<Part> {
 /// The full-key table of a key-based scheme (safetensors): key → slot, for
 /// the backbone keys (after stripping the model prefix) and the classifier
 /// keys (absolute). Conv biases are listed too; they are optional.
+///
+/// ```
+/// use resnet50::loaders::names::{key_table, Part, Slot, Scheme};
+/// let t = key_table(Scheme::Torchvision);
+/// assert_eq!(t["fc.weight"], Slot::FcKernel);
+/// assert_eq!(t["layer1.0.bn1.running_var"], Slot::Conv(2, Part::Var));
+/// assert_eq!(key_table(Scheme::Keras)["conv1_conv/kernel"], Slot::Conv(0, Part::Kernel));
+/// ```
 pub fn key_table(scheme: Scheme) -> HashMap<String, Slot> {
     let specs = conv_specs(Variant::V1);
     let mut t = HashMap::new();
@@ -311,6 +441,13 @@ pub fn key_table(scheme: Scheme) -> HashMap<String, Slot> {
 /// Normalises a Keras-style safetensors key to `layer/var`: strips `:0`,
 /// accepts `.` as separator and the h5 path form `layer/layer/var`; maps the
 /// 2016 endings (`_W`, `_b`, `_running_mean`, `_running_std`, …) onto today's.
+///
+/// ```
+/// use resnet50::loaders::names::normalize_keras_key;
+/// assert_eq!(normalize_keras_key("conv1_conv/conv1_conv/kernel:0"), "conv1_conv/kernel");
+/// assert_eq!(normalize_keras_key("bn_conv1_running_std:0"), "bn_conv1/moving_variance");
+/// assert_eq!(normalize_keras_key("conv1.W"), "conv1/kernel");
+/// ```
 pub fn normalize_keras_key(key: &str) -> String {
     let key = key.strip_suffix(":0").unwrap_or(key);
     let parts: Vec<&str> = key.split(['/', '.']).collect();
@@ -347,6 +484,12 @@ pub fn normalize_keras_key(key: &str) -> String {
 
 /// A hint for a key that is not part of ResNet50 but follows the scheme's
 /// pattern with a block beyond ResNet50's 3/4/6/3 (a ResNet101/152 file).
+///
+/// ```
+/// use resnet50::loaders::names::deeper_resnet_hint;
+/// assert!(deeper_resnet_hint("layer3.6.conv1.weight").unwrap().contains("ResNet101/152"));
+/// assert!(deeper_resnet_hint("layer3.5.conv1.weight").is_none()); // ResNet50's last block of stage 4
+/// ```
 pub fn deeper_resnet_hint(key: &str) -> Option<String> {
     let deeper = |stage: usize, block: usize| stage < BLOCKS.len() && block >= BLOCKS[stage];
     // torchvision: layer{1..4}.{b}.  (b 0-based)
