@@ -10,12 +10,33 @@
 use crate::config::Variant;
 
 /// Blocks per stage (stages 2..=5).
+///
+/// ```
+/// assert_eq!(resnet50::arch::BLOCKS.iter().sum::<usize>(), 16); // 16 bottleneck blocks, 3 convs each
+/// ```
 pub const BLOCKS: [usize; 4] = [3, 4, 6, 3];
 /// Bottleneck width per stage; the block output has 4× as many channels.
+///
+/// ```
+/// use resnet50::arch::{FEATURES, FILTERS};
+/// assert_eq!(FILTERS[0], 64);
+/// assert_eq!(4 * FILTERS[3], FEATURES); // the last stage's output width
+/// ```
 pub const FILTERS: [usize; 4] = [64, 128, 256, 512];
 /// Channels of the final feature map.
+///
+/// ```
+/// use resnet50::{arch::{conv_specs, FEATURES}, Variant};
+/// assert_eq!(conv_specs(Variant::V1).last().unwrap().cout, FEATURES);
+/// ```
 pub const FEATURES: usize = 2048;
 /// Number of convolutions.
+///
+/// ```
+/// use resnet50::arch::{BLOCKS, NUM_CONVS};
+/// // The stem, three convolutions per block and four projection shortcuts.
+/// assert_eq!(1 + 3 * BLOCKS.iter().sum::<usize>() + 4, NUM_CONVS);
+/// ```
 pub const NUM_CONVS: usize = 53;
 
 /// One convolution layer (with its BatchNorm) of the network.
@@ -49,10 +70,20 @@ pub struct ConvSpec {
 
 impl ConvSpec {
     /// Weights of the kernel (without bias).
+    ///
+    /// ```
+    /// let stem = &resnet50::arch::conv_specs(resnet50::Variant::V1)[0];
+    /// assert_eq!(stem.kernel_len(), 7 * 7 * 3 * 64);
+    /// ```
     pub fn kernel_len(&self) -> usize {
         self.k * self.k * self.cin * self.cout
     }
     /// HWIO shape of the kernel.
+    ///
+    /// ```
+    /// let stem = &resnet50::arch::conv_specs(resnet50::Variant::V1)[0];
+    /// assert_eq!(stem.kernel_shape(), [7, 7, 3, 64]);
+    /// ```
     pub fn kernel_shape(&self) -> [usize; 4] {
         [self.k, self.k, self.cin, self.cout]
     }
@@ -122,6 +153,15 @@ fn out_len(len: usize, k: usize, stride: usize, pad: usize) -> usize {
 /// them: the architecture's, or with v1's early stride (see
 /// [`crate::plan::Plan::new`]: the 3×3 of each of stages 2–4's last block
 /// strides instead of the 1×1 convolutions that follow it).
+///
+/// ```
+/// use resnet50::{arch::{conv_specs, conv_strides}, Variant};
+/// let plain = conv_strides(Variant::V1, false);
+/// assert_eq!(plain, conv_specs(Variant::V1).iter().map(|s| s.stride).collect::<Vec<_>>());
+/// // Early stride moves three of v1's strides onto 3x3s; the stem keeps its stride 2.
+/// let early = conv_strides(Variant::V1, true);
+/// assert_eq!((early[0], early.iter().filter(|&&s| s == 2).count()), (2, 4));
+/// ```
 pub fn conv_strides(variant: Variant, early_stride: bool) -> Vec<usize> {
     let specs = conv_specs(variant);
     let early = early_stride && variant == Variant::V1;
@@ -140,6 +180,13 @@ pub fn conv_strides(variant: Variant, early_stride: bool) -> Vec<usize> {
 /// each block's strides, [`conv_strides`]). Sizes are 0 from the layer where
 /// the image gets too small; the plan refuses such inputs, this only informs
 /// kernel choices.
+///
+/// ```
+/// use resnet50::{arch::conv_input_sizes, Variant};
+/// let sizes = conv_input_sizes(Variant::V1_5, 224, 224, false);
+/// assert_eq!((sizes[0], sizes[1], sizes[52]), ([224, 224], [56, 56], [7, 7]));
+/// assert_eq!(conv_input_sizes(Variant::V1_5, 32, 32, false)[52], [1, 1]);
+/// ```
 pub fn conv_input_sizes(variant: Variant, height: usize, width: usize, early_stride: bool) -> Vec<[usize; 2]> {
     let specs = conv_specs(variant);
     let strides = conv_strides(variant, early_stride);
