@@ -25,16 +25,52 @@ use crate::prepare::{conv_params, KernelChoice, PreparedWeights};
 use crate::weights::CanonicalWeights;
 
 /// First 8 bytes of every native file.
+///
+/// ```
+/// use resnet50::{init, loaders::native, Variant};
+/// let bytes = native::to_bytes(&init::deterministic(Variant::V1, None), 1e-5)?;
+/// assert_eq!(bytes[..8], native::MAGIC);
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub const MAGIC: [u8; 8] = *b"\x89RN50W\r\n";
 /// The format version this build reads and writes.
+///
+/// ```
+/// use resnet50::{init, loaders::native, Variant};
+/// let bytes = native::to_bytes(&init::deterministic(Variant::V1, None), 1e-5)?;
+/// assert_eq!(bytes[8..12], native::VERSION.to_le_bytes()); // right after the magic
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub const VERSION: u32 = 1;
 /// Bytes of the fixed header.
+///
+/// ```
+/// use resnet50::{arch::NUM_CONVS, init, loaders::native, Variant};
+/// let bytes = native::to_bytes(&init::deterministic(Variant::V1, None), 1e-5)?;
+/// let header = native::parse(std::path::Path::new("mem"), &bytes)?;
+/// // The header, then one record per tensor (53 convolutions, no classifier), then the data.
+/// assert!(header.data_offset >= native::HEADER_LEN + NUM_CONVS * native::RECORD_LEN);
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub const HEADER_LEN: usize = 64;
 /// Bytes of one tensor record.
+///
+/// ```
+/// use resnet50::{arch::NUM_CONVS, init, loaders::native, Variant};
+/// let bytes = native::to_bytes(&init::deterministic(Variant::V1, Some(10)), 1e-5)?;
+/// let header = native::parse(std::path::Path::new("mem"), &bytes)?;
+/// // With the top, the classifier kernel and bias have records too.
+/// assert!(header.data_offset >= native::HEADER_LEN + (NUM_CONVS + 2) * native::RECORD_LEN);
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub const RECORD_LEN: usize = 64;
 /// Byte range of the checksum field (excluded from the checksum itself).
 const CHECKSUM_AT: Range<usize> = 48..56;
 /// Most classes accepted (a guard against absurd headers).
+///
+/// ```
+/// assert!(resnet50::loaders::native::MAX_CLASSES >= 1000); // ImageNet's 1000 and far more
+/// ```
 pub const MAX_CLASSES: usize = 1 << 20;
 
 const KIND_CONV: u32 = 1;
@@ -42,6 +78,17 @@ const KIND_FC_KERNEL: u32 = 2;
 const KIND_FC_BIAS: u32 = 3;
 
 /// A native file, validated and mapped: ready to be a model's weights.
+///
+/// ```
+/// use resnet50::{init, loaders::native, Variant};
+/// let path = std::env::temp_dir().join(format!("resnet50-doc-{}-{}.rn50w", line!(), std::process::id()));
+/// native::write(&init::deterministic(Variant::V1_5, Some(10)), 1e-5, &path)?;
+/// let n = native::open(&path)?;
+/// assert_eq!((n.variant, n.classes, n.bn_epsilon), (Variant::V1_5, Some(10), 1e-5));
+/// assert_eq!(n.path, path);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct NativeWeights {
     /// The file.
@@ -57,6 +104,16 @@ pub struct NativeWeights {
 }
 
 /// The validated header and tensor table of a native file.
+///
+/// ```
+/// use resnet50::{arch::NUM_CONVS, init, loaders::native, Variant};
+/// let bytes = native::to_bytes(&init::deterministic(Variant::V1, Some(10)), 1e-3)?;
+/// let h = native::parse(std::path::Path::new("mem"), &bytes)?;
+/// assert_eq!((h.variant, h.classes, h.bn_epsilon, h.convs.len()), (Variant::V1, Some(10), 1e-3, NUM_CONVS));
+/// let (kernel, bias) = h.fc.unwrap();
+/// assert_eq!((kernel.len(), bias.len()), (4 * 2048 * 10, 4 * 10)); // bytes of f32s
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Header {
     /// Variant.
@@ -74,6 +131,17 @@ pub struct Header {
 }
 
 /// Opens, validates and maps a native file.
+///
+/// ```
+/// use resnet50::{init, loaders::native, Variant};
+/// let path = std::env::temp_dir().join(format!("resnet50-doc-{}-{}.rn50w", line!(), std::process::id()));
+/// native::write(&init::deterministic(Variant::V1, None), 1e-3, &path)?;
+/// assert_eq!(native::open(&path)?.classes, None);
+/// std::fs::write(&path, b"not a native file").unwrap();
+/// assert!(native::open(&path).is_err());
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn open(path: &Path) -> Result<NativeWeights> {
     let (file, _) = super::open_regular(path)?;
     open_file(path, file)
@@ -110,6 +178,16 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 
 /// The checksum of a whole file image: xxh3-64 of every byte except the
 /// checksum field.
+///
+/// ```
+/// use resnet50::{init, loaders::native, Variant};
+/// let mut bytes = native::to_bytes(&init::deterministic(Variant::V1, None), 1e-5)?;
+/// let sum = native::checksum(&bytes);
+/// assert_eq!(bytes[48..56], sum.to_le_bytes()); // the stored checksum
+/// bytes[48] ^= 1; // the checksum field itself is not covered
+/// assert_eq!(native::checksum(&bytes), sum);
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn checksum(bytes: &[u8]) -> u64 {
     let mut h = Xxh3::new();
     h.update(&bytes[..CHECKSUM_AT.start]);
@@ -120,6 +198,13 @@ pub fn checksum(bytes: &[u8]) -> u64 {
 /// A fingerprint of how this build's kernels pack weights: probe layers of
 /// every algorithm are packed and hashed. A file packed by a build whose
 /// layouts differ (even under the same layout id) is refused.
+///
+/// ```
+/// use resnet50::{init, loaders::native, Variant};
+/// let bytes = native::to_bytes(&init::deterministic(Variant::V1, None), 1e-5)?;
+/// assert_eq!(bytes[56..64], native::layout_fingerprint().to_le_bytes()); // recorded in the header
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn layout_fingerprint() -> u64 {
     static FP: OnceLock<u64> = OnceLock::new();
     *FP.get_or_init(compute_fingerprint)
@@ -155,6 +240,18 @@ fn compute_fingerprint() -> u64 {
 
 /// Validates a native file image completely (used by [`open`], and by the
 /// fuzzer on arbitrary bytes). `path` only names the file in messages.
+///
+/// ```
+/// use resnet50::{init, loaders::native, Variant};
+/// let mut bytes = native::to_bytes(&init::deterministic(Variant::V1, None), 1e-5)?;
+/// let mem = std::path::Path::new("mem");
+/// assert_eq!(native::parse(mem, &bytes)?.variant, Variant::V1);
+/// assert!(native::parse(mem, &bytes[..bytes.len() - 4]).is_err()); // truncated
+/// let last = bytes.len() - 1;
+/// bytes[last] ^= 0x40;
+/// assert!(native::parse(mem, &bytes).unwrap_err().to_string().contains("checksum"));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn parse(path: &Path, b: &[u8]) -> Result<Header> {
     let bad = |m: String| Err(file_err(path, m));
     if b.len() < HEADER_LEN {
@@ -308,6 +405,16 @@ pub fn parse(path: &Path, b: &[u8]) -> Result<Header> {
 /// kernels) and writes it as a native file at `dst`, through a temporary file
 /// in the same directory renamed over `dst`, so a process that has the old
 /// file mapped keeps reading the old contents.
+///
+/// ```
+/// use resnet50::{init, loaders::native, Variant};
+/// let path = std::env::temp_dir().join(format!("resnet50-doc-{}-{}.rn50w", line!(), std::process::id()));
+/// let w = init::deterministic(Variant::V1, Some(10));
+/// native::write(&w, 1.001e-5, &path)?;
+/// assert_eq!(std::fs::read(&path).unwrap(), native::to_bytes(&w, 1.001e-5)?);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn write(w: &CanonicalWeights, eps: f32, dst: &Path) -> Result<()> {
     let bytes = to_bytes(w, eps)?;
     let dir = dst.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
@@ -327,6 +434,15 @@ pub fn write(w: &CanonicalWeights, eps: f32, dst: &Path) -> Result<()> {
 }
 
 /// The native file image of `w` prepared with `eps`.
+///
+/// ```
+/// use resnet50::{init, loaders::native, Variant};
+/// let w = init::deterministic(Variant::V1_5, None);
+/// let bytes = native::to_bytes(&w, 1e-5)?;
+/// assert!(bytes.starts_with(&native::MAGIC));
+/// assert!(native::to_bytes(&w, 0.0).is_err()); // ε must be positive
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn to_bytes(w: &CanonicalWeights, eps: f32) -> Result<Vec<u8>> {
     if !(eps.is_finite() && eps > 0.0) {
         return Err(Error::Config(format!("BatchNorm epsilon must be positive and finite, got {eps}")));
