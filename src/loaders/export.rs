@@ -18,6 +18,15 @@ use crate::error::{Error, Result};
 use crate::weights::{CanonicalWeights, ConvWeights};
 
 /// A named tensor for a writer.
+///
+/// ```
+/// use resnet50::loaders::{export, names::Scheme};
+/// use resnet50::{init, Variant};
+/// let tensors = export::safetensors_tensors(&init::keras_random(Variant::V1_5, Some(10), 0), Scheme::Torchvision);
+/// let fc = tensors.iter().find(|t| t.name == "fc.weight").unwrap();
+/// assert_eq!(fc.shape, [10, 2048]); // torch layout: [out, in]
+/// assert_eq!((fc.data.len(), fc.dtype), (10 * 2048, safetensors::Dtype::F32));
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Tensor {
     /// Name (a safetensors key, an HDF5 weight name, or a Keras 3 var index).
@@ -43,6 +52,16 @@ fn bn_values(c: &ConvWeights) -> [&Vec<f32>; 4] {
 
 /// The tensors of a safetensors file with `scheme`'s names and layouts
 /// (torch schemes also get the I64 `num_batches_tracked` buffers).
+///
+/// ```
+/// use resnet50::loaders::{export, names::Scheme};
+/// use resnet50::{init, Variant};
+/// let w = init::keras_random(Variant::V1_5, None, 0);
+/// let torch = export::safetensors_tensors(&w, Scheme::Torchvision);
+/// assert_eq!(torch.iter().filter(|t| t.name.ends_with(".num_batches_tracked")).count(), 53);
+/// let keras = export::safetensors_tensors(&w, Scheme::Keras);
+/// assert_eq!(keras.iter().find(|t| t.name == "conv1_conv/kernel").unwrap().shape, [7, 7, 3, 64]);
+/// ```
 pub fn safetensors_tensors(w: &CanonicalWeights, scheme: Scheme) -> Vec<Tensor> {
     let specs = conv_specs(w.variant);
     let mut out = Vec::new();
@@ -118,6 +137,17 @@ fn encode(t: &Tensor) -> Vec<u8> {
 }
 
 /// Serialises `tensors` as a safetensors file.
+///
+/// ```
+/// use resnet50::loaders::{export, names::Scheme, safetensors, Format};
+/// use resnet50::{init, Variant};
+/// let w = init::keras_random(Variant::V1_5, Some(10), 0);
+/// let bytes = export::safetensors_bytes(&export::safetensors_tensors(&w, Scheme::HuggingFace))?;
+/// let loaded = safetensors::from_bytes(std::path::Path::new("mem"), &bytes)?;
+/// assert_eq!(loaded.format, Format::Safetensors(Scheme::HuggingFace));
+/// assert_eq!(loaded.weights, w);
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn safetensors_bytes(tensors: &[Tensor]) -> Result<Vec<u8>> {
     let encoded: Vec<(String, Vec<usize>, Dtype, Vec<u8>)> =
         tensors.iter().map(|t| (t.name.clone(), t.shape.clone(), t.dtype, encode(t))).collect();
@@ -131,6 +161,16 @@ pub fn safetensors_bytes(tensors: &[Tensor]) -> Result<Vec<u8>> {
 }
 
 /// The three Keras HDF5 layouts.
+///
+/// ```
+/// use resnet50::loaders::{export::{self, H5Layout}, keras_h5, Format};
+/// use resnet50::{init, Variant};
+/// let w = init::keras_random(Variant::V1, None, 0);
+/// let layout = H5Layout::Keras3 { names: true };
+/// let bytes = export::keras_h5_bytes(&export::keras_h5_layers(&w, layout), layout, false)?;
+/// assert_eq!(keras_h5::from_bytes(std::path::Path::new("mem"), &bytes)?.format, Format::Keras3);
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum H5Layout {
     /// Legacy `save_weights("x.h5")` with today's names (`/conv1_conv/conv1_conv/kernel:0`).
@@ -147,6 +187,16 @@ pub enum H5Layout {
 
 /// One Keras layer: its name (or Keras 3 key) and its weights in Keras'
 /// order. A weightless layer has no tensors.
+///
+/// ```
+/// use resnet50::loaders::export::{keras_h5_layers, H5Layout};
+/// use resnet50::{init, Variant};
+/// let layers = keras_h5_layers(&init::keras_random(Variant::V1, None, 0), H5Layout::Keras);
+/// let bn = layers.iter().find(|l| l.name == "conv1_bn").unwrap();
+/// assert_eq!(bn.weights.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+///     ["conv1_bn/gamma:0", "conv1_bn/beta:0", "conv1_bn/moving_mean:0", "conv1_bn/moving_variance:0"]);
+/// assert!(layers[0].weights.is_empty()); // the input layer
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct H5Layer {
     /// Layer name (legacy) or key (Keras 3).
@@ -159,6 +209,16 @@ pub struct H5Layer {
 
 /// The layers of a Keras file in Keras' model order (weightless input and
 /// padding layers included, to exercise readers that must skip them).
+///
+/// ```
+/// use resnet50::loaders::export::{keras_h5_layers, H5Layout};
+/// use resnet50::{init, Variant};
+/// let w = init::keras_random(Variant::V1, Some(10), 0);
+/// let old = keras_h5_layers(&w, H5Layout::KerasOld);
+/// assert_eq!(old.iter().find(|l| l.name == "conv1").unwrap().weights[0].name, "conv1_W:0");
+/// let k3 = keras_h5_layers(&w, H5Layout::Keras3 { names: false });
+/// assert_eq!(k3.last().unwrap().name, "dense"); // the classifier comes last
+/// ```
 pub fn keras_h5_layers(w: &CanonicalWeights, layout: H5Layout) -> Vec<H5Layer> {
     let specs = conv_specs(w.variant);
     let k3 = names::keras3_keys();
@@ -310,6 +370,17 @@ fn string_attr(v: Vec<String>, fixed: bool) -> AttrValue {
 /// Serialises `layers` as a Keras HDF5 file of `layout`. `fixed_strings`
 /// writes fixed-length string attributes (h5py 2.x, the 2016 file) instead
 /// of variable-length ones (h5py 3).
+///
+/// ```
+/// use resnet50::loaders::{export::{self, H5Layout}, keras_h5, Format};
+/// use resnet50::{init, Variant};
+/// let w = init::keras_random(Variant::V1, Some(10), 0);
+/// let bytes = export::keras_h5_bytes(&export::keras_h5_layers(&w, H5Layout::KerasOld), H5Layout::KerasOld, true)?;
+/// assert!(bytes.starts_with(keras_h5::SIGNATURE));
+/// let loaded = keras_h5::from_bytes(std::path::Path::new("mem"), &bytes)?;
+/// assert_eq!((loaded.format, loaded.bn_epsilon), (Format::KerasH5Old, Some(1e-3)));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn keras_h5_bytes(layers: &[H5Layer], layout: H5Layout, fixed_strings: bool) -> Result<Vec<u8>> {
     let mut fb = FileBuilder::new();
     let mut root = Node::default();
