@@ -37,10 +37,28 @@ use crate::config::Variant;
 use crate::error::Result;
 
 /// The HDF5 file signature (at offset 0 for every file Keras writes).
+///
+/// ```
+/// use resnet50::loaders::{export::{self, H5Layout}, keras_h5};
+/// use resnet50::{init, Variant};
+/// let layers = export::keras_h5_layers(&init::keras_random(Variant::V1, None, 0), H5Layout::Keras);
+/// assert!(export::keras_h5_bytes(&layers, H5Layout::Keras, false)?.starts_with(keras_h5::SIGNATURE));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub const SIGNATURE: &[u8] = b"\x89HDF\r\n\x1a\n";
 
 /// The end-of-file address the superblock records (versions 0–3), if the
 /// first bytes hold a superblock at offset 0.
+///
+/// ```
+/// use resnet50::loaders::{export::{self, H5Layout}, keras_h5};
+/// use resnet50::{init, Variant};
+/// let layers = export::keras_h5_layers(&init::keras_random(Variant::V1, None, 0), H5Layout::Keras);
+/// let bytes = export::keras_h5_bytes(&layers, H5Layout::Keras, false)?;
+/// assert_eq!(keras_h5::superblock_eof(&bytes), Some(bytes.len() as u64));
+/// assert_eq!(keras_h5::superblock_eof(b"PK\x03\x04 not HDF5"), None);
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn superblock_eof(head: &[u8]) -> Option<u64> {
     if !head.starts_with(SIGNATURE) {
         return None;
@@ -78,6 +96,19 @@ fn check_length(path: &Path, head: &[u8], len: u64) -> Result<()> {
 }
 
 /// Loads a Keras HDF5 file (read into memory by the HDF5 reader).
+///
+/// ```
+/// use resnet50::loaders::{export::{self, H5Layout}, keras_h5, Format};
+/// use resnet50::{init, Variant};
+/// let path = std::env::temp_dir().join(format!("resnet50-doc-{}-{}.h5", line!(), std::process::id()));
+/// let w = init::keras_random(Variant::V1, Some(10), 0);
+/// std::fs::write(&path, export::keras_h5_bytes(&export::keras_h5_layers(&w, H5Layout::Keras), H5Layout::Keras, false)?)
+///     .unwrap();
+/// let loaded = keras_h5::load_file(&path, &std::fs::File::open(&path).unwrap())?;
+/// assert_eq!((loaded.format, loaded.classes(), loaded.path == path), (Format::KerasH5, Some(10), true));
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn load_file(path: &Path, file: &File) -> Result<Loaded> {
     let mut head = [0u8; 64];
     let n = super::read_head(file, &mut head).map_err(|e| super::io_err(path, e))?;
@@ -91,6 +122,17 @@ pub fn load_file(path: &Path, file: &File) -> Result<Loaded> {
 }
 
 /// Maps the HDF5 image `bytes` (named `path` in messages) onto canonical weights.
+///
+/// ```
+/// use resnet50::loaders::{export::{self, H5Layout}, keras_h5};
+/// use resnet50::{init, Variant};
+/// let w = init::keras_random(Variant::V1, None, 0);
+/// let bytes = export::keras_h5_bytes(&export::keras_h5_layers(&w, H5Layout::Keras), H5Layout::Keras, false)?;
+/// let loaded = keras_h5::from_bytes(std::path::Path::new("mem"), &bytes)?;
+/// assert_eq!((loaded.weights.variant, loaded.bn_epsilon, loaded.classes()), (Variant::V1, Some(1.001e-5), None));
+/// assert!(keras_h5::from_bytes(std::path::Path::new("mem"), &bytes[..bytes.len() / 2]).is_err()); // truncated
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
     check_length(path, &bytes[..bytes.len().min(64)], bytes.len() as u64)?;
     guarded(path, || {
