@@ -22,12 +22,35 @@ use super::{file_err, io_err, tensor_err, Assembler, Elem, Format, Loaded};
 use crate::error::Result;
 
 /// Loads a safetensors file, reading it through a read-only mapping.
+///
+/// ```
+/// use resnet50::loaders::{export, names::Scheme, safetensors, Format};
+/// use resnet50::{init, Variant};
+/// let path = std::env::temp_dir().join(format!("resnet50-doc-{}-{}.safetensors", line!(), std::process::id()));
+/// let w = init::keras_random(Variant::V1_5, Some(10), 0);
+/// std::fs::write(&path, export::safetensors_bytes(&export::safetensors_tensors(&w, Scheme::Torchvision))?).unwrap();
+/// let loaded = safetensors::load_file(&path, &std::fs::File::open(&path).unwrap())?;
+/// assert_eq!((loaded.format, loaded.bn_epsilon), (Format::Safetensors(Scheme::Torchvision), Some(1e-5)));
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn load_file(path: &Path, file: &File) -> Result<Loaded> {
     let map = resnet50_kernels::mapped::map_file(file).map_err(|e| io_err(path, e))?;
     from_bytes(path, &map)
 }
 
 /// Maps the safetensors image `bytes` (named `path` in messages) onto canonical weights.
+///
+/// ```
+/// use resnet50::loaders::{export, names::Scheme, safetensors};
+/// use resnet50::{init, Variant};
+/// let w = init::keras_random(Variant::V1, None, 0);
+/// let bytes = export::safetensors_bytes(&export::safetensors_tensors(&w, Scheme::Keras))?;
+/// let loaded = safetensors::from_bytes(std::path::Path::new("mem"), &bytes)?;
+/// assert_eq!((loaded.weights.variant, loaded.classes()), (Variant::V1, None));
+/// assert!(safetensors::from_bytes(std::path::Path::new("mem"), b"not safetensors").is_err());
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| file_err(path, format!("not a valid safetensors file (truncated or corrupt?): {e}")))?;
