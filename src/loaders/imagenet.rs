@@ -15,10 +15,27 @@ use crate::config::Variant;
 use crate::error::{Error, Result};
 
 /// Keras' file name with the top.
+///
+/// ```
+/// use resnet50::{loaders::imagenet, Variant};
+/// assert!(imagenet::candidates(Variant::V1, true).iter().all(|p| p.ends_with(imagenet::KERAS_TOP)));
+/// ```
 pub const KERAS_TOP: &str = "resnet50_weights_tf_dim_ordering_tf_kernels.h5";
 /// Keras' file name without the top.
+///
+/// ```
+/// use resnet50::{loaders::imagenet, Variant};
+/// // Without the top, the notop file is preferred and the full file serves too.
+/// let c = imagenet::candidates(Variant::V1, false);
+/// assert!(c[0].ends_with(imagenet::KERAS_NOTOP) && c[1].ends_with(imagenet::KERAS_TOP));
+/// ```
 pub const KERAS_NOTOP: &str = "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5";
 /// The v1.5 file name.
+///
+/// ```
+/// use resnet50::{loaders::imagenet, Variant};
+/// assert!(imagenet::fetch_command(Variant::V1_5, true).contains(imagenet::TORCH_FILE));
+/// ```
 pub const TORCH_FILE: &str = "resnet50-v1.5.safetensors";
 
 fn env_dir(var: &str) -> Option<PathBuf> {
@@ -26,6 +43,16 @@ fn env_dir(var: &str) -> Option<PathBuf> {
 }
 
 /// Every path tried for `variant`, in order of preference.
+///
+/// ```
+/// use resnet50::{loaders::imagenet, Variant};
+/// std::env::set_var("RESNET50_HOME", "/opt/weights");
+/// let c = imagenet::candidates(Variant::V1_5, true);
+/// assert_eq!(c[0], std::path::Path::new("/opt/weights").join(imagenet::TORCH_FILE));
+/// // Keras looks in /tmp/.keras/models when the home directory is not writable.
+/// let keras = imagenet::candidates(Variant::V1, true);
+/// assert!(keras.contains(&std::path::Path::new("/tmp/.keras/models").join(imagenet::KERAS_TOP)));
+/// ```
 pub fn candidates(variant: Variant, include_top: bool) -> Vec<PathBuf> {
     let home = env_dir("HOME");
     let mut dirs = Vec::new();
@@ -54,6 +81,12 @@ pub fn candidates(variant: Variant, include_top: bool) -> Vec<PathBuf> {
 }
 
 /// The one command that puts the file where [`candidates`] looks.
+///
+/// ```
+/// use resnet50::{loaders::imagenet, Variant};
+/// assert!(imagenet::fetch_command(Variant::V1, false).contains("include_top=False"));
+/// assert!(imagenet::fetch_command(Variant::V1_5, true).contains("IMAGENET1K_V1"));
+/// ```
 pub fn fetch_command(variant: Variant, include_top: bool) -> String {
     match variant {
         Variant::V1 => format!(
@@ -73,6 +106,17 @@ pub fn fetch_command(variant: Variant, include_top: bool) -> String {
 
 /// The first existing file of [`candidates`], or an error listing every path
 /// tried and the command that puts the file there.
+///
+/// ```
+/// use resnet50::{loaders::imagenet, Variant};
+/// let dir = std::env::temp_dir().join(format!("resnet50-doc-{}-{}", line!(), std::process::id()));
+/// std::env::set_var("RESNET50_HOME", &dir);
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join(imagenet::TORCH_FILE), b"any bytes").unwrap();
+/// assert_eq!(imagenet::find(Variant::V1_5, true)?, dir.join(imagenet::TORCH_FILE));
+/// # std::fs::remove_dir_all(&dir).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn find(variant: Variant, include_top: bool) -> Result<PathBuf> {
     let tried = candidates(variant, include_top);
     if let Some(p) = tried.iter().find(|p| p.is_file()) {
