@@ -36,13 +36,45 @@ use image::{DynamicImage, ImageReader, RgbImage};
 use crate::error::{Error, Result};
 
 /// Keras `caffe` means, in the order of the output channels (B, G, R).
+///
+/// ```
+/// use resnet50::preprocess::{keras_from_image, Interp, KERAS_CAFFE_MEAN_BGR};
+/// let black = image::RgbImage::new(8, 8);
+/// let x = keras_from_image(&black, 4, 4, Interp::Nearest);
+/// assert_eq!(x[..3], KERAS_CAFFE_MEAN_BGR.map(|m| -m)); // 0 minus the mean, BGR order
+/// ```
 pub const KERAS_CAFFE_MEAN_BGR: [f32; 3] = [103.939, 116.779, 123.68];
 /// torchvision ImageNet mean (R, G, B).
+///
+/// ```
+/// use resnet50::preprocess::{torch_from_image, TORCH_MEAN, TORCH_STD};
+/// let x = torch_from_image(&image::RgbImage::new(8, 8), 8, 8); // black
+/// for c in 0..3 {
+///     assert!((x[c] + TORCH_MEAN[c] / TORCH_STD[c]).abs() < 1e-6);
+/// }
+/// ```
 pub const TORCH_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// torchvision ImageNet standard deviation (R, G, B).
+///
+/// ```
+/// use resnet50::preprocess::{torch_from_image, TORCH_MEAN, TORCH_STD};
+/// let white = image::RgbImage::from_pixel(8, 8, image::Rgb([255; 3]));
+/// let x = torch_from_image(&white, 8, 8);
+/// for c in 0..3 {
+///     assert!((x[c] - (1.0 - TORCH_MEAN[c]) / TORCH_STD[c]).abs() < 1e-6);
+/// }
+/// ```
 pub const TORCH_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// Resampling filter, named as in PIL / Keras' `interpolation` argument.
+///
+/// ```
+/// use resnet50::preprocess::Interp;
+/// assert_eq!("Bilinear".parse::<Interp>()?, Interp::Bilinear);
+/// assert_eq!(Interp::default(), Interp::Nearest); // Keras' default
+/// assert!("bicubic".parse::<Interp>().is_err());
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Interp {
     /// PIL `NEAREST` (Keras' default).
@@ -99,13 +131,36 @@ pub enum Preprocessing {
 
 impl Preprocessing {
     /// Keras at 224×224 with nearest interpolation, as in the Keras ResNet50 example.
+    ///
+    /// ```
+    /// use resnet50::preprocess::{Interp, Preprocessing};
+    /// assert_eq!(Preprocessing::KERAS, Preprocessing::Keras { height: 224, width: 224, interp: Interp::Nearest });
+    /// assert_eq!(Preprocessing::KERAS.output_len(), 224 * 224 * 3);
+    /// ```
     pub const KERAS: Preprocessing = Preprocessing::Keras { height: 224, width: 224, interp: Interp::Nearest };
     /// torchvision `ResNet50_Weights.IMAGENET1K_V1.transforms()`.
+    ///
+    /// ```
+    /// use resnet50::preprocess::Preprocessing;
+    /// assert_eq!(Preprocessing::TORCH_V1, Preprocessing::Torch { resize: 256, height: 224, width: 224 });
+    /// ```
     pub const TORCH_V1: Preprocessing = Preprocessing::Torch { resize: 256, height: 224, width: 224 };
     /// torchvision `ResNet50_Weights.IMAGENET1K_V2.transforms()`.
+    ///
+    /// ```
+    /// use resnet50::preprocess::Preprocessing;
+    /// assert_eq!(Preprocessing::TORCH_V2, Preprocessing::Torch { resize: 232, height: 224, width: 224 });
+    /// assert_eq!(Preprocessing::TORCH_V2.output_hw(), Preprocessing::TORCH_V1.output_hw());
+    /// ```
     pub const TORCH_V2: Preprocessing = Preprocessing::Torch { resize: 232, height: 224, width: 224 };
 
     /// `(height, width)` of the tensor produced.
+    ///
+    /// ```
+    /// use resnet50::preprocess::{Interp, Preprocessing};
+    /// assert_eq!(Preprocessing::Torch { resize: 40, height: 32, width: 24 }.output_hw(), (32, 24));
+    /// assert_eq!(Preprocessing::Keras { height: 16, width: 8, interp: Interp::Bilinear }.output_hw(), (16, 8));
+    /// ```
     pub fn output_hw(&self) -> (usize, usize) {
         match *self {
             Preprocessing::Keras { height, width, .. } | Preprocessing::Torch { height, width, .. } => (height, width),
@@ -113,12 +168,25 @@ impl Preprocessing {
     }
 
     /// Number of f32 values produced per image (`height · width · 3`).
+    ///
+    /// ```
+    /// use resnet50::preprocess::Preprocessing;
+    /// let p = Preprocessing::Torch { resize: 40, height: 32, width: 24 };
+    /// assert_eq!(p.output_len(), 32 * 24 * 3);
+    /// assert_eq!(p.apply(&image::RgbImage::new(50, 40)).len(), p.output_len());
+    /// ```
     pub fn output_len(&self) -> usize {
         let (h, w) = self.output_hw();
         h * w * 3
     }
 
     /// Checks that every size is positive.
+    ///
+    /// ```
+    /// use resnet50::preprocess::{Interp, Preprocessing};
+    /// assert!(Preprocessing::KERAS.validate().is_ok());
+    /// assert!(Preprocessing::Keras { height: 0, width: 32, interp: Interp::Nearest }.validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<()> {
         let ok = match *self {
             Preprocessing::Keras { height, width, .. } => height > 0 && width > 0,
@@ -132,6 +200,14 @@ impl Preprocessing {
     }
 
     /// Applies the pipeline to an RGB image; returns `[h, w, 3]` f32 (HWC).
+    ///
+    /// ```
+    /// use resnet50::preprocess::{Interp, Preprocessing};
+    /// let img = image::RgbImage::from_pixel(12, 9, image::Rgb([10, 20, 30]));
+    /// let x = Preprocessing::Keras { height: 4, width: 6, interp: Interp::Bilinear }.apply(&img);
+    /// assert_eq!(x.len(), 4 * 6 * 3);
+    /// assert_eq!(x[..3], x[x.len() - 3..]); // a flat image stays flat
+    /// ```
     pub fn apply(&self, img: &RgbImage) -> Vec<f32> {
         let mut out = vec![0.0; self.output_len()];
         self.apply_into(img, &mut out);
@@ -143,6 +219,17 @@ impl Preprocessing {
     ///
     /// # Panics
     /// If `out` has the wrong length or a size is zero.
+    ///
+    /// ```
+    /// use resnet50::preprocess::Preprocessing;
+    /// let p = Preprocessing::Torch { resize: 32, height: 32, width: 32 };
+    /// let imgs = [image::RgbImage::new(40, 32), image::RgbImage::from_pixel(32, 48, image::Rgb([255; 3]))];
+    /// let mut batch = vec![0.0; imgs.len() * p.output_len()];
+    /// for (img, slot) in imgs.iter().zip(batch.chunks_mut(p.output_len())) {
+    ///     p.apply_into(img, slot);
+    /// }
+    /// assert_eq!(batch[p.output_len()..], p.apply(&imgs[1])[..]);
+    /// ```
     pub fn apply_into(&self, img: &RgbImage, out: &mut [f32]) {
         assert_eq!(out.len(), self.output_len(), "output slice length");
         match *self {
@@ -159,6 +246,17 @@ impl Preprocessing {
     }
 
     /// Opens, decodes and preprocesses an image file.
+    ///
+    /// ```
+    /// use resnet50::preprocess::Preprocessing;
+    /// let path = std::env::temp_dir().join(format!("resnet50-doc-{}-{}.png", line!(), std::process::id()));
+    /// let img = image::RgbImage::from_pixel(48, 40, image::Rgb([200, 100, 50]));
+    /// img.save(&path).unwrap();
+    /// let p = Preprocessing::Torch { resize: 32, height: 32, width: 32 };
+    /// assert_eq!(p.load(&path)?, p.apply(&img)); // PNG is lossless
+    /// # std::fs::remove_file(&path).ok();
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn load(&self, path: &Path) -> Result<Vec<f32>> {
         self.validate()?;
         Ok(self.apply(&open_rgb(path)?))
@@ -184,6 +282,17 @@ pub fn load_keras(path: &Path, height: usize, width: usize, interp: Interp) -> R
 
 /// torchvision on a PIL image: `Resize(resize)`, `CenterCrop(crop)`, `ToTensor`,
 /// `Normalize`; returns `[crop, crop, 3]` RGB f32 (NHWC order, not CHW).
+///
+/// ```
+/// use resnet50::preprocess::load_torch;
+/// let path = std::env::temp_dir().join(format!("resnet50-doc-{}-{}.png", line!(), std::process::id()));
+/// image::RgbImage::new(64, 48).save(&path).unwrap(); // black
+/// let x = load_torch(&path, 40, 32)?;
+/// assert_eq!(x.len(), 32 * 32 * 3);
+/// assert!((x[0] + 0.485 / 0.229).abs() < 1e-6);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn load_torch(path: &Path, resize: usize, crop: usize) -> Result<Vec<f32>> {
     Preprocessing::Torch { resize, height: crop, width: crop }.load(path)
 }
@@ -214,6 +323,13 @@ pub fn torch_from_image(img: &RgbImage, resize: usize, crop: usize) -> Vec<f32> 
 }
 
 /// The formats this build decodes, for messages.
+///
+/// ```
+/// use resnet50::preprocess::{decode_rgb, SUPPORTED_FORMATS};
+/// assert!(SUPPORTED_FORMATS.contains("PNG") && SUPPORTED_FORMATS.contains("JPEG"));
+/// let err = decode_rgb(b"plain text, not an image", "notes.txt").unwrap_err();
+/// assert!(err.to_string().contains(SUPPORTED_FORMATS), "{err}");
+/// ```
 pub const SUPPORTED_FORMATS: &str = "JPEG, PNG, GIF, BMP, WebP, PNM, TGA, ICO";
 
 /// Whether a file name has the extension of a supported image format (used to
@@ -253,6 +369,16 @@ fn image_err(path: &Path, msg: impl Into<String>) -> Error {
 
 /// Opens and decodes an image file (format from its content, falling back to
 /// the extension) and converts it to 8-bit RGB like PIL's `.convert("RGB")`.
+///
+/// ```
+/// use resnet50::preprocess::open_rgb;
+/// let path = std::env::temp_dir().join(format!("resnet50-doc-{}-{}.png", line!(), std::process::id()));
+/// image::RgbaImage::from_pixel(3, 2, image::Rgba([1, 2, 3, 4])).save(&path).unwrap();
+/// let img = open_rgb(&path)?;
+/// assert_eq!((img.dimensions(), img.get_pixel(0, 0).0), ((3, 2), [1, 2, 3])); // alpha dropped
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub fn open_rgb(path: &Path) -> Result<RgbImage> {
     let io = |source| Error::Io { path: path.to_path_buf(), source };
     let meta = std::fs::metadata(path).map_err(io)?;
@@ -304,6 +430,15 @@ fn describe(e: image::ImageError) -> String {
 
 /// Converts any decoded image to 8-bit RGB as PIL's `convert("RGB")` does:
 /// gray replicated, alpha dropped, 16-bit samples reduced to their high byte.
+///
+/// ```
+/// use image::DynamicImage;
+/// use resnet50::preprocess::to_rgb_like_pil;
+/// let gray = DynamicImage::ImageLuma8(image::GrayImage::from_pixel(2, 2, image::Luma([7])));
+/// assert_eq!(to_rgb_like_pil(gray).get_pixel(1, 1).0, [7, 7, 7]);
+/// let deep = DynamicImage::ImageRgb16(image::ImageBuffer::from_pixel(1, 1, image::Rgb([0x12ff, 0x3400, 0xffff])));
+/// assert_eq!(to_rgb_like_pil(deep).get_pixel(0, 0).0, [0x12, 0x34, 0xff]); // high bytes
+/// ```
 pub fn to_rgb_like_pil(img: DynamicImage) -> RgbImage {
     let (w, h) = (img.width(), img.height());
     let from = |px: &mut dyn Iterator<Item = [u8; 3]>| -> RgbImage {
@@ -331,6 +466,15 @@ fn hi(v: u16) -> u8 {
 }
 
 /// Resizes to `width × height` with PIL's `Image.resize((width, height), filter)`.
+///
+/// ```
+/// use resnet50::preprocess::{resize, Interp};
+/// let img = image::RgbImage::from_pixel(9, 7, image::Rgb([10, 20, 30]));
+/// for interp in [Interp::Nearest, Interp::Bilinear] {
+///     let r = resize(&img, 4, 5, interp);
+///     assert_eq!((r.dimensions(), r.get_pixel(3, 4).0), ((4, 5), [10, 20, 30]));
+/// }
+/// ```
 pub fn resize(img: &RgbImage, width: u32, height: u32, interp: Interp) -> RgbImage {
     if img.dimensions() == (width, height) {
         return img.clone();
@@ -343,6 +487,13 @@ pub fn resize(img: &RgbImage, width: u32, height: u32, interp: Interp) -> RgbIma
 
 /// torchvision `Resize(size)` with an int: the shorter side becomes `size`, the
 /// longer `int(size · long / short)`; no-op when the size already matches.
+///
+/// ```
+/// use resnet50::preprocess::{resize_shorter_side, Interp};
+/// let img = image::RgbImage::new(80, 60);
+/// assert_eq!(resize_shorter_side(&img, 30, Interp::Bilinear).dimensions(), (40, 30));
+/// assert_eq!(resize_shorter_side(&img, 60, Interp::Bilinear), img); // already that size
+/// ```
 pub fn resize_shorter_side(img: &RgbImage, size: usize, interp: Interp) -> RgbImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (short, long) = if w <= h { (w, h) } else { (h, w) };
@@ -399,6 +550,13 @@ fn round_half_even_half(d: u32) -> u32 {
 /// PIL `Image.resize(size, Image.NEAREST)` (`ImagingScaleAffine`): the source
 /// coordinate starts at `scale/2` and is advanced by `scale = in/out` in double
 /// precision, then truncated.
+///
+/// ```
+/// let img = image::RgbImage::from_fn(4, 1, |x, _| image::Rgb([x as u8, 0, 0]));
+/// let r = resnet50::preprocess::resize_nearest(&img, 2, 1);
+/// // Source x = floor((x + 0.5) * 4 / 2): pixels 1 and 3.
+/// assert_eq!((r.get_pixel(0, 0).0[0], r.get_pixel(1, 0).0[0]), (1, 3));
+/// ```
 pub fn resize_nearest(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     let xs = nearest_indices(img.width(), width);
     let ys = nearest_indices(img.height(), height);
@@ -485,6 +643,14 @@ fn clip8(ss: i64) -> u8 {
 /// `in_h − out_h > 2 · (in_w − out_w)`, the horizontal pass first otherwise;
 /// the rule was measured against Pillow 13.0 on 1,170 size pairs (every one
 /// agrees) and matters because each pass rounds.
+///
+/// ```
+/// let img = image::RgbImage::from_fn(2, 1, |x, _| image::Rgb([if x == 0 { 0 } else { 200 }; 3]));
+/// let r = resnet50::preprocess::resize_bilinear(&img, 1, 1);
+/// assert_eq!(r.get_pixel(0, 0).0, [100; 3]); // halving averages the two pixels
+/// let up = resnet50::preprocess::resize_bilinear(&img, 4, 3);
+/// assert_eq!((up.dimensions(), up.get_pixel(0, 0).0, up.get_pixel(3, 2).0), ((4, 3), [0; 3], [200; 3]));
+/// ```
 pub fn resize_bilinear(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     let (iw, ih) = img.dimensions();
     let need_h = width != iw;
@@ -562,6 +728,13 @@ fn vertical_pass(src: &[u8], width: usize, row0: usize, k: &Coeffs) -> Vec<u8> {
 /// # Panics
 ///
 /// If `out.len()` is not `3 × width × height` of `img`.
+///
+/// ```
+/// let img = image::RgbImage::from_pixel(2, 2, image::Rgb([10, 20, 30]));
+/// let mut out = vec![0.0; 2 * 2 * 3];
+/// resnet50::preprocess::keras_caffe_into(&img, &mut out);
+/// assert_eq!(out[9..], [30.0 - 103.939, 20.0 - 116.779, 10.0 - 123.68]); // BGR minus the means
+/// ```
 pub fn keras_caffe_into(img: &RgbImage, out: &mut [f32]) {
     assert_eq!(out.len(), img.as_raw().len(), "output slice length");
     for (o, p) in out.chunks_exact_mut(3).zip(img.as_raw().chunks_exact(3)) {
@@ -577,6 +750,13 @@ pub fn keras_caffe_into(img: &RgbImage, out: &mut [f32]) {
 /// # Panics
 ///
 /// If `out.len()` is not `3 × width × height` of `img`.
+///
+/// ```
+/// let img = image::RgbImage::from_pixel(1, 2, image::Rgb([255, 0, 255]));
+/// let mut out = vec![0.0; 2 * 3];
+/// resnet50::preprocess::torch_normalize_into(&img, &mut out);
+/// assert!((out[3] - (1.0 - 0.485) / 0.229).abs() < 1e-6 && (out[4] + 0.456 / 0.224).abs() < 1e-6);
+/// ```
 pub fn torch_normalize_into(img: &RgbImage, out: &mut [f32]) {
     assert_eq!(out.len(), img.as_raw().len(), "output slice length");
     for (o, p) in out.chunks_exact_mut(3).zip(img.as_raw().chunks_exact(3)) {
