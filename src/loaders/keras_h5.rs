@@ -102,8 +102,8 @@ fn check_length(path: &Path, head: &[u8], len: u64) -> Result<()> {
 /// use resnet50::{init, Variant};
 /// let path = std::env::temp_dir().join(format!("resnet50-doc-{}-{}.h5", line!(), std::process::id()));
 /// let w = init::keras_random(Variant::V1, Some(10), 0);
-/// std::fs::write(&path, export::keras_h5_bytes(&export::keras_h5_layers(&w, H5Layout::Keras), H5Layout::Keras, false)?)
-///     .unwrap();
+/// let layers = export::keras_h5_layers(&w, H5Layout::Keras);
+/// std::fs::write(&path, export::keras_h5_bytes(&layers, H5Layout::Keras, false)?).unwrap();
 /// let loaded = keras_h5::load_file(&path, &std::fs::File::open(&path).unwrap())?;
 /// assert_eq!((loaded.format, loaded.classes(), loaded.path == path), (Format::KerasH5, Some(10), true));
 /// # std::fs::remove_file(&path).ok();
