@@ -11,9 +11,27 @@ use crate::config::{ClassifierActivation, Pooling, Variant};
 use crate::error::{Error, Result};
 
 /// Index of an activation buffer in [`Plan::buffers`].
+///
+/// ```
+/// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?;
+/// let plan = model.plan();
+/// let id: resnet50::plan::BufId = plan.steps.last().unwrap().output;
+/// assert_eq!(id, plan.output);
+/// assert_eq!(plan.buffers[plan.input].name, "input");
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 pub type BufId = usize;
 
 /// One activation tensor and its place in the arena.
+///
+/// ```
+/// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?;
+/// let plan = model.plan();
+/// let input = &plan.buffers[plan.input];
+/// assert_eq!((input.name.as_str(), input.shape), ("input", [1, 64, 64, 3]));
+/// assert!(plan.buffers.iter().all(|b| b.range().end <= plan.activations_len));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Buffer {
     /// What produces it (the step's name, or `input`).
@@ -26,20 +44,49 @@ pub struct Buffer {
 
 impl Buffer {
     /// Number of floats.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?;
+    /// assert_eq!(model.plan().buffers[model.plan().input].len(), 64 * 64 * 3);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
     /// True for an empty tensor (never in a valid plan).
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?;
+    /// assert!(model.plan().buffers.iter().all(|b| !b.is_empty()));
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
     /// Range of the buffer in the arena.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?;
+    /// let r = model.plan().buffers[model.plan().input].range();
+    /// assert_eq!((r.len(), r.start % 16), (64 * 64 * 3, 0)); // 64-byte aligned offsets
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn range(&self) -> std::ops::Range<usize> {
         self.offset..self.offset + self.len()
     }
 }
 
 /// What a step computes.
+///
+/// ```
+/// use resnet50::plan::Op;
+/// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?;
+/// let ops: Vec<&Op> = model.plan().steps.iter().map(|s| &s.op).collect();
+/// assert!(matches!(ops[0], Op::Conv { layer: 0, residual: None, relu: true, .. }));
+/// assert!(matches!(ops[1], Op::MaxPool(_)));
+/// assert!(ops.iter().any(|op| matches!(op, Op::Dense { n: 1, k: 2048, m: 10 })));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
     /// Convolution `conv_specs()[layer]` with BN folded in and the epilogue
@@ -87,6 +134,17 @@ pub enum Op {
 }
 
 /// One step of the plan.
+///
+/// ```
+/// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?;
+/// let plan = model.plan();
+/// assert_eq!(plan.steps[0].input, plan.input);
+/// // Each step reads the input or what an earlier step wrote.
+/// let written_before = |t: usize, id| plan.steps[..t].iter().any(|s| s.output == id);
+/// assert!(plan.steps.iter().enumerate().all(|(t, s)| s.input == plan.input || written_before(t, s.input)));
+/// assert!(plan.steps.iter().any(|s| s.name == "conv2_block1_1"));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq)]
 pub struct Step {
     /// Layer name (Keras naming: `conv2_block1_1`, `pool1`, `avg_pool`, `predictions`…).
@@ -100,6 +158,14 @@ pub struct Step {
 }
 
 /// What a plan is built from.
+///
+/// ```
+/// let model = resnet50::ResNet50::new().input_shape(64, 48, 3).classes(10).build()?;
+/// let spec = &model.plan().spec;
+/// assert_eq!((spec.batch, spec.height, spec.width), (1, 64, 48));
+/// assert_eq!((spec.include_top, spec.classes, spec.features), (true, 10, false));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PlanSpec {
     /// Network.
@@ -126,6 +192,16 @@ pub struct PlanSpec {
 }
 
 /// Buffers that hold the backbone outputs after a run (see [`PlanSpec::features`]).
+///
+/// ```
+/// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).feature_maps(true).build()?;
+/// let plan = model.plan();
+/// let f = plan.features.as_ref().unwrap();
+/// assert_eq!(plan.buffers[f.stages[3]].shape, [1, 2, 2, 2048]); // C5 at stride 32
+/// assert_eq!(plan.buffers[f.embedding].len(), 2048);
+/// assert!(resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?.plan().features.is_none());
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FeatureBuffers {
     /// Outputs of conv2_x, conv3_x, conv4_x, conv5_x (C2…C5), NHWC.
@@ -201,6 +277,20 @@ impl Plan {
     /// 3.86 GMAC at 224×224. It applies where the `_2` kernel can stride
     /// (implicit GEMM or direct, not Winograd: [`crate::prepare`] packs for it),
     /// and not when the stage outputs C2–C4 are kept (feature maps).
+    ///
+    /// ```
+    /// use resnet50::plan::{Plan, PlanSpec};
+    /// use resnet50::{arch::conv_specs, prepare::conv_params, ClassifierActivation, Pooling, Variant};
+    /// use resnet50_kernels::{ConvAlgo, ConvKernel};
+    /// let direct = |s| ConvKernel::new(conv_params(s), ConvAlgo::Direct).unwrap();
+    /// let kernels: Vec<ConvKernel> = conv_specs(Variant::V1).iter().map(direct).collect();
+    /// let spec = PlanSpec { variant: Variant::V1, batch: 2, height: 32, width: 32, include_top: false,
+    ///     pooling: Pooling::Avg, classes: 0, activation: ClassifierActivation::None, threads: 1, features: false };
+    /// let plan = Plan::new(&spec, &kernels)?;
+    /// assert_eq!((plan.num_convs(), plan.output_shape.clone()), (53, vec![2, 2048]));
+    /// assert!(Plan::new(&spec, &kernels[1..]).is_err()); // one kernel per convolution
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn new(spec: &PlanSpec, kernels: &[ConvKernel]) -> Result<Plan> {
         let specs = conv_specs(spec.variant);
         if kernels.len() != specs.len() {
@@ -333,6 +423,16 @@ impl Plan {
 
     /// Steps during which each buffer is live: from the step that writes it
     /// (0 for the input) to the last step that reads it (the end for the output).
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?;
+    /// let plan = model.plan();
+    /// let life = plan.lifetimes();
+    /// assert_eq!(life.len(), plan.buffers.len());
+    /// assert_eq!((life[plan.input].0, life[plan.output].1), (0, plan.steps.len()));
+    /// assert!(life.iter().all(|&(first, last)| first <= last));
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn lifetimes(&self) -> Vec<(usize, usize)> {
         let mut life: Vec<(usize, usize)> = vec![(usize::MAX, 0); self.buffers.len()];
         life[self.input] = (0, 0);
@@ -387,6 +487,14 @@ impl Plan {
     }
 
     /// Floats of the whole arena (activations + scratch).
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?;
+    /// let plan = model.plan();
+    /// assert_eq!(plan.arena_len(), plan.activations_len + plan.scratch_len);
+    /// assert_eq!(plan.arena_len() * 4, model.arena_bytes());
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn arena_len(&self) -> usize {
         self.activations_len + self.scratch_len
     }
@@ -411,11 +519,23 @@ impl Plan {
     }
 
     /// Number of convolution steps.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?;
+    /// assert_eq!(model.plan().num_convs(), resnet50::arch::NUM_CONVS);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn num_convs(&self) -> usize {
         self.steps.iter().filter(|s| matches!(s.op, Op::Conv { .. })).count()
     }
 
     /// Spatial size `(h, w)` of the last feature map.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(96, 64, 3).classes(10).build()?;
+    /// assert_eq!(model.plan().feature_size(), (3, 2)); // stride 32
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn feature_size(&self) -> (usize, usize) {
         let last = self.steps.iter().rev().find(|s| matches!(s.op, Op::Conv { .. })).expect("plan has convolutions");
         let [_, h, w, _] = self.buffers[last.output].shape;
