@@ -18,6 +18,16 @@ use crate::weights::{fold_batch_norm, CanonicalWeights};
 
 /// Weights ready for the kernels: one aligned store, and where each layer's
 /// packed tensor lives in it.
+///
+/// ```
+/// use resnet50::prepare::{KernelChoice, PreparedWeights};
+/// use resnet50::{init, Variant};
+/// let p = PreparedWeights::new(&init::deterministic(Variant::V1, Some(10)), 1e-5, KernelChoice::Reference, true)?;
+/// assert_eq!(p.convs.len(), 53);
+/// let (kernel, bias, classes) = p.fc.clone().unwrap();
+/// assert_eq!((kernel.len(), bias.len(), classes), (2048 * 10, 10, 10));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct PreparedWeights {
     store: Store,
@@ -58,6 +68,22 @@ impl std::fmt::Debug for Store {
 }
 
 /// Which kernels to pack for.
+///
+/// ```
+/// use resnet50::prepare::{conv_params, KernelChoice, PreparedWeights};
+/// use resnet50::{arch::conv_specs, init, Variant};
+/// use resnet50_kernels::ConvAlgo;
+/// let w = init::deterministic(Variant::V1, None);
+/// let fast = KernelChoice::FastFor { batch: 1, height: 64, width: 64, early_stride: true };
+/// for choice in [KernelChoice::Reference, KernelChoice::Fast, fast] {
+///     let p = PreparedWeights::new(&w, 1e-5, choice, false)?;
+///     // Every choice keeps each layer's parameters; only the algorithm differs.
+///     assert!(p.kernels().iter().zip(conv_specs(Variant::V1)).all(|(k, s)| k.params == conv_params(&s)));
+///     let direct = p.kernels().iter().all(|k| k.algo == ConvAlgo::Direct);
+///     assert!(direct || choice != KernelChoice::Reference);
+/// }
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KernelChoice {
     /// The scalar direct reference for every convolution.
@@ -81,6 +107,12 @@ pub enum KernelChoice {
 }
 
 /// Parameters of a convolution layer for the kernels.
+///
+/// ```
+/// use resnet50::{arch::conv_specs, prepare::conv_params, Variant};
+/// let p = conv_params(&conv_specs(Variant::V1)[0]);
+/// assert_eq!((p.kh, p.kw, p.cin, p.cout, p.stride, p.pad), (7, 7, 3, 64, 2, [3; 4]));
+/// ```
 pub fn conv_params(s: &ConvSpec) -> ConvParams {
     ConvParams { kh: s.k, kw: s.k, cin: s.cin, cout: s.cout, stride: s.stride, pad: [s.pad; 4] }
 }
@@ -88,6 +120,17 @@ pub fn conv_params(s: &ConvSpec) -> ConvParams {
 impl PreparedWeights {
     /// Folds BN with `eps`, packs each convolution for `choice`, and copies
     /// the classifier (if `with_top`).
+    ///
+    /// ```
+    /// use resnet50::prepare::{KernelChoice, PreparedWeights};
+    /// use resnet50::{init, Variant};
+    /// let w = init::deterministic(Variant::V1_5, Some(10));
+    /// let with_top = PreparedWeights::new(&w, 1e-5, KernelChoice::Reference, true)?;
+    /// let no_top = PreparedWeights::new(&w, 1e-5, KernelChoice::Reference, false)?;
+    /// assert!(with_top.fc.is_some() && no_top.fc.is_none());
+    /// assert!(with_top.bytes() > no_top.bytes());
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn new(w: &CanonicalWeights, eps: f32, choice: KernelChoice, with_top: bool) -> Result<Self> {
         w.validate()?;
         let specs = conv_specs(w.variant);
@@ -155,6 +198,22 @@ impl PreparedWeights {
     /// must be 64-byte aligned in memory and every range must lie inside it
     /// with the length its kernel expects; anything else is an error (the
     /// native loader validates the file first, this is the last guard).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use resnet50::{arch::conv_specs, prepare::{conv_params, PreparedWeights}, Variant};
+    /// use resnet50_kernels::{ConvAlgo, ConvKernel};
+    /// let k = ConvKernel::new(conv_params(&conv_specs(Variant::V1)[0]), ConvAlgo::Direct).unwrap();
+    /// let path = std::env::temp_dir().join(format!("resnet50-doc-{}-{}.bin", line!(), std::process::id()));
+    /// std::fs::write(&path, vec![0u8; 4 * k.packed_len()]).unwrap();
+    /// let map = Arc::new(resnet50_kernels::mapped::map_file(&std::fs::File::open(&path).unwrap()).unwrap());
+    /// let n = k.packed_len();
+    /// let p = PreparedWeights::from_mapped(map.clone(), 0, n, vec![(k, 0..n)], None)?;
+    /// assert!(p.mapped_range().is_some() && p.conv(0).1.iter().all(|&v| v == 0.0));
+    /// assert!(PreparedWeights::from_mapped(map, 0, n, vec![(k, 0..n - 1)], None).is_err()); // wrong length
+    /// # std::fs::remove_file(&path).ok();
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn from_mapped(
         map: Arc<Mmap>,
         start: usize,
@@ -194,6 +253,19 @@ impl PreparedWeights {
 
     /// The address range of the file mapping the weights are read from, or
     /// `None` when they live on the heap.
+    ///
+    /// ```
+    /// use resnet50::{init, loaders::native, Variant};
+    /// let path = std::env::temp_dir().join(format!("resnet50-doc-{}-{}.rn50w", line!(), std::process::id()));
+    /// native::write(&init::deterministic(Variant::V1, None), 1e-5, &path)?;
+    /// let mapped = native::open(&path)?.weights;
+    /// assert_eq!(mapped.mapped_range().unwrap().len() as u64, std::fs::metadata(&path).unwrap().len());
+    /// # std::fs::remove_file(&path).ok();
+    /// let heap = resnet50::prepare::PreparedWeights::new(&init::deterministic(Variant::V1, None), 1e-5,
+    ///     resnet50::prepare::KernelChoice::Reference, false)?;
+    /// assert!(heap.mapped_range().is_none());
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn mapped_range(&self) -> Option<Range<usize>> {
         match &self.store {
             Store::Heap(_) => None,
@@ -202,22 +274,60 @@ impl PreparedWeights {
     }
 
     /// The whole store.
+    ///
+    /// ```
+    /// use resnet50::prepare::{KernelChoice, PreparedWeights};
+    /// use resnet50::{init, Variant};
+    /// let p = PreparedWeights::new(&init::deterministic(Variant::V1, None), 1e-5, KernelChoice::Reference, false)?;
+    /// assert_eq!(p.data().len() * 4, p.bytes());
+    /// assert_eq!(p.data()[p.convs[5].1.clone()], *p.conv(5).1);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn data(&self) -> &[f32] {
         self.store.as_slice()
     }
 
     /// Packed weights of convolution `i`.
+    ///
+    /// ```
+    /// use resnet50::prepare::{KernelChoice, PreparedWeights};
+    /// use resnet50::{init, Variant};
+    /// let p = PreparedWeights::new(&init::deterministic(Variant::V1, None), 1e-5, KernelChoice::Reference, false)?;
+    /// let (k, packed) = p.conv(0);
+    /// assert_eq!((k.params.kh, k.params.cout, packed.len()), (7, 64, k.packed_len()));
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn conv(&self, i: usize) -> (&ConvKernel, &[f32]) {
         let (k, r) = &self.convs[i];
         (k, &self.store.as_slice()[r.clone()])
     }
 
     /// The kernels chosen, in canonical order.
+    ///
+    /// ```
+    /// use resnet50::prepare::{KernelChoice, PreparedWeights};
+    /// use resnet50::{init, Variant};
+    /// let p = PreparedWeights::new(&init::deterministic(Variant::V1, None), 1e-5, KernelChoice::Reference, false)?;
+    /// let kernels = p.kernels();
+    /// assert_eq!(kernels.len(), 53);
+    /// assert!(kernels.iter().all(|k| k.algo == resnet50_kernels::ConvAlgo::Direct));
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn kernels(&self) -> Vec<ConvKernel> {
         self.convs.iter().map(|(k, _)| *k).collect()
     }
 
     /// Bytes of packed weights.
+    ///
+    /// ```
+    /// use resnet50::prepare::{KernelChoice, PreparedWeights};
+    /// use resnet50::{arch::conv_specs, init, Variant};
+    /// let p = PreparedWeights::new(&init::deterministic(Variant::V1, None), 1e-5, KernelChoice::Reference, false)?;
+    /// // Kernels plus folded biases.
+    /// let weights: usize = conv_specs(Variant::V1).iter().map(|s| s.kernel_len() + s.cout).sum();
+    /// assert!(p.bytes() >= 4 * weights);
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
     pub fn bytes(&self) -> usize {
         self.store.as_slice().len() * 4
     }
