@@ -32,6 +32,19 @@ use crate::model::{Model, Session};
 
 /// The backbone outputs of a [`Session`]'s last run as [`ndarray`] views (see
 /// [`Session::feature_arrays`]).
+///
+/// ```
+/// use ndarray::{Array4, Axis};
+/// use resnet50::ResNet50;
+/// let model = ResNet50::new().input_shape(64, 64, 3).classes(3).feature_maps(true).build()?;
+/// let mut session = model.session()?;
+/// session.predict_array(Array4::<f32>::from_elem((1, 64, 64, 3), 0.5).view())?;
+/// let f: resnet50::FeatureArrays = session.feature_arrays().unwrap();
+/// // The embedding is the global average pool of C5.
+/// let pooled = f.stages[3].mean_axis(Axis(1)).unwrap().mean_axis(Axis(1)).unwrap();
+/// assert!(pooled.iter().zip(&f.embedding).all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs())));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct FeatureArrays<'a> {
     /// C2…C5, the outputs of conv2_x…conv5_x, NHWC (`[n, h/4, w/4, 256]` …
