@@ -332,8 +332,9 @@ impl Config {
     /// alone (nothing is planned or allocated); `None` when the count overflows
     /// `usize`. The arena holds at least the input and the stem's output (both
     /// live while the stem runs), and at least the three buffers live in
-    /// conv2_x's last convolution (its shortcut, its input and its output:
-    /// 256, 64 and 256 channels at a quarter of the input side). The planned arena
+    /// conv2_block1's middle convolutions (the block's shortcut, their input
+    /// and their output: 256, 64 and 64 channels at a quarter of the input
+    /// side; the last convolution adds onto the shortcut in place). The planned arena
     /// ([`crate::Model::arena_bytes`]) adds alignment, the other stages and
     /// kernel scratch.
     ///
@@ -356,7 +357,7 @@ impl Config {
             n.checked_mul(side_h)?.checked_mul(side_w)?.checked_mul(channels)
         };
         let stem = floats(h, w, self.channels)?.checked_add(floats(h2, w2, 64)?)?;
-        let conv2 = floats(h4, w4, 256 + 64 + 256)?;
+        let conv2 = floats(h4, w4, 256 + 64 + 64)?;
         stem.max(conv2).checked_mul(std::mem::size_of::<f32>())
     }
 

@@ -49,12 +49,20 @@ pub(crate) fn run(
         match &step.op {
             Op::Softmax { rows, cols } => reference::softmax_rows(*rows, *cols, &mut acts[out_r]),
             Op::Conv { layer, kernel, shape, residual, residual_subsample, relu } => {
-                let res_r = residual.map(|r| plan.buffers[r].range());
-                let (out, [inp, res]) = views(acts, out_r, [Some(in_r), res_r]);
                 // The plan's kernel: the packed one, its stride maybe changed (early stride).
                 let (_, packed) = weights.conv(*layer);
-                let inp = inp.expect("conv input");
-                kernel.run(isa, packed, shape, inp, res, *residual_subsample, *relu, out, &mut scratch[..], threads);
+                let scratch = &mut scratch[..];
+                if step.residual_in_output() {
+                    // The output buffer holds the shortcut: add onto it in place.
+                    let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
+                    let inp = inp.expect("conv input");
+                    kernel.run_residual_in_output(isa, packed, shape, inp, *relu, out, scratch, threads);
+                } else {
+                    let res_r = residual.map(|r| plan.buffers[r].range());
+                    let (out, [inp, res]) = views(acts, out_r, [Some(in_r), res_r]);
+                    let inp = inp.expect("conv input");
+                    kernel.run(isa, packed, shape, inp, res, *residual_subsample, *relu, out, scratch, threads);
+                }
             }
             Op::MaxPool(shape) => {
                 let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);

@@ -98,7 +98,9 @@ pub enum Op {
         kernel: ConvKernel,
         /// Full shape at this step.
         shape: ConvShape,
-        /// Residual added before the ReLU (the block's shortcut).
+        /// Residual added before the ReLU (the block's shortcut). When it is
+        /// the step's own output buffer, the convolution adds onto the
+        /// shortcut in place ([`Step::residual_in_output`]).
         residual: Option<BufId>,
         /// `Some` when the residual is read at every other pixel of a larger
         /// buffer (the last block of a stage under the early stride, see [`Plan::new`]).
@@ -153,8 +155,28 @@ pub struct Step {
     pub op: Op,
     /// Buffer read.
     pub input: BufId,
-    /// Buffer written (equal to `input` only for in-place softmax).
+    /// Buffer written: equal to `input` only for in-place softmax, equal to
+    /// the residual for a convolution that adds its shortcut in place.
     pub output: BufId,
+}
+
+impl Step {
+    /// Whether this is a convolution whose residual is its own output buffer:
+    /// the buffer holds the shortcut when the step starts and the block's
+    /// output after it ([`resnet50_kernels::Epilogue::residual_in_output`]).
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).build()?;
+    /// let steps = &model.plan().steps;
+    /// let in_place: Vec<&str> = steps.iter().filter(|s| s.residual_in_output()).map(|s| s.name.as_str()).collect();
+    /// // Every block's last convolution but those that add a subsampled shortcut (v1's early stride).
+    /// assert_eq!(in_place.len(), 16 - 3);
+    /// assert!(in_place.iter().all(|name| name.ends_with("_3")));
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
+    pub fn residual_in_output(&self) -> bool {
+        matches!(self.op, Op::Conv { residual: Some(r), .. } if r == self.output)
+    }
 }
 
 /// What a plan is built from.
@@ -261,6 +283,11 @@ impl Builder {
         self.steps.push(Step { name: name.to_string(), op, input, output });
         output
     }
+    /// A step writing over an existing buffer (of the output's shape).
+    fn step_into(&mut self, name: &str, op: Op, input: BufId, output: BufId) -> BufId {
+        self.steps.push(Step { name: name.to_string(), op, input, output });
+        output
+    }
 }
 
 impl Plan {
@@ -321,8 +348,17 @@ impl Plan {
                 )));
             }
             let out = [n, shape.out_h(), shape.out_w(), kernel.params.cout];
+            // The last conv of a block adds its shortcut in place when the
+            // kernel can: the shortcut is read by no later step (identity
+            // shortcuts are the previous block's output, projections are new).
+            let in_place = residual.is_some_and(|r| b.buffers[r].shape == out)
+                && residual_subsample.is_none()
+                && kernel.algo.adds_residual_in_output();
             let op = Op::Conv { layer: i, kernel, shape, residual, residual_subsample, relu };
-            Ok(b.step(&specs[i].name, op, x, out))
+            Ok(match residual {
+                Some(r) if in_place => b.step_into(&specs[i].name, op, x, r),
+                _ => b.step(&specs[i].name, op, x, out),
+            })
         };
 
         let mut x = conv(&mut b, 0, kernels[0], input, None, None, true)?;

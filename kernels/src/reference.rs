@@ -23,38 +23,48 @@ pub fn conv2d(shape: &ConvShape, input: &[f32], weights: &[f32], ep: &Epilogue, 
 
     let (oh, ow) = (shape.out_h(), shape.out_w());
     let (ih, iw, ci, co) = (shape.in_h, shape.in_w, shape.in_c, shape.out_c);
+    // Output channels in chunks accumulated on the stack: the reference
+    // allocates nothing, and the output row may hold the residual
+    // (`Epilogue::residual_in_output`), which must survive the accumulation.
+    const CHUNK: usize = 64;
+    let mut acc = [0.0f32; CHUNK];
     for n in 0..shape.batch {
         for oy in 0..oh {
             for ox in 0..ow {
-                // Accumulate in the output row itself: the reference allocates nothing.
                 let obase = ((n * oh + oy) * ow + ox) * co;
-                let acc = &mut output[obase..obase + co];
-                acc.iter_mut().for_each(|a| *a = 0.0);
-                for ky in 0..shape.kh {
-                    // Row in the unpadded input; skip rows that fall in the padding.
-                    let y = (oy * shape.stride_h + ky) as isize - shape.pad_top as isize;
-                    if y < 0 || y >= ih as isize {
-                        continue;
-                    }
-                    for kx in 0..shape.kw {
-                        let x = (ox * shape.stride_w + kx) as isize - shape.pad_left as isize;
-                        if x < 0 || x >= iw as isize {
+                let rbase = ep.residual_offset(shape, n, oy, ox);
+                for c0 in (0..co).step_by(CHUNK) {
+                    let cw = CHUNK.min(co - c0);
+                    let acc = &mut acc[..cw];
+                    acc.iter_mut().for_each(|a| *a = 0.0);
+                    for ky in 0..shape.kh {
+                        // Row in the unpadded input; skip rows that fall in the padding.
+                        let y = (oy * shape.stride_h + ky) as isize - shape.pad_top as isize;
+                        if y < 0 || y >= ih as isize {
                             continue;
                         }
-                        let px = ((n * ih + y as usize) * iw + x as usize) * ci;
-                        let wbase = (ky * shape.kw + kx) * ci * co;
-                        for c in 0..ci {
-                            let v = input[px + c];
-                            let wrow = &weights[wbase + c * co..wbase + (c + 1) * co];
-                            for (a, &w) in acc.iter_mut().zip(wrow) {
-                                *a += v * w;
+                        for kx in 0..shape.kw {
+                            let x = (ox * shape.stride_w + kx) as isize - shape.pad_left as isize;
+                            if x < 0 || x >= iw as isize {
+                                continue;
+                            }
+                            let px = ((n * ih + y as usize) * iw + x as usize) * ci;
+                            let wbase = (ky * shape.kw + kx) * ci * co + c0;
+                            for c in 0..ci {
+                                let v = input[px + c];
+                                let wrow = &weights[wbase + c * co..wbase + c * co + cw];
+                                for (a, &w) in acc.iter_mut().zip(wrow) {
+                                    *a += v * w;
+                                }
                             }
                         }
                     }
-                }
-                let rbase = ep.residual_offset(shape, n, oy, ox);
-                for (o, a) in acc.iter_mut().enumerate() {
-                    *a = ep.apply(*a, rbase + o, o);
+                    let out = &mut output[obase + c0..obase + c0 + cw];
+                    for (o, (y, &a)) in out.iter_mut().zip(acc.iter()).enumerate() {
+                        let c = c0 + o;
+                        let residual = if ep.residual_in_output { Some(*y) } else { ep.residual.map(|r| r[rbase + c]) };
+                        *y = ep.finish(a, residual, c);
+                    }
                 }
             }
         }
@@ -198,6 +208,22 @@ mod tests {
         conv2d(&s, &x, &w, &ep, &mut y);
         // pixel0: [1, 2, 3] + b + r -> [1.5, 2, 13]; pixel1: [-1, .5, 2] -> relu -> [0, .5, 2]
         assert_eq!(y, [1.5, 2.0, 13.0, 0.0, 0.5, 2.0]);
+    }
+
+    #[test]
+    fn residual_in_output_equals_a_separate_residual_bitwise() {
+        // 3×3 conv, 70 output channels (two stack chunks), bias, ReLU.
+        let s = ConvShape::square(2, 5, 3, 70, 70, 3, 1, 1);
+        let v = |n: usize, k: usize| (0..n).map(|i| ((i * k) % 97) as f32 / 48.0 - 1.0).collect::<Vec<f32>>();
+        let (x, w, b, r) = (v(s.input_len(), 7), v(s.weights_len(), 13), v(70, 5), v(s.output_len(), 11));
+        let mut want = vec![0.0; s.output_len()];
+        let ep = Epilogue { bias: Some(&b), residual: Some(&r), relu: true, ..Default::default() };
+        conv2d(&s, &x, &w, &ep, &mut want);
+        let mut got = r.clone();
+        let ep = Epilogue { bias: Some(&b), residual_in_output: true, relu: true, ..Default::default() };
+        conv2d(&s, &x, &w, &ep, &mut got);
+        assert!(got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits()));
+        assert!(want.iter().any(|&y| y > 0.0) && want.iter().any(|&y| y == 0.0));
     }
 
     #[test]

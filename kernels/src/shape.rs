@@ -188,6 +188,15 @@ pub struct Epilogue<'a> {
     /// 1×1 convolutions is computed at those pixels only, and adds its
     /// full-resolution shortcut in place this way (no gather pass).
     pub residual_subsample: Option<Subsample>,
+    /// The residual is the output's own current contents (`residual` and
+    /// `residual_subsample` are `None`): `output = relu?(acc + bias + output)`.
+    ///
+    /// A bottleneck block's last 1×1 convolution writes over its shortcut in
+    /// place: the network needs one buffer fewer, and each output cache line
+    /// is filled once (the residual read) instead of twice (the residual read
+    /// plus the output store's read-for-ownership). GEMM and direct algorithms
+    /// only (see [`crate::ConvAlgo::adds_residual_in_output`]).
+    pub residual_in_output: bool,
     /// Apply `max(0, y)` last.
     pub relu: bool,
 }
@@ -231,6 +240,10 @@ impl<'a> Epilogue<'a> {
         if let Some(r) = self.residual {
             assert_eq!(r.len(), want, "{what}: residual length");
         }
+        assert!(
+            !self.residual_in_output || (self.residual.is_none() && self.residual_subsample.is_none()),
+            "{what}: a residual in the output excludes a separate or subsampled residual"
+        );
     }
 
     /// Applies the epilogue to one accumulated value of channel `c` whose
@@ -238,12 +251,19 @@ impl<'a> Epilogue<'a> {
     /// reference every fused store must match.
     #[inline(always)]
     pub fn apply(&self, acc: f32, ri: usize, c: usize) -> f32 {
+        self.finish(acc, self.residual.map(|r| r[ri]), c)
+    }
+
+    /// [`Epilogue::apply`] with the residual value given (`None`: no residual):
+    /// `relu?(acc + bias[c] + residual)`, in that order.
+    #[inline(always)]
+    pub fn finish(&self, acc: f32, residual: Option<f32>, c: usize) -> f32 {
         let mut y = acc;
         if let Some(b) = self.bias {
             y += b[c];
         }
-        if let Some(r) = self.residual {
-            y += r[ri];
+        if let Some(r) = residual {
+            y += r;
         }
         if self.relu {
             y = y.max(0.0);

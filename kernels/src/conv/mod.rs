@@ -47,6 +47,13 @@ impl ConvAlgo {
         }
     }
 
+    /// Whether [`ConvKernel::run_residual_in_output`] can run this algorithm:
+    /// the GEMM and direct ones (Winograd writes 4×4 output tiles from
+    /// transformed sums and takes its residual separately).
+    pub fn adds_residual_in_output(self) -> bool {
+        !matches!(self, ConvAlgo::Winograd3x3)
+    }
+
     /// Inverse of [`ConvAlgo::layout_id`].
     pub fn from_layout_id(id: u32) -> Option<Self> {
         match id {
@@ -250,12 +257,53 @@ impl ConvKernel {
         scratch: &mut [f32],
         threads: usize,
     ) {
+        let ep = Epilogue { residual, residual_subsample, relu, ..Default::default() };
+        self.run_with(isa, packed, shape, input, ep, output, scratch, threads);
+    }
+
+    /// Runs the convolution onto the residual already in `output`:
+    /// `output = relu?(conv(input) + bias + output)`
+    /// ([`Epilogue::residual_in_output`]); otherwise as [`ConvKernel::run`].
+    ///
+    /// # Panics
+    /// As [`ConvKernel::run`], and if the algorithm is not one that
+    /// [`ConvAlgo::adds_residual_in_output`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_residual_in_output(
+        &self,
+        isa: Isa,
+        packed: &[f32],
+        shape: &ConvShape,
+        input: &[f32],
+        relu: bool,
+        output: &mut [f32],
+        scratch: &mut [f32],
+        threads: usize,
+    ) {
+        assert!(self.algo.adds_residual_in_output(), "run_residual_in_output: not supported by {:?}", self.algo);
+        let ep = Epilogue { residual_in_output: true, relu, ..Default::default() };
+        self.run_with(isa, packed, shape, input, ep, output, scratch, threads);
+    }
+
+    /// Checks the shared arguments, puts the packed bias into `ep` and runs the algorithm.
+    #[allow(clippy::too_many_arguments)]
+    fn run_with(
+        &self,
+        isa: Isa,
+        packed: &[f32],
+        shape: &ConvShape,
+        input: &[f32],
+        ep: Epilogue,
+        output: &mut [f32],
+        scratch: &mut [f32],
+        threads: usize,
+    ) {
         let p = &self.params;
         assert_eq!(*shape, p.shape(shape.batch, shape.in_h, shape.in_w), "run: shape does not match the kernel");
         assert_eq!(packed.len(), self.packed_len(), "run: packed weights length");
         assert!(isa.is_supported(), "run: ISA {isa} not supported by this CPU");
         let (bias, w) = packed.split_at(self.bias_len());
-        let ep = Epilogue { bias: Some(&bias[..p.cout]), residual, residual_subsample, relu };
+        let ep = Epilogue { bias: Some(&bias[..p.cout]), ..ep };
         match self.algo {
             ConvAlgo::Direct => reference::conv2d(shape, input, &w[..shape.weights_len()], &ep, output),
             ConvAlgo::Gemm1x1 => gemm::conv1x1(isa, shape, input, w, &ep, output, scratch, threads),

@@ -289,7 +289,14 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
     let mut strip_pf = [(0usize, 0usize); MAX_MC];
     let (nk, kcb) = k_blocks(p.k, U::KC);
     let bias = p.ep.bias.map_or(std::ptr::null(), |b| b.as_ptr());
-    let res = p.ep.residual.map_or(std::ptr::null(), |r| r.as_ptr());
+    // A residual already in C (Epilogue::residual_in_output): with one K
+    // block the epilogue reads it from the C tile just before storing over
+    // it, exactly as a separate residual; with several, the first block's
+    // sums start from it (later blocks overwrite C with partial sums).
+    let in_place = p.ep.residual_in_output;
+    let res =
+        if in_place && nk == 1 { c as *const f32 } else { p.ep.residual.map_or(std::ptr::null(), |r| r.as_ptr()) };
+    let start_from_c = in_place && nk > 1;
     // ic blocks: see `mc_block`.
     let mc = mc_block(rows.len(), U::MC, U::MR);
     let shape = match p.a {
@@ -334,7 +341,8 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                     }
                 };
                 // Residual rows (the last K block only): the output's own
-                // pixels, or a subsampled image's (Epilogue::residual_offset).
+                // pixels (in a separate buffer or in C), or a subsampled
+                // image's (Epilogue::residual_offset).
                 let res_here = if last { res } else { std::ptr::null() };
                 if !res_here.is_null() {
                     for (r, o) in res_offs[..mcur].iter_mut().enumerate() {
@@ -377,8 +385,8 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                         a[r] = unsafe { abase.add(offs[i + r]) };
                         if !res_here.is_null() {
                             // SAFETY: the caller checked the residual against the
-                            // shape (Epilogue::check): row i + r's channels
-                            // jr..jr + nr are inside it.
+                            // shape (Epilogue::check), or it is C itself: row
+                            // i + r's channels jr..jr + nr are inside it.
                             res_rows[r] = unsafe { res_here.add(res_offs[i + r] + jr) };
                         }
                     }
@@ -392,7 +400,7 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                         ldc: p.n,
                         mr,
                         nr,
-                        accumulate: kb > 0,
+                        accumulate: kb > 0 || start_from_c,
                         last,
                         // SAFETY: jr < n = bias length.
                         bias: if last && !bias.is_null() { unsafe { bias.add(jr) } } else { std::ptr::null() },

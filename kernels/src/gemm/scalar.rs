@@ -57,26 +57,27 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
         }
     }
     for (r, row) in acc.iter().enumerate() {
-        // SAFETY: this task owns C row r, nr columns at c + r·ldc.
-        let c = unsafe { std::slice::from_raw_parts_mut(t.c.add(r * t.ldc), nr) };
-        if !t.last {
-            c.copy_from_slice(&row[..nr]);
-            continue;
-        }
-        for (j, (o, &v)) in c.iter_mut().zip(row).enumerate() {
+        // Raw stores, no `&mut` slice over C: the residual may be C itself
+        // (Epilogue::residual_in_output), read element by element just before
+        // it is overwritten.
+        let c = t.c.wrapping_add(r * t.ldc);
+        for (j, &v) in row[..nr].iter().enumerate() {
             let mut y = v;
-            if !t.bias.is_null() {
-                // SAFETY: the bias has nr valid floats at t.bias.
-                y += unsafe { *t.bias.add(j) };
+            if t.last {
+                if !t.bias.is_null() {
+                    // SAFETY: the bias has nr valid floats at t.bias.
+                    y += unsafe { *t.bias.add(j) };
+                }
+                if !t.res[r].is_null() {
+                    // SAFETY: residual row r has nr valid floats at res[r].
+                    y += unsafe { *t.res[r].add(j) };
+                }
+                if t.relu {
+                    y = y.max(0.0);
+                }
             }
-            if !t.res[r].is_null() {
-                // SAFETY: residual row r has nr valid floats at res[r].
-                y += unsafe { *t.res[r].add(j) };
-            }
-            if t.relu {
-                y = y.max(0.0);
-            }
-            *o = y;
+            // SAFETY: this task owns C row r, nr columns at c + r·ldc.
+            unsafe { *c.add(j) = y };
         }
     }
 }

@@ -526,6 +526,7 @@ fn check_args(
         assert_eq!(b.len(), shape.out_c, "winograd: bias length");
     }
     assert!(ep.residual_subsample.is_none(), "winograd: a subsampled residual needs a strided output; use a GEMM");
+    assert!(!ep.residual_in_output, "winograd: takes its residual separately, not in the output; use a GEMM");
     if let Some(r) = ep.residual {
         assert_eq!(r.len(), output.len(), "winograd: residual length");
     }
