@@ -26,7 +26,13 @@ pub fn map_file(file: &File) -> io::Result<Mmap> {
     // slice borrowed from it, and concurrent modification of the underlying
     // file by another process is the documented hazard above (see the
     // function's contract), which no safe API can exclude.
-    unsafe { Mmap::map(file) }
+    let map = unsafe { Mmap::map(file) }?;
+    // Huge pages where the file system can give them (the weights stream
+    // from DRAM every inference; see crate::buffer). Only advice: most file
+    // systems refuse it and keep 4 KiB pages.
+    #[cfg(target_os = "linux")]
+    let _ = map.advise(memmap2::Advice::HugePage);
+    Ok(map)
 }
 
 #[cfg(test)]
