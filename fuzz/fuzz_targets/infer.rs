@@ -70,6 +70,26 @@ struct Key {
     reject_non_finite: bool,
 }
 
+impl Key {
+    /// The configuration of this key at `batch` × `h` × `w` (seeded random weights).
+    fn config(self, batch: usize, height: usize, width: usize, memory_limit: Option<usize>) -> Config {
+        Config {
+            variant: self.variant,
+            include_top: self.include_top,
+            pooling: self.pooling,
+            classes: self.classes,
+            feature_maps: self.feature_maps,
+            reject_non_finite: self.reject_non_finite,
+            batch,
+            height,
+            width,
+            memory_limit,
+            weights: WeightsSource::Random { seed: 7 },
+            ..Config::default()
+        }
+    }
+}
+
 /// Up to 8 prepared models (~110 MB each) stay in memory.
 const CACHED: usize = 8;
 static MODELS: Mutex<Vec<(Key, Model)>> = Mutex::new(Vec::new());
@@ -81,18 +101,7 @@ fn model(key: Key) -> Model {
         let entry = cache.remove(i);
         cache.push(entry);
     } else {
-        let config = Config {
-            variant: key.variant,
-            include_top: key.include_top,
-            pooling: key.pooling,
-            classes: key.classes,
-            feature_maps: key.feature_maps,
-            reject_non_finite: key.reject_non_finite,
-            height: 32,
-            width: 32,
-            weights: WeightsSource::Random { seed: 7 },
-            ..Config::default()
-        };
+        let config = key.config(1, 32, 32, Some(resnet50::config::DEFAULT_MEMORY_LIMIT));
         let built = ResNet50::from_config(config).build().expect("a valid 32x32 configuration builds");
         if cache.len() == CACHED {
             cache.remove(0);
@@ -131,20 +140,7 @@ fuzz_target!(|data: &[u8]| {
     let input_mode = b.u8();
     let out_mode = b.u8();
 
-    let config = Config {
-        variant: key.variant,
-        include_top: key.include_top,
-        pooling: key.pooling,
-        classes: key.classes,
-        feature_maps: key.feature_maps,
-        reject_non_finite: key.reject_non_finite,
-        batch: n,
-        height: h,
-        width: w,
-        memory_limit: limit,
-        weights: WeightsSource::Random { seed: 7 },
-        ..Config::default()
-    };
+    let config = key.config(n, h, w, limit);
     let _ = config.min_arena_bytes();
     if config.validate().is_err() {
         // Refused before any weights are made: cheap, and build agrees.
