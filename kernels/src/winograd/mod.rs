@@ -88,10 +88,13 @@ const CB_PANELS: usize = 4;
 const L2_BUDGET: usize = 320 * 1024;
 /// Weights (per worker) above this many bytes are "big" (they do not stay
 /// in L3 next to everything else, and at batch 1 they come from DRAM):
-/// blocks of `BIG_TB` tiles. ResNet50's 14×14×256 F(2×2) weights (4 MiB)
-/// are big: 2 blocks of 25 tiles instead of 5 of 10 measured 1.78 against
-/// 2.00 ms per layer even with the weights warm in L3 (one thread).
-const U_SMALL: usize = 3 << 20;
+/// blocks of `BIG_TB` tiles. ResNet50's 14×14×256 F(2×2) (4 MiB) and
+/// 28×28×128 F(4×4) (2.25 MiB) weights are big: at batch 1 that is 2 blocks
+/// of 25 tiles instead of 5 of 10, each streaming all of U (14×14: 1.78
+/// against 2.00 ms per layer even with U warm in L3, one thread; at 2
+/// threads the 5 blocks also split 3:2 between the workers: 28×28 went from
+/// 1.0 to 0.72 ms).
+const U_SMALL: usize = 2 << 20;
 /// Tiles per block when the weights are big.
 const BIG_TB: usize = 48;
 /// Bytes of `V` per worker at most when the weights are big.
