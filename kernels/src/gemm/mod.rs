@@ -25,7 +25,11 @@
 //! small M wastes no lanes. The microkernels unroll K by 4, prefetch their C
 //! tile and residual rows before the k loop, and prefetch the next B
 //! micro-panel: a share per strip into L2 (small-M layers stream B from
-//! L3/DRAM) and the whole panel into L1 in the last strip.
+//! L3/DRAM) and the whole panel into L1 in the last strip. The loop nest
+//! also pulls the next A block into L2, a share per tile, when A is read in
+//! place (1×1, stride 1). A residual may be the output's own contents
+//! ([`Epilogue::residual_in_output`]): a bottleneck's last 1×1 adds its
+//! shortcut in place.
 //!
 //! Work is a grid of tasks over rows × column tiles, chosen from the shape and
 //! `threads` only (one task for one thread, about four per thread otherwise),
