@@ -2,7 +2,7 @@
 //!
 //! This crate knows nothing about ResNet50 itself: it provides convolution,
 //! GEMM, Winograd, pooling and classifier kernels over NHWC `f32` tensors, each
-//! with a plain scalar reference ([`reference`]) that every fast path is tested
+//! with a plain scalar reference ([`reference`](mod@reference)) that every fast path is tested
 //! against.
 //!
 //! Layout conventions used throughout:

@@ -114,7 +114,7 @@ const DENSE_ROWS: usize = 4;
 /// At batch 1 this is a matrix-vector product bound by reading the weights
 /// (8 MB for ImageNet's 2048 × 1000), so the loops stream the weights row by
 /// row, in `threads` contiguous column ranges, and reuse each group of
-/// [`DENSE_ROWS`] rows for every image of the batch while it is in L1.
+/// `DENSE_ROWS` rows for every image of the batch while it is in L1.
 ///
 /// # Panics
 /// If a length does not match or `isa` is unsupported.

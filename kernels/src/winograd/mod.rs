@@ -29,14 +29,14 @@
 //!
 //! # Per-ISA surface
 //! Each ISA file (`scalar.rs`, `avx2.rs`, `avx512.rs`, `neon.rs`)
-//! provides a [`transforms::Simd`] vector type, which instantiates the shared
+//! provides a `transforms::Simd` vector type, which instantiates the shared
 //! tile transforms of [`transforms`] inside its `#[target_feature]` entry
 //! points (`winograd_f4x4_input_transform_<isa>`, `…_output_transform_…`,
 //! and the F(2×2) pair). The products over transform positions run on the
 //! GEMM's own microkernel for the ISA (`crate::gemm::gemm_rows`: same K
 //! blocking, balanced row strips and next-panel prefetch as the 1×1
 //! convolutions; the U panels have the GEMM's packed-B layout).
-//! [`kernels`] maps an [`Isa`] to them.
+//! `kernels` maps an [`Isa`] to them.
 //!
 //! # Accuracy (max |Δ| / max |y| against an f64 convolution, batch 1,
 //! He-uniform weights, post-ReLU inputs; `tests/winograd_props.rs`)

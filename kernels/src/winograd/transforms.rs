@@ -1,7 +1,7 @@
 //! Winograd transform matrices and the ISA-generic tile transforms.
 //!
 //! The arithmetic of each transform is written once here, over a tiny
-//! [`Simd`] abstraction (a vector of `LANES` channels); every ISA file
+//! `Simd` abstraction (a vector of `LANES` channels); every ISA file
 //! instantiates it inside its own `#[target_feature]` entry point
 //! (`winograd_f4x4_input_transform_avx2`, …), where the `#[inline(always)]`
 //! generic code is compiled with that ISA's instructions. Vectors always run
@@ -37,7 +37,7 @@
 //! once at pack time in f64.
 
 /// Bᵀ of F(4×4, 3×3) (6×6), row-major. Documentation and tests; the SIMD
-/// code uses the factored form in [`bt6`].
+/// code uses the factored form in `bt6`.
 pub const F4_BT: [[f64; 6]; 6] = [
     [1.0, 1.5, -2.0, -1.5, 1.0, 0.0],
     [0.0, -1.0, -2.5, -0.5, 1.0, 0.0],
