@@ -51,16 +51,14 @@ pub(crate) fn run(
             Op::Conv { layer, kernel, shape, residual, residual_subsample, relu } => {
                 // The plan's kernel: the packed one, its stride maybe changed (early stride).
                 let (_, packed) = weights.conv(*layer);
-                let scratch = &mut scratch[..];
-                if step.residual_in_output() {
-                    // The output buffer holds the shortcut: add onto it in place.
-                    let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
-                    let inp = inp.expect("conv input");
+                // A residual in the output buffer is not a separate view.
+                let in_output = step.residual_in_output();
+                let res_r = residual.filter(|_| !in_output).map(|r| plan.buffers[r].range());
+                let (out, [inp, res]) = views(acts, out_r, [Some(in_r), res_r]);
+                let (inp, scratch) = (inp.expect("conv input"), &mut scratch[..]);
+                if in_output {
                     kernel.run_residual_in_output(isa, packed, shape, inp, *relu, out, scratch, threads);
                 } else {
-                    let res_r = residual.map(|r| plan.buffers[r].range());
-                    let (out, [inp, res]) = views(acts, out_r, [Some(in_r), res_r]);
-                    let inp = inp.expect("conv input");
                     kernel.run(isa, packed, shape, inp, res, *residual_subsample, *relu, out, scratch, threads);
                 }
             }

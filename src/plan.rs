@@ -280,10 +280,9 @@ impl Builder {
     }
     fn step(&mut self, name: &str, op: Op, input: BufId, out_shape: [usize; 4]) -> BufId {
         let output = self.buffer(name, out_shape);
-        self.steps.push(Step { name: name.to_string(), op, input, output });
-        output
+        self.step_into(name, op, input, output)
     }
-    /// A step writing over an existing buffer (of the output's shape).
+    /// A step writing into an existing buffer of the output's shape (in place).
     fn step_into(&mut self, name: &str, op: Op, input: BufId, output: BufId) -> BufId {
         self.steps.push(Step { name: name.to_string(), op, input, output });
         output
@@ -351,13 +350,13 @@ impl Plan {
             // The last conv of a block adds its shortcut in place when the
             // kernel can: the shortcut is read by no later step (identity
             // shortcuts are the previous block's output, projections are new).
-            let in_place = residual.is_some_and(|r| b.buffers[r].shape == out)
-                && residual_subsample.is_none()
-                && kernel.algo.adds_residual_in_output();
+            let into = residual.filter(|&r| {
+                b.buffers[r].shape == out && residual_subsample.is_none() && kernel.algo.adds_residual_in_output()
+            });
             let op = Op::Conv { layer: i, kernel, shape, residual, residual_subsample, relu };
-            Ok(match residual {
-                Some(r) if in_place => b.step_into(&specs[i].name, op, x, r),
-                _ => b.step(&specs[i].name, op, x, out),
+            Ok(match into {
+                Some(r) => b.step_into(&specs[i].name, op, x, r),
+                None => b.step(&specs[i].name, op, x, out),
             })
         };
 
@@ -422,12 +421,7 @@ impl Plan {
             let m = spec.classes;
             x = b.step("predictions", Op::Dense { n, k: c, m }, x, [n, 1, 1, m]);
             if spec.activation == ClassifierActivation::Softmax {
-                b.steps.push(Step {
-                    name: "softmax".into(),
-                    op: Op::Softmax { rows: n, cols: m },
-                    input: x,
-                    output: x,
-                });
+                b.step_into("softmax", Op::Softmax { rows: n, cols: m }, x, x);
             }
             output_shape = vec![n, m];
         }
