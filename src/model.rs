@@ -684,7 +684,13 @@ impl Session {
             }
         }
         match &m.pool {
-            Some(pool) => pool.install(|| executor::run(plan, &m.weights, m.isa, m.config.threads, arena, times)),
+            // One team per inference: the pool's other threads spin between
+            // layers instead of being woken for each one.
+            Some(pool) => pool.install(|| {
+                resnet50_kernels::par::with_team(m.config.threads, || {
+                    executor::run(plan, &m.weights, m.isa, m.config.threads, arena, times)
+                })
+            }),
             None => executor::run(plan, &m.weights, m.isa, 1, arena, times),
         }
         Ok(())

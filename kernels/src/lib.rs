@@ -19,7 +19,7 @@ pub mod conv;
 pub mod gemm;
 pub mod isa;
 pub mod mapped;
-mod par;
+pub mod par;
 pub mod pool;
 pub mod reference;
 pub mod shape;

@@ -1,19 +1,255 @@
-//! The task runner shared by the GEMM and Winograd loop nests.
+//! The task runner shared by every parallel kernel, and the thread team that
+//! lets a whole inference hand out work without waking threads.
 //!
 //! A kernel splits its output into `tasks` disjoint pieces whose arithmetic
-//! does not depend on who computes them. `workers` workers (rayon jobs) each
-//! own one scratch slot and take task indices from a shared counter, so a
-//! worker that starts late or is preempted (a shared 2-core machine) delays
-//! only the task it holds, and results are identical whatever the scheduling.
+//! does not depend on who computes them. `workers` workers each own one
+//! scratch slot and take task indices from a shared counter, so a worker that
+//! starts late or is preempted (a shared 2-core machine) delays only the task
+//! it holds, and results are identical whatever the scheduling.
+//!
+//! **Why a team.** A ResNet50 inference calls about 55 parallel kernels of
+//! 0.2–3 ms each. Started as rayon jobs, each kernel's second worker must be
+//! woken from sleep (rayon parks idle threads after a few µs): measured on a
+//! 2-core VM, 16–49 µs before it takes its first task, each time — 2–5 % of a
+//! 2-thread batch-1 inference. Inside [`with_team`] the other `threads − 1`
+//! workers are started once (as rayon jobs, so they are the model's pool
+//! threads) and spin between kernels; a kernel run on the team's thread
+//! publishes its tasks and the spinning helpers join within a few hundred
+//! nanoseconds. Outside a team (kernel tests and benches, or a kernel called
+//! from another thread) [`run_tasks`] falls back to plain rayon jobs.
+//!
+//! **Protocol.** One control word holds the job generation, an OPEN bit, how
+//! many helpers joined this job (their slot numbers) and how many are still
+//! inside it. The owner writes the job, then opens it (release); a helper joins
+//! by a compare-exchange that requires OPEN and a free slot (acquire), works,
+//! and leaves with a release decrement. The owner, once the task counter is
+//! spent, clears OPEN — no one can join after that — and waits until no helper
+//! is inside before it returns (or unwinds): the job borrows the kernel's
+//! closure and scratch, which must outlive every helper that uses them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::{Cell, UnsafeCell};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use rayon::prelude::*;
+
+// Control word: active helpers (bits 0..12), joined helpers = next slot
+// (12..24), helper cap for this job (24..36), OPEN (36), generation (37..).
+const ACTIVE_ONE: u64 = 1;
+const JOINED_SHIFT: u32 = 12;
+const CAP_SHIFT: u32 = 24;
+const FIELD: u64 = (1 << 12) - 1;
+const OPEN: u64 = 1 << 36;
+const GEN_SHIFT: u32 = 37;
+
+/// Most helpers a team starts (the field width of the control word).
+const MAX_HELPERS: usize = FIELD as usize;
+
+/// A kernel closure; the team stores it as `Body<'static>`, its lifetime
+/// erased (see [`Team::run`]).
+type Body<'a> = dyn Fn(usize, &mut [f32]) + Sync + 'a;
+
+/// One published job: read by helpers only while they are counted active.
+#[derive(Clone, Copy)]
+struct Job {
+    body: *const Body<'static>,
+    tasks: usize,
+    scratch: *mut f32,
+    per: usize,
+}
+
+/// The shared state of one [`with_team`] call.
+struct Team {
+    ctl: AtomicU64,
+    next: AtomicUsize,
+    shutdown: AtomicBool,
+    job: UnsafeCell<Job>,
+}
+
+// SAFETY: `job` is written only by the owner while the job is closed and no
+// helper is active, and read by helpers only between a successful join and
+// their leave (the control word orders both); the pointers it holds are used
+// under the same rule (see `Team::run`).
+unsafe impl Sync for Team {}
+
+thread_local! {
+    /// The team whose owner is this thread, while [`with_team`] runs here and
+    /// no job of it is running (what `run_tasks` publishes to).
+    static TEAM: Cell<*const Team> = const { Cell::new(std::ptr::null()) };
+    /// The team whose owner is this thread, for the whole [`with_team`] call.
+    static OWNS: Cell<*const Team> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Runs `f` on the calling thread with `threads − 1` helpers (jobs of the
+/// current rayon pool) spinning beside it until `f` returns: every parallel
+/// kernel `f` calls on this thread shares its tasks with them without a wake-up.
+/// The helpers burn their cores while `f` runs serial code, as any spinning
+/// inference thread pool does; they stop when `f` returns or panics.
+/// Allocates nothing. With `threads <= 1` it just calls `f`.
+///
+/// A helper the pool cannot start (its threads are busy) only means fewer
+/// workers: no kernel waits for a helper that has not joined its job.
+pub fn with_team<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    let helpers = threads.saturating_sub(1).min(MAX_HELPERS);
+    if helpers == 0 || !OWNS.get().is_null() {
+        return f();
+    }
+    let team = Team {
+        ctl: AtomicU64::new(0),
+        next: AtomicUsize::new(0),
+        shutdown: AtomicBool::new(false),
+        job: UnsafeCell::new(Job {
+            body: &|_: usize, _: &mut [f32]| {},
+            tasks: 0,
+            scratch: std::ptr::null_mut(),
+            per: 0,
+        }),
+    };
+    /// Stops the helpers and unregisters the team, also when `f` panics.
+    struct Owner<'a>(&'a Team);
+    impl Drop for Owner<'_> {
+        fn drop(&mut self) {
+            TEAM.set(std::ptr::null());
+            OWNS.set(std::ptr::null());
+            self.0.shutdown.store(true, Ordering::Release);
+        }
+    }
+    let (r, ()) = rayon::join(
+        || {
+            TEAM.set(&team);
+            OWNS.set(&team);
+            let _owner = Owner(&team);
+            f()
+        },
+        || start_helpers(&team, helpers),
+    );
+    r
+}
+
+/// Runs `n` helper loops as rayon jobs: a join tree, so nothing is allocated.
+fn start_helpers(team: &Team, n: usize) {
+    if n <= 1 {
+        team.help();
+    } else {
+        rayon::join(|| start_helpers(team, n / 2), || start_helpers(team, n - n / 2));
+    }
+}
+
+impl Team {
+    /// A helper: joins each published job it sees, until shutdown.
+    fn help(&self) {
+        if std::ptr::eq(OWNS.get(), self) {
+            // The owner itself popped a helper job nobody stole (it waits in
+            // rayon only inside a job body, or once `f` is done): spinning
+            // here would wait for itself.
+            return;
+        }
+        let mut seen = u64::MAX;
+        let mut idle = 0u32;
+        while !self.shutdown.load(Ordering::Acquire) {
+            let c = self.ctl.load(Ordering::Relaxed);
+            let gen = c >> GEN_SHIFT;
+            if c & OPEN == 0 || gen == seen {
+                idle = idle.saturating_add(1);
+                // Pure spinning for roughly the gap between two kernels, then
+                // give the core away between checks (an oversubscribed
+                // machine, or a long serial stretch of the owner).
+                if idle < 1 << 14 {
+                    for _ in 0..16 {
+                        std::hint::spin_loop();
+                    }
+                } else {
+                    std::thread::yield_now();
+                }
+                continue;
+            }
+            let joined = (c >> JOINED_SHIFT) & FIELD;
+            if joined >= (c >> CAP_SHIFT) & FIELD {
+                seen = gen; // every slot of this job is taken
+                continue;
+            }
+            let joined_c = c + ACTIVE_ONE + (1 << JOINED_SHIFT);
+            if self.ctl.compare_exchange_weak(c, joined_c, Ordering::Acquire, Ordering::Relaxed).is_err() {
+                continue;
+            }
+            seen = gen;
+            idle = 0;
+            /// Leaves the job, also when the kernel body panics.
+            struct Leave<'a>(&'a AtomicU64);
+            impl Drop for Leave<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(ACTIVE_ONE, Ordering::Release);
+                }
+            }
+            let _leave = Leave(&self.ctl);
+            // SAFETY: joined while OPEN with generation `gen`: the owner wrote
+            // `job` before opening (release, paired with our acquire CAS) and
+            // will not touch it, nor let `body` or `scratch` die, until we
+            // leave (it waits for the active count to reach zero).
+            let job = unsafe { *self.job.get() };
+            let slot = joined as usize + 1;
+            // SAFETY: slot numbers are unique within a job (the CAS counted
+            // us) and below the job's worker count (cap = workers − 1), so
+            // this `per`-float piece of the owner's `workers · per` scratch is
+            // ours alone until we leave.
+            let scratch = unsafe { std::slice::from_raw_parts_mut(job.scratch.add(slot * job.per), job.per) };
+            // SAFETY: `body` outlives the job (above).
+            let body = unsafe { &*job.body };
+            take_tasks(&self.next, job.tasks, body, scratch);
+        }
+    }
+
+    /// Runs `body` over `tasks` on the owner thread (slot 0) and every helper
+    /// that joins (slots 1..workers), returning once all of them are done.
+    fn run(&self, tasks: usize, workers: usize, scratch: &mut [f32], per: usize, body: &Body<'_>) {
+        debug_assert!(scratch.len() >= workers * per);
+        // SAFETY (lifetime erasure): helpers use `body` and `scratch` only
+        // while counted active, and `Close` below waits for that count to
+        // reach zero before this function returns or unwinds.
+        let body_static: *const Body<'static> =
+            unsafe { std::mem::transmute::<&Body<'_>, &'static Body<'static>>(body) };
+        // SAFETY: the previous job is closed and no helper is active (the
+        // previous `run` waited), so no one reads `job` now.
+        unsafe {
+            *self.job.get() = Job { body: body_static, tasks, scratch: scratch.as_mut_ptr(), per };
+        }
+        self.next.store(0, Ordering::Relaxed);
+        let gen = (self.ctl.load(Ordering::Relaxed) >> GEN_SHIFT) + 1;
+        let cap = (workers - 1).min(MAX_HELPERS) as u64;
+        self.ctl.store((gen << GEN_SHIFT) | OPEN | (cap << CAP_SHIFT), Ordering::Release);
+
+        /// Closes the job and waits out its helpers, also on unwind.
+        struct Close<'a>(&'a AtomicU64);
+        impl Drop for Close<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_and(!OPEN, Ordering::Relaxed);
+                // Acquire: the helpers' writes (their tasks' outputs) happen
+                // before their release decrement.
+                while self.0.load(Ordering::Acquire) & FIELD != 0 {
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        let _close = Close(&self.ctl);
+        take_tasks(&self.next, tasks, body, &mut scratch[..per]);
+    }
+}
+
+/// One worker's loop: take task indices until they run out.
+fn take_tasks(next: &AtomicUsize, tasks: usize, body: &Body<'_>, slot: &mut [f32]) {
+    loop {
+        let t = next.fetch_add(1, Ordering::Relaxed);
+        if t >= tasks {
+            break;
+        }
+        body(t, slot);
+    }
+}
 
 /// Runs `body(t, slot)` for every task `t < tasks`, each exactly once, on
 /// `workers` workers; `slot` is the worker's own `per` floats of `scratch`
 /// (empty when `per == 0`). One worker (or one task) runs inline on the
-/// calling thread, in task order.
+/// calling thread, in task order. On the owner thread of a [`with_team`] the
+/// team's spinning helpers are the other workers; elsewhere, rayon jobs.
 ///
 /// # Panics
 /// If `scratch` is shorter than `workers · per` floats.
@@ -31,18 +267,60 @@ where
         }
         return;
     }
-    let next = AtomicUsize::new(0);
-    let worker = |slot: &mut [f32]| loop {
-        let t = next.fetch_add(1, Ordering::Relaxed);
-        if t >= tasks {
-            break;
+    let team = TEAM.get();
+    if !team.is_null() {
+        // Unregister while the job runs, so a nested call from `body` on this
+        // thread takes the rayon path instead of re-publishing.
+        TEAM.set(std::ptr::null());
+        /// Re-registers the team, also on unwind.
+        struct Restore(*const Team);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                TEAM.set(self.0);
+            }
         }
-        body(t, slot);
-    };
+        let _restore = Restore(team);
+        // SAFETY: TEAM is set only by `with_team` on this thread, to a team on
+        // its stack, and cleared before that team is dropped.
+        let team = unsafe { &*team };
+        team.run(tasks, workers, scratch, per, &body);
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    let worker = |slot: &mut [f32]| take_tasks(&next, tasks, &body, slot);
     if per == 0 {
         (0..workers).into_par_iter().for_each(|_| worker(&mut []));
     } else {
         scratch.par_chunks_mut(per).for_each(worker);
+    }
+}
+
+/// Runs `body(i, chunk)` for every `chunk_len`-float chunk of `out` (the last
+/// may be shorter), on `workers` workers through [`run_tasks`].
+pub(crate) fn for_each_chunk<F>(out: &mut [f32], chunk_len: usize, workers: usize, body: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync,
+{
+    assert!(chunk_len > 0, "par: chunk length 0");
+    let (len, ptr) = (out.len(), SendPtr(out.as_mut_ptr()));
+    run_tasks(len.div_ceil(chunk_len), workers, &mut [], 0, |i, _| {
+        let start = i * chunk_len;
+        let n = chunk_len.min(len - start);
+        // SAFETY: task `i` runs once, and chunks of distinct `i` are disjoint
+        // ranges inside `out`, which is borrowed mutably for this whole call.
+        let chunk = unsafe { std::slice::from_raw_parts_mut(ptr.get().add(start), n) };
+        body(i, chunk);
+    });
+}
+
+/// A raw pointer the workers of one [`for_each_chunk`] share.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: used only to derive disjoint chunks (see `for_each_chunk`).
+unsafe impl Sync for SendPtr {}
+impl SendPtr {
+    fn get(self) -> *mut f32 {
+        self.0
     }
 }
 
@@ -51,19 +329,90 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    const CASES: [(usize, usize, usize); 6] = [(0, 3, 4), (1, 3, 4), (7, 1, 0), (17, 3, 0), (17, 3, 5), (64, 2, 1)];
+
+    fn check_every_task_once(tasks: usize, workers: usize, per: usize) {
+        let seen = Mutex::new(vec![0u32; tasks]);
+        let mut scratch = vec![0.0f32; workers * per + 3];
+        run_tasks(tasks, workers, &mut scratch, per, |t, slot| {
+            assert_eq!(slot.len(), per);
+            // A worker's slot is its own: write then read back a tag.
+            slot.iter_mut().for_each(|x| *x = t as f32);
+            std::hint::black_box(&slot);
+            assert!(slot.iter().all(|&x| x == t as f32));
+            seen.lock().unwrap()[t] += 1;
+        });
+        assert!(seen.into_inner().unwrap().iter().all(|&n| n == 1), "{tasks} tasks, {workers} workers");
+    }
+
     #[test]
     fn every_task_once_with_own_slot() {
-        for (tasks, workers, per) in [(0, 3, 4), (1, 3, 4), (7, 1, 0), (17, 3, 0), (17, 3, 5), (64, 2, 1)] {
-            let seen = Mutex::new(vec![0u32; tasks]);
-            let mut scratch = vec![0.0f32; workers * per + 3];
-            run_tasks(tasks, workers, &mut scratch, per, |t, slot| {
-                assert_eq!(slot.len(), per);
-                // A worker's slot is its own: write then read back a tag.
-                slot.iter_mut().for_each(|x| *x = t as f32);
-                assert!(slot.iter().all(|&x| x == t as f32));
-                seen.lock().unwrap()[t] += 1;
+        for (tasks, workers, per) in CASES {
+            check_every_task_once(tasks, workers, per);
+        }
+    }
+
+    #[test]
+    fn every_task_once_on_a_team() {
+        for threads in [2, 3, 5] {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                with_team(threads, || {
+                    // Many small jobs back to back: helpers join some of them.
+                    for _ in 0..200 {
+                        for (tasks, workers, per) in CASES {
+                            check_every_task_once(tasks, workers, per);
+                        }
+                    }
+                })
             });
-            assert!(seen.into_inner().unwrap().iter().all(|&n| n == 1), "{tasks} tasks, {workers} workers");
+        }
+    }
+
+    #[test]
+    fn team_helpers_do_join() {
+        // With a slow first task the owner cannot finish alone before the
+        // helper joins: the tasks must run on two distinct threads.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let ids = Mutex::new(std::collections::HashSet::new());
+        pool.install(|| {
+            with_team(2, || {
+                run_tasks(2, 2, &mut [], 0, |_, _| {
+                    ids.lock().unwrap().insert(std::thread::current().id());
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                });
+            })
+        });
+        assert_eq!(ids.into_inner().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn team_survives_a_panicking_kernel() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let r = pool.install(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                with_team(2, || {
+                    run_tasks(64, 2, &mut [], 0, |t, _| {
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                        assert!(t != 40, "task 40 fails");
+                    })
+                })
+            }))
+        });
+        assert!(r.is_err());
+        // The pool and a new team still work.
+        pool.install(|| with_team(2, || check_every_task_once(17, 2, 3)));
+    }
+
+    #[test]
+    fn chunks_cover_the_output_once() {
+        for (len, chunk, workers) in [(0, 3, 2), (10, 3, 2), (10, 10, 3), (64, 7, 4)] {
+            let mut out = vec![0.0f32; len];
+            for_each_chunk(&mut out, chunk, workers, |i, c| {
+                assert!(c.len() <= chunk);
+                c.iter_mut().enumerate().for_each(|(j, v)| *v += (i * chunk + j) as f32);
+            });
+            assert!(out.iter().enumerate().all(|(j, &v)| v == j as f32), "{len} {chunk}");
         }
     }
 }

@@ -6,8 +6,6 @@
 //! images (global pools) or output columns (dense), deterministic for a given
 //! thread count.
 
-use rayon::prelude::*;
-
 use crate::isa::Isa;
 use crate::shape::PoolShape;
 
@@ -27,15 +25,10 @@ pub fn max_pool2d(isa: Isa, shape: &PoolShape, input: &[f32], output: &mut [f32]
     if row == 0 {
         return;
     }
-    let run_row = |(r, out): (usize, &mut [f32])| {
+    crate::par::for_each_chunk(output, row, threads, |r, out| {
         let (n, oy) = (r / shape.out_h(), r % shape.out_h());
         max_pool_row(isa, shape, input, n, oy, out);
-    };
-    if threads > 1 {
-        output.par_chunks_mut(row).enumerate().for_each(run_row);
-    } else {
-        output.chunks_mut(row).enumerate().for_each(run_row);
-    }
+    });
 }
 
 /// One output row `(n, oy)` of the max-pool.
@@ -144,13 +137,13 @@ pub fn dense(
         // One image: split the columns (whole 8-float vectors, about two
         // ranges per thread so a late thread is caught up).
         let cols = m.div_ceil(2 * threads).next_multiple_of(8);
-        output.par_chunks_mut(cols).enumerate().for_each(|(j, o)| {
+        crate::par::for_each_chunk(output, cols, threads, |j, o| {
             dense_part(isa, 1, k, m, j * cols, input, weights, bias, o);
         });
     } else {
         // A batch: split the images; each part streams all the weights.
         let rows = n.div_ceil(threads);
-        output.par_chunks_mut(rows * m).enumerate().for_each(|(j, o)| {
+        crate::par::for_each_chunk(output, rows * m, threads, |j, o| {
             let nb = o.len() / m;
             dense_part(isa, nb, k, m, 0, &input[j * rows * k..][..nb * k], weights, bias, o);
         });
