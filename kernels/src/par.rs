@@ -16,7 +16,7 @@
 //! threads) and spin between kernels; a kernel run on the team's thread
 //! publishes its tasks and the spinning helpers join within a few hundred
 //! nanoseconds. Outside a team (kernel tests and benches, or a kernel called
-//! from another thread) [`run_tasks`] falls back to plain rayon jobs.
+//! from another thread) `run_tasks` falls back to plain rayon jobs.
 //!
 //! **Protocol.** One control word holds the job generation, an OPEN bit, how
 //! many helpers joined this job (their slot numbers) and how many are still
