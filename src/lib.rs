@@ -35,7 +35,9 @@
 //! ```
 //!
 //! Threads: one `Model`, one [`Session`] per thread; [`ResNet50::threads`]
-//! sets the threads *inside* each layer (a rayon pool owned by the model).
+//! sets the threads *inside* each layer (a rayon pool owned by the model; during
+//! a predict its other threads spin between layers, see
+//! [`resnet50_kernels::par::with_team`]).
 //!
 //! ```
 //! let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).threads(2).build()?;

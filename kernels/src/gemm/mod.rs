@@ -175,8 +175,9 @@ pub(crate) unsafe fn gemm_rows(
 ///
 /// `input` NHWC (`shape.input_len()`), `packed` from [`pack_b`]`(cin, cout, ..)`
 /// (at least `packed_b_len(cin, cout)` floats), `output` NHWC; `scratch` at
-/// least [`conv1x1_scratch_len`] floats. Runs `threads` tasks on the current
-/// rayon pool.
+/// least [`conv1x1_scratch_len`] floats. Runs on `threads` workers of the
+/// current rayon pool, or of the thread team ([`crate::par::with_team`]) when
+/// called from its owner thread.
 ///
 /// # Panics
 /// If the shape is not a valid unpadded 1×1 convolution, a length does not

@@ -445,7 +445,8 @@ unsafe impl Sync for Shared {}
 ///
 /// `packed` comes from [`pack`]/[`pack_for`] (the tile is read from its
 /// header); `scratch` has at least [`scratch_len`]`(shape, threads)` floats;
-/// `threads` is the size of the rayon pool this runs under. No heap
+/// `threads` is the number of workers (the rayon pool or thread team this
+/// runs under). No heap
 /// allocation. Results are identical for a given `isa` whatever `threads`.
 ///
 /// # Panics
@@ -471,7 +472,8 @@ pub fn conv3x3(
 /// [`conv3x3`] with an explicit [`Plan`] (for tuning the blocking): the plan
 /// must come from [`Plan::new`]/[`Plan::with_tile`] for this shape (possibly
 /// [`Plan::with_blocking`]); the work runs on `plan.workers()` workers of the
-/// current rayon pool.
+/// current rayon pool, or of the thread team ([`crate::par::with_team`]) when
+/// called from its owner thread.
 ///
 /// # Panics
 /// As [`conv3x3`], or if the plan does not fit the shape and the packed tile.
