@@ -686,6 +686,13 @@ def main(argv=None) -> int:
                     ours = row["engines"]["ours"]["median_ms"]
                     row["ratio_ours_over"] = {k: round(ours / row["engines"][k]["median_ms"], 3)
                                               for k in eng if k != "ours"}
+                    # the engines of one round run back to back, so they share the host's
+                    # state of the moment: the spread of per-round ratios shows how far
+                    # one run's ratio can be trusted
+                    row["round_ratios_ours_over"] = {
+                        k: [round(a.median_ms / b.median_ms, 3)
+                            for a, b in zip(res["ours"].rounds, res[k].rounds)]
+                        for k in eng if k != "ours"}
                 results.append(row)
                 del eng
     finally:
@@ -715,6 +722,15 @@ def main(argv=None) -> int:
         for k in cols:
             s += f"{row['engines'][k]['images_per_s']:>16.2f}"
         log(s)
+    if ratio_cols:
+        log("\nper-round ratios ours/peer (each round runs the engines back to back): "
+            "median [min - max] over rounds")
+        for row in results:
+            s = f"{row['variant'] + ' b' + str(row['batch']) + ' t' + str(row['threads']):<13}"
+            for k in ratio_cols:
+                v = sorted(row["round_ratios_ours_over"][k])
+                s += f"   ours/{names[k]} {statistics.median(v):.3f} [{v[0]:.3f} - {v[-1]:.3f}]"
+            log(s)
     log(f"\nwall time {report['wall_s']} s; load average start {report['load_start']} end {report['load_end']}")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=1))
