@@ -313,13 +313,19 @@ where
     });
 }
 
-/// A raw pointer the workers of one [`for_each_chunk`] share.
+/// A raw pointer into an output buffer that the workers of one [`run_tasks`]
+/// call share; each task writes only its own disjoint region through it
+/// ([`for_each_chunk`], the GEMM loop nest).
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only to derive disjoint chunks (see `for_each_chunk`).
+pub(crate) struct SendPtr(pub(crate) *mut f32);
+// SAFETY: the pointer is only dereferenced by tasks that own disjoint regions
+// of the buffer it points into, while the caller of `run_tasks` borrows that
+// buffer mutably; sharing it only copies the address.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
 unsafe impl Sync for SendPtr {}
 impl SendPtr {
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }

@@ -227,21 +227,6 @@ pub(crate) struct Problem<'a> {
     pub ep: &'a Epilogue<'a>,
 }
 
-/// A raw pointer that may cross threads; tasks write disjoint tiles through it.
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: the pointer is only dereferenced by tasks that own disjoint regions
-// of the buffer it points into (see `run`), for as long as `run` borrows it.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above; shared references to SendPtr only copy the address.
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 /// Runs `p` on microkernel `U`: the [`split`] task grid, on `threads` workers
 /// ([`crate::par::run_tasks`]) that each own one scratch slot. A task's
 /// arithmetic does not depend on which worker runs it, so results are
@@ -259,7 +244,7 @@ pub(crate) unsafe fn run<U: Microkernel>(p: &Problem, out: &mut [f32], scratch: 
     let im2col = matches!(p.a, ASource::Im2col(..));
     let per = task_scratch_len(Blocking::of::<U>(), p.m, p.k, p.n, threads, im2col);
     let tiles = p.n.div_ceil(U::NR);
-    let c = SendPtr(out.as_mut_ptr());
+    let c = crate::par::SendPtr(out.as_mut_ptr());
     crate::par::run_tasks(tm * tn, threads, scratch, per, |t, scr| {
         let (ti, tj) = (t / tn, t % tn);
         let rows = p.m * ti / tm..p.m * (ti + 1) / tm;
