@@ -128,7 +128,7 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
     // (g·pf_lines)/groups in group g, 16.16 fixed point (repeats are harmless).
     let spread = !t.pf.is_null() && t.pf_lines > 0 && kc4 > 0;
     let pf = t.pf as *const i8;
-    let step_fx = if spread { (t.pf_lines << 16) / (kc4 / 4) } else { 0 };
+    let step_fx = if spread { t.pf_step } else { 0 };
     let mut line_fx = 0usize;
     let mut k = 0;
     if !t.pf_l1.is_null() {

@@ -220,7 +220,7 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
         let spread = !t.pf.is_null() && t.pf_lines > 0 && kc4 > 0;
         let pf: [*const i8; NV] = std::array::from_fn(|v| t.pf.wrapping_add(v * t.b_next) as *const i8);
         let l1: [*const i8; NV] = std::array::from_fn(|v| t.pf_l1.wrapping_add(v * t.b_next) as *const i8);
-        let step_fx = if spread { (t.pf_lines << 16) / (kc4 / 4) } else { 0 };
+        let step_fx = if spread { t.pf_step } else { 0 };
         let mut line_fx = 0usize;
         let mut k = 0;
         if !t.pf_l1.is_null() {

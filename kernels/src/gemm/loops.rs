@@ -25,6 +25,8 @@ use std::ops::Range;
 pub(crate) const MAX_MR: usize = 8;
 /// Most rows of any `ic` block (size of the on-stack row-offset table).
 pub(crate) const MAX_MC: usize = 384;
+/// Most strips of any `ic` block: every microkernel has `MR >= 4`.
+const MAX_STRIPS: usize = MAX_MC.div_ceil(4);
 
 /// Rows per `ic` block for `len` rows: one block up to 1.75·`mc` (so a
 /// 196-row layer streams its B once), else balanced blocks of at most `mc`,
@@ -88,10 +90,37 @@ pub(crate) struct Tile {
     pub pf: *const f32,
     /// Lines to prefetch from `pf`.
     pub pf_lines: usize,
+    /// `pf_lines` spread over the `kc / 4` groups of the k loop: lines per
+    /// group in 16.16 fixed point ([`pf_step`]), computed by the loop nest
+    /// once per strip so that the microkernel does not divide per tile.
+    pub pf_step: usize,
     /// Null, or the next B micro-panel to pull into L1 during this tile, one
     /// line per `k` step (`kc` lines; and at `pf_l1 + b_next` for 32-column
     /// kernels): given to the last strip before that panel is used.
     pub pf_l1: *const f32,
+}
+
+impl Tile {
+    /// All pointers null, all sizes zero: a placeholder to fill in.
+    pub(crate) const EMPTY: Tile = Tile {
+        a: [std::ptr::null(); MAX_MR],
+        kc: 0,
+        b: std::ptr::null(),
+        b_next: 0,
+        c: std::ptr::null_mut(),
+        ldc: 0,
+        mr: 0,
+        nr: 0,
+        accumulate: false,
+        last: false,
+        bias: std::ptr::null(),
+        res: [std::ptr::null(); MAX_MR],
+        relu: false,
+        pf: std::ptr::null(),
+        pf_lines: 0,
+        pf_step: 0,
+        pf_l1: std::ptr::null(),
+    };
 }
 
 /// A register-blocked microkernel and its cache blocking.
@@ -122,6 +151,15 @@ pub(crate) trait Microkernel {
     #[allow(clippy::too_many_arguments)]
     unsafe fn im2col(s: &ConvShape, input: &[f32], m0: usize, rows: usize, k0: usize, kc: usize, dst: &mut [f32]) {
         im2col_block(s, input, m0, rows, k0, kc, dst)
+    }
+}
+
+/// Lines per group of 4 k steps, 16.16 fixed point, that spread `lines`
+/// prefetches evenly over a `kc`-step loop (0 when it has no whole group).
+pub(crate) fn pf_step(lines: usize, kc: usize) -> usize {
+    match kc / 4 {
+        0 => 0,
+        groups => (lines << 16) / groups,
     }
 }
 
@@ -265,13 +303,15 @@ pub(crate) unsafe fn run<U: Microkernel>(p: &Problem, out: &mut [f32], scratch: 
 /// As [`run`]; `c` points at C (`m × n`), the task owns `rows × cols` of it.
 unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usize>, c: *mut f32, scratch: &mut [f32]) {
     debug_assert!(mc_max(U::MC) <= MAX_MC && U::MC % U::MR == 0 && U::NC % U::NR == 0 && U::MR <= MAX_MR);
+    debug_assert!(mc_max(U::MC).div_ceil(U::MR) <= MAX_STRIPS);
     // Per ic block, computed once and reused by every column tile (no
     // divisions in the tile loop): A row offsets, residual row offsets, and
-    // the strips (first row, height, share of the next panel's prefetch).
+    // one Tile per strip with its share of the next panel's prefetch
+    // (first line, lines, 16.16 step).
     let mut offs = [0usize; MAX_MC];
     let mut res_offs = [0usize; MAX_MC];
-    let mut strip_rows = [(0usize, 0usize); MAX_MC];
-    let mut strip_pf = [(0usize, 0usize); MAX_MC];
+    let mut tiles = [Tile::EMPTY; MAX_STRIPS];
+    let mut strip_pf = [(0usize, 0usize, 0usize); MAX_STRIPS];
     let (nk, kcb) = k_blocks(p.k, U::KC);
     let bias = p.ep.bias.map_or(std::ptr::null(), |b| b.as_ptr());
     // A residual already in C (Epilogue::residual_in_output): with one K
@@ -340,15 +380,43 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                         };
                     }
                 }
-                // ir: balanced strips of at most MR rows; each prefetches its
-                // share of the next panel's kc lines.
+                // ir: balanced strips of at most MR rows, one Tile each,
+                // filled once per ic block at column jc; the jr loop below
+                // only sets the B panel and prefetch hints and moves C, the
+                // residual and the bias along by NR. With K = 64 a tile is
+                // only ~400 cycles of FMAs, so building all of a Tile per
+                // call cost a quarter of the time of such a layer.
                 let strips = mcur.div_ceil(U::MR);
                 let (base, extra) = (mcur / strips, mcur % strips);
                 let mut i = 0;
                 for s in 0..strips {
                     let mr = base + usize::from(s < extra);
-                    strip_rows[s] = (i, mr);
-                    strip_pf[s] = (kc * s / strips, kc * (s + 1) / strips);
+                    let mut a = [std::ptr::null(); MAX_MR];
+                    let mut res_rows = [std::ptr::null(); MAX_MR];
+                    for r in 0..mr {
+                        a[r] = abase.wrapping_add(offs[i + r]);
+                        if !res_here.is_null() {
+                            res_rows[r] = res_here.wrapping_add(res_offs[i + r] + jc);
+                        }
+                    }
+                    let (l0, l1) = (kc * s / strips, kc * (s + 1) / strips);
+                    strip_pf[s] = (l0, l1 - l0, pf_step(l1 - l0, kc));
+                    tiles[s] = Tile {
+                        a,
+                        kc,
+                        b: std::ptr::null(),
+                        b_next: p.k * PANEL,
+                        c: c.wrapping_add((ic + i) * p.n + jc),
+                        ldc: p.n,
+                        mr,
+                        nr: 0,
+                        accumulate: kb > 0 || start_from_c,
+                        last,
+                        bias: if last && !bias.is_null() { bias.wrapping_add(jc) } else { std::ptr::null() },
+                        res: res_rows,
+                        relu: last && p.ep.relu,
+                        ..Tile::EMPTY
+                    };
                     i += mr;
                 }
                 // B micro-panel of column tile jr (k0 rows in), or null past jc_end.
@@ -358,42 +426,6 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                         unsafe { p.b.as_ptr().add((jr / PANEL) * p.k * PANEL + k0 * PANEL) }
                     } else {
                         std::ptr::null()
-                    }
-                };
-                let tile_at = |i: usize, mr: usize, jr: usize, pf: (*const f32, usize), pf_l1: *const f32| {
-                    let nr = U::NR.min(p.n - jr);
-                    let m = ic + i;
-                    let mut a = [std::ptr::null(); MAX_MR];
-                    let mut res_rows = [std::ptr::null(); MAX_MR];
-                    for r in 0..mr {
-                        // SAFETY: offs[i + r] is a row of the A block (i + r < mcur).
-                        a[r] = unsafe { abase.add(offs[i + r]) };
-                        if !res_here.is_null() {
-                            // SAFETY: the caller checked the residual against the
-                            // shape (Epilogue::check), or it is C itself: row
-                            // i + r's channels jr..jr + nr are inside it.
-                            res_rows[r] = unsafe { res_here.add(res_offs[i + r] + jr) };
-                        }
-                    }
-                    Tile {
-                        a,
-                        kc,
-                        b: panel(jr),
-                        b_next: p.k * PANEL,
-                        // SAFETY: row m < m, column jr < n: inside C.
-                        c: unsafe { c.add(m * p.n + jr) },
-                        ldc: p.n,
-                        mr,
-                        nr,
-                        accumulate: kb > 0 || start_from_c,
-                        last,
-                        // SAFETY: jr < n = bias length.
-                        bias: if last && !bias.is_null() { unsafe { bias.add(jr) } } else { std::ptr::null() },
-                        res: res_rows,
-                        relu: last && p.ep.relu,
-                        pf: pf.0,
-                        pf_lines: pf.1,
-                        pf_l1,
                     }
                 };
                 // The B micro-panel the loop nest needs after column tile jr:
@@ -444,7 +476,9 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                 let mut jr = jc;
                 while jr < jc_end {
                     let (next, lines) = next_panel(jr);
-                    for s in 0..strips {
+                    let b = panel(jr);
+                    let nr = U::NR.min(p.n - jr);
+                    for (s, t) in tiles[..strips].iter_mut().enumerate() {
                         for _ in 0..a_lines_per_tile.min(a_lines - a_done) {
                             prefetch_l2(a_start.wrapping_add(a_row * p.k * 4 + 64 * a_col));
                             a_done += 1;
@@ -453,15 +487,35 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                                 (a_row, a_col) = (a_row + 1, 0);
                             }
                         }
-                        let (i, mr) = strip_rows[s];
-                        let (l0, l1) =
-                            if lines == kc { strip_pf[s] } else { (lines * s / strips, lines * (s + 1) / strips) };
-                        let pf = (next.wrapping_add(PANEL * l0), l1 - l0);
-                        let pf_l1 = if s + 1 == strips { next } else { std::ptr::null() };
-                        // SAFETY: the caller guarantees U's ISA; every pointer in the
-                        // tile is inside its buffer for mr rows × kc / nr columns, and
-                        // this task owns the C tile.
-                        unsafe { U::tile(&tile_at(i, mr, jr, pf, pf_l1)) };
+                        let (l0, pf_lines, step) = if lines == kc {
+                            strip_pf[s]
+                        } else {
+                            let (l0, l1) = (lines * s / strips, lines * (s + 1) / strips);
+                            (l0, l1 - l0, pf_step(l1 - l0, kc))
+                        };
+                        t.b = b;
+                        t.nr = nr;
+                        t.pf = next.wrapping_add(PANEL * l0);
+                        t.pf_lines = pf_lines;
+                        t.pf_step = step;
+                        t.pf_l1 = if s + 1 == strips { next } else { std::ptr::null() };
+                        // SAFETY: the caller guarantees U's ISA; the tile's A
+                        // rows are rows of this ic block's A (kc floats from
+                        // k0), b is panel jr at row k0 (kc rows), C row m's
+                        // columns jr..jr + nr are inside C and owned by this
+                        // task, and the residual (checked against the shape
+                        // by Epilogue::check, or C itself) and the bias
+                        // likewise hold them.
+                        unsafe { U::tile(t) };
+                        t.c = t.c.wrapping_add(U::NR);
+                        if !t.bias.is_null() {
+                            t.bias = t.bias.wrapping_add(U::NR);
+                        }
+                        if !res_here.is_null() {
+                            for r in &mut t.res[..t.mr] {
+                                *r = r.wrapping_add(U::NR);
+                            }
+                        }
                     }
                     jr += U::NR;
                 }
@@ -553,6 +607,7 @@ pub(crate) unsafe fn gemm_rows<U: Microkernel>(
                     relu: false,
                     pf: next.wrapping_add(PANEL * l0),
                     pf_lines: l1 - l0,
+                    pf_step: pf_step(l1 - l0, kc),
                     pf_l1: if s + 1 == strips { next } else { std::ptr::null() },
                 };
                 // SAFETY: the caller guarantees U's ISA and the extents of A,
