@@ -1,5 +1,5 @@
-//! GEMM-convolution benchmark: every ResNet50 1×1 layer (224×224 input) and
-//! the 7×7/2 stem, ours (each supported ISA) vs `matrixmultiply::sgemm` on the
+//! GEMM-convolution benchmark: every ResNet50 1×1 layer (224×224 input),
+//! the 7×7/2 stem and the 3×3 layers that run as implicit GEMM, ours (each supported ISA) vs `matrixmultiply::sgemm` on the
 //! same M×K×N, in GFLOP/s (criterion `Throughput::Elements(2·M·N·K)`).
 //!
 //! `cargo bench -p resnet50-kernels --bench gemm` runs criterion.
@@ -62,6 +62,12 @@ fn cases() -> Vec<Case> {
         one("49x2048x512", 7, 2048, 512, 1),
         one("49x1024x2048/s2", 14, 1024, 2048, 2),
         Case { name: "stem12544x147x64", shape: ConvShape::square(1, 224, 224, 3, 64, 7, 2, 3) },
+        // The 3×3 layers that run as implicit GEMM: v1.5's stride-2 ones and
+        // stage 5 (7×7, where Winograd's larger weights cost more than it saves).
+        Case { name: "784x1152x128/3x3s2", shape: ConvShape::square(1, 56, 56, 128, 128, 3, 2, 1) },
+        Case { name: "196x2304x256/3x3s2", shape: ConvShape::square(1, 28, 28, 256, 256, 3, 2, 1) },
+        Case { name: "49x4608x512/3x3s2", shape: ConvShape::square(1, 14, 14, 512, 512, 3, 2, 1) },
+        Case { name: "49x4608x512/3x3", shape: ConvShape::square(1, 7, 7, 512, 512, 3, 1, 1) },
     ]
 }
 
