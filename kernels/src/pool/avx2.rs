@@ -58,6 +58,9 @@ pub(super) fn dense_rows(o: &mut [f32], a: &[f32], w: &[f32], m: usize) {
     unsafe { dense_rows_avx2(o, a, w, m) }
 }
 
+/// Weight rows ahead that [`dense_rows_avx2`] prefetches (three groups of four).
+const DENSE_PREFETCH_ROWS: usize = 12;
+
 #[target_feature(enable = "avx2")]
 unsafe fn dense_rows_avx2(o: &mut [f32], a: &[f32], w: &[f32], m: usize) {
     let n = o.len() / 8 * 8;
@@ -66,9 +69,20 @@ unsafe fn dense_rows_avx2(o: &mut [f32], a: &[f32], w: &[f32], m: usize) {
     let av: [__m256; 4] = std::array::from_fn(|r| _mm256_set1_ps(a[r.min(rows - 1)]));
     for i in (0..n).step_by(8) {
         // SAFETY: i + 8 <= n <= o.len(); weight row r < rows holds o.len()
-        // floats at r·m (checked by the caller); unaligned loads/stores.
+        // floats at r·m (checked by the caller); unaligned loads/stores;
+        // prefetches never fault.
         unsafe {
             let mut v = _mm256_loadu_ps(op.add(i));
+            if i % 16 == 0 {
+                // This line of the weight rows DENSE_PREFETCH_ROWS ahead (a
+                // hint: never faults, even past the slice). With two threads
+                // each task streams 1 KB pieces of rows 4 KB apart, which
+                // the hardware prefetchers follow poorly (2048 × 1000 at 2
+                // threads: 0.9–1.2 → 0.7–0.9 ms in the network).
+                for r in 0..4 {
+                    _mm_prefetch::<_MM_HINT_T0>(wp.wrapping_add((r + DENSE_PREFETCH_ROWS) * m + i) as *const i8);
+                }
+            }
             for (r, &ar) in av.iter().enumerate().take(rows) {
                 v = _mm256_add_ps(v, _mm256_mul_ps(ar, _mm256_loadu_ps(wp.add(r * m + i))));
             }
