@@ -14,8 +14,8 @@
 //! - [`ConvAlgo::Gemm1x1`]: 1×1 convolution (any stride) as a packed GEMM, see [`crate::gemm`];
 //! - [`ConvAlgo::Winograd3x3`]: 3×3 stride-1 convolution via Winograd, see [`crate::winograd`];
 //! - [`ConvAlgo::ImplicitGemm`]: any other convolution (7×7/2 stem, 3×3/2, any
-//!   kernel, stride and padding) as implicit GEMM, im2col rows gathered on the
-//!   fly, see [`crate::gemm::conv_implicit`].
+//!   kernel, stride and padding) as implicit GEMM, A read in place tap by tap
+//!   or im2col rows gathered on the fly, see [`crate::gemm::conv_implicit`].
 
 use crate::buffer::round_up_floats;
 use crate::isa::Isa;

@@ -13,10 +13,10 @@
 //! with `MR = 6` → four strips of 6 and five of 5, never a strip of 1), so small
 //! M wastes no FMA lanes; each microkernel is instantiated for every height
 //! `1..=MR`. The K reduction is never split across tasks and its order depends
-//! on `K` only, so results are bit-identical for a given ISA whatever the
+//! on the shape only, so results are bit-identical for a given ISA whatever the
 //! thread count or the scheduling.
 
-use super::pack::{im2col_block, pixel_rows, PANEL};
+use super::pack::{direct_kc, im2col_block, pixel_rows, tap_rows, PANEL};
 use crate::buffer::round_up_floats;
 use crate::shape::{ConvShape, Epilogue};
 use std::ops::Range;
@@ -251,8 +251,25 @@ pub(crate) fn scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threads: u
 pub(crate) enum ASource<'a> {
     /// 1×1 convolution (no padding, any stride): row `m` is the input pixel's channel vector.
     Pixels(&'a ConvShape, &'a [f32]),
-    /// Any convolution: im2col rows gathered into scratch per `ic` block.
+    /// Any convolution: read in place tap by tap when `cin` splits into
+    /// whole K blocks ([`direct_kc`]), else im2col rows gathered into
+    /// scratch per `ic` block.
     Im2col(&'a ConvShape, &'a [f32]),
+}
+
+impl ASource<'_> {
+    /// The K block of an implicit GEMM read in place on blocking `kc_max`.
+    fn direct_kc(&self, kc_max: usize) -> Option<usize> {
+        match self {
+            ASource::Im2col(shape, _) => direct_kc(shape, kc_max),
+            ASource::Pixels(..) => None,
+        }
+    }
+
+    /// Whether each task gathers im2col blocks into its scratch.
+    fn gathers(&self, kc_max: usize) -> bool {
+        matches!(self, ASource::Im2col(..)) && self.direct_kc(kc_max).is_none()
+    }
 }
 
 /// A GEMM `C[m × n] = epilogue(A[m × k] · B[k × n])` with packed B.
@@ -279,8 +296,7 @@ pub(crate) struct Problem<'a> {
 pub(crate) unsafe fn run<U: Microkernel>(p: &Problem, out: &mut [f32], scratch: &mut [f32], threads: usize) {
     let threads = threads.max(1);
     let (tm, tn) = split(p.m, p.n, U::NR, threads);
-    let im2col = matches!(p.a, ASource::Im2col(..));
-    let per = task_scratch_len(Blocking::of::<U>(), p.m, p.k, p.n, threads, im2col);
+    let per = task_scratch_len(Blocking::of::<U>(), p.m, p.k, p.n, threads, p.a.gathers(U::KC));
     let tiles = p.n.div_ceil(U::NR);
     let c = crate::par::SendPtr(out.as_mut_ptr());
     crate::par::run_tasks(tm * tn, threads, scratch, per, |t, scr| {
@@ -305,14 +321,17 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
     debug_assert!(mc_max(U::MC) <= MAX_MC && U::MC % U::MR == 0 && U::NC % U::NR == 0 && U::MR <= MAX_MR);
     debug_assert!(mc_max(U::MC).div_ceil(U::MR) <= MAX_STRIPS);
     // Per ic block, computed once and reused by every column tile (no
-    // divisions in the tile loop): A row offsets, residual row offsets, and
+    // divisions in the tile loop): A row pointers, residual row offsets, and
     // one Tile per strip with its share of the next panel's prefetch
     // (first line, lines, 16.16 step).
     let mut offs = [0usize; MAX_MC];
+    let mut a_rows = [std::ptr::null::<f32>(); MAX_MC];
     let mut res_offs = [0usize; MAX_MC];
     let mut tiles = [Tile::EMPTY; MAX_STRIPS];
     let mut strip_pf = [(0usize, 0usize, 0usize); MAX_STRIPS];
-    let (nk, kcb) = k_blocks(p.k, U::KC);
+    // K blocks: whole taps when A is read in place, else `k_blocks`.
+    let direct = p.a.direct_kc(U::KC);
+    let (nk, kcb) = direct.map_or_else(|| k_blocks(p.k, U::KC), |kc| (p.k / kc, kc));
     let bias = p.ep.bias.map_or(std::ptr::null(), |b| b.as_ptr());
     // A residual already in C (Epilogue::residual_in_output): with one K
     // block the epilogue reads it from the C tile just before storing over
@@ -339,32 +358,36 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
             let mut ic = rows.start;
             while ic < rows.end {
                 let mcur = mc.min(rows.end - ic);
-                // "Pack" A: row pointers for this MC × kc block.
-                let abase: *const f32 = match p.a {
+                // "Pack" A: row pointers for this MC × kc block, each to kc
+                // readable floats (row offsets are pixel starts and
+                // k0 + kc <= cin for 1×1; see tap_rows for in-place taps).
+                let a_block = &mut a_rows[..mcur];
+                match p.a {
                     ASource::Pixels(shape, input) if packs_pixels(p.k, U::KC) => {
                         // Copy the block's rows next to each other (see packs_pixels).
                         pixel_rows(shape, ic, &mut offs[..mcur]);
-                        for (r, o) in offs[..mcur].iter_mut().enumerate() {
+                        for (r, o) in offs[..mcur].iter().enumerate() {
                             scratch[r * kc..(r + 1) * kc].copy_from_slice(&input[*o + k0..*o + k0 + kc]);
-                            *o = r * kc;
                         }
-                        scratch.as_ptr()
+                        for (r, a) in a_block.iter_mut().enumerate() {
+                            *a = scratch.as_ptr().wrapping_add(r * kc);
+                        }
                     }
                     ASource::Pixels(shape, input) => {
                         pixel_rows(shape, ic, &mut offs[..mcur]);
-                        // SAFETY: offsets + k0 + kc stay inside `input` (row
-                        // offsets are pixel starts, k0 + kc <= cin).
-                        unsafe { input.as_ptr().add(k0) }
+                        for (a, o) in a_block.iter_mut().zip(&offs[..mcur]) {
+                            *a = input.as_ptr().wrapping_add(o + k0);
+                        }
                     }
+                    ASource::Im2col(shape, input) if direct.is_some() => tap_rows(shape, input, k0, ic, a_block),
                     ASource::Im2col(shape, input) => {
                         // SAFETY: the caller guarantees U's ISA.
                         unsafe { U::im2col(shape, input, ic, mcur, k0, kc, scratch) };
-                        for (i, o) in offs[..mcur].iter_mut().enumerate() {
-                            *o = i * kc;
+                        for (r, a) in a_block.iter_mut().enumerate() {
+                            *a = scratch.as_ptr().wrapping_add(r * kc);
                         }
-                        scratch.as_ptr()
                     }
-                };
+                }
                 // Residual rows (the last K block only): the output's own
                 // pixels (in a separate buffer or in C), or a subsampled
                 // image's (Epilogue::residual_offset).
@@ -394,7 +417,7 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                     let mut a = [std::ptr::null(); MAX_MR];
                     let mut res_rows = [std::ptr::null(); MAX_MR];
                     for r in 0..mr {
-                        a[r] = abase.wrapping_add(offs[i + r]);
+                        a[r] = a_rows[i + r];
                         if !res_here.is_null() {
                             res_rows[r] = res_here.wrapping_add(res_offs[i + r] + jc);
                         }

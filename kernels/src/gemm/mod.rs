@@ -7,8 +7,11 @@
 //!   no gather pass).
 //! - [`conv_implicit`]: any other convolution (the 7×7/2 stem, 3×3/2, any
 //!   kernel, stride and padding) as implicit GEMM: `K = kh·kw·cin` in HWIO
-//!   order; im2col rows are gathered on the fly, one `MC × KC` block at a time,
-//!   into the caller's scratch, with zeros for the padding.
+//!   order. When `cin` splits into whole K blocks (128 channels or more:
+//!   ResNet50's 3×3 layers), each K block lies inside one kernel tap and A's
+//!   rows are read in place, a row of zeros standing for the padding; else
+//!   (the stem) im2col rows are gathered on the fly, one `MC × KC` block at a
+//!   time, into the caller's scratch, with zeros for the padding.
 //!
 //! Both take B packed once by [`pack_b`] (ISA-neutral 16-column panels, see
 //! [`pack`]) and run the BLIS-style loop nest of `loops.rs` over one
@@ -79,7 +82,9 @@ fn scratch_for(shape: &ConvShape, threads: usize, im2col: bool) -> usize {
         return 0;
     }
     let (m, k, n) = gemm_dims(shape);
-    blockings().map(|bl| loops::scratch_len(bl, m, k, n, threads, im2col)).max().unwrap_or(0)
+    // An implicit GEMM whose taps are read in place gathers nothing.
+    let gathers = |bl: &Blocking| im2col && pack::direct_kc(shape, bl.kc).is_none();
+    blockings().map(|bl| loops::scratch_len(bl, m, k, n, threads, gathers(&bl))).max().unwrap_or(0)
 }
 
 /// Scratch floats [`conv1x1`] needs: none when A is read in place, an A
@@ -90,7 +95,7 @@ pub fn conv1x1_scratch_len(shape: &ConvShape, threads: usize) -> usize {
 }
 
 /// Scratch floats [`conv_implicit`] needs for `threads` tasks (one im2col
-/// block per task), for any ISA.
+/// block per task; none when its taps are read in place), for any ISA.
 pub fn implicit_scratch_len(shape: &ConvShape, threads: usize) -> usize {
     scratch_for(shape, threads, true)
 }

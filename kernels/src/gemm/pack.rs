@@ -16,7 +16,12 @@
 //! the `kc` reduction values of its pixel. For a 1×1 convolution a row *is* the
 //! input pixel's channel vector, wherever it sits (stride 1 or 2): the "packing"
 //! is just computing the row offsets (`pixel_rows`), no copy and no gather pass.
-//! For the implicit-GEMM convolution the im2col rows are gathered on the fly, one
+//! For the implicit-GEMM convolution, when `cin` splits into whole K blocks
+//! (`direct_kc`: ResNet50's 3×3 layers with 128 channels or more), each K
+//! block lies inside one kernel tap `(ky, kx)`, so a row is again a piece of
+//! one input pixel's channel vector, read in place (`tap_rows`), or a row of
+//! zeros where the tap falls in the padding. Otherwise (the stem's 3
+//! channels, small or odd `cin`) the im2col rows are gathered on the fly, one
 //! `MC × kc` block at a time, into the task's scratch (`im2col_block`), with
 //! zeros for the padding.
 
@@ -67,6 +72,63 @@ pub(crate) fn pixel_rows(s: &ConvShape, m0: usize, rows: &mut [usize]) {
     let mut ox = m0 % ow;
     for r in rows.iter_mut() {
         *r = ((img * s.in_h + oy * s.stride_h) * s.in_w + ox * s.stride_w) * s.in_c;
+        ox += 1;
+        if ox == ow {
+            ox = 0;
+            oy += 1;
+            if oy == oh {
+                oy = 0;
+                img += 1;
+            }
+        }
+    }
+}
+
+/// Smallest K block read in place by an implicit GEMM: below it (the stem's
+/// 3 channels, 64-channel 3×3 layers) the extra passes over C of the many
+/// short K blocks cost more than the im2col copy they save.
+pub(crate) const MIN_DIRECT_KC: usize = 128;
+
+/// Longest K block read in place (1.5 × the largest `KC` of any microkernel,
+/// as `k_blocks` allows): the length of [`ZEROS`].
+pub(crate) const MAX_DIRECT_KC: usize = 384;
+
+/// The row that stands for a kernel tap in the padding.
+static ZEROS: [f32; MAX_DIRECT_KC] = [0.0; MAX_DIRECT_KC];
+
+/// The K block with which an implicit GEMM reads its A rows in place: `cin`
+/// split into the fewest equal parts of at most `1.5·kc_max` floats (and
+/// [`MAX_DIRECT_KC`]), trying up to twice that minimum number of parts;
+/// `None` (im2col) when none divides `cin` or the part is shorter than
+/// [`MIN_DIRECT_KC`]. Each K block then lies inside one kernel tap.
+pub(crate) fn direct_kc(s: &ConvShape, kc_max: usize) -> Option<usize> {
+    let (cin, max) = (s.in_c, (kc_max + kc_max / 2).min(MAX_DIRECT_KC));
+    let parts = cin.div_ceil(max).max(1);
+    (parts..=2 * parts).find(|p| cin % p == 0).map(|p| cin / p).filter(|kc| (MIN_DIRECT_KC..=max).contains(kc))
+}
+
+/// A-row pointers of an implicit GEMM read in place ([`direct_kc`]): for
+/// output pixels `m0 .. m0 + rows.len()` and the K block starting at `k0 =
+/// (ky·kw + kx)·cin + c0` (with `c0 + kc <= cin`), the input pixel under tap
+/// `(ky, kx)` from channel `c0`, or [`ZEROS`] where the tap falls in the
+/// padding. Pointers only (wrapping arithmetic); the caller guarantees that
+/// `input` holds the shape's input, so each in-bounds row has `cin − c0`
+/// floats.
+pub(crate) fn tap_rows(s: &ConvShape, input: &[f32], k0: usize, m0: usize, rows: &mut [*const f32]) {
+    let (oh, ow, cin) = (s.out_h(), s.out_w(), s.in_c);
+    let (tap, c0) = (k0 / cin, k0 % cin);
+    let (ky, kx) = (tap / s.kw, tap % s.kw);
+    let mut img = m0 / (oh * ow);
+    let mut oy = (m0 / ow) % oh;
+    let mut ox = m0 % ow;
+    for r in rows.iter_mut() {
+        let iy = (oy * s.stride_h + ky).wrapping_sub(s.pad_top);
+        let ix = (ox * s.stride_w + kx).wrapping_sub(s.pad_left);
+        *r = if iy < s.in_h && ix < s.in_w {
+            input.as_ptr().wrapping_add(((img * s.in_h + iy) * s.in_w + ix) * cin + c0)
+        } else {
+            ZEROS.as_ptr()
+        };
         ox += 1;
         if ox == ow {
             ox = 0;
@@ -216,6 +278,45 @@ fn copy_run(dst: &mut [f32], src: &[f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn direct_k_blocks_lie_inside_a_tap() {
+        let s = |cin| ConvShape::square(1, 7, 7, cin, 8, 3, 1, 1);
+        assert_eq!(direct_kc(&s(128), 256), Some(128));
+        assert_eq!(direct_kc(&s(256), 256), Some(256));
+        assert_eq!(direct_kc(&s(384), 256), Some(384));
+        assert_eq!(direct_kc(&s(512), 256), Some(256));
+        assert_eq!(direct_kc(&s(512), 192), Some(256));
+        assert_eq!(direct_kc(&s(600), 256), Some(300));
+        assert_eq!(direct_kc(&s(1000), 256), Some(250));
+        assert_eq!(direct_kc(&s(3), 256), None, "the stem gathers");
+        assert_eq!(direct_kc(&s(64), 256), None, "below MIN_DIRECT_KC");
+        assert_eq!(direct_kc(&s(509), 256), None, "prime: no whole blocks");
+        for cin in 1..2000 {
+            if let Some(kc) = direct_kc(&s(cin), 256) {
+                assert!(cin % kc == 0 && (MIN_DIRECT_KC..=MAX_DIRECT_KC).contains(&kc), "{cin}: {kc}");
+            }
+        }
+    }
+
+    #[test]
+    fn tap_rows_point_at_pixels_or_zeros() {
+        // 2 images of 3×4, stride 2, pad 1: output 2×2 per image.
+        let s = ConvShape::square(2, 3, 4, 6, 1, 3, 2, 1);
+        let input: Vec<f32> = (0..s.input_len()).map(|i| i as f32).collect();
+        let mut rows = [std::ptr::null(); 8];
+        // Tap (ky, kx) = (1, 2), channels 3..: k0 = (1·3 + 2)·6 + 3.
+        tap_rows(&s, &input, 5 * 6 + 3, 0, &mut rows);
+        for (m, &r) in rows.iter().enumerate() {
+            let (img, oy, ox) = (m / 4, m / 2 % 2, m % 2);
+            let (iy, ix) = (2 * oy + 1 - 1, 2 * ox + 2 - 1);
+            if ix < 4 {
+                assert_eq!(r, input[((img * 3 + iy) * 4 + ix) * 6 + 3..].as_ptr(), "row {m}");
+            } else {
+                assert_eq!(r, ZEROS.as_ptr(), "row {m} is padding");
+            }
+        }
+    }
 
     #[test]
     fn pack_b_layout() {
