@@ -25,8 +25,10 @@ use std::ops::Range;
 pub(crate) const MAX_MR: usize = 8;
 /// Most rows of any `ic` block (size of the on-stack row-offset table).
 pub(crate) const MAX_MC: usize = 384;
-/// Most strips of any `ic` block: every microkernel has `MR >= 4`.
-const MAX_STRIPS: usize = MAX_MC.div_ceil(4);
+/// Most strips of any `ic` block (`mc_max(MC) / MR` is 42 for the AVX2,
+/// AVX-512 and NEON kernels, 56 for the scalar one): the size of the
+/// per-task Tile table, kept small because every task initialises it.
+const MAX_STRIPS: usize = 64;
 
 /// Rows per `ic` block for `len` rows: one block up to 1.75·`mc` (so a
 /// 196-row layer streams its B once), else balanced blocks of at most `mc`,
@@ -684,6 +686,17 @@ mod tests {
             assert!(mc_block(len, 192, 8) <= mc_max(192).min(len));
         }
         assert!(mc_max(192) <= MAX_MC && mc_max(144) <= MAX_MC && mc_max(128) <= MAX_MC);
+        // Every kernel's largest ic block fits the Tile table.
+        fn strips<U: Microkernel>() -> usize {
+            mc_max(U::MC).div_ceil(U::MR)
+        }
+        assert!(strips::<super::super::scalar::Scalar>() <= MAX_STRIPS);
+        #[cfg(target_arch = "x86_64")]
+        assert!(strips::<super::super::avx2::Avx2>() <= MAX_STRIPS);
+        #[cfg(target_arch = "x86_64")]
+        assert!(strips::<super::super::avx512::Avx512>() <= MAX_STRIPS);
+        #[cfg(target_arch = "aarch64")]
+        assert!(strips::<super::super::neon::Neon>() <= MAX_STRIPS);
     }
 
     #[test]
