@@ -55,11 +55,31 @@ pub fn pack_b(k: usize, n: usize, b: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `(image, oy, ox)` of output pixels `m0, m0 + 1, …` of `s` (row-major over
+/// the batch), stepped without a division per pixel.
+fn out_pixels(s: &ConvShape, m0: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+    let (oh, ow) = (s.out_h(), s.out_w());
+    let mut at = (m0 / (oh * ow), (m0 / ow) % oh, m0 % ow);
+    std::iter::repeat(()).map(move |()| {
+        let here = at;
+        let (img, oy, ox) = &mut at;
+        *ox += 1;
+        if *ox == ow {
+            *ox = 0;
+            *oy += 1;
+            if *oy == oh {
+                *oy = 0;
+                *img += 1;
+            }
+        }
+        here
+    })
+}
+
 /// Offsets into the input of the channel vectors of output pixels `m0 .. m0 +
 /// rows.len()` of a 1×1 convolution (any stride, no padding): row `m` is pixel
 /// `(img, oy·sh, ox·sw)`. Incremental: one division per block, not per row.
 pub(crate) fn pixel_rows(s: &ConvShape, m0: usize, rows: &mut [usize]) {
-    let (oh, ow) = (s.out_h(), s.out_w());
     if s.stride_h == 1 && s.stride_w == 1 {
         // Output pixel m is input pixel m.
         for (i, r) in rows.iter_mut().enumerate() {
@@ -67,20 +87,8 @@ pub(crate) fn pixel_rows(s: &ConvShape, m0: usize, rows: &mut [usize]) {
         }
         return;
     }
-    let mut img = m0 / (oh * ow);
-    let mut oy = (m0 / ow) % oh;
-    let mut ox = m0 % ow;
-    for r in rows.iter_mut() {
+    for (r, (img, oy, ox)) in rows.iter_mut().zip(out_pixels(s, m0)) {
         *r = ((img * s.in_h + oy * s.stride_h) * s.in_w + ox * s.stride_w) * s.in_c;
-        ox += 1;
-        if ox == ow {
-            ox = 0;
-            oy += 1;
-            if oy == oh {
-                oy = 0;
-                img += 1;
-            }
-        }
     }
 }
 
@@ -120,13 +128,10 @@ pub(crate) fn is_padding_row(row: *const f32) -> bool {
 /// `input` holds the shape's input, so each in-bounds row has `cin − c0`
 /// floats.
 pub(crate) fn tap_rows(s: &ConvShape, input: &[f32], k0: usize, m0: usize, rows: &mut [*const f32]) {
-    let (oh, ow, cin) = (s.out_h(), s.out_w(), s.in_c);
+    let cin = s.in_c;
     let (tap, c0) = (k0 / cin, k0 % cin);
     let (ky, kx) = (tap / s.kw, tap % s.kw);
-    let mut img = m0 / (oh * ow);
-    let mut oy = (m0 / ow) % oh;
-    let mut ox = m0 % ow;
-    for r in rows.iter_mut() {
+    for (r, (img, oy, ox)) in rows.iter_mut().zip(out_pixels(s, m0)) {
         let iy = (oy * s.stride_h + ky).wrapping_sub(s.pad_top);
         let ix = (ox * s.stride_w + kx).wrapping_sub(s.pad_left);
         *r = if iy < s.in_h && ix < s.in_w {
@@ -134,15 +139,6 @@ pub(crate) fn tap_rows(s: &ConvShape, input: &[f32], k0: usize, m0: usize, rows:
         } else {
             ZEROS.as_ptr()
         };
-        ox += 1;
-        if ox == ow {
-            ox = 0;
-            oy += 1;
-            if oy == oh {
-                oy = 0;
-                img += 1;
-            }
-        }
     }
 }
 
@@ -166,15 +162,11 @@ pub(crate) fn im2col_block(
     dst: &mut [f32],
 ) {
     debug_assert!(dst.len() >= rows * kc);
-    let (oh, ow) = (s.out_h(), s.out_w());
     let cin = s.in_c;
     let row_k = s.kw * cin; // reduction values per kernel row
     let (ky0, rem0) = (k0 / row_k, k0 % row_k);
     let whole_k = k0 == 0 && kc == s.kh * row_k;
-    let mut img = m0 / (oh * ow);
-    let mut oy = (m0 / ow) % oh;
-    let mut ox = m0 % ow;
-    for d in dst[..rows * kc].chunks_exact_mut(kc) {
+    for (d, (img, oy, ox)) in dst[..rows * kc].chunks_exact_mut(kc).zip(out_pixels(s, m0)) {
         let y0 = (oy * s.stride_h) as isize - s.pad_top as isize;
         let x0 = (ox * s.stride_w) as isize - s.pad_left as isize;
         // Valid kx range for this pixel: 0 <= x0 + kx < in_w, as reduction offsets.
@@ -192,15 +184,6 @@ pub(crate) fn im2col_block(
             }
         } else {
             im2col_row(s, input, d, base, y0, lo, hi, ky0, rem0);
-        }
-        ox += 1;
-        if ox == ow {
-            ox = 0;
-            oy += 1;
-            if oy == oh {
-                oy = 0;
-                img += 1;
-            }
         }
     }
 }
