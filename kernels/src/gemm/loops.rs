@@ -93,7 +93,7 @@ pub(crate) struct Tile {
     /// Lines to prefetch from `pf`.
     pub pf_lines: usize,
     /// `pf_lines` spread over the `kc / 4` groups of the k loop: lines per
-    /// group in 16.16 fixed point ([`pf_step`]), computed by the loop nest
+    /// group in 16.16 fixed point ([`strip_prefetch`]), computed by the loop nest
     /// once per strip so that the microkernel does not divide per tile.
     pub pf_step: usize,
     /// Null, or the next B micro-panel to pull into L1 during this tile, one
@@ -156,13 +156,17 @@ pub(crate) trait Microkernel {
     }
 }
 
-/// Lines per group of 4 k steps, 16.16 fixed point, that spread `lines`
-/// prefetches evenly over a `kc`-step loop (0 when it has no whole group).
-pub(crate) fn pf_step(lines: usize, kc: usize) -> usize {
-    match kc / 4 {
+/// Strip `s` of `strips`' share of `lines` prefetches during its `kc`-step
+/// tile: `(first line, lines, step)`, the step being lines per group of 4 k
+/// steps in 16.16 fixed point (0 when the loop has no whole group), so that
+/// the microkernel spreads them evenly without dividing.
+pub(crate) fn strip_prefetch(lines: usize, s: usize, strips: usize, kc: usize) -> (usize, usize, usize) {
+    let (l0, l1) = (lines * s / strips, lines * (s + 1) / strips);
+    let step = match kc / 4 {
         0 => 0,
-        groups => (lines << 16) / groups,
-    }
+        groups => ((l1 - l0) << 16) / groups,
+    };
+    (l0, l1 - l0, step)
 }
 
 /// Blocking parameters of one kernel, as plain values (for scratch sizing).
@@ -248,6 +252,13 @@ pub(crate) fn scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threads: u
     task_scratch_len(bl, m, k, n, threads, im2col) * threads.max(1)
 }
 
+/// Whether a GEMM convolution of `shape` (implicit when `im2col`) gathers
+/// im2col blocks into task scratch on blocking `kc_max`: only an implicit
+/// GEMM whose taps are not read in place ([`direct_kc`]).
+pub(crate) fn gathers(shape: &ConvShape, im2col: bool, kc_max: usize) -> bool {
+    im2col && direct_kc(shape, kc_max).is_none()
+}
+
 /// Where the rows of A come from.
 #[derive(Clone, Copy)]
 pub(crate) enum ASource<'a> {
@@ -268,9 +279,12 @@ impl ASource<'_> {
         }
     }
 
-    /// Whether each task gathers im2col blocks into its scratch.
+    /// Whether each task gathers im2col blocks into its scratch ([`gathers`]).
     fn gathers(&self, kc_max: usize) -> bool {
-        matches!(self, ASource::Im2col(..)) && self.direct_kc(kc_max).is_none()
+        match self {
+            ASource::Im2col(shape, _) => gathers(shape, true, kc_max),
+            ASource::Pixels(..) => false,
+        }
     }
 }
 
@@ -425,8 +439,7 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                             res_rows[r] = res_here.wrapping_add(res_offs[i + r] + jc);
                         }
                     }
-                    let (l0, l1) = (kc * s / strips, kc * (s + 1) / strips);
-                    strip_pf[s] = (l0, l1 - l0, pf_step(l1 - l0, kc));
+                    strip_pf[s] = strip_prefetch(kc, s, strips, kc);
                     // A strip whose rows all fall in the padding at this
                     // tap would add zeros to C: skipped when C already
                     // holds its partial sums and no epilogue is due (the
@@ -527,12 +540,8 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                                 (a_row, a_col) = (a_row + 1, 0);
                             }
                         }
-                        let (l0, pf_lines, step) = if lines == kc {
-                            strip_pf[s]
-                        } else {
-                            let (l0, l1) = (lines * s / strips, lines * (s + 1) / strips);
-                            (l0, l1 - l0, pf_step(l1 - l0, kc))
-                        };
+                        let (l0, pf_lines, step) =
+                            if lines == kc { strip_pf[s] } else { strip_prefetch(lines, s, strips, kc) };
                         t.b = b;
                         t.nr = nr;
                         t.pf = next.wrapping_add(PANEL * l0);
@@ -630,7 +639,7 @@ pub(crate) unsafe fn gemm_rows<U: Microkernel>(
                 for (r, row) in rows.iter_mut().enumerate().take(mr) {
                     *row = a.wrapping_add((i + r) * lda + k0);
                 }
-                let (l0, l1) = (lines * s / strips, lines * (s + 1) / strips);
+                let (l0, pf_lines, pf_step) = strip_prefetch(lines, s, strips, kc);
                 let tile = Tile {
                     a: rows,
                     kc,
@@ -646,8 +655,8 @@ pub(crate) unsafe fn gemm_rows<U: Microkernel>(
                     res: [std::ptr::null(); MAX_MR],
                     relu: false,
                     pf: next.wrapping_add(PANEL * l0),
-                    pf_lines: l1 - l0,
-                    pf_step: pf_step(l1 - l0, kc),
+                    pf_lines,
+                    pf_step,
                     pf_l1: if s + 1 == strips { next } else { std::ptr::null() },
                 };
                 // SAFETY: the caller guarantees U's ISA and the extents of A,

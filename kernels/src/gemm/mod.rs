@@ -82,9 +82,10 @@ fn scratch_for(shape: &ConvShape, threads: usize, im2col: bool) -> usize {
         return 0;
     }
     let (m, k, n) = gemm_dims(shape);
-    // An implicit GEMM whose taps are read in place gathers nothing.
-    let gathers = |bl: &Blocking| im2col && pack::direct_kc(shape, bl.kc).is_none();
-    blockings().map(|bl| loops::scratch_len(bl, m, k, n, threads, gathers(&bl))).max().unwrap_or(0)
+    blockings()
+        .map(|bl| loops::scratch_len(bl, m, k, n, threads, loops::gathers(shape, im2col, bl.kc)))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Scratch floats [`conv1x1`] needs: none when A is read in place, an A
