@@ -375,6 +375,34 @@ fn in_place_taps_match_reference() {
     }
 }
 
+/// 1×1 convolutions whose A rows are copied next to each other because they
+/// lie a multiple of 4 KiB apart in the input (`cin · stride_w` a multiple of
+/// 1024 floats: 512 channels at stride 2, 1024 at stride 1), with several
+/// `ic` blocks, K blocks, residuals (separate, subsampled, in the output) and threads.
+#[test]
+fn packed_pixel_rows_match_reference() {
+    let cases = [
+        (ConvShape::square(1, 9, 10, 512, 40, 1, 2, 0), false, None, 1),
+        (ConvShape::square(2, 8, 7, 512, 33, 1, 2, 0), true, None, 2),
+        (ConvShape::square(1, 17, 17, 1024, 24, 1, 1, 0), true, Some(Subsample { h: 33, w: 34, stride: 2 }), 3),
+        (ConvShape::square(1, 5, 6, 1024, 20, 1, 1, 0), true, None, 2),
+    ];
+    for (i, (shape, residual, subsample, threads)) in cases.into_iter().enumerate() {
+        let c = Case {
+            shape,
+            bias: true,
+            residual,
+            relu: i != 1,
+            threads,
+            force_implicit: false,
+            subsample,
+            in_output: residual && subsample.is_none() && i == 3,
+            seed: 2 * i as u64 + 5,
+        };
+        check_all_isas(&c).unwrap();
+    }
+}
+
 /// Wrong lengths are refused before any pointer work.
 #[test]
 #[should_panic(expected = "scratch holds")]

@@ -226,20 +226,33 @@ pub(crate) fn split(m: usize, n: usize, nr: usize, threads: usize) -> (usize, us
 }
 
 /// Whether a 1×1 convolution copies its A blocks into scratch instead of
-/// reading the input in place: with `K ≥ 3·kc` (ResNet50's K = 1024, 2048)
-/// the rows of an A block are `4·K` bytes apart, a multiple of 4 KiB, so a
-/// block's rows fall into a few cache sets and evict each other (196×1024×256
+/// reading the input in place: when an A block's consecutive rows lie a
+/// multiple of 4 KiB apart (`4·cin·stride_w` bytes: ResNet50's `cin` = 1024
+/// and 2048, and 512 at stride 2) they map to the same few sets of the L1
+/// and L2 caches and evict each other while a strip streams them (196×1024×256
 /// ran at 73 % of peak against 87 % for K = 512). A contiguous copy costs one
 /// pass over A per column slice.
-pub(crate) fn packs_pixels(k: usize, kc_max: usize) -> bool {
-    k_blocks(k, kc_max).0 >= 3
+pub(crate) fn packs_pixels(shape: &ConvShape) -> bool {
+    let row_bytes = 4 * shape.in_c * shape.stride_w;
+    shape.kh == 1 && shape.kw == 1 && row_bytes.is_multiple_of(4096)
 }
 
-/// Scratch floats one task needs (an A block, for im2col or a packed 1×1
-/// convolution): an `MC × kc` block, rounded to whole cache lines so every
-/// task's slice starts 64-byte aligned.
-pub(crate) fn task_scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threads: usize, im2col: bool) -> usize {
-    if !im2col && !packs_pixels(k, bl.kc) {
+/// Whether each task copies A blocks into its scratch: an implicit GEMM that
+/// gathers im2col blocks ([`gathers`]), or a 1×1 convolution whose rows alias
+/// in the caches ([`packs_pixels`]).
+pub(crate) fn copies_a(shape: &ConvShape, im2col: bool, kc_max: usize) -> bool {
+    if im2col {
+        gathers(shape, true, kc_max)
+    } else {
+        packs_pixels(shape)
+    }
+}
+
+/// Scratch floats one task needs when it copies A blocks ([`copies_a`]):
+/// an `MC × kc` block, rounded to whole cache lines so every task's slice
+/// starts 64-byte aligned.
+pub(crate) fn task_scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threads: usize, copies_a: bool) -> usize {
+    if !copies_a {
         return 0;
     }
     let (tm, _) = split(m, n, bl.nr, threads);
@@ -248,8 +261,8 @@ pub(crate) fn task_scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threa
 }
 
 /// Total scratch floats: one task's worth per worker thread.
-pub(crate) fn scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threads: usize, im2col: bool) -> usize {
-    task_scratch_len(bl, m, k, n, threads, im2col) * threads.max(1)
+pub(crate) fn scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threads: usize, copies_a: bool) -> usize {
+    task_scratch_len(bl, m, k, n, threads, copies_a) * threads.max(1)
 }
 
 /// Whether a GEMM convolution of `shape` (implicit when `im2col`) gathers
@@ -279,11 +292,11 @@ impl ASource<'_> {
         }
     }
 
-    /// Whether each task gathers im2col blocks into its scratch ([`gathers`]).
-    fn gathers(&self, kc_max: usize) -> bool {
+    /// Whether each task copies A blocks into its scratch ([`copies_a`]).
+    fn copies_a(&self, kc_max: usize) -> bool {
         match self {
-            ASource::Im2col(shape, _) => gathers(shape, true, kc_max),
-            ASource::Pixels(..) => false,
+            ASource::Im2col(shape, _) => copies_a(shape, true, kc_max),
+            ASource::Pixels(shape, _) => copies_a(shape, false, kc_max),
         }
     }
 }
@@ -312,7 +325,7 @@ pub(crate) struct Problem<'a> {
 pub(crate) unsafe fn run<U: Microkernel>(p: &Problem, out: &mut [f32], scratch: &mut [f32], threads: usize) {
     let threads = threads.max(1);
     let (tm, tn) = split(p.m, p.n, U::NR, threads);
-    let per = task_scratch_len(Blocking::of::<U>(), p.m, p.k, p.n, threads, p.a.gathers(U::KC));
+    let per = task_scratch_len(Blocking::of::<U>(), p.m, p.k, p.n, threads, p.a.copies_a(U::KC));
     let tiles = p.n.div_ceil(U::NR);
     let c = crate::par::SendPtr(out.as_mut_ptr());
     crate::par::run_tasks(tm * tn, threads, scratch, per, |t, scr| {
@@ -380,7 +393,7 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                 // k0 + kc <= cin for 1×1; see tap_rows for in-place taps).
                 let a_block = &mut a_rows[..mcur];
                 match p.a {
-                    ASource::Pixels(shape, input) if packs_pixels(p.k, U::KC) => {
+                    ASource::Pixels(shape, input) if packs_pixels(shape) => {
                         // Copy the block's rows next to each other (see packs_pixels).
                         pixel_rows(shape, ic, &mut offs[..mcur]);
                         for (r, o) in offs[..mcur].iter().enumerate() {
@@ -502,7 +515,7 @@ unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usiz
                 // follow poorly (56×56×256→64 ran 18 % faster with this).
                 let next_a = match p.a {
                     ASource::Pixels(shape, input)
-                        if !packs_pixels(p.k, U::KC) && shape.stride_h == 1 && shape.stride_w == 1 =>
+                        if !packs_pixels(shape) && shape.stride_h == 1 && shape.stride_w == 1 =>
                     {
                         let (row0, nrows, kk, width) = if ic + mcur < rows.end {
                             (ic + mcur, mc.min(rows.end - ic - mcur), k0, kc)
@@ -681,6 +694,22 @@ mod tests {
         assert_eq!(k_blocks(2048, 256), (8, 256));
         assert_eq!(k_blocks(4608, 256), (18, 256));
         assert_eq!(k_blocks(1000, 256), (4, 250));
+    }
+
+    #[test]
+    fn packs_rows_that_alias() {
+        let one = |cin, stride| ConvShape::square(1, 14, 14, cin, 64, 1, stride, 0);
+        // ResNet50's cin = 1024 and 2048 (rows 4 and 8 KiB apart) and 512 at
+        // stride 2 (4 KiB); not 512 at stride 1 (2 KiB) or 256 at stride 2.
+        for (cin, stride, packs) in [(1024, 1, true), (2048, 1, true), (512, 2, true), (1024, 2, true)] {
+            assert_eq!(packs_pixels(&one(cin, stride)), packs, "{cin}/{stride}");
+        }
+        for (cin, stride) in [(512, 1), (256, 2), (64, 1), (1000, 1), (768, 1)] {
+            assert!(!packs_pixels(&one(cin, stride)), "{cin}/{stride}");
+        }
+        // Only 1×1 convolutions read pixel rows.
+        assert!(!packs_pixels(&ConvShape::square(1, 7, 7, 1024, 64, 3, 1, 1)));
+        assert!(copies_a(&one(512, 2), false, 256) && !copies_a(&one(512, 1), false, 256));
     }
 
     #[test]

@@ -83,14 +83,14 @@ fn scratch_for(shape: &ConvShape, threads: usize, im2col: bool) -> usize {
     }
     let (m, k, n) = gemm_dims(shape);
     blockings()
-        .map(|bl| loops::scratch_len(bl, m, k, n, threads, loops::gathers(shape, im2col, bl.kc)))
+        .map(|bl| loops::scratch_len(bl, m, k, n, threads, loops::copies_a(shape, im2col, bl.kc)))
         .max()
         .unwrap_or(0)
 }
 
 /// Scratch floats [`conv1x1`] needs: none when A is read in place, an A
 /// block per task when K is long enough for in-place rows to conflict in
-/// the caches (K ≥ 768 with the AVX2 blocking).
+/// the caches (`cin · stride_w` a multiple of 1024 floats).
 pub fn conv1x1_scratch_len(shape: &ConvShape, threads: usize) -> usize {
     scratch_for(shape, threads, false)
 }
