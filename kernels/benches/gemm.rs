@@ -8,7 +8,10 @@
 //! (`GEMM_THREADS=1,2` picks thread counts, `GEMM_REPS` the samples,
 //! `GEMM_FILTER` a substring of the layer name, `GEMM_BEST=1` the best sample
 //! instead of the median, `GEMM_SAMPLE_MS` the length of a sample,
-//! `GEMM_SHAPES=m,k,n;...` custom GEMMs instead of the ResNet50 layers).
+//! `GEMM_SHAPES=m,k,n;...` custom GEMMs instead of the ResNet50 layers,
+//! `GEMM_COLD=1` weights that come from memory as in a whole inference: each
+//! call uses the next of enough copies of the packed weights to overflow
+//! the last-level cache).
 
 use std::hint::black_box;
 use std::io::Write;
@@ -86,7 +89,9 @@ struct Data {
     input: AlignedBuf,
     a_dense: Vec<f32>,
     w: Vec<f32>,
-    packed: AlignedBuf,
+    /// Copies of the packed weights, used in turn (one unless `GEMM_COLD`).
+    packed: Vec<AlignedBuf>,
+    next: usize,
     bias: Vec<f32>,
     out: AlignedBuf,
     scratch: AlignedBuf,
@@ -103,8 +108,15 @@ impl Data {
         let input = AlignedBuf::from_slice(&input).unwrap();
         let a_dense: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed)).collect();
         let w: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed)).collect();
-        let mut packed = AlignedBuf::zeroed(gemm::packed_b_len(k, n)).unwrap();
-        gemm::pack_b(k, n, &w, packed.as_mut_slice());
+        let mut one_copy = AlignedBuf::zeroed(gemm::packed_b_len(k, n)).unwrap();
+        gemm::pack_b(k, n, &w, one_copy.as_mut_slice());
+        // Cold weights: 128 MiB of copies, well past this kind of machine's L3.
+        let copies = if std::env::var_os("GEMM_COLD").is_some() {
+            (128usize << 20).div_ceil(4 * one_copy.as_slice().len()).max(2)
+        } else {
+            1
+        };
+        let packed = (0..copies).map(|_| AlignedBuf::from_slice(one_copy.as_slice()).unwrap()).collect();
         let bias: Vec<f32> = (0..n).map(|_| lcg(&mut seed)).collect();
         let scratch_len =
             if one { gemm::conv1x1_scratch_len(&s, threads) } else { gemm::implicit_scratch_len(&s, threads) };
@@ -118,6 +130,7 @@ impl Data {
             a_dense,
             w,
             packed,
+            next: 0,
             bias,
             out: AlignedBuf::zeroed(m * n).unwrap(),
             scratch: AlignedBuf::zeroed(scratch_len).unwrap(),
@@ -130,12 +143,14 @@ impl Data {
 
     fn ours(&mut self, isa: Isa, threads: usize) {
         let ep = Epilogue::bias_relu(&self.bias, true);
+        self.next = (self.next + 1) % self.packed.len();
+        let packed = self.packed[self.next].as_slice();
         if self.one {
             gemm::conv1x1(
                 isa,
                 &self.s,
                 self.input.as_slice(),
-                self.packed.as_slice(),
+                packed,
                 &ep,
                 self.out.as_mut_slice(),
                 self.scratch.as_mut_slice(),
@@ -146,7 +161,7 @@ impl Data {
                 isa,
                 &self.s,
                 self.input.as_slice(),
-                self.packed.as_slice(),
+                packed,
                 &ep,
                 self.out.as_mut_slice(),
                 self.scratch.as_mut_slice(),
