@@ -131,9 +131,21 @@ fn bench(c: &mut Criterion) {
                             WinogradTile::F2x2 => format!("winograd-f2x2-{isa}"),
                         };
                         g.bench_function(BenchmarkId::new(name, threads), |b| {
+                            // As in an inference: helpers spin between calls (par::with_team).
                             pool.install(|| {
-                                b.iter(|| {
-                                    winograd::conv3x3(isa, &s, black_box(&x), pk, &ep, &mut y, &mut scratch, threads)
+                                resnet50_kernels::par::with_team(threads, || {
+                                    b.iter(|| {
+                                        winograd::conv3x3(
+                                            isa,
+                                            &s,
+                                            black_box(&x),
+                                            pk,
+                                            &ep,
+                                            &mut y,
+                                            &mut scratch,
+                                            threads,
+                                        )
+                                    })
                                 })
                             })
                         });
