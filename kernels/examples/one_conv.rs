@@ -19,30 +19,9 @@ fn main() {
     let one = k == 1;
     let len = if one { gemm::conv1x1_scratch_len(&s, 1) } else { gemm::implicit_scratch_len(&s, 1) };
     let mut scratch = AlignedBuf::zeroed(len).unwrap();
+    let conv = if one { gemm::conv1x1 } else { gemm::conv_implicit };
     for _ in 0..reps {
-        if one {
-            gemm::conv1x1(
-                isa,
-                &s,
-                input.as_slice(),
-                packed.as_slice(),
-                &ep,
-                out.as_mut_slice(),
-                scratch.as_mut_slice(),
-                1,
-            );
-        } else {
-            gemm::conv_implicit(
-                isa,
-                &s,
-                input.as_slice(),
-                packed.as_slice(),
-                &ep,
-                out.as_mut_slice(),
-                scratch.as_mut_slice(),
-                1,
-            );
-        }
+        conv(isa, &s, input.as_slice(), packed.as_slice(), &ep, out.as_mut_slice(), scratch.as_mut_slice(), 1);
     }
     println!("{}", out.as_slice()[0]);
 }

@@ -348,6 +348,25 @@ fn resnet_stem_and_strided_3x3() {
     }
 }
 
+/// Checks listed cases `(shape, residual, subsample, threads)` on every ISA,
+/// with bias, ReLU but in case 1, and the residual in the output in case 3.
+fn check_listed(cases: &[(ConvShape, bool, Option<Subsample>, usize)], force_implicit: bool, seed: u64) {
+    for (i, &(shape, residual, subsample, threads)) in cases.iter().enumerate() {
+        let c = Case {
+            shape,
+            bias: true,
+            residual,
+            relu: i != 1,
+            threads,
+            force_implicit,
+            subsample,
+            in_output: residual && subsample.is_none() && i == 3,
+            seed: 2 * i as u64 + seed,
+        };
+        check_all_isas(&c).unwrap();
+    }
+}
+
 /// Implicit GEMMs that read their taps in place (`cin` in whole K blocks):
 /// v1.5's 3×3/2 with 128 channels, stage 5's 3×3 with 512 (two K blocks per
 /// tap), with residuals (separate, subsampled, in the output) and threads.
@@ -359,20 +378,7 @@ fn in_place_taps_match_reference() {
         (ConvShape::square(1, 7, 7, 512, 33, 3, 1, 1), true, Some(Subsample { h: 14, w: 13, stride: 2 }), 3),
         (ConvShape::square(1, 9, 8, 256, 20, 3, 2, 1), true, None, 2),
     ];
-    for (i, (shape, residual, subsample, threads)) in cases.into_iter().enumerate() {
-        let c = Case {
-            shape,
-            bias: true,
-            residual,
-            relu: true,
-            threads,
-            force_implicit: true,
-            subsample,
-            in_output: residual && subsample.is_none() && i == 3,
-            seed: 2 * i as u64 + 1,
-        };
-        check_all_isas(&c).unwrap();
-    }
+    check_listed(&cases, true, 1);
 }
 
 /// 1×1 convolutions whose A rows are copied next to each other because they
@@ -387,20 +393,7 @@ fn packed_pixel_rows_match_reference() {
         (ConvShape::square(1, 17, 17, 1024, 24, 1, 1, 0), true, Some(Subsample { h: 33, w: 34, stride: 2 }), 3),
         (ConvShape::square(1, 5, 6, 1024, 20, 1, 1, 0), true, None, 2),
     ];
-    for (i, (shape, residual, subsample, threads)) in cases.into_iter().enumerate() {
-        let c = Case {
-            shape,
-            bias: true,
-            residual,
-            relu: i != 1,
-            threads,
-            force_implicit: false,
-            subsample,
-            in_output: residual && subsample.is_none() && i == 3,
-            seed: 2 * i as u64 + 5,
-        };
-        check_all_isas(&c).unwrap();
-    }
+    check_listed(&cases, false, 5);
 }
 
 /// Wrong lengths are refused before any pointer work.
