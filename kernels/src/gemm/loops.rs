@@ -194,10 +194,16 @@ pub(crate) fn k_blocks(k: usize, kc_max: usize) -> (usize, usize) {
     }
 }
 
-/// Tasks per worker thread when `threads > 1`: enough for the workers that
-/// finish early (or were not preempted on a shared machine) to take over the
-/// rest, few enough that each task keeps whole B panels and long strips.
-const TASKS_PER_THREAD: usize = 4;
+/// Tasks per worker thread when `threads > 1`: one. Each task starts cold
+/// (its first A block and B panels come from L3) and reads the A rows or B
+/// columns it shares with its grid neighbours again, which at batch 1 costs
+/// more than the load balancing that several tasks per thread buy. Measured
+/// on a 2-core Zen 3 by alternating 1 and 4 per inference in one process
+/// (96 inferences each, six runs, both orders): batch-1 latency at 2 threads
+/// 1.5–3.9 % lower with 1 (v1 and v1.5), batch 8 1.2–1.6 % higher; tasks of one
+/// thread ending at different times cost no measurable throughput there
+/// (cutting each layer's last tasks into quarters gained nothing).
+const TASKS_PER_THREAD: usize = 1;
 
 /// The task grid: `tm × tn` tasks (row ranges × column-tile ranges), from the
 /// shape and `threads` only. One task for one thread; otherwise about
