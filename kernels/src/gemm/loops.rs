@@ -243,12 +243,13 @@ pub(crate) fn packs_pixels(shape: &ConvShape) -> bool {
     shape.kh == 1 && shape.kw == 1 && row_bytes.is_multiple_of(4096)
 }
 
-/// Whether each task copies A blocks into its scratch: an implicit GEMM that
-/// gathers im2col blocks ([`gathers`]), or a 1×1 convolution whose rows alias
-/// in the caches ([`packs_pixels`]).
+/// Whether each task copies A blocks into its scratch: an implicit GEMM
+/// (`im2col`) that gathers im2col blocks because its taps cannot be read in
+/// place on blocking `kc_max` ([`direct_kc`]), or a 1×1 convolution whose
+/// rows alias in the caches ([`packs_pixels`]).
 pub(crate) fn copies_a(shape: &ConvShape, im2col: bool, kc_max: usize) -> bool {
     if im2col {
-        gathers(shape, true, kc_max)
+        direct_kc(shape, kc_max).is_none()
     } else {
         packs_pixels(shape)
     }
@@ -269,13 +270,6 @@ pub(crate) fn task_scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threa
 /// Total scratch floats: one task's worth per worker thread.
 pub(crate) fn scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threads: usize, copies_a: bool) -> usize {
     task_scratch_len(bl, m, k, n, threads, copies_a) * threads.max(1)
-}
-
-/// Whether a GEMM convolution of `shape` (implicit when `im2col`) gathers
-/// im2col blocks into task scratch on blocking `kc_max`: only an implicit
-/// GEMM whose taps are not read in place ([`direct_kc`]).
-pub(crate) fn gathers(shape: &ConvShape, im2col: bool, kc_max: usize) -> bool {
-    im2col && direct_kc(shape, kc_max).is_none()
 }
 
 /// Where the rows of A come from.

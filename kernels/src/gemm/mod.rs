@@ -89,8 +89,8 @@ fn scratch_for(shape: &ConvShape, threads: usize, im2col: bool) -> usize {
 }
 
 /// Scratch floats [`conv1x1`] needs: none when A is read in place, an A
-/// block per task when K is long enough for in-place rows to conflict in
-/// the caches (`cin · stride_w` a multiple of 1024 floats).
+/// block per task when in-place rows would conflict in the caches (rows a
+/// multiple of 4 KiB apart: `cin · stride_w` a multiple of 1024 floats).
 pub fn conv1x1_scratch_len(shape: &ConvShape, threads: usize) -> usize {
     scratch_for(shape, threads, false)
 }
