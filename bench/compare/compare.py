@@ -410,13 +410,17 @@ class PeerProcess:
         return round_from_times(j["times_ms"])
 
 
+def peer_engine(kind: str, spec: dict):
+    """The in-process peer `kind` ("ort" or "ov") on `spec`'s model, threads and options."""
+    if kind == "ort":
+        return OrtEngine(spec["model"], spec["threads"], spec["spinning"])
+    return OvEngine(spec["model"], spec["threads"], spec["hint"], spec["precision"])
+
+
 def worker(spec_json: str) -> int:
     """`compare.py --worker SPEC`: one round of one peer in this process (see PeerProcess)."""
     spec = json.loads(spec_json)
-    if spec["engine"] == "ort":
-        e = OrtEngine(spec["model"], spec["threads"], spec["spinning"])
-    else:
-        e = OvEngine(spec["model"], spec["threads"], spec["hint"], spec["precision"])
+    e = peer_engine(spec["engine"], spec)
     e.set_input(np.load(spec["input"]))
     rd = e.run_round(spec["iters"], spec["warmup"])
     print(json.dumps({"times_ms": rd.times_ms, "settings": e.settings}))
@@ -690,11 +694,13 @@ def main(argv=None) -> int:
                     onnx.save(build_onnx(variant, batch, 224, 224, fold_bn=args.fold_bn,
                                          weights=weights), str(path))
                 x_nchw = deterministic_input(batch, 224, 224).transpose(0, 3, 1, 2).copy()
-                eng = {}
-                if "ort" in engines:
-                    eng["ort"] = OrtEngine(str(path), threads, args.ort_spinning)
-                if "ov" in engines:
-                    eng["ov"] = OvEngine(str(path), threads, args.ov_hint, args.ov_precision)
+                peers = [k for k in ("ort", "ov") if k in engines]
+                spec = {"model": str(path), "threads": threads, "spinning": args.ort_spinning,
+                        "hint": args.ov_hint, "precision": args.ov_precision}
+                # in this process: the peers that time here (--peer-process run), or both
+                # for the cross-check below
+                in_process = args.peer_process == "run" or len(peers) == 2
+                eng = {k: peer_engine(k, spec) for k in peers} if in_process else {}
                 for e in eng.values():
                     e.set_input(x_nchw)
                 if "ort" in eng and "ov" in eng:  # same graph, same input: same answer?
@@ -702,13 +708,10 @@ def main(argv=None) -> int:
                     ok, rel, cos = close_enough(b, a)
                     log(f"   OpenVINO vs ONNX Runtime on this graph: max rel diff {rel:.1e}, cos {cos:.7f}"
                         f" {'OK' if ok else 'MISMATCH (bf16?)'}")
-                if args.peer_process == "round" and eng:
+                if args.peer_process == "round" and peers:
                     xpath = outdir / f"input_b{batch}.npy"
                     np.save(xpath, x_nchw)
-                    spec = {"model": str(path), "threads": threads, "input": str(xpath),
-                            "spinning": args.ort_spinning, "hint": args.ov_hint,
-                            "precision": args.ov_precision}
-                    eng = {k: PeerProcess(k, spec) for k in eng}
+                    eng = {k: PeerProcess(k, {**spec, "input": str(xpath)}) for k in peers}
                 if "ours" in engines:
                     eng["ours"] = OursEngine(binary, variant, threads, batch, extra)
                 # calibration (not with a fixed --iters): one short run per engine gives the
