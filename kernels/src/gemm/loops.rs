@@ -205,18 +205,46 @@ pub(crate) fn k_blocks(k: usize, kc_max: usize) -> (usize, usize) {
 /// (cutting each layer's last tasks into quarters gained nothing).
 const TASKS_PER_THREAD: usize = 1;
 
-/// The task grid: `tm × tn` tasks (row ranges × column-tile ranges), from the
-/// shape and `threads` only. One task for one thread; otherwise about
-/// `TASKS_PER_THREAD · threads` tasks, the grid minimising the estimated
-/// makespan `ceil(tasks / threads) · (rows·cols + 4·(rows + cols))` (compute
-/// plus the task's A and B reads); ties go to fewer tasks, then to splitting rows.
-pub(crate) fn split(m: usize, n: usize, nr: usize, threads: usize) -> (usize, usize) {
+/// [`split`] gives each worker whole rows (output pixels) when every task
+/// still gets at least this many rows ...
+const ROW_SPLIT_MIN_ROWS: usize = 64;
+/// ... and B (the weights, which every task then reads whole) is at most
+/// this many bytes.
+///
+/// Why: the layers around a 1×1 convolution split by pixels too (the
+/// Winograd layers split by tiles, the large-M GEMMs by rows), so a
+/// row-split layer reads the activations, and in place the residual, that
+/// the same worker wrote, from its own L2; a column split reads all of A,
+/// half of it from the other core. The makespan model below does not see
+/// this and picked columns for ResNet50's 14×14 stage-4 1×1 layers (196
+/// rows, 1 MiB of weights). Measured on the 2-core Zen 3 VM by alternating
+/// the two rules per inference in one process (80 inferences, 4 runs, v1
+/// and v1.5, batch 1, 2 threads): `conv4_block2..6_3` 20 % and
+/// `conv4_block2..6_1` 6 % faster on the mean, 1.6–2.8 % off the sum of the
+/// per-layer minima and 1.9–4.0 % off their means. Where B is bigger (stage
+/// 5: 4–8 MiB, also at batch 8 with 392 rows; `conv4_block1_0` and v1.5's
+/// stride-2 3×3 at 2–2.4 MiB) each worker streaming all of it costs more:
+/// rows there were 3 % slower on stage 5 at batch 8 and even at 196 rows.
+const ROW_SPLIT_MAX_B_BYTES: usize = 3 << 19;
+
+/// The task grid for `C[m × n] = A[m × k] · B[k × n]`: `tm × tn` tasks (row
+/// ranges × column-tile ranges), from the shape and `threads` only. One task
+/// for one thread; one row range per worker when each gets at least
+/// [`ROW_SPLIT_MIN_ROWS`] rows and B is at most [`ROW_SPLIT_MAX_B_BYTES`];
+/// otherwise about `TASKS_PER_THREAD · threads` tasks, the grid minimising the
+/// estimated makespan `ceil(tasks / threads) · (rows·cols + 4·(rows + cols))`
+/// (compute plus the task's A and B reads); ties go to fewer tasks, then to
+/// splitting rows.
+pub(crate) fn split(m: usize, k: usize, n: usize, nr: usize, threads: usize) -> (usize, usize) {
     let threads = threads.max(1);
     if threads == 1 {
         return (1, 1);
     }
-    let tiles = n.div_ceil(nr);
     let target = TASKS_PER_THREAD * threads;
+    if m / target >= ROW_SPLIT_MIN_ROWS && k.saturating_mul(n).saturating_mul(4) <= ROW_SPLIT_MAX_B_BYTES {
+        return (target, 1);
+    }
+    let tiles = n.div_ceil(nr);
     let mut best = (1, 1, usize::MAX, usize::MAX);
     for tm in (1..=target.min(m)).rev() {
         let tn = target.div_ceil(tm).min(tiles);
@@ -262,7 +290,7 @@ pub(crate) fn task_scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threa
     if !copies_a {
         return 0;
     }
-    let (tm, _) = split(m, n, bl.nr, threads);
+    let (tm, _) = split(m, k, n, bl.nr, threads);
     let (_, kc) = k_blocks(k, bl.kc);
     round_up_floats(mc_max(bl.mc).min(m.div_ceil(tm)) * kc)
 }
@@ -324,7 +352,7 @@ pub(crate) struct Problem<'a> {
 /// `scratch_len(Blocking::of::<U>(), m, k, n, threads, im2col)` floats.
 pub(crate) unsafe fn run<U: Microkernel>(p: &Problem, out: &mut [f32], scratch: &mut [f32], threads: usize) {
     let threads = threads.max(1);
-    let (tm, tn) = split(p.m, p.n, U::NR, threads);
+    let (tm, tn) = split(p.m, p.k, p.n, U::NR, threads);
     let per = task_scratch_len(Blocking::of::<U>(), p.m, p.k, p.n, threads, p.a.copies_a(U::KC));
     let tiles = p.n.div_ceil(U::NR);
     let c = crate::par::SendPtr(out.as_mut_ptr());
@@ -739,16 +767,24 @@ mod tests {
 
     #[test]
     fn splits() {
-        assert_eq!(split(3136, 64, 16, 1), (1, 1));
+        assert_eq!(split(3136, 64, 64, 16, 1), (1, 1));
         let cases =
             [(3136, 64, 2), (49, 512, 2), (49, 2048, 4), (784, 128, 4), (5, 5, 3), (196, 256, 2), (12544, 64, 16)];
         for (m, n, t) in cases {
-            let (tm, tn) = split(m, n, 16, t);
+            let (tm, tn) = split(m, 256, n, 16, t);
             assert!(tm >= 1 && tn >= 1 && tm <= m && tn <= n.div_ceil(16), "{m}x{n} t{t}: {tm}x{tn}");
             assert!(tm * tn <= TASKS_PER_THREAD * t * 2, "{m}x{n} t{t}: {tm}x{tn}");
         }
         // Large M splits rows; M = 49 with many columns splits columns.
-        assert_eq!(split(3136, 64, 16, 2).1, 1);
-        assert_eq!(split(49, 2048, 16, 2).0, 1);
+        assert_eq!(split(3136, 64, 64, 16, 2).1, 1);
+        assert_eq!(split(49, 512, 2048, 16, 2).0, 1);
+        // 196 rows: rows while B is small (stage 4's 1 MiB), columns when
+        // every worker would stream 2 MiB or more of it; the makespan model
+        // alone picks columns for both.
+        assert_eq!(split(196, 256, 1024, 16, 2), (2, 1));
+        assert_eq!(split(196, 1024, 256, 16, 2), (2, 1));
+        assert_eq!(split(196, 512, 1024, 16, 2), (1, 2));
+        assert_eq!(split(196, 256, 1024, 16, 4), (1, 4));
+        assert_eq!(split(392, 512, 2048, 16, 2), (1, 2));
     }
 }
