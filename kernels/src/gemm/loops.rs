@@ -211,20 +211,22 @@ const ROW_SPLIT_MIN_ROWS: usize = 64;
 /// ... and B (the weights, which every task then reads whole) is at most
 /// this many bytes.
 ///
-/// Why: the layers around a 1×1 convolution split by pixels too (the
-/// Winograd layers split by tiles, the large-M GEMMs by rows), so a
-/// row-split layer reads the activations, and in place the residual, that
-/// the same worker wrote, from its own L2; a column split reads all of A,
-/// half of it from the other core. The makespan model below does not see
-/// this and picked columns for ResNet50's 14×14 stage-4 1×1 layers (196
-/// rows, 1 MiB of weights). Measured on the 2-core Zen 3 VM by alternating
-/// the two rules per inference in one process (80 inferences, 4 runs, v1
-/// and v1.5, batch 1, 2 threads): `conv4_block2..6_3` 20 % and
-/// `conv4_block2..6_1` 6 % faster on the mean, 1.6–2.8 % off the sum of the
-/// per-layer minima and 1.9–4.0 % off their means. Where B is bigger (stage
-/// 5: 4–8 MiB, also at batch 8 with 392 rows; `conv4_block1_0` and v1.5's
-/// stride-2 3×3 at 2–2.4 MiB) each worker streaming all of it costs more:
-/// rows there were 3 % slower on stage 5 at batch 8 and even at 196 rows.
+/// Why: most layers next to a 1×1 convolution split by pixels (the
+/// Winograd layers by tiles, the large-M GEMMs by rows), so a row-split
+/// layer reads the activations, and in place the residual, that the same
+/// worker wrote, from its own L2; a column split reads all of A, half of it
+/// from the other core. The makespan model below does not see this and
+/// picked columns for ResNet50's 14×14 stage-4 1×1 layers (196 rows, 1 MiB
+/// of weights). Measured on the 2-core Zen 3 VM by alternating the two rules
+/// per inference in one process (80 inferences, 4 runs, v1 and v1.5, batch
+/// 1, 2 threads): `conv4_block2..6_3` 20 % and `conv4_block2..6_1` 6 %
+/// faster on the mean, the sum of the per-layer minima 1.6–2.8 % lower and
+/// of their means 1.9–4.0 % lower. The one loser is `conv4_block1_3` (5–10 %
+/// slower), whose input and residual come from column-split layers. Where B
+/// is bigger, each worker streaming all of it costs more than locality
+/// saves: rows measured about 3 % slower on stage 5 at batch 8 (392 rows,
+/// 4–8 MiB) and on `conv4_block1_0` and v1.5's stride-2 3×3 at batch 1
+/// (196 rows, 2–2.4 MiB).
 const ROW_SPLIT_MAX_B_BYTES: usize = 3 << 19;
 
 /// The task grid for `C[m × n] = A[m × k] · B[k × n]`: `tm × tn` tasks (row
