@@ -25,9 +25,19 @@ pub fn max_pool2d(isa: Isa, shape: &PoolShape, input: &[f32], output: &mut [f32]
     if row == 0 {
         return;
     }
-    crate::par::for_each_chunk(output, row, threads, |r, out| {
-        let (n, oy) = (r / shape.out_h(), r % shape.out_h());
-        max_pool_row(isa, shape, input, n, oy, out);
+    // One contiguous band of output rows per worker, as the GEMM's row split
+    // gives the convolution after it (`gemm::loops::split`): each worker then
+    // reads the rows the other wrote least (in place 0.1–0.4 ms less on v1's
+    // and v1.5's conv2_block1_0 at 2 threads, batch 1, in 3–4 of 4 in-process
+    // A/Bs against one task per row).
+    let rows = output.len() / row;
+    let band = rows.div_ceil(threads.max(1));
+    crate::par::for_each_chunk(output, band * row, threads, |j, out| {
+        for (i, o) in out.chunks_exact_mut(row).enumerate() {
+            let r = j * band + i;
+            let (n, oy) = (r / shape.out_h(), r % shape.out_h());
+            max_pool_row(isa, shape, input, n, oy, o);
+        }
     });
 }
 
