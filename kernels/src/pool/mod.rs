@@ -29,7 +29,7 @@ pub fn max_pool2d(isa: Isa, shape: &PoolShape, input: &[f32], output: &mut [f32]
     // row split (`gemm::loops::split`) gives each worker of the convolution
     // after it, which then finds them in its own core's cache. Against one
     // task per row (rows interleaved between the workers), v1's and v1.5's
-    // conv2_block1_0 took 0.1–0.4 ms less on the mean in 4 in-process A/Bs
+    // conv2_block1_0 took 0.03–0.41 ms less on the mean in 4 in-process A/Bs
     // (2 threads, batch 1, 80 inferences each). `max(1)`: an empty batch
     // still needs a chunk length.
     let rows = output.len() / row;
