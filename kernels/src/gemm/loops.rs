@@ -223,10 +223,11 @@ const ROW_SPLIT_MIN_ROWS: usize = 64;
 /// faster on the mean, the sum of the per-layer minima 1.6–2.8 % lower and
 /// of their means 1.9–4.0 % lower. The one loser is `conv4_block1_3` (5–10 %
 /// slower), whose input and residual come from column-split layers. Where B
-/// is bigger, each worker streaming all of it costs more than locality
-/// saves: rows measured about 3 % slower on stage 5 at batch 8 (392 rows,
-/// 4–8 MiB) and on `conv4_block1_0` and v1.5's stride-2 3×3 at batch 1
-/// (196 rows, 2–2.4 MiB).
+/// is bigger, each worker streaming all of it costs about what locality
+/// saves or more: with rows, stage 5 at batch 8 (392 rows, 4–8 MiB) took
+/// 3 % longer on the sum of its minima, and `conv4_block1_0` and v1.5's
+/// stride-2 3×3 at batch 1 (196 rows, 2–2.4 MiB) 3 % longer on the mean,
+/// 1.5–3 % shorter on the minimum: no gain to take.
 const ROW_SPLIT_MAX_B_BYTES: usize = 3 << 19;
 
 /// The task grid for `C[m × n] = A[m × k] · B[k × n]`: `tm × tn` tasks (row
