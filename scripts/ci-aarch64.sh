@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # aarch64 (NEON) check: cross-compile the kernels crate with Debian's rustc-web and
-# its aarch64 std, then run `kernels/tests/neon_check.rs` under qemu-user.
+# its aarch64 std, then run `kernels/tests/isa_check.rs` under qemu-user.
 # See docs/aarch64.md. The check test has `harness = false` and runs everything on
 # the main thread: creating threads hangs under qemu-user on these machines.
 #
@@ -60,20 +60,20 @@ OUT=$CARGO_TARGET_DIR/$TARGET/release
 if [ "${CI_AARCH64_CARGO_TEST:-0}" = 1 ]; then
     # The documented way (docs/aarch64.md); also builds the dev-dependencies
     # (criterion, proptest, matrixmultiply), which the check does not use.
-    echo "== cross build + run under qemu: cargo test -p resnet50-kernels --test neon_check"
-    cargo test --locked --release --target "$TARGET" -p resnet50-kernels --test neon_check
+    echo "== cross build + run under qemu: cargo test -p resnet50-kernels --test isa_check"
+    cargo test --locked --release --target "$TARGET" -p resnet50-kernels --test isa_check
 else
     # Faster: the check only needs the kernels library, so build that with
     # cargo and compile the harness-less test file against it with rustc.
     echo "== cross build: resnet50-kernels (release)"
     cargo build --locked --release --target "$TARGET" -p resnet50-kernels --lib
-    echo "== compile kernels/tests/neon_check.rs against it"
-    "$RUSTC" --edition 2021 --crate-type bin --crate-name neon_check \
+    echo "== compile kernels/tests/isa_check.rs against it"
+    "$RUSTC" --edition 2021 --crate-type bin --crate-name isa_check \
         --target "$TARGET" -C opt-level=3 -C codegen-units=4 \
         -C linker=aarch64-linux-gnu-gcc -D warnings \
         --extern resnet50_kernels="$OUT/libresnet50_kernels.rlib" -L "dependency=$OUT/deps" \
-        -o "$OUT/neon_check" kernels/tests/neon_check.rs
+        -o "$OUT/isa_check" kernels/tests/isa_check.rs
     echo "== run under qemu-aarch64 (main thread only)"
-    timeout "${CI_AARCH64_TIMEOUT:-900}" qemu-aarch64 -L /usr/aarch64-linux-gnu "$OUT/neon_check"
+    timeout "${CI_AARCH64_TIMEOUT:-900}" qemu-aarch64 -L /usr/aarch64-linux-gnu "$OUT/isa_check"
 fi
 echo "== ci-aarch64 done ($(($(date +%s) - start)) s build+run)"

@@ -1,5 +1,6 @@
-//! Kernel check for every ISA this CPU runs — on aarch64 that is NEON, the
-//! reason this file exists (see `scripts/ci-aarch64.sh` and docs/aarch64.md).
+//! Kernel check for every ISA this CPU runs. CI runs it where our machines
+//! cannot: NEON under qemu-user (`scripts/ci-aarch64.sh`, docs/aarch64.md) and
+//! AVX-512 in a Bochs virtual machine (`scripts/ci-avx512.sh`).
 //!
 //! A `harness = false` test: `main` runs every comparison on the main thread,
 //! with `threads = 1`, and never touches rayon's global pool, because creating
@@ -16,7 +17,7 @@
 //! the exit code is non-zero on any failure.
 //!
 //! By default every supported SIMD ISA is checked (`Scalar` when there is
-//! none); `RESNET50_CHECK_ISA=neon` (or any ISA name) checks only that one.
+//! none); `RESNET50_CHECK_ISA=avx512` (or any ISA name) checks only that one.
 
 use std::process::ExitCode;
 
@@ -520,7 +521,7 @@ fn isas_to_check() -> Vec<Isa> {
 fn main() -> ExitCode {
     let isas = isas_to_check();
     println!(
-        "neon_check on {} ({}): ISAs {:?}, algorithms {:?}",
+        "isa_check on {} ({}): ISAs {:?}, algorithms {:?}",
         std::env::consts::ARCH,
         if cfg!(target_arch = "aarch64") { "NEON path" } else { "host ISAs" },
         isas.iter().map(|i| i.name()).collect::<Vec<_>>(),
