@@ -1,5 +1,6 @@
 //! Winograd 3×3 convolution against the scalar reference, on every ISA this
-//! CPU supports (AVX-512 runs automatically where `Isa::Avx512.is_supported()`).
+//! CPU supports, AVX-512 included (`Isa::under_test`: `RESNET50_TEST_ISAS`
+//! narrows the list, as the AVX-512 VM of `scripts/ci-avx512.sh` does).
 //!
 //! Tolerance: `|y − y_ref| ≤ C · 1e-5 · T + 2⁻²⁰·|y_ref| + 1e-30` with
 //! `C = 1`, where `T` is the largest `Σ|x·w|` (the convolution of `|x|` with
@@ -152,7 +153,7 @@ proptest! {
         };
         let want = case.reference();
         let mag = case.magnitude();
-        for isa in Isa::supported() {
+        for isa in Isa::under_test() {
             for tile in [WinogradTile::F4x4, WinogradTile::F2x2] {
                 let got = case.run(isa, tile, threads);
                 let tmag = tile_max(&case.shape, &mag, tile.m());
@@ -180,7 +181,7 @@ fn default_pack_matches_tile_for_and_conv_front_door() {
     k.pack(&case.w, case.bias.as_ref().unwrap(), &mut packed);
     let want = case.reference();
     let mag = tile_max(&shape, &case.magnitude(), winograd::tile_for(13, 21).m());
-    for isa in Isa::supported() {
+    for isa in Isa::under_test() {
         for threads in 1..=3 {
             let mut scratch = vec![0.0; k.scratch_len(2, 9, 11, threads)];
             let mut y = vec![0.0; shape.output_len()];
@@ -203,7 +204,7 @@ fn same_threads_give_identical_bits_and_threads_do_not_change_them() {
         relu: true,
         shape,
     };
-    for isa in Isa::supported() {
+    for isa in Isa::under_test() {
         for tile in [WinogradTile::F4x4, WinogradTile::F2x2] {
             let base = case.run(isa, tile, 1);
             for threads in 1..=4 {
@@ -275,7 +276,7 @@ fn resnet50_layer_accuracy() {
         let ymax = exact.iter().fold(0.0f64, |m, v| m.max(v.abs()));
         let err = |y: &[f32]| y.iter().zip(&exact).fold(0.0f64, |m, (&a, &b)| m.max((a as f64 - b).abs())) / ymax;
         let ref_err = err(&refr);
-        for isa in Isa::supported() {
+        for isa in Isa::under_test() {
             for tile in [WinogradTile::F4x4, WinogradTile::F2x2] {
                 let y = case.run(isa, tile, 2);
                 let e = err(&y);

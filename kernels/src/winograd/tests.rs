@@ -8,7 +8,7 @@ use super::*;
 type Rows<'a> = Vec<&'a [f64]>;
 
 fn isas() -> Vec<Isa> {
-    Isa::supported()
+    Isa::under_test()
 }
 
 /// `d` (α×α) → Bᵀ d B in f64 from the matrices.
