@@ -2,11 +2,11 @@
 # AVX-512 check. No machine of ours (nor CI's) has AVX-512, and QEMU's TCG cannot run
 # it, so this boots Debian's Linux kernel in Bochs, which emulates an AVX-512 CPU
 # (model corei7_skylake_x), from a CD image whose initramfs holds the kernels crate's
-# test binaries, built static: the unit tests and the proptests (every kernel against the
-# scalar reference), on AVX-512 only, and kernels/tests/isa_check.rs for AVX-512 (every
-# algorithm, pools, classifier, the whole network at 64x64). scripts/avx512-vm/init.c runs them and powers off; this
-# script reads the VM's serial console and fails unless every program passed with
-# AVX-512 enabled.
+# test binaries, built static: the unit tests and the proptests (every kernel against
+# the scalar reference) on AVX-512 only, and kernels/tests/isa_check.rs for AVX-512
+# (every algorithm, pools, classifier, the whole network at 64x64).
+# scripts/avx512-vm/init.c runs them and powers off; this script reads the VM's serial
+# console and fails unless every program passed with AVX-512 enabled.
 #
 # Usage: ci-avx512.sh [prepare|run|all]   (default all)
 #   prepare  install the packages and unpack Debian's kernel (apt; .ci/run does this
