@@ -2,16 +2,19 @@
 # AVX-512 check. No machine of ours (nor CI's) has AVX-512, and QEMU's TCG cannot run
 # it, so this boots Debian's Linux kernel in Bochs, which emulates an AVX-512 CPU
 # (model corei7_skylake_x), from a CD image whose initramfs holds the kernels crate's
-# test binaries, built static: the unit tests and the proptests (every kernel against
-# the scalar reference) on AVX-512 only, and kernels/tests/isa_check.rs for AVX-512
-# (every algorithm, pools, classifier, the whole network at 64x64).
+# test binaries from the README's `cargo test --release --workspace` (with the host's
+# dynamic loader and libraries): the unit tests and the proptests (every kernel
+# against the scalar reference) on AVX-512 only, and kernels/tests/isa_check.rs for
+# AVX-512 (every algorithm, pools, classifier, the whole network at 64x64).
 # scripts/avx512-vm/init.c runs them and powers off; this script reads the VM's serial
 # console and fails unless every program passed with AVX-512 enabled.
 #
-# Usage: ci-avx512.sh [prepare|run|all]   (default all)
-#   prepare  install the packages and unpack Debian's kernel (apt; .ci/run does this
-#            in the foreground, then starts `run` in the background)
-#   run      build the tests and run the VM (needs what `prepare` set up)
+# Usage: ci-avx512.sh [prepare|image|boot|all]   (default all)
+#   prepare  install the packages and unpack Debian's kernel (apt)
+#   image    build the tests (cargo test --release --workspace --no-run, shared with
+#            the README's test command) and write the CD image
+#   boot     run the VM and check its console (about seven minutes of one core)
+#   .ci/run runs prepare and image in the foreground, then boot in the background.
 #
 # Environment:
 #   CI_AVX512_SKIP_INSTALL=1  never call apt-get (fail if a tool or the kernel is missing)
@@ -22,18 +25,17 @@ cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
 WORK=target/avx512-vm
-TARGET=x86_64-unknown-linux-gnu
 CPU_MODEL=${CI_AVX512_CPU:-corei7_skylake_x}
 MODE=${1:-all}
 case "$MODE" in
-prepare | run | all) ;;
+prepare | image | boot | all) ;;
 *)
-    echo "usage: $0 [prepare|run|all]" >&2
+    echo "usage: $0 [prepare|image|boot|all]" >&2
     exit 2
     ;;
 esac
 mkdir -p "$WORK"
-[ "$MODE" = run ] && export CI_AVX512_SKIP_INSTALL=1
+[ "$MODE" = image ] || [ "$MODE" = boot ] && export CI_AVX512_SKIP_INSTALL=1
 
 need_install() {
     command -v bochs >/dev/null && command -v genisoimage >/dev/null &&
@@ -47,7 +49,7 @@ SUDO=
 updated=0
 if need_install; then
     if [ "${CI_AVX512_SKIP_INSTALL:-0}" = 1 ]; then
-        echo "ci-avx512: bochs/isolinux/genisoimage missing (CI_AVX512_SKIP_INSTALL=1, or mode run)" >&2
+        echo "ci-avx512: bochs/isolinux/genisoimage missing (CI_AVX512_SKIP_INSTALL=1, or mode $MODE)" >&2
         exit 1
     fi
     echo "== installing Bochs, isolinux, genisoimage"
@@ -61,7 +63,7 @@ fi
 KERNEL=$(ls "$WORK"/kernel/boot/vmlinuz-* 2>/dev/null | head -1 || true)
 if [ -z "$KERNEL" ]; then
     if [ "${CI_AVX512_SKIP_INSTALL:-0}" = 1 ]; then
-        echo "ci-avx512: no kernel under $WORK/kernel (CI_AVX512_SKIP_INSTALL=1, or mode run)" >&2
+        echo "ci-avx512: no kernel under $WORK/kernel (CI_AVX512_SKIP_INSTALL=1, or mode $MODE)" >&2
         exit 1
     fi
     [ "$updated" = 1 ] || $SUDO apt-get update -q
@@ -88,51 +90,59 @@ if [ "$MODE" = prepare ]; then
 fi
 
 start=$(date +%s)
-echo "== build: the kernels crate's tests, static (crt-static), for the VM"
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR_AVX512:-$WORK/cargo}
-unset RUSTC_WRAPPER CARGO_BUILD_RUSTFLAGS
-# --target keeps RUSTFLAGS away from build scripts and proc macros (host builds).
-RUSTFLAGS="-C target-feature=+crt-static" cargo test --locked --release --target "$TARGET" \
-    -p resnet50-kernels --no-run --message-format=json >"$WORK/build.json"
-mapfile -t TESTS < <(python3 -c '
+if [ "$MODE" != boot ]; then
+    echo "== build: the workspace's tests (release), for the kernels crate's binaries"
+    cargo test --locked --release --workspace --no-run --message-format=json >"$WORK/build.json"
+    mapfile -t TESTS < <(python3 -c '
 import json, sys
 for line in open(sys.argv[1]):
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
+    if (m.get("reason") == "compiler-artifact" and m.get("manifest_path", "").endswith("/kernels/Cargo.toml")
+            and m.get("profile", {}).get("test") and m.get("executable")):
         print(m["executable"])
 ' "$WORK/build.json")
-[ "${#TESTS[@]}" -ge 4 ] || { echo "ci-avx512: expected the kernels crate's test binaries, got: ${TESTS[*]}" >&2; exit 1; }
-ROOT=$WORK/root
-rm -rf "$WORK/iso" "$ROOT" && mkdir -p "$WORK/iso" "$ROOT/tests" "$ROOT/args"
-for t in "${TESTS[@]}"; do
-    # Name them by target (cargo appends a hash), stripped: the initramfs stays small.
-    name=$(basename "$t" | sed 's/-[0-9a-f]*$//')
-    [ "$name" = resnet50_kernels ] && name=lib_unit_tests
-    strip -o "$ROOT/tests/$name" "$t"
-done
-ls "$ROOT/tests"
-# Arguments per program (one per line), skipping two tests that would take most
-# of the VM's time for nothing the VM adds: resnet50_layer_accuracy runs four
-# full-size ResNet50 3x3 layers in f64 and on the scalar reference (about a
-# billion emulated multiply-adds; it measures accuracy, which AVX2 shows natively,
-# and the proptests check AVX-512 against the reference here), and
-# avx512_body_emulated_matches_reference runs the AVX-512 microkernel on scalar
-# lanes, for machines without AVX-512 (here the real one runs).
-printf '%s\n' --skip resnet50_layer_accuracy >"$ROOT/args/winograd_props"
-printf '%s\n' --skip avx512_body_emulated_matches_reference >"$ROOT/args/lib_unit_tests"
-gcc -static -O2 -Wall -Wextra -Werror -o "$WORK/init" scripts/avx512-vm/init.c
-python3 scripts/avx512-vm/initramfs.py "$WORK/iso/initrd.cpio" "$WORK/init" "$ROOT"
+    [ "${#TESTS[@]}" -ge 4 ] || { echo "ci-avx512: expected the kernels crate's test binaries, got: ${TESTS[*]}" >&2; exit 1; }
+    ROOT=$WORK/root
+    rm -rf "$WORK/iso" "$ROOT" && mkdir -p "$WORK/iso" "$ROOT/tests" "$ROOT/args"
+    for t in "${TESTS[@]}"; do
+        # Name them by target (cargo appends a hash), stripped: the initramfs stays small.
+        name=$(basename "$t" | sed 's/-[0-9a-f]*$//')
+        [ "$name" = resnet50_kernels ] && name=lib_unit_tests
+        strip -o "$ROOT/tests/$name" "$t"
+    done
+    ls "$ROOT/tests"
+    # The binaries are dynamic (like every `cargo test` build): the VM gets the host's
+    # loader and the libraries they link (libc, libgcc_s, libm), at the same paths.
+    mapfile -t LIBS < <(ldd "${TESTS[@]}" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// && $2 ~ /^\(/ { print $1 }' | sort -u)
+    [ "${#LIBS[@]}" -ge 2 ] || { echo "ci-avx512: ldd found no loader/libc for the tests: ${LIBS[*]}" >&2; exit 1; }
+    for lib in "${LIBS[@]}"; do
+        mkdir -p "$ROOT$(dirname "$lib")"
+        cp -L "$lib" "$ROOT$lib"
+    done
+    echo "libraries: ${LIBS[*]}"
+    echo "${#TESTS[@]}" >"$WORK/expected_programs"
+    # Arguments per program (one per line), skipping two tests that would take most
+    # of the VM's time for nothing the VM adds: resnet50_layer_accuracy runs four
+    # full-size ResNet50 3x3 layers in f64 and on the scalar reference (about a
+    # billion emulated multiply-adds; it measures accuracy, which AVX2 shows natively,
+    # and the proptests check AVX-512 against the reference here), and
+    # avx512_body_emulated_matches_reference runs the AVX-512 microkernel on scalar
+    # lanes, for machines without AVX-512 (here the real one runs).
+    printf '%s\n' --skip resnet50_layer_accuracy >"$ROOT/args/winograd_props"
+    printf '%s\n' --skip avx512_body_emulated_matches_reference >"$ROOT/args/lib_unit_tests"
+    gcc -static -O2 -Wall -Wextra -Werror -o "$WORK/init" scripts/avx512-vm/init.c
+    python3 scripts/avx512-vm/initramfs.py "$WORK/iso/initrd.cpio" "$WORK/init" "$ROOT"
 
-echo "== CD image: isolinux, $(basename "$KERNEL"), initramfs"
-cp "$KERNEL" "$WORK/iso/vmlinuz"
-cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$WORK/iso/"
-# clearcpuid=xsaves,xsavec: Bochs 2.7 reports the standard-format XSAVE size where
-# Linux expects the compacted one; Linux then refuses XSAVE (and with it AVX and
-# AVX-512) unless it uses the standard format. Unknown key=value parameters reach
-# init's environment: RESNET50_TEST_ISAS=avx512 makes
-# isa_check and the other tests check AVX-512 only (scalar and AVX2 are checked natively;
-# emulated, they took most of the VM's time).
-cat >"$WORK/iso/isolinux.cfg" <<CFG
+    echo "== CD image: isolinux, $(basename "$KERNEL"), initramfs"
+    cp "$KERNEL" "$WORK/iso/vmlinuz"
+    cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$WORK/iso/"
+    # clearcpuid=xsaves,xsavec: Bochs 2.7 reports the standard-format XSAVE size where
+    # Linux expects the compacted one; Linux then refuses XSAVE (and with it AVX and
+    # AVX-512) unless it uses the standard format. Unknown key=value parameters reach
+    # init's environment: RESNET50_TEST_ISAS=avx512 makes
+    # isa_check and the other tests check AVX-512 only (scalar and AVX2 are checked natively;
+    # emulated, they took most of the VM's time).
+    cat >"$WORK/iso/isolinux.cfg" <<CFG
 DEFAULT check
 PROMPT 0
 TIMEOUT 0
@@ -140,13 +150,13 @@ LABEL check
   KERNEL /vmlinuz
   APPEND initrd=/initrd.cpio console=ttyS0,115200 panic=-1 clearcpuid=xsaves,xsavec cryptomgr.notests mitigations=off RESNET50_TEST_ISAS=avx512
 CFG
-genisoimage -quiet -o "$WORK/check.iso" -b isolinux.bin -c boot.cat -no-emul-boot -boot-load-size 4 \
-    -boot-info-table -R "$WORK/iso"
+    genisoimage -quiet -o "$WORK/check.iso" -b isolinux.bin -c boot.cat -no-emul-boot -boot-load-size 4 \
+        -boot-info-table -R "$WORK/iso"
 
-# Bochs: no display (the rfb GUI without waiting for a client), no sound, the
-# serial console into a file. This Debian build has the debugger compiled in:
-# "continue" comes from an rc file.
-cat >"$WORK/bochsrc" <<RC
+    # Bochs: no display (the rfb GUI without waiting for a client), no sound, the
+    # serial console into a file. This Debian build has the debugger compiled in:
+    # "continue" comes from an rc file.
+    cat >"$WORK/bochsrc" <<RC
 megs: 1024
 cpu: model=$CPU_MODEL, count=1, ips=200000000
 romimage: file=/usr/share/bochs/BIOS-bochs-latest
@@ -160,15 +170,21 @@ sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy
 log: $WORK/bochs.log
 panic: action=fatal
 RC
-echo continue >"$WORK/bochs.rc"
+    echo continue >"$WORK/bochs.rc"
+    echo "== image written: $WORK/check.iso ($(($(date +%s) - start)) s)"
+fi
+[ "$MODE" = image ] && exit 0
+[ -f "$WORK/check.iso" ] && [ -f "$WORK/expected_programs" ] ||
+    { echo "ci-avx512: no CD image under $WORK (run: $0 image)" >&2; exit 1; }
 rm -f "$WORK/serial.txt" "$WORK/console.txt"
-echo "== boot in Bochs ($CPU_MODEL); build took $(($(date +%s) - start)) s"
+echo "== boot in Bochs ($CPU_MODEL)"
 echo "   (the VM's console below, without the kernel's messages; [s] = seconds since boot)"
 boot=$(date +%s)
 shown=0
 # Prints the console lines not yet shown (the serial console ends lines with \r\n).
 show_console() {
-    tr -d '\r' <"$WORK/serial.txt" >"$WORK/console.txt" 2>/dev/null || return 0
+    [ -f "$WORK/serial.txt" ] || return 0 # Bochs creates it at the first byte
+    tr -d '\r' <"$WORK/serial.txt" >"$WORK/console.txt" || return 0
     local lines
     lines=$(wc -l <"$WORK/console.txt")
     if [ "$lines" -gt "$shown" ]; then
@@ -201,6 +217,6 @@ grep -q '^isa_check on x86_64 (host ISAs): ISAs \["avx512"\]' "$WORK/console.txt
     fail "isa_check did not check AVX-512"
 summary=$(grep '^init: done: ' "$WORK/console.txt" || true)
 [ -n "$summary" ] || fail "the VM did not finish (timeout or crash)"
-expected=${#TESTS[@]}
+expected=$(cat "$WORK/expected_programs")
 [ "$summary" = "init: done: $expected programs, 0 failed" ] || fail "$summary (expected $expected programs, 0 failed)"
-echo "== ci-avx512 done ($(($(date +%s) - start)) s build+run): $summary"
+echo "== ci-avx512 done ($(($(date +%s) - start)) s): $summary"

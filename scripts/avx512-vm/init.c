@@ -1,7 +1,8 @@
 /*
  * PID 1 of the AVX-512 check VM (scripts/ci-avx512.sh): reports the CPU
  * features Linux enabled, runs every program in /tests in name order (the
- * kernels crate's test binaries, built static) with the arguments listed one
+ * kernels crate's test binaries; the initramfs also holds the host's dynamic
+ * loader and the libraries they link) with the arguments listed one
  * per line in /args/<name> if that file exists, prints one status line per
  * program and a summary, then powers the machine off, which ends Bochs.
  *
