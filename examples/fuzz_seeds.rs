@@ -1,8 +1,15 @@
-//! Writes small seed inputs for the fuzz targets into `corpus/<target>/`:
-//! structurally valid files with ResNet50 names (tiny tensors), so the
-//! fuzzer starts inside the mapping layers rather than at the magic bytes.
+//! Writes small seed inputs for the fuzz targets (`fuzz/`) into
+//! `<DIR>/<target>/` (default `fuzz/corpus`): structurally valid files with
+//! ResNet50 names (tiny tensors), so the fuzzer starts inside the mapping layers
+//! rather than at the magic bytes. Also shows the exporters of
+//! `resnet50::loaders::export`.
+//!
+//!     cargo run --release --example fuzz_seeds [-- DIR]
+//!
+//! (It lives in the main crate, not in `fuzz/`, so that CI builds it with the
+//! release dependencies the tests already compiled.)
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use resnet50::loaders::export::{self, H5Layer, H5Layout, Tensor};
 use resnet50::loaders::names::{self, Scheme};
@@ -12,13 +19,16 @@ fn tiny(name: String) -> Tensor {
     Tensor { name, shape: vec![2], data: vec![0.5, -1.0], dtype: safetensors::Dtype::F32 }
 }
 
-fn save(target: &str, name: &str, bytes: &[u8]) {
-    let dir = Path::new("corpus").join(target);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(name), bytes).unwrap();
+fn save(root: &Path, target: &str, name: &str, bytes: &[u8]) {
+    let dir = root.join(target);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
 
 fn main() {
+    let root = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
+    let root = root.as_path();
     for (i, scheme) in
         [Scheme::Torchvision, Scheme::HuggingFace, Scheme::Keras, Scheme::KerasOld].into_iter().enumerate()
     {
@@ -29,8 +39,8 @@ fn main() {
                 keys.into_iter().map(|k| if k.starts_with("classifier") { k } else { format!("resnet.{k}") }).collect();
         }
         let t: Vec<Tensor> = keys.into_iter().map(tiny).collect();
-        save("safetensors", &format!("seed{i}"), &export::safetensors_bytes(&t).unwrap());
-        save("safetensors", &format!("seed{i}-one"), &export::safetensors_bytes(&t[..3]).unwrap());
+        save(root, "safetensors", &format!("seed{i}"), &export::safetensors_bytes(&t).unwrap());
+        save(root, "safetensors", &format!("seed{i}-one"), &export::safetensors_bytes(&t[..3]).unwrap());
     }
     for (i, (scheme, layout)) in [
         (Scheme::Keras, H5Layout::Keras),
@@ -65,16 +75,16 @@ fn main() {
                 H5Layer { name: n.clone(), keras_name: n.clone(), weights }
             })
             .collect();
-        save("keras_h5", &format!("seed{i}"), &export::keras_h5_bytes(&l, layout, i == 1).unwrap());
-        save("keras_h5", &format!("seed{i}-few"), &export::keras_h5_bytes(&l[..4], layout, i != 1).unwrap());
+        save(root, "keras_h5", &format!("seed{i}"), &export::keras_h5_bytes(&l, layout, i == 1).unwrap());
+        save(root, "keras_h5", &format!("seed{i}-few"), &export::keras_h5_bytes(&l[..4], layout, i != 1).unwrap());
     }
     // Native: a header + table image (the data region is too large for a seed).
     let w = resnet50::init::keras_random(resnet50::Variant::V1, Some(2), 1);
     let full = native::to_bytes(&w, 1e-5).unwrap();
     let head = 64 + 55 * 64;
     for t in ["native", "native_checksummed"] {
-        save(t, "seed-header", &full[..head]);
-        save(t, "seed-header-data", &full[..head + 4096]);
+        save(root, t, "seed-header", &full[..head]);
+        save(root, t, "seed-header-data", &full[..head + 4096]);
     }
-    println!("seeds written under corpus/");
+    println!("seeds written under {}", root.display());
 }

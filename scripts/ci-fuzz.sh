@@ -7,7 +7,8 @@
 #   infer               the inference API (build, reshape, session, predict,
 #                       predict_into, features) on arbitrary configurations,
 #                       absurd sizes and non-finite inputs
-# FUZZ_SECONDS (default 35, at most 60) per target. Needs cargo-fuzz (installed
+# FUZZ_SECONDS (default 35, at most 60) per target, FUZZ_JOBS targets at a time
+# (default: the core count). Needs cargo-fuzz (installed
 # here if missing) and a nightly compiler: the nightly toolchain when rustup has
 # one, otherwise stable with RUSTC_BOOTSTRAP=1. No sanitizer (the code under
 # test has no unsafe; panics, overflows and OOMs are what we look for).
@@ -29,24 +30,48 @@ else
     export RUSTC_BOOTSTRAP=1
 fi
 
+# Seed corpora: small, structurally valid files with ResNet50 names (the main
+# crate's example, so it reuses the release build of the README's tests).
+cargo run --locked --quiet --release --example fuzz_seeds -- fuzz/corpus
 cd fuzz
-# Seed corpora: small, structurally valid files with ResNet50 names (built
-# with the default toolchain, into the main target dir, reusing its deps).
-CARGO_TARGET_DIR="${FUZZ_SEEDS_TARGET_DIR:-../target}" cargo run --quiet --example seeds
+
+# The targets run side by side, one per core (FUZZ_JOBS, default the core count):
+# each is single-threaded, and CI's cores are otherwise idle by now.
+jobs="${FUZZ_JOBS:-$(nproc)}"
+[ "$jobs" -ge 1 ] || jobs=1
+targets=(native native_checksummed safetensors keras_h5 infer)
+echo "== building the fuzz targets"
+cargo "${toolchain[@]}" fuzz build --sanitizer none
+
+fuzz_one() {
+    local target=$1
+    mkdir -p "corpus/$target"
+    cargo "${toolchain[@]}" fuzz run --sanitizer none "$target" "corpus/$target" -- \
+        -max_total_time="$secs" -max_len=65536 -rss_limit_mb=4096 -print_final_stats=1 \
+        >"/tmp/fuzz-$target.log" 2>&1 || true
+}
 
 status=0
-for target in native native_checksummed safetensors keras_h5 infer; do
-    echo "== fuzz $target for ${secs}s"
-    mkdir -p "corpus/$target"
-    if ! cargo "${toolchain[@]}" fuzz run --sanitizer none "$target" "corpus/$target" -- \
-        -max_total_time="$secs" -max_len=65536 -rss_limit_mb=4096 -print_final_stats=1 2>&1 |
-        tee "/tmp/fuzz-$target.log" | grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+== ERROR|SUMMARY|thread .* panicked)"; then
-        :
-    fi
-    if grep -qE "panicked|ERROR: libFuzzer|SUMMARY: libFuzzer|deadly signal" "/tmp/fuzz-$target.log"; then
-        echo "fuzz target $target found a crash; artifacts under fuzz/artifacts/$target" >&2
-        tail -40 "/tmp/fuzz-$target.log" >&2
-        status=1
-    fi
+for ((i = 0; i < ${#targets[@]}; i += jobs)); do
+    batch=("${targets[@]:i:jobs}")
+    echo "== fuzz ${batch[*]} for ${secs}s"
+    for target in "${batch[@]}"; do
+        fuzz_one "$target" &
+    done
+    wait
+    for target in "${batch[@]}"; do
+        echo "-- $target"
+        grep -E "^(stat::number_of_executed_units|stat::peak_rss_mb|==[0-9]+== ERROR|SUMMARY|thread .* panicked)" \
+            "/tmp/fuzz-$target.log" || true
+        if grep -qE "panicked|ERROR: libFuzzer|SUMMARY: libFuzzer|deadly signal" "/tmp/fuzz-$target.log"; then
+            echo "fuzz target $target found a crash; artifacts under fuzz/artifacts/$target" >&2
+            tail -40 "/tmp/fuzz-$target.log" >&2
+            status=1
+        elif ! grep -q "^stat::number_of_executed_units" "/tmp/fuzz-$target.log"; then
+            echo "fuzz target $target did not run (no final stats)" >&2
+            tail -40 "/tmp/fuzz-$target.log" >&2
+            status=1
+        fi
+    done
 done
 exit $status
