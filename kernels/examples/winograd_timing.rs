@@ -1,10 +1,12 @@
-//! Tuning aid, not a test of speed (ignored by default): on-CPU time per
-//! call of the Winograd convolution on ResNet50's shapes, single-threaded,
-//! measured from `/proc/thread-self/schedstat` so that other processes on a
-//! shared machine perturb it less than wall time.
+//! Tuning aid (the criterion benches are the measurement of record): on-CPU
+//! time per call of the Winograd convolution on ResNet50's shapes,
+//! single-threaded, measured from `/proc/thread-self/schedstat` so that other
+//! processes on a shared machine perturb it less than wall time; then the
+//! scratch size and plan per shape.
 //!
-//! `cargo test --release -p resnet50-kernels --test winograd_timing -- --ignored --nocapture`
-//! `WINOGRAD_TUNE=tb,cbp` overrides the blocking of the plan.
+//! `cargo run --release -p resnet50-kernels --example winograd_timing`
+//! `WINOGRAD_TUNE=tb,cbp;tb,cbp` overrides the blocking of the plan;
+//! `WINOGRAD_TILES=4|2`, `WINOGRAD_HW=56,28`, `WINOGRAD_BATCH=1,8` narrow the set.
 
 use resnet50_kernels::shape::{ConvShape, Epilogue};
 use resnet50_kernels::winograd::{self, Plan, WinogradTile};
@@ -17,8 +19,11 @@ fn on_cpu_ns() -> u64 {
         .unwrap_or(0)
 }
 
-#[test]
-#[ignore]
+fn main() {
+    winograd_on_cpu_gflops();
+    winograd_scratch_sizes();
+}
+
 fn winograd_on_cpu_gflops() {
     // "tb,cbp;tb,cbp;…" (0 keeps the plan's value).
     let tunes: Vec<Option<Vec<usize>>> = std::env::var("WINOGRAD_TUNE").map_or(vec![None], |v| {
@@ -91,8 +96,6 @@ fn winograd_on_cpu_gflops() {
 }
 
 /// Prints `scratch_len` (floats and MiB) and the plan for ResNet50's shapes.
-#[test]
-#[ignore]
 fn winograd_scratch_sizes() {
     for batch in [1usize, 8] {
         for (hw, c) in [(56usize, 64usize), (28, 128), (14, 256), (7, 512)] {
