@@ -62,7 +62,9 @@ pub(crate) struct Tile {
     pub kc: usize,
     /// Packed B micro-panel at row `k0`.
     pub b: *const f32,
-    /// Floats from one 16-column panel to the next.
+    /// Floats from one 16-column panel to the next (read by the 32-column
+    /// AVX-512 kernel only, so unread where x86-64 is not compiled in).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub b_next: usize,
     /// Top-left of the C tile.
     pub c: *mut f32,
