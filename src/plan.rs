@@ -577,7 +577,7 @@ impl Plan {
 mod tests {
     use super::*;
     use crate::prepare::conv_params;
-    use resnet50_kernels::ConvAlgo;
+    use resnet50_kernels::{ConvAlgo, WinogradTile};
 
     fn direct_kernels(variant: Variant) -> Vec<ConvKernel> {
         conv_specs(variant).iter().map(|s| ConvKernel::new(conv_params(s), ConvAlgo::Direct).unwrap()).collect()
@@ -652,7 +652,7 @@ mod tests {
         // A Winograd-packed 3x3 cannot stride: that block stays at full resolution.
         let mut kernels = direct_kernels(Variant::V1);
         let i = conv_specs(Variant::V1).iter().position(|s| s.name == "conv3_block4_2").unwrap();
-        kernels[i] = ConvKernel::new(kernels[i].params, ConvAlgo::Winograd3x3).unwrap();
+        kernels[i] = ConvKernel::new(kernels[i].params, ConvAlgo::Winograd(WinogradTile::F4x4)).unwrap();
         let q = Plan::new(&p.spec, &kernels).unwrap();
         let find = |name: &str| q.steps.iter().find(|s| s.name == name).map(|s| s.op.clone()).unwrap();
         assert!(matches!(find("conv3_block4_2"), Op::Conv { shape, .. } if shape.stride_h == 1));

@@ -29,3 +29,4 @@ pub use buffer::AlignedBuf;
 pub use conv::{ConvAlgo, ConvKernel, ConvParams};
 pub use isa::Isa;
 pub use shape::{ConvShape, Epilogue, PoolShape, Subsample};
+pub use winograd::WinogradTile;

@@ -11,7 +11,9 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use resnet50_kernels::gemm;
-use resnet50_kernels::{reference, ConvAlgo, ConvKernel, ConvParams, ConvShape, Epilogue, Isa, Subsample};
+use resnet50_kernels::{
+    reference, ConvAlgo, ConvKernel, ConvParams, ConvShape, Epilogue, Isa, Subsample, WinogradTile,
+};
 
 /// One rayon pool per thread count 1..=3, built once.
 fn pool(threads: usize) -> &'static rayon::ThreadPool {
@@ -288,7 +290,7 @@ proptest! {
         };
         let algo = params.best_algo();
         prop_assert_ne!(algo, ConvAlgo::Direct);
-        let algo = if algo == ConvAlgo::Winograd3x3 { ConvAlgo::ImplicitGemm } else { algo };
+        let algo = if matches!(algo, ConvAlgo::Winograd(_)) { ConvAlgo::ImplicitGemm } else { algo };
         let kernel = ConvKernel::new(params, algo).unwrap();
         let c = Case { bias: true, ..c };
         let d = data(&c);
@@ -319,8 +321,14 @@ fn algo_selection_and_layout_ids() {
     assert_eq!(p(3, 2, 1).best_algo(), ConvAlgo::ImplicitGemm);
     assert_eq!(p(1, 2, 0).best_algo(), ConvAlgo::Gemm1x1);
     assert_eq!(p(1, 1, 0).best_algo(), ConvAlgo::Gemm1x1);
-    assert_eq!(p(3, 1, 1).best_algo(), ConvAlgo::Winograd3x3);
+    assert_eq!(p(3, 1, 1).best_algo(), ConvAlgo::Winograd(WinogradTile::F4x4));
     assert_eq!(ConvAlgo::ImplicitGemm.layout_id(), 4);
+    assert_eq!(ConvAlgo::Winograd(WinogradTile::F4x4).layout_id(), 3);
+    assert_eq!(ConvAlgo::Winograd(WinogradTile::F2x2).layout_id(), 5);
+    // Every id round-trips, and ids are unique.
+    let algos: Vec<ConvAlgo> = (0..64).filter_map(ConvAlgo::from_layout_id).collect();
+    assert_eq!(algos.len(), 5);
+    assert!(algos.iter().all(|a| ConvAlgo::from_layout_id(a.layout_id()) == Some(*a)));
     assert_eq!(ConvAlgo::from_layout_id(4), Some(ConvAlgo::ImplicitGemm));
     assert!(p(5, 3, 2).supports(ConvAlgo::ImplicitGemm));
 }

@@ -164,10 +164,17 @@ proptest! {
 }
 
 #[test]
-fn default_pack_matches_tile_for_and_conv_front_door() {
+fn conv_front_door_runs_both_tiles() {
     use resnet50_kernels::{ConvAlgo, ConvKernel, ConvParams};
     let params = ConvParams { kh: 3, kw: 3, cin: 13, cout: 21, stride: 1, pad: [1; 4] };
-    let k = ConvKernel::new(params, ConvAlgo::Winograd3x3).unwrap();
+    assert_eq!(params.best_algo(), ConvAlgo::Winograd(winograd::tile_for(13, 21)));
+    for tile in [WinogradTile::F4x4, WinogradTile::F2x2] {
+        front_door_case(ConvKernel::new(params, ConvAlgo::Winograd(tile)).unwrap(), tile);
+    }
+}
+
+fn front_door_case(k: resnet50_kernels::ConvKernel, tile: WinogradTile) {
+    let params = k.params;
     let shape = params.shape(2, 9, 11);
     let case = Case {
         x: rand_vec(shape.input_len(), 7, 0.0, 1.0),
@@ -180,7 +187,7 @@ fn default_pack_matches_tile_for_and_conv_front_door() {
     let mut packed = vec![0.0; k.packed_len()];
     k.pack(&case.w, case.bias.as_ref().unwrap(), &mut packed);
     let want = case.reference();
-    let mag = tile_max(&shape, &case.magnitude(), winograd::tile_for(13, 21).m());
+    let mag = tile_max(&shape, &case.magnitude(), tile.m());
     for isa in Isa::under_test() {
         for threads in 1..=3 {
             let mut scratch = vec![0.0; k.scratch_len(2, 9, 11, threads)];
@@ -188,7 +195,7 @@ fn default_pack_matches_tile_for_and_conv_front_door() {
             pool(threads).install(|| {
                 k.run(isa, &packed, &shape, &case.x, case.res.as_deref(), None, true, &mut y, &mut scratch, threads)
             });
-            check(&case, &y, &want, &mag, &format!("{isa} front door")).unwrap();
+            check(&case, &y, &want, &mag, &format!("{isa} {tile:?} front door")).unwrap();
         }
     }
 }

@@ -12,7 +12,7 @@
 //! Algorithms:
 //! - [`ConvAlgo::Direct`]: the scalar reference on HWIO weights (any shape);
 //! - [`ConvAlgo::Gemm1x1`]: 1×1 convolution (any stride) as a packed GEMM, see [`crate::gemm`];
-//! - [`ConvAlgo::Winograd3x3`]: 3×3 stride-1 convolution via Winograd, see [`crate::winograd`];
+//! - [`ConvAlgo::Winograd`]: 3×3 stride-1 convolution via Winograd F(4×4) or F(2×2), see [`crate::winograd`];
 //! - [`ConvAlgo::ImplicitGemm`]: any other convolution (7×7/2 stem, 3×3/2, any
 //!   kernel, stride and padding) as implicit GEMM, A read in place tap by tap
 //!   or im2col rows gathered on the fly, see [`crate::gemm::conv_implicit`].
@@ -20,6 +20,7 @@
 use crate::buffer::round_up_floats;
 use crate::isa::Isa;
 use crate::shape::{ConvShape, Epilogue, Subsample};
+use crate::winograd::WinogradTile;
 use crate::{gemm, reference, winograd};
 
 /// How a convolution is computed.
@@ -29,8 +30,8 @@ pub enum ConvAlgo {
     Direct,
     /// 1×1 convolution, any stride, no padding: GEMM over pixels.
     Gemm1x1,
-    /// 3×3, stride 1, padding 1: Winograd.
-    Winograd3x3,
+    /// 3×3, stride 1, padding 1: Winograd with this output tile.
+    Winograd(WinogradTile),
     /// Any kernel size, stride and padding: implicit GEMM over the HWIO weights
     /// seen as a `[kh·kw·cin × cout]` matrix.
     ImplicitGemm,
@@ -42,8 +43,9 @@ impl ConvAlgo {
         match self {
             ConvAlgo::Direct => 1,
             ConvAlgo::Gemm1x1 => 2,
-            ConvAlgo::Winograd3x3 => 3,
+            ConvAlgo::Winograd(WinogradTile::F4x4) => 3,
             ConvAlgo::ImplicitGemm => 4,
+            ConvAlgo::Winograd(WinogradTile::F2x2) => 5,
         }
     }
 
@@ -51,7 +53,7 @@ impl ConvAlgo {
     /// the GEMM and direct ones (Winograd writes 4×4 output tiles from
     /// transformed sums and takes its residual separately).
     pub fn adds_residual_in_output(self) -> bool {
-        !matches!(self, ConvAlgo::Winograd3x3)
+        !matches!(self, ConvAlgo::Winograd(_))
     }
 
     /// Inverse of [`ConvAlgo::layout_id`].
@@ -59,8 +61,9 @@ impl ConvAlgo {
         match id {
             1 => Some(ConvAlgo::Direct),
             2 => Some(ConvAlgo::Gemm1x1),
-            3 => Some(ConvAlgo::Winograd3x3),
+            3 => Some(ConvAlgo::Winograd(WinogradTile::F4x4)),
             4 => Some(ConvAlgo::ImplicitGemm),
+            5 => Some(ConvAlgo::Winograd(WinogradTile::F2x2)),
             _ => None,
         }
     }
@@ -70,7 +73,8 @@ impl ConvAlgo {
         match self {
             ConvAlgo::Direct => "direct",
             ConvAlgo::Gemm1x1 => "gemm1x1",
-            ConvAlgo::Winograd3x3 => "winograd3x3",
+            ConvAlgo::Winograd(WinogradTile::F4x4) => "winograd_f4x4",
+            ConvAlgo::Winograd(WinogradTile::F2x2) => "winograd_f2x2",
             ConvAlgo::ImplicitGemm => "implicit_gemm",
         }
     }
@@ -119,7 +123,7 @@ impl ConvParams {
         match algo {
             ConvAlgo::Direct | ConvAlgo::ImplicitGemm => true,
             ConvAlgo::Gemm1x1 => self.kh == 1 && self.kw == 1 && self.pad == [0; 4],
-            ConvAlgo::Winograd3x3 => self.kh == 3 && self.kw == 3 && self.stride == 1 && self.pad == [1; 4],
+            ConvAlgo::Winograd(_) => self.kh == 3 && self.kw == 3 && self.stride == 1 && self.pad == [1; 4],
         }
     }
 
@@ -129,43 +133,66 @@ impl ConvParams {
     pub fn best_algo(&self) -> ConvAlgo {
         if self.supports(ConvAlgo::Gemm1x1) {
             ConvAlgo::Gemm1x1
-        } else if self.supports(ConvAlgo::Winograd3x3) {
-            ConvAlgo::Winograd3x3
+        } else if self.supports(ConvAlgo::Winograd(WinogradTile::F4x4)) {
+            ConvAlgo::Winograd(winograd::tile_for(self.cin, self.cout))
         } else {
             ConvAlgo::ImplicitGemm
         }
     }
 
     /// The fastest algorithm for `batch` images of `in_h × in_w`: as
-    /// [`ConvParams::best_algo`], except that a 3×3 layer with fewer than
-    /// [`WINOGRAD_MIN_TILES`] Winograd tiles runs as implicit GEMM.
+    /// [`ConvParams::best_algo`], except that a 3×3 stride-1 layer picks
+    /// between implicit GEMM, Winograd F(2×2) and Winograd F(4×4) by
+    /// [`ConvParams::estimated_cost`] (ties go to the smaller weights).
     pub fn best_algo_for(&self, batch: usize, in_h: usize, in_w: usize) -> ConvAlgo {
         let algo = self.best_algo();
-        if algo != ConvAlgo::Winograd3x3 {
+        if !matches!(algo, ConvAlgo::Winograd(_)) {
             return algo;
         }
-        let m = winograd::tile_for(self.cin, self.cout).m();
+        [ConvAlgo::ImplicitGemm, ConvAlgo::Winograd(WinogradTile::F2x2), ConvAlgo::Winograd(WinogradTile::F4x4)]
+            .into_iter()
+            .min_by_key(|&a| self.estimated_cost(a, batch, in_h, in_w))
+            .unwrap_or(algo)
+    }
+
+    /// A rough cost of one call of this layer with `algo`, in flops: the
+    /// multiply-adds of its GEMMs (`2·rows·positions·cin·cout`, where rows are
+    /// output pixels for implicit GEMM and tiles for Winograd, positions 9, 16
+    /// or 36) plus the weights it streams once per call (`positions·cin·cout`
+    /// floats) at [`FLOPS_PER_WEIGHT_BYTE`]. Transforms and packing are left
+    /// out. In `u128`, saturating: never overflows.
+    pub fn estimated_cost(&self, algo: ConvAlgo, batch: usize, in_h: usize, in_w: usize) -> u128 {
         let s = self.shape(batch, in_h, in_w);
-        let tiles = batch.saturating_mul(s.out_h().div_ceil(m)).saturating_mul(s.out_w().div_ceil(m));
-        if tiles >= WINOGRAD_MIN_TILES {
-            ConvAlgo::Winograd3x3
-        } else {
-            ConvAlgo::ImplicitGemm
-        }
+        let (b, oh, ow) = (batch as u128, s.out_h() as u128, s.out_w() as u128);
+        let (positions, rows) = match algo {
+            ConvAlgo::Winograd(t) => {
+                let m = t.m() as u128;
+                ((t.alpha() * t.alpha()) as u128, b.saturating_mul(oh.div_ceil(m) * ow.div_ceil(m)))
+            }
+            _ => ((self.kh * self.kw) as u128, b.saturating_mul(oh * ow)),
+        };
+        let weights = positions * self.cin as u128 * self.cout as u128;
+        weights.saturating_mul((4 * FLOPS_PER_WEIGHT_BYTE as u128).saturating_add(rows.saturating_mul(2)))
     }
 }
 
-/// Fewest output tiles for which [`ConvParams::best_algo_for`] picks Winograd.
-///
-/// Winograd's transformed weights are larger than the direct ones (16/9 for
-/// F(2×2), 36/9 for F(4×4)) and every tile reads all of them, so with few
-/// tiles the layer is bound by streaming weights, not by arithmetic. On
-/// ResNet50's 7×7×512 layers (16 F(2×2) tiles per image) implicit GEMM and
-/// Winograd measured within 5 % of each other at batch 1 (AVX2, Zen 3, one
-/// thread): implicit GEMM is kept there, for its 1.8× smaller weights and
-/// exact arithmetic. Winograd wins clearly from 14×14×256 at batch 1 (49
-/// tiles: 1.8 vs 2.9 ms) and on 7×7×512 at batch 8 (128 tiles: 19 vs 30 ms).
-pub const WINOGRAD_MIN_TILES: usize = 40;
+/// Flops a core does in the time one byte of weights streams from memory, for
+/// [`ConvParams::estimated_cost`]: about 117 GFLOP/s of FMA peak against about
+/// 20 GB/s on the Zen 4 cores this was tuned on. Every call streams all of a
+/// layer's weights (a network's do not stay cached between layers), and
+/// Winograd's transformed weights are 16/9 (F(2×2)) or 36/9 (F(4×4)) the
+/// direct ones, so with few tiles a layer is bound by the weights, not the
+/// arithmetic. Measured on ResNet50's layers (one image per call unless said,
+/// AVX-512, `resnet50 bench --profile` and the Winograd bench):
+/// - 7×7×512, batch 1 (16 F(2×2) tiles, 4 F(4×4)): F(2×2) 1.58 ms in the
+///   network against 2.02 ms for implicit GEMM; F(4×4) 1.82 ms (bench).
+///   The model picks F(2×2).
+/// - 7×7×512, batch 8, 2 threads: F(4×4) 3.6 ms against F(2×2) 6.9 ms in the
+///   network. The model picks F(4×4).
+/// - 14×14×256, batch 1: F(4×4) and F(2×2) within 2 % in the network (F(4×4)
+///   needs 2.25× the weights: 9.4 MB). The model picks F(2×2) (by 3 %).
+/// - 28×28×128 and 56×56×64: F(4×4) by far.
+pub const FLOPS_PER_WEIGHT_BYTE: usize = 6;
 
 /// A convolution bound to an algorithm: knows its packed layout, its scratch
 /// needs, and how to run on every ISA.
@@ -194,7 +221,7 @@ impl ConvKernel {
             + match self.algo {
                 ConvAlgo::Direct => round_up_floats(p.kh * p.kw * p.cin * p.cout),
                 ConvAlgo::Gemm1x1 => gemm::packed_b_len(p.cin, p.cout),
-                ConvAlgo::Winograd3x3 => winograd::packed_len(p.cin, p.cout),
+                ConvAlgo::Winograd(tile) => winograd::packed_len_for(tile, p.cin, p.cout),
                 ConvAlgo::ImplicitGemm => gemm::packed_b_len(p.kh * p.kw * p.cin, p.cout),
             }
     }
@@ -216,7 +243,7 @@ impl ConvKernel {
             ConvAlgo::Direct => w[..weights_hwio.len()].copy_from_slice(weights_hwio),
             // A 1×1 HWIO kernel is already the row-major [cin × cout] matrix B.
             ConvAlgo::Gemm1x1 => gemm::pack_b(p.cin, p.cout, weights_hwio, w),
-            ConvAlgo::Winograd3x3 => winograd::pack(p.cin, p.cout, weights_hwio, w),
+            ConvAlgo::Winograd(tile) => winograd::pack_for(tile, p.cin, p.cout, weights_hwio, w),
             // HWIO is already the row-major [kh·kw·cin × cout] matrix B.
             ConvAlgo::ImplicitGemm => gemm::pack_b(p.kh * p.kw * p.cin, p.cout, weights_hwio, w),
         }
@@ -228,7 +255,7 @@ impl ConvKernel {
         match self.algo {
             ConvAlgo::Direct => 0,
             ConvAlgo::Gemm1x1 => gemm::conv1x1_scratch_len(&shape, threads),
-            ConvAlgo::Winograd3x3 => winograd::scratch_len(&shape, threads),
+            ConvAlgo::Winograd(tile) => winograd::scratch_len_for(tile, &shape, threads),
             ConvAlgo::ImplicitGemm => gemm::implicit_scratch_len(&shape, threads),
         }
     }
@@ -307,7 +334,7 @@ impl ConvKernel {
         match self.algo {
             ConvAlgo::Direct => reference::conv2d(shape, input, &w[..shape.weights_len()], &ep, output),
             ConvAlgo::Gemm1x1 => gemm::conv1x1(isa, shape, input, w, &ep, output, scratch, threads),
-            ConvAlgo::Winograd3x3 => winograd::conv3x3(isa, shape, input, w, &ep, output, scratch, threads),
+            ConvAlgo::Winograd(_) => winograd::conv3x3(isa, shape, input, w, &ep, output, scratch, threads),
             ConvAlgo::ImplicitGemm => gemm::conv_implicit(isa, shape, input, w, &ep, output, scratch, threads),
         }
     }
@@ -318,15 +345,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn winograd_only_with_enough_tiles() {
+    fn winograd_tile_follows_the_number_of_tiles() {
         let c3 = |c: usize| ConvParams { kh: 3, kw: 3, cin: c, cout: c, stride: 1, pad: [1; 4] };
-        // ResNet50 at 224×224: 7×7×512 has 16 F(2×2) tiles per image.
-        assert_eq!(c3(512).best_algo_for(1, 7, 7), ConvAlgo::ImplicitGemm);
-        assert_eq!(c3(512).best_algo_for(8, 7, 7), ConvAlgo::Winograd3x3);
-        assert_eq!(c3(256).best_algo_for(1, 14, 14), ConvAlgo::Winograd3x3);
-        assert_eq!(c3(64).best_algo_for(1, 56, 56), ConvAlgo::Winograd3x3);
-        assert_eq!(c3(64).best_algo_for(1, 8, 8), ConvAlgo::ImplicitGemm);
+        let (f2, f4) = (ConvAlgo::Winograd(WinogradTile::F2x2), ConvAlgo::Winograd(WinogradTile::F4x4));
+        // ResNet50 at 224×224 (the measured points of FLOPS_PER_WEIGHT_BYTE).
+        assert_eq!(c3(512).best_algo_for(1, 7, 7), f2);
+        assert_eq!(c3(512).best_algo_for(8, 7, 7), f4);
+        assert_eq!(c3(256).best_algo_for(1, 14, 14), f2);
+        assert_eq!(c3(256).best_algo_for(8, 14, 14), f4);
+        assert_eq!(c3(128).best_algo_for(1, 28, 28), f4);
+        assert_eq!(c3(64).best_algo_for(1, 56, 56), f4);
+        // Few pixels: the weights dominate.
+        assert_eq!(c3(512).best_algo_for(1, 1, 1), ConvAlgo::ImplicitGemm);
         assert_eq!(c3(64).best_algo_for(1, 0, 0), ConvAlgo::ImplicitGemm);
+        // Huge sizes do not overflow the estimate.
+        assert_eq!(c3(64).best_algo_for(usize::MAX, 1 << 20, 1 << 20), f4);
         let pw = ConvParams { kh: 1, kw: 1, cin: 64, cout: 256, stride: 2, pad: [0; 4] };
         assert_eq!(pw.best_algo_for(1, 1, 1), ConvAlgo::Gemm1x1);
         let s2 = ConvParams { stride: 2, ..c3(128) };

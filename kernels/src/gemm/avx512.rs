@@ -232,13 +232,13 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
         let mut line_fx = 0usize;
         let mut k = 0;
         while k < kc4 {
-            for v in 0..NV {
-                V::prefetch_l2(pf[v].wrapping_add(64 * (line_fx >> 16)));
+            for p in &pf {
+                V::prefetch_l2(p.wrapping_add(64 * (line_fx >> 16)));
             }
             line_fx += step_fx;
             for u in 0..4 {
-                for v in 0..NV {
-                    V::prefetch(l1[v].wrapping_add(64 * (k + u)));
+                for p in &l1 {
+                    V::prefetch(p.wrapping_add(64 * (k + u)));
                 }
                 step!(k + u);
             }

@@ -140,15 +140,17 @@ impl WinogradTile {
 /// and 7×7×512 layers (stages 4 and 5).
 pub const F2X2_MIN_CIN_COUT: usize = 256 * 256;
 
-/// The tile [`pack`] uses for a `cin → cout` layer: F(4×4) below
-/// [`F2X2_MIN_CIN_COUT`], F(2×2) from there on.
+/// The tile for a `cin → cout` layer when the input size is unknown (what
+/// [`pack`] uses): F(4×4) below [`F2X2_MIN_CIN_COUT`], F(2×2) from there on.
+/// When the batch and input size are known,
+/// [`crate::conv::ConvParams::best_algo_for`] picks the tile (or implicit
+/// GEMM) by the number of tiles instead.
 ///
 /// Both are accurate enough (F(4×4) ≤ 5e-6 of max|y| on ResNet50's layers,
 /// 2× the f32 direct convolution's error; F(2×2) ≤ 1e-6), so the choice is
 /// speed and size. On the deep layers the transformed weights dominate the
-/// memory traffic (F(4×4): 9.4 MB for 256→256, 38 MB for 512→512; F(2×2):
-/// 2.25× less), and the few tiles reuse them little: F(2×2) measured
-/// 1.5–2.2× faster there at batch 1 (F(4×4) 15–30% faster at batch 8), and
+/// memory traffic at batch 1 (F(4×4): 9.4 MB for 256→256, 38 MB for 512→512;
+/// F(2×2): 2.25× less), and the few tiles reuse them little; F(2×2) also
 /// keeps the packed weights of stages 4–5 at 75 MB instead of 170 MB. On the
 /// shallow layers F(4×4) wins at every batch. The packed layout records its
 /// tile, so [`pack_for`] can override this choice per layer.
