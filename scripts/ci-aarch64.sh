@@ -63,6 +63,7 @@ if [ "${CI_AARCH64_CARGO_TEST:-0}" = 1 ]; then
     # (criterion, proptest, matrixmultiply), which the check does not use.
     echo "== cross build + run under qemu: cargo test -p resnet50-kernels --test isa_check"
     cargo test --locked --release --target "$TARGET" -p resnet50-kernels --test isa_check
+    bin=$(ls -t "$OUT"/deps/isa_check-* | grep -v '\.d$' | head -1)
 else
     # Faster: the check only needs the kernels library, so build that with
     # cargo and compile the harness-less test file against it with rustc.
@@ -76,5 +77,11 @@ else
         -o "$OUT/isa_check" kernels/tests/isa_check.rs
     echo "== run under qemu-aarch64 (main thread only)"
     timeout "${CI_AARCH64_TIMEOUT:-900}" qemu-aarch64 -L /usr/aarch64-linux-gnu "$OUT/isa_check"
+    bin=$OUT/isa_check
 fi
+# 3. The NEON GEMM microkernel keeps its accumulators in registers inside its k
+#    loop (scripts/codegen_spills.py; ci-codegen.sh does the same for x86-64).
+echo "== codegen: no vector spills in the NEON GEMM k loops ($bin)"
+aarch64-linux-gnu-objdump -d --no-show-raw-insn -C "$bin" |
+    python3 scripts/codegen_spills.py 'gemm::neon::(kernel|Neon as .*Microkernel>::tile)$' 1
 echo "== ci-aarch64 done ($(($(date +%s) - start)) s build+run)"

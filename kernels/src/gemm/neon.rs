@@ -122,11 +122,14 @@ fn prefetch_l1_store(p: *mut f32) {
 unsafe fn kernel<const MR: usize>(t: &Tile) {
     let nr = t.nr;
     let zero = vdupq_n_f32(0.0);
-    let mut acc = [[zero; 4]; MR];
+    // Four arrays of MR vectors (columns 0–3, 4–7, 8–11, 12–15 of each row),
+    // not one `[[_; 4]; MR]`: LLVM kept that one in memory, storing all 24
+    // accumulators after every k step (found by `scripts/codegen_spills.py`).
+    let (mut c0, mut c1, mut c2, mut c3) = ([zero; MR], [zero; MR], [zero; MR], [zero; MR]);
     if t.accumulate {
-        for (r, accr) in acc.iter_mut().enumerate() {
+        for r in 0..MR {
             // SAFETY: C row r holds nr valid floats at c + r·ldc.
-            *accr = unsafe { load16(t.c.add(r * t.ldc), nr) };
+            [c0[r], c1[r], c2[r], c3[r]] = unsafe { load16(t.c.add(r * t.ldc), nr) };
         }
     }
     // Start the C tile's (and residual's) cache-line fills now, so the stores
@@ -156,10 +159,10 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
                 let b3 = vld1q_f32(bk.add(12));
                 for r in 0..MR {
                     let av = vld1q_dup_f32(a[r].add(k));
-                    acc[r][0] = vfmaq_f32(acc[r][0], av, b0);
-                    acc[r][1] = vfmaq_f32(acc[r][1], av, b1);
-                    acc[r][2] = vfmaq_f32(acc[r][2], av, b2);
-                    acc[r][3] = vfmaq_f32(acc[r][3], av, b3);
+                    c0[r] = vfmaq_f32(c0[r], av, b0);
+                    c1[r] = vfmaq_f32(c1[r], av, b1);
+                    c2[r] = vfmaq_f32(c2[r], av, b2);
+                    c3[r] = vfmaq_f32(c3[r], av, b3);
                 }
             }
         }};
@@ -183,28 +186,24 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
             // SAFETY: the bias has nr valid floats at t.bias.
             Some(unsafe { load16(t.bias, nr) })
         };
-        for (r, accr) in acc.iter_mut().enumerate() {
+        for r in 0..MR {
+            let mut v = [c0[r], c1[r], c2[r], c3[r]];
             if let Some(bv) = bias {
-                for (v, b) in accr.iter_mut().zip(bv) {
-                    *v = vaddq_f32(*v, b);
-                }
+                v = std::array::from_fn(|i| vaddq_f32(v[i], bv[i]));
             }
             if !t.res[r].is_null() {
                 // SAFETY: residual row r holds nr valid floats at res[r].
                 let rv = unsafe { load16(t.res[r], nr) };
-                for (v, x) in accr.iter_mut().zip(rv) {
-                    *v = vaddq_f32(*v, x);
-                }
+                v = std::array::from_fn(|i| vaddq_f32(v[i], rv[i]));
             }
             if t.relu {
-                for v in accr.iter_mut() {
-                    *v = vmaxq_f32(*v, zero);
-                }
+                v = v.map(|x| vmaxq_f32(x, zero));
             }
+            [c0[r], c1[r], c2[r], c3[r]] = v;
         }
     }
-    for (r, accr) in acc.iter().enumerate() {
+    for r in 0..MR {
         // SAFETY: this task owns C row r, nr columns at c + r·ldc.
-        unsafe { store16(t.c.add(r * t.ldc), *accr, nr) };
+        unsafe { store16(t.c.add(r * t.ldc), [c0[r], c1[r], c2[r], c3[r]], nr) };
     }
 }
