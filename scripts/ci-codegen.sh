@@ -7,8 +7,8 @@
 # prefetch case) once made LLVM spill all 16 accumulators after every FMA. Every test
 # still passed and the kernel ran at 36–41 % of the FMA peak instead of ~90 %; on these
 # noisy shared machines no timing test could have caught it, this static check does.
-# It disassembles the kernels crate's release unit-test binary (built by the README's
-# test command, so reused here), which holds every instance of both kernels; the
+# It disassembles the kernels crate's release unit-test binary (the README's test
+# command builds it, so it is reused here), which holds every instance of both kernels; the
 # check does not need a CPU with AVX-512.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,13 +20,12 @@ if [ "$(uname -m)" != x86_64 ]; then
 fi
 command -v objdump >/dev/null || { echo "ci-codegen: objdump (binutils) not found" >&2; exit 1; }
 
-bin=$(cargo test --locked --release -p resnet50-kernels --lib --no-run --message-format=json |
+bin=$(cargo test --locked --release --workspace --no-run --message-format=json |
     python3 -c '
 import json, sys
-for line in sys.stdin:
-    m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "resnet50_kernels":
-        print(m["executable"])
+found = [m["executable"] for m in map(json.loads, sys.stdin)
+         if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["name"] == "resnet50_kernels"]
+print(found[0] if found else "")
 ')
 [ -n "$bin" ] || { echo "ci-codegen: no unit-test binary for resnet50-kernels" >&2; exit 1; }
 echo "ci-codegen: $bin"
