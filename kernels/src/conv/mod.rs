@@ -167,7 +167,7 @@ impl ConvParams {
         let (positions, rows) = match algo {
             ConvAlgo::Winograd(t) => {
                 let m = t.m() as u128;
-                ((t.alpha() * t.alpha()) as u128, b.saturating_mul(oh.div_ceil(m) * ow.div_ceil(m)))
+                (t.positions() as u128, b.saturating_mul(oh.div_ceil(m) * ow.div_ceil(m)))
             }
             _ => ((self.kh * self.kw) as u128, b.saturating_mul(oh * ow)),
         };

@@ -172,11 +172,11 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
     // read holds kc rows of 16 floats (the second only exists, and is only
     // read, when nr > 16, i.e. NV == 2); A row r holds kc floats.
     unsafe {
-        let mut acc = [V::zero(); 16];
+        let mut acc = [[V::zero(); NV]; MR];
         if t.accumulate {
-            for r in 0..MR {
-                for v in 0..NV {
-                    acc[r * NV + v] = V::load_masked(mask[v], t.c.add(r * t.ldc + 16 * v));
+            for (r, row) in acc.iter_mut().enumerate() {
+                for (v, x) in row.iter_mut().enumerate() {
+                    *x = V::load_masked(mask[v], t.c.add(r * t.ldc + 16 * v));
                 }
             }
         }
@@ -207,7 +207,7 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
                 for r in 0..MR {
                     let av = V::splat(*a[r].add(k));
                     for v in 0..NV {
-                        acc[r * NV + v] = V::fmadd(av, b[v], acc[r * NV + v]);
+                        acc[r][v] = V::fmadd(av, b[v], acc[r][v]);
                     }
                 }
             }};
@@ -254,9 +254,9 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
                     bias[v] = V::load_masked(mask[v], t.bias.add(16 * v));
                 }
             }
-            for r in 0..MR {
-                for v in 0..NV {
-                    let mut y = acc[r * NV + v];
+            for (r, row) in acc.iter_mut().enumerate() {
+                for (v, x) in row.iter_mut().enumerate() {
+                    let mut y = *x;
                     if !t.bias.is_null() {
                         y = V::add(y, bias[v]);
                     }
@@ -266,13 +266,13 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
                     if t.relu {
                         y = V::relu(y);
                     }
-                    acc[r * NV + v] = y;
+                    *x = y;
                 }
             }
         }
-        for r in 0..MR {
-            for v in 0..NV {
-                V::store_masked(t.c.add(r * t.ldc + 16 * v), mask[v], acc[r * NV + v]);
+        for (r, row) in acc.iter().enumerate() {
+            for (v, x) in row.iter().enumerate() {
+                V::store_masked(t.c.add(r * t.ldc + 16 * v), mask[v], *x);
             }
         }
     }

@@ -345,6 +345,16 @@ pub(crate) struct Problem<'a> {
     pub ep: &'a Epilogue<'a>,
 }
 
+impl Problem<'_> {
+    /// The K blocking on `kc_max`: `(direct, blocks, kc)`, whole taps of
+    /// `direct` floats when A is read in place, else [`k_blocks`].
+    fn k_blocking(&self, kc_max: usize) -> (Option<usize>, usize, usize) {
+        let direct = self.a.direct_kc(kc_max);
+        let (nk, kcb) = direct.map_or_else(|| k_blocks(self.k, kc_max), |kc| (self.k / kc, kc));
+        (direct, nk, kcb)
+    }
+}
+
 /// Runs `p` on microkernel `U`: the [`split`] task grid, on `threads` workers
 /// ([`crate::par::run_tasks`]) that each own one scratch slot. A task's
 /// arithmetic does not depend on which worker runs it, so results are
@@ -396,23 +406,26 @@ const C_CHUNK_BYTES: usize = 512 << 10;
 /// # Safety
 /// As [`run`]; `c` points at C (`m × n`), the task owns `rows × cols` of it.
 unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usize>, c: *mut f32, scratch: &mut [f32]) {
-    let nk = p.a.direct_kc(U::KC).map_or_else(|| k_blocks(p.k, U::KC).0, |kc| p.k / kc);
+    let kb = p.k_blocking(U::KC);
+    let (_, nk, _) = kb;
     let chunk_rows = (C_CHUNK_BYTES / (4 * cols.len().clamp(1, U::NC))).max(U::MC);
     let chunks = if nk > 1 { rows.len().div_ceil(chunk_rows).max(1) } else { 1 };
     let len = rows.len();
     for i in 0..chunks {
         let sub = rows.start + len * i / chunks..rows.start + len * (i + 1) / chunks;
         // SAFETY: forwarded; the chunks partition the task's rows.
-        unsafe { task_rows::<U>(p, sub, cols.clone(), c, scratch) };
+        unsafe { task_rows::<U>(p, kb, sub, cols.clone(), c, scratch) };
     }
 }
 
-/// [`task`] on one chunk of its rows.
+/// [`task`] on one chunk of its rows, with the K blocking `kb` of
+/// [`Problem::k_blocking`].
 ///
 /// # Safety
 /// As [`task`].
 unsafe fn task_rows<U: Microkernel>(
     p: &Problem,
+    kb: (Option<usize>, usize, usize),
     rows: Range<usize>,
     cols: Range<usize>,
     c: *mut f32,
@@ -431,8 +444,7 @@ unsafe fn task_rows<U: Microkernel>(
     let mut strip_pf = [(0usize, 0usize, 0usize); MAX_STRIPS];
     let mut padding_only = [false; MAX_STRIPS];
     // K blocks: whole taps when A is read in place, else `k_blocks`.
-    let direct = p.a.direct_kc(U::KC);
-    let (nk, kcb) = direct.map_or_else(|| k_blocks(p.k, U::KC), |kc| (p.k / kc, kc));
+    let (direct, nk, kcb) = kb;
     let bias = p.ep.bias.map_or(std::ptr::null(), |b| b.as_ptr());
     // A residual already in C (Epilogue::residual_in_output): with one K
     // block the epilogue reads it from the C tile just before storing over
