@@ -6,7 +6,9 @@
 //!
 //! `cargo run --release -p resnet50-kernels --example winograd_timing`
 //! `WINOGRAD_TUNE=tb,cbp;tb,cbp` overrides the blocking of the plan;
-//! `WINOGRAD_TILES=4|2`, `WINOGRAD_HW=56,28`, `WINOGRAD_BATCH=1,8` narrow the set.
+//! `WINOGRAD_TILES=4|2`, `WINOGRAD_HW=56,28`, `WINOGRAD_BATCH=1,8` narrow the set;
+//! `WINOGRAD_COLD=1` cycles through copies of the packed weights (≥ 96 MiB in
+//! all), so that they come from memory as in a whole inference.
 
 use resnet50_kernels::shape::{ConvShape, Epilogue};
 use resnet50_kernels::winograd::{self, Plan, WinogradTile};
@@ -42,6 +44,7 @@ fn winograd_on_cpu_gflops() {
         .ok()
         .map(|v| v.split(',').filter_map(|s| s.parse().ok()).collect())
         .unwrap_or(vec![1, 8]);
+    let cold = std::env::var_os("WINOGRAD_COLD").is_some();
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     for &batch in &batches {
         for (hw, c) in [(56usize, 64usize), (28, 128), (14, 256), (7, 512)] {
@@ -57,6 +60,8 @@ fn winograd_on_cpu_gflops() {
             for (tile, tune) in tiles.iter().flat_map(|&t| tunes.iter().map(move |u| (t, u))) {
                 let mut packed = vec![0.0; winograd::packed_len_for(tile, c, c)];
                 winograd::pack_for(tile, c, c, &w, &mut packed);
+                let copies = if cold { (96usize << 20).div_ceil(packed.len() * 4).max(2) } else { 1 };
+                let packed: Vec<Vec<f32>> = vec![packed; copies];
                 let mut plan = Plan::with_tile(tile, &s, 1);
                 if let Some(t) = tune {
                     plan = plan
@@ -67,12 +72,14 @@ fn winograd_on_cpu_gflops() {
                     let mut best = u64::MAX;
                     let mut samples = Vec::new();
                     let f = 2.0 * s.macs() as f64;
-                    let reps = (4e9 / f).ceil() as u64;
+                    // ≥ ~50 ms per sample: schedstat may advance by scheduler ticks.
+                    let reps = (2e10 / f).ceil() as u64;
                     pool.install(|| {
                         for _ in 0..7 {
                             let t0 = on_cpu_ns();
-                            for _ in 0..reps {
-                                winograd::conv3x3_planned(isa, &plan, &s, &x, &packed, &ep, &mut y, &mut scratch);
+                            for r in 0..reps as usize {
+                                let packed = &packed[r % copies];
+                                winograd::conv3x3_planned(isa, &plan, &s, &x, packed, &ep, &mut y, &mut scratch);
                             }
                             let dt = (on_cpu_ns() - t0) / reps;
                             best = best.min(dt);

@@ -689,7 +689,11 @@ fn prefetch_l2(p: *const u8) {
 /// per-position products (`m` = a block's tiles, up to a few dozen): A rows
 /// at stride `lda`, B in 16-column panels of `k` rows each (consecutive), C
 /// rows at stride `ldc`. Same microkernel, K blocking, balanced strips and
-/// next-panel prefetch as [`run`], on the calling thread.
+/// next-panel prefetch as [`run`], on the calling thread. `b_after` (or
+/// null) is the B of the caller's next product, with the same `k`: its first
+/// panels are prefetched during the last column block, so that a sequence
+/// of products streams its weights without a cold start each (Winograd's
+/// deep layers at batch 1 read 17 MB of them from memory per call).
 ///
 /// # Safety
 /// `U`'s ISA is supported; `a` is readable for `m` rows of `k` floats,
@@ -705,6 +709,7 @@ pub(crate) unsafe fn gemm_rows<U: Microkernel>(
     n: usize,
     c: *mut f32,
     ldc: usize,
+    b_after: *const f32,
 ) {
     if m == 0 || n == 0 || k == 0 {
         return;
@@ -725,7 +730,7 @@ pub(crate) unsafe fn gemm_rows<U: Microkernel>(
             } else if kb + 1 < nk {
                 panel(0, k0 + kcb)
             } else {
-                std::ptr::null()
+                b_after
             };
             let lines = if next.is_null() { 0 } else { kc };
             let mut i = 0;

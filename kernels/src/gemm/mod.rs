@@ -164,16 +164,17 @@ pub(crate) unsafe fn gemm_rows(
     n: usize,
     c: *mut f32,
     ldc: usize,
+    b_after: *const f32,
 ) {
     // SAFETY (all arms): forwarded caller contract.
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { loops::gemm_rows::<avx2::Avx2>(m, k, a, lda, b, n, c, ldc) },
+        Isa::Avx2 => unsafe { loops::gemm_rows::<avx2::Avx2>(m, k, a, lda, b, n, c, ldc, b_after) },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { loops::gemm_rows::<avx512::Avx512>(m, k, a, lda, b, n, c, ldc) },
+        Isa::Avx512 => unsafe { loops::gemm_rows::<avx512::Avx512>(m, k, a, lda, b, n, c, ldc, b_after) },
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => unsafe { loops::gemm_rows::<neon::Neon>(m, k, a, lda, b, n, c, ldc) },
-        _ => unsafe { loops::gemm_rows::<scalar::Scalar>(m, k, a, lda, b, n, c, ldc) },
+        Isa::Neon => unsafe { loops::gemm_rows::<neon::Neon>(m, k, a, lda, b, n, c, ldc, b_after) },
+        _ => unsafe { loops::gemm_rows::<scalar::Scalar>(m, k, a, lda, b, n, c, ldc, b_after) },
     }
 }
 

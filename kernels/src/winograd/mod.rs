@@ -620,6 +620,15 @@ unsafe fn task(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: boo
     while p0 < p_end {
         let p1 = (p0 + plan.cbp).min(p_end);
         for pos in 0..npos {
+            // The next product's weights: the same panels at the next
+            // position, or the next chunk's at position 0.
+            let after = if pos + 1 < npos {
+                sh.u.wrapping_add(((pos + 1) * plan.panels + p0) * cin * PANEL)
+            } else if p1 < p_end {
+                sh.u.wrapping_add(p1 * cin * PANEL)
+            } else {
+                std::ptr::null()
+            };
             // SAFETY: the ISA was checked by the caller; V rows < t1 - t0 ≤
             // tb of cin floats; U panels p0..p1 of position pos (cin rows
             // each, consecutive); M rows at ldc = cb ≥ 16·(p1 − p0).
@@ -634,6 +643,7 @@ unsafe fn task(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: boo
                     (p1 - p0) * PANEL,
                     mbuf.add(pos * mstride),
                     cb,
+                    after,
                 )
             };
         }

@@ -205,6 +205,7 @@ fn gemm_kernels_match_scalar_sums() {
                         npanels * PANEL,
                         c.as_mut_ptr(),
                         ldc,
+                        std::ptr::null(),
                     )
                 };
                 for r in 0..rows {
