@@ -153,7 +153,16 @@ impl PreparedWeights {
                     KernelChoice::Reference => ConvAlgo::Direct,
                     KernelChoice::Fast => p.best_algo(),
                     KernelChoice::FastFor { batch, .. } => {
-                        ConvParams { stride: strides[i], ..p }.best_algo_for(batch, sizes[i][0], sizes[i][1])
+                        let algo =
+                            ConvParams { stride: strides[i], ..p }.best_algo_for(batch, sizes[i][0], sizes[i][1]);
+                        // A layer the plan runs at another stride than its own
+                        // (v1's early stride) needs a kernel that runs at
+                        // both: not a strided Winograd tile.
+                        if p.supports(algo) {
+                            algo
+                        } else {
+                            ConvAlgo::ImplicitGemm
+                        }
                     }
                 };
                 ConvKernel::new(p, algo).expect("best_algo supports its params")

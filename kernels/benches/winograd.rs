@@ -1,5 +1,8 @@
-//! Winograd 3×3 stride-1 convolution on ResNet50's four shapes, against the
-//! scalar reference and an im2col + `matrixmultiply::sgemm` baseline.
+//! Winograd 3×3 convolution on ResNet50's four stride-1 shapes and v1.5's
+//! two stride-2 ones that it runs (56×56×128 and 28×28×256 inputs), against
+//! the scalar reference and an im2col + `matrixmultiply::sgemm` baseline;
+//! at stride 2 also against our implicit GEMM (`implicit-gemm-*`, what
+//! those layers ran before F(2×2) at stride 2).
 //!
 //! Throughput is reported in *effective* GFLOP/s: the direct convolution's
 //! `2·9·H·W·cin·cout` flops per image divided by the time (criterion's
@@ -22,7 +25,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use rayon::ThreadPoolBuilder;
 use resnet50_kernels::shape::{ConvShape, Epilogue};
 use resnet50_kernels::winograd::WinogradTile;
-use resnet50_kernels::{reference, winograd, Isa};
+use resnet50_kernels::{gemm, reference, winograd, Isa};
 
 fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
     std::env::var(name)
@@ -53,9 +56,9 @@ fn im2col_sgemm(s: &ConvShape, x: &[f32], w: &[f32], cols: &mut [f32], y: &mut [
             for ox in 0..ow {
                 let row = &mut cols[((n * oh + oy) * ow + ox) * kdim..][..kdim];
                 for ky in 0..3 {
-                    let iy = (oy + ky) as isize - 1;
+                    let iy = (s.stride_h * oy + ky) as isize - 1;
                     for kx in 0..3 {
-                        let ix = (ox + kx) as isize - 1;
+                        let ix = (s.stride_w * ox + kx) as isize - 1;
                         let dst = &mut row[(ky * 3 + kx) * ci..][..ci];
                         if iy < 0 || ix < 0 || iy >= s.in_h as isize || ix >= s.in_w as isize {
                             dst.fill(0.0);
@@ -97,8 +100,10 @@ fn bench(c: &mut Criterion) {
     let with_ref = std::env::var("WINOGRAD_BENCH_REFERENCE").map_or(true, |v| v != "0");
     let with_f2 = std::env::var("WINOGRAD_BENCH_F2").map_or(true, |v| v != "0");
     for &batch in &batches {
-        for (hw, ch) in [(56usize, 64usize), (28, 128), (14, 256), (7, 512)] {
-            let s = ConvShape::square(batch, hw, hw, ch, ch, 3, 1, 1);
+        for (hw, ch, stride) in
+            [(56usize, 64usize, 1usize), (28, 128, 1), (14, 256, 1), (7, 512, 1), (56, 128, 2), (28, 256, 2)]
+        {
+            let s = ConvShape::square(batch, hw, hw, ch, ch, 3, stride, 1);
             let flops = 2 * s.macs();
             let lim = (6.0 / (9.0 * ch as f32)).sqrt();
             let x: Vec<f32> = rand_vec(s.input_len(), 1, -1.0, 1.5).into_iter().map(|v| v.max(0.0)).collect();
@@ -107,12 +112,21 @@ fn bench(c: &mut Criterion) {
             let ep = Epilogue::bias_relu(&bias, true);
             let mut packed = vec![0.0; winograd::packed_len_for(WinogradTile::F4x4, ch, ch)];
             winograd::pack_for(WinogradTile::F4x4, ch, ch, &w, &mut packed);
-            let default_tile = winograd::tile_for(ch, ch);
+            let default_tile = if stride == 1 { winograd::tile_for(ch, ch) } else { WinogradTile::F2x2S2 };
             let mut packed2 = vec![0.0; winograd::packed_len_for(WinogradTile::F2x2, ch, ch)];
             winograd::pack_for(WinogradTile::F2x2, ch, ch, &w, &mut packed2);
+            let mut packed_s2 = vec![0.0; winograd::packed_len_for(WinogradTile::F2x2S2, ch, ch)];
+            winograd::pack_for(WinogradTile::F2x2S2, ch, ch, &w, &mut packed_s2);
+            let tiles = match stride {
+                1 => vec![(WinogradTile::F4x4, &packed), (WinogradTile::F2x2, &packed2)],
+                _ => vec![(WinogradTile::F2x2S2, &packed_s2)],
+            };
+            let mut packed_gemm = vec![0.0; gemm::packed_b_len(9 * ch, ch)];
+            gemm::pack_b(9 * ch, ch, &w, &mut packed_gemm);
             let mut y = vec![0.0; s.output_len()];
 
-            let mut g = c.benchmark_group(format!("winograd/{hw}x{hw}x{ch}->{ch}/b{batch}"));
+            let name = if stride == 1 { format!("{hw}x{hw}x{ch}->{ch}") } else { format!("{hw}x{hw}x{ch}->{ch}/s2") };
+            let mut g = c.benchmark_group(format!("winograd/{name}/b{batch}"));
             g.throughput(Throughput::Elements(flops));
             g.sample_size(10);
             g.warm_up_time(Duration::from_millis(500));
@@ -120,7 +134,7 @@ fn bench(c: &mut Criterion) {
             for &threads in &threads_list {
                 let pool = ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 for isa in Isa::supported() {
-                    for (tile, pk) in [(WinogradTile::F4x4, &packed), (WinogradTile::F2x2, &packed2)] {
+                    for &(tile, pk) in &tiles {
                         // Scalar: the default tile only; the other tile only if asked.
                         if tile != default_tile && (isa == Isa::Scalar || !with_f2) {
                             continue;
@@ -129,6 +143,7 @@ fn bench(c: &mut Criterion) {
                         let name = match tile {
                             WinogradTile::F4x4 => format!("winograd-f4x4-{isa}"),
                             WinogradTile::F2x2 => format!("winograd-f2x2-{isa}"),
+                            WinogradTile::F2x2S2 => format!("winograd-f2x2s2-{isa}"),
                         };
                         g.bench_function(BenchmarkId::new(name, threads), |b| {
                             // As in an inference: helpers spin between calls (par::with_team).
@@ -140,6 +155,32 @@ fn bench(c: &mut Criterion) {
                                             &s,
                                             black_box(&x),
                                             pk,
+                                            &ep,
+                                            &mut y,
+                                            &mut scratch,
+                                            threads,
+                                        )
+                                    })
+                                })
+                            })
+                        });
+                    }
+                }
+            }
+            if stride == 2 {
+                for isa in Isa::supported().into_iter().filter(|&i| i != Isa::Scalar) {
+                    for &threads in &threads_list {
+                        let pool = ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+                        let mut scratch = vec![0.0; gemm::implicit_scratch_len(&s, threads)];
+                        g.bench_function(BenchmarkId::new(format!("implicit-gemm-{isa}"), threads), |b| {
+                            pool.install(|| {
+                                resnet50_kernels::par::with_team(threads, || {
+                                    b.iter(|| {
+                                        gemm::conv_implicit(
+                                            isa,
+                                            &s,
+                                            black_box(&x),
+                                            &packed_gemm,
                                             &ep,
                                             &mut y,
                                             &mut scratch,

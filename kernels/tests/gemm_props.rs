@@ -325,9 +325,10 @@ fn algo_selection_and_layout_ids() {
     assert_eq!(ConvAlgo::ImplicitGemm.layout_id(), 4);
     assert_eq!(ConvAlgo::Winograd(WinogradTile::F4x4).layout_id(), 3);
     assert_eq!(ConvAlgo::Winograd(WinogradTile::F2x2).layout_id(), 5);
+    assert_eq!(ConvAlgo::Winograd(WinogradTile::F2x2S2).layout_id(), 6);
     // Every id round-trips, and ids are unique.
     let algos: Vec<ConvAlgo> = (0..64).filter_map(ConvAlgo::from_layout_id).collect();
-    assert_eq!(algos.len(), 5);
+    assert_eq!(algos.len(), 6);
     assert!(algos.iter().all(|a| ConvAlgo::from_layout_id(a.layout_id()) == Some(*a)));
     assert_eq!(ConvAlgo::from_layout_id(4), Some(ConvAlgo::ImplicitGemm));
     assert!(p(5, 3, 2).supports(ConvAlgo::ImplicitGemm));

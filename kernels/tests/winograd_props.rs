@@ -115,6 +115,14 @@ fn check(case: &Case, got: &[f32], want: &[f32], mag: &[f32], what: &str) -> Res
     Ok(())
 }
 
+/// The tiles that compute a convolution of this stride.
+fn tiles(stride: usize) -> Vec<WinogradTile> {
+    match stride {
+        1 => vec![WinogradTile::F4x4, WinogradTile::F2x2],
+        _ => vec![WinogradTile::F2x2S2],
+    }
+}
+
 fn channels() -> impl Strategy<Value = usize> {
     prop_oneof![4 => 1usize..=40, 1 => prop::sample::select(vec![48usize, 64, 67, 100])]
 }
@@ -130,6 +138,7 @@ proptest! {
         cin in channels(),
         cout in channels(),
         pads in prop_oneof![4 => Just([1usize; 4]), 1 => prop::array::uniform4(0usize..=2)],
+        stride in 1usize..=2,
         bias in any::<bool>(),
         res in any::<bool>(),
         relu in any::<bool>(),
@@ -138,7 +147,7 @@ proptest! {
     ) {
         let shape = ConvShape {
             batch, in_h: h, in_w: w, in_c: cin, out_c: cout, kh: 3, kw: 3,
-            stride_h: 1, stride_w: 1,
+            stride_h: stride, stride_w: stride,
             pad_top: pads[0], pad_left: pads[1], pad_bottom: pads[2], pad_right: pads[3],
         };
         prop_assume!(shape.is_valid() && shape.out_h() > 0 && shape.out_w() > 0);
@@ -154,7 +163,7 @@ proptest! {
         let want = case.reference();
         let mag = case.magnitude();
         for isa in Isa::under_test() {
-            for tile in [WinogradTile::F4x4, WinogradTile::F2x2] {
+            for tile in tiles(stride) {
                 let got = case.run(isa, tile, threads);
                 let tmag = tile_max(&case.shape, &mag, tile.m());
                 check(&case, &got, &want, &tmag, &format!("{isa} {tile:?} threads {threads}"))?;
@@ -164,12 +173,16 @@ proptest! {
 }
 
 #[test]
-fn conv_front_door_runs_both_tiles() {
+fn conv_front_door_runs_every_tile() {
     use resnet50_kernels::{ConvAlgo, ConvKernel, ConvParams};
     let params = ConvParams { kh: 3, kw: 3, cin: 13, cout: 21, stride: 1, pad: [1; 4] };
     assert_eq!(params.best_algo(), ConvAlgo::Winograd(winograd::tile_for(13, 21)));
-    for tile in [WinogradTile::F4x4, WinogradTile::F2x2] {
-        front_door_case(ConvKernel::new(params, ConvAlgo::Winograd(tile)).unwrap(), tile);
+    for stride in [1, 2] {
+        for tile in tiles(stride) {
+            let params = ConvParams { stride, ..params };
+            front_door_case(ConvKernel::new(params, ConvAlgo::Winograd(tile)).unwrap(), tile);
+            assert!(ConvKernel::new(ConvParams { stride: 3 - stride, ..params }, ConvAlgo::Winograd(tile)).is_none());
+        }
     }
 }
 
@@ -202,7 +215,13 @@ fn front_door_case(k: resnet50_kernels::ConvKernel, tile: WinogradTile) {
 
 #[test]
 fn same_threads_give_identical_bits_and_threads_do_not_change_them() {
-    let shape = ConvShape::square(2, 23, 17, 37, 53, 3, 1, 1);
+    for stride in [1, 2] {
+        identical_bits_case(stride);
+    }
+}
+
+fn identical_bits_case(stride: usize) {
+    let shape = ConvShape::square(2, 23, 17, 37, 53, 3, stride, 1);
     let case = Case {
         x: rand_vec(shape.input_len(), 11, 0.0, 1.0),
         w: rand_vec(shape.weights_len(), 12, -0.2, 0.2),
@@ -212,7 +231,7 @@ fn same_threads_give_identical_bits_and_threads_do_not_change_them() {
         shape,
     };
     for isa in Isa::under_test() {
-        for tile in [WinogradTile::F4x4, WinogradTile::F2x2] {
+        for tile in tiles(stride) {
             let base = case.run(isa, tile, 1);
             for threads in 1..=4 {
                 for _ in 0..2 {
@@ -227,7 +246,7 @@ fn same_threads_give_identical_bits_and_threads_do_not_change_them() {
     }
 }
 
-/// f64 direct convolution (pad 1), no epilogue: the exact answer.
+/// f64 direct convolution (pad 1, the shape's stride), no epilogue: the exact answer.
 fn conv_f64(s: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f64> {
     let (oh, ow, ci, co) = (s.out_h(), s.out_w(), s.in_c, s.out_c);
     let mut y = vec![0.0f64; s.output_len()];
@@ -236,12 +255,12 @@ fn conv_f64(s: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f64> {
             for ox in 0..ow {
                 let acc = &mut y[((n * oh + oy) * ow + ox) * co..][..co];
                 for ky in 0..3 {
-                    let iy = (oy + ky) as isize - 1;
+                    let iy = (s.stride_h * oy + ky) as isize - 1;
                     if iy < 0 || iy >= s.in_h as isize {
                         continue;
                     }
                     for kx in 0..3 {
-                        let ix = (ox + kx) as isize - 1;
+                        let ix = (s.stride_w * ox + kx) as isize - 1;
                         if ix < 0 || ix >= s.in_w as isize {
                             continue;
                         }
@@ -260,14 +279,16 @@ fn conv_f64(s: &ConvShape, x: &[f32], w: &[f32]) -> Vec<f64> {
     y
 }
 
-/// ResNet50's four 3×3 stride-1 shapes with He-uniform weights and post-ReLU
-/// inputs: max |Δ| / max |y| per layer, against the exact (f64) convolution
-/// and against `reference::conv2d` (f32). Printed with `--nocapture`;
-/// asserted well below the network budget (1e-3 over 16 layers).
+/// ResNet50's 3×3 shapes (stride 1, and v1.5's stride 2) with He-uniform
+/// weights and post-ReLU inputs: max |Δ| / max |y| per layer, against the
+/// exact (f64) convolution and against `reference::conv2d` (f32). Printed
+/// with `--nocapture`; asserted well below the network budget (1e-3 over 16
+/// layers).
 #[test]
 fn resnet50_layer_accuracy() {
-    for (hw, c) in [(56usize, 64usize), (28, 128), (14, 256), (7, 512)] {
-        let shape = ConvShape::square(1, hw, hw, c, c, 3, 1, 1);
+    let layers = [(56usize, 64usize, 1usize), (28, 128, 1), (14, 256, 1), (7, 512, 1), (56, 128, 2), (28, 256, 2)];
+    for (hw, c, stride) in layers {
+        let shape = ConvShape::square(1, hw, hw, c, c, 3, stride, 1);
         let lim = (6.0 / (9.0 * c as f32)).sqrt();
         let x: Vec<f32> = rand_vec(shape.input_len(), c as u64, -1.0, 1.5).into_iter().map(|v| v.max(0.0)).collect();
         let case = Case {
@@ -284,7 +305,7 @@ fn resnet50_layer_accuracy() {
         let err = |y: &[f32]| y.iter().zip(&exact).fold(0.0f64, |m, (&a, &b)| m.max((a as f64 - b).abs())) / ymax;
         let ref_err = err(&refr);
         for isa in Isa::under_test() {
-            for tile in [WinogradTile::F4x4, WinogradTile::F2x2] {
+            for tile in tiles(stride) {
                 let y = case.run(isa, tile, 2);
                 let e = err(&y);
                 let vs_ref = y.iter().zip(&refr).fold(0.0f64, |m, (&a, &b)| m.max((a - b).abs() as f64)) / ymax;

@@ -12,7 +12,8 @@
 //! Algorithms:
 //! - [`ConvAlgo::Direct`]: the scalar reference on HWIO weights (any shape);
 //! - [`ConvAlgo::Gemm1x1`]: 1×1 convolution (any stride) as a packed GEMM, see [`crate::gemm`];
-//! - [`ConvAlgo::Winograd`]: 3×3 stride-1 convolution via Winograd F(4×4) or F(2×2), see [`crate::winograd`];
+//! - [`ConvAlgo::Winograd`]: 3×3 convolution via Winograd, F(4×4) or F(2×2) at
+//!   stride 1, F(2×2) at stride 2, see [`crate::winograd`];
 //! - [`ConvAlgo::ImplicitGemm`]: any other convolution (7×7/2 stem, 3×3/2, any
 //!   kernel, stride and padding) as implicit GEMM, A read in place tap by tap
 //!   or im2col rows gathered on the fly, see [`crate::gemm::conv_implicit`].
@@ -30,7 +31,7 @@ pub enum ConvAlgo {
     Direct,
     /// 1×1 convolution, any stride, no padding: GEMM over pixels.
     Gemm1x1,
-    /// 3×3, stride 1, padding 1: Winograd with this output tile.
+    /// 3×3, padding 1, the tile's stride: Winograd with this output tile.
     Winograd(WinogradTile),
     /// Any kernel size, stride and padding: implicit GEMM over the HWIO weights
     /// seen as a `[kh·kw·cin × cout]` matrix.
@@ -46,6 +47,7 @@ impl ConvAlgo {
             ConvAlgo::Winograd(WinogradTile::F4x4) => 3,
             ConvAlgo::ImplicitGemm => 4,
             ConvAlgo::Winograd(WinogradTile::F2x2) => 5,
+            ConvAlgo::Winograd(WinogradTile::F2x2S2) => 6,
         }
     }
 
@@ -64,6 +66,7 @@ impl ConvAlgo {
             3 => Some(ConvAlgo::Winograd(WinogradTile::F4x4)),
             4 => Some(ConvAlgo::ImplicitGemm),
             5 => Some(ConvAlgo::Winograd(WinogradTile::F2x2)),
+            6 => Some(ConvAlgo::Winograd(WinogradTile::F2x2S2)),
             _ => None,
         }
     }
@@ -75,6 +78,7 @@ impl ConvAlgo {
             ConvAlgo::Gemm1x1 => "gemm1x1",
             ConvAlgo::Winograd(WinogradTile::F4x4) => "winograd_f4x4",
             ConvAlgo::Winograd(WinogradTile::F2x2) => "winograd_f2x2",
+            ConvAlgo::Winograd(WinogradTile::F2x2S2) => "winograd_f2x2s2",
             ConvAlgo::ImplicitGemm => "implicit_gemm",
         }
     }
@@ -123,7 +127,7 @@ impl ConvParams {
         match algo {
             ConvAlgo::Direct | ConvAlgo::ImplicitGemm => true,
             ConvAlgo::Gemm1x1 => self.kh == 1 && self.kw == 1 && self.pad == [0; 4],
-            ConvAlgo::Winograd(_) => self.kh == 3 && self.kw == 3 && self.stride == 1 && self.pad == [1; 4],
+            ConvAlgo::Winograd(t) => self.kh == 3 && self.kw == 3 && self.stride == t.stride() && self.pad == [1; 4],
         }
     }
 
@@ -141,38 +145,46 @@ impl ConvParams {
     }
 
     /// The fastest algorithm for `batch` images of `in_h × in_w`: as
-    /// [`ConvParams::best_algo`], except that a 3×3 stride-1 layer picks
-    /// between implicit GEMM, Winograd F(2×2) and Winograd F(4×4) by
-    /// [`ConvParams::estimated_cost`] (ties go to the smaller weights).
+    /// [`ConvParams::best_algo`], except that a 3×3 layer with padding 1
+    /// picks by [`ConvParams::estimated_cost`] between implicit GEMM and
+    /// Winograd: F(2×2) or F(4×4) at stride 1, F(2×2) at stride 2 (ties go to
+    /// the smaller weights).
     pub fn best_algo_for(&self, batch: usize, in_h: usize, in_w: usize) -> ConvAlgo {
         let algo = self.best_algo();
-        if !matches!(algo, ConvAlgo::Winograd(_)) {
+        let winograd: &[WinogradTile] = if self.supports(ConvAlgo::Winograd(WinogradTile::F4x4)) {
+            &[WinogradTile::F2x2, WinogradTile::F4x4]
+        } else if self.supports(ConvAlgo::Winograd(WinogradTile::F2x2S2)) {
+            &[WinogradTile::F2x2S2]
+        } else {
             return algo;
-        }
-        [ConvAlgo::ImplicitGemm, ConvAlgo::Winograd(WinogradTile::F2x2), ConvAlgo::Winograd(WinogradTile::F4x4)]
-            .into_iter()
+        };
+        std::iter::once(ConvAlgo::ImplicitGemm)
+            .chain(winograd.iter().map(|&t| ConvAlgo::Winograd(t)))
             .min_by_key(|&a| self.estimated_cost(a, batch, in_h, in_w))
             .unwrap_or(algo)
     }
 
     /// A rough cost of one call of this layer with `algo`, in flops: the
     /// multiply-adds of its GEMMs (`2·rows·positions·cin·cout`, where rows are
-    /// output pixels for implicit GEMM and tiles for Winograd, positions 9, 16
-    /// or 36) plus the weights it streams once per call (`positions·cin·cout`
-    /// floats) at [`FLOPS_PER_WEIGHT_BYTE`]. Transforms and packing are left
-    /// out. In `u128`, saturating: never overflows.
+    /// output pixels for implicit GEMM and tiles for Winograd, positions 9, 16,
+    /// 36, or 25 at stride 2) plus the weights it streams once per call
+    /// (`weight matrices·cin·cout` floats: 9, 16, 36, or 16 at stride 2) at
+    /// [`FLOPS_PER_WEIGHT_BYTE`]. Transforms and packing are left out. In
+    /// `u128`, saturating: never overflows.
     pub fn estimated_cost(&self, algo: ConvAlgo, batch: usize, in_h: usize, in_w: usize) -> u128 {
         let s = self.shape(batch, in_h, in_w);
         let (b, oh, ow) = (batch as u128, s.out_h() as u128, s.out_w() as u128);
-        let (positions, rows) = match algo {
+        let (positions, matrices, rows) = match algo {
             ConvAlgo::Winograd(t) => {
                 let m = t.m() as u128;
-                (t.positions() as u128, b.saturating_mul(oh.div_ceil(m) * ow.div_ceil(m)))
+                let tiles = b.saturating_mul(oh.div_ceil(m) * ow.div_ceil(m));
+                (t.positions() as u128, t.weight_positions() as u128, tiles)
             }
-            _ => ((self.kh * self.kw) as u128, b.saturating_mul(oh * ow)),
+            _ => ((self.kh * self.kw) as u128, (self.kh * self.kw) as u128, b.saturating_mul(oh * ow)),
         };
-        let weights = positions * self.cin as u128 * self.cout as u128;
-        weights.saturating_mul((4 * FLOPS_PER_WEIGHT_BYTE as u128).saturating_add(rows.saturating_mul(2)))
+        let cc = self.cin as u128 * self.cout as u128;
+        let gemm = (positions * cc).saturating_mul(rows.saturating_mul(2));
+        gemm.saturating_add(matrices * cc * 4 * FLOPS_PER_WEIGHT_BYTE as u128)
     }
 }
 
@@ -362,7 +374,17 @@ mod tests {
         assert_eq!(c3(64).best_algo_for(usize::MAX, 1 << 20, 1 << 20), f4);
         let pw = ConvParams { kh: 1, kw: 1, cin: 64, cout: 256, stride: 2, pad: [0; 4] };
         assert_eq!(pw.best_algo_for(1, 1, 1), ConvAlgo::Gemm1x1);
-        let s2 = ConvParams { stride: 2, ..c3(128) };
-        assert_eq!(s2.best_algo_for(8, 56, 56), ConvAlgo::ImplicitGemm);
+        // Stride 2 (v1.5's first 3×3 of stages 3–5): F(2×2) at stride 2 but
+        // for 14×14×512 at batch 1 (16 tiles for 49 outputs, 1.8× the weights).
+        let s2 = |c: usize| ConvParams { stride: 2, ..c3(c) };
+        let f2s2 = ConvAlgo::Winograd(WinogradTile::F2x2S2);
+        assert_eq!(s2(128).best_algo_for(1, 56, 56), f2s2);
+        assert_eq!(s2(128).best_algo_for(8, 56, 56), f2s2);
+        assert_eq!(s2(256).best_algo_for(1, 28, 28), f2s2);
+        assert_eq!(s2(512).best_algo_for(1, 14, 14), ConvAlgo::ImplicitGemm);
+        assert_eq!(s2(512).best_algo_for(8, 14, 14), f2s2);
+        assert!(!c3(64).supports(f2s2) && !s2(64).supports(ConvAlgo::Winograd(WinogradTile::F2x2)));
+        let s2_pad0 = ConvParams { pad: [0; 4], ..s2(64) };
+        assert_eq!(s2_pad0.best_algo_for(1, 56, 56), ConvAlgo::ImplicitGemm);
     }
 }

@@ -11,6 +11,23 @@ fn isas() -> Vec<Isa> {
     Isa::under_test()
 }
 
+const TILES: [WinogradTile; 3] = [WinogradTile::F2x2, WinogradTile::F4x4, WinogradTile::F2x2S2];
+
+/// Bᵀ, G (one row per transform position: at stride 2 the shared rows
+/// repeated) and Aᵀ of `tile`.
+fn matrices(tile: WinogradTile) -> (Rows<'static>, Rows<'static>, Rows<'static>) {
+    fn rows<const N: usize>(m: &'static [[f64; N]]) -> Rows<'static> {
+        m.iter().map(|r| &r[..]).collect()
+    }
+    let (bt, g, at) = match tile {
+        WinogradTile::F4x4 => (rows(&F4_BT), rows(&F4_G), rows(&F4_AT)),
+        WinogradTile::F2x2 => (rows(&F2_BT), rows(&F2_G), rows(&F2_AT)),
+        WinogradTile::F2x2S2 => (rows(&F2S2_BT), rows(&F2S2_G), rows(&F2S2_AT)),
+    };
+    let g = (0..tile.alpha()).map(|i| g[tile.weight_of_1d(i)]).collect();
+    (bt, g, at)
+}
+
 /// `d` (α×α) → Bᵀ d B in f64 from the matrices.
 fn bt_d_b(bt: &[&[f64]], d: &[f64], alpha: usize) -> Vec<f64> {
     let mut out = vec![0.0; alpha * alpha];
@@ -30,21 +47,11 @@ fn bt_d_b(bt: &[&[f64]], d: &[f64], alpha: usize) -> Vec<f64> {
 
 #[test]
 fn matrices_compute_exact_correlation_on_small_integers() {
-    // Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A equals the 3×3 correlation of d, in f64.
-    for tile in [WinogradTile::F2x2, WinogradTile::F4x4] {
-        let (m, a) = (tile.m(), tile.alpha());
-        let (bt, g, at): (Rows, Rows, Rows) = match tile {
-            WinogradTile::F4x4 => (
-                F4_BT.iter().map(|r| &r[..]).collect(),
-                F4_G.iter().map(|r| &r[..]).collect(),
-                F4_AT.iter().map(|r| &r[..]).collect(),
-            ),
-            WinogradTile::F2x2 => (
-                F2_BT.iter().map(|r| &r[..]).collect(),
-                F2_G.iter().map(|r| &r[..]).collect(),
-                F2_AT.iter().map(|r| &r[..]).collect(),
-            ),
-        };
+    // Y = Aᵀ[(G g Gᵀ) ⊙ (Bᵀ d B)]A equals the 3×3 correlation of d (at the
+    // tile's stride), in f64.
+    for tile in TILES {
+        let (m, a, st) = (tile.m(), tile.alpha(), tile.stride());
+        let (bt, g, at) = matrices(tile);
         let d: Vec<f64> = (0..a * a).map(|i| ((i * 7 + 3) % 11) as f64 - 5.0).collect();
         let w: Vec<f64> = (0..9).map(|i| ((i * 5 + 1) % 7) as f64 - 3.0).collect();
         let v = bt_d_b(&bt, &d, a);
@@ -71,7 +78,7 @@ fn matrices_compute_exact_correlation_on_small_integers() {
                 let mut direct = 0.0;
                 for ky in 0..3 {
                     for kx in 0..3 {
-                        direct += d[(oy + ky) * a + ox + kx] * w[ky * 3 + kx];
+                        direct += d[(st * oy + ky) * a + st * ox + kx] * w[ky * 3 + kx];
                     }
                 }
                 assert!((y - direct).abs() < 1e-9, "{tile:?} ({oy},{ox}): {y} vs {direct}");
@@ -89,12 +96,9 @@ fn simd_input_transform_matches_matrix_exactly() {
     let (h, w) = (5, 4);
     let img: Vec<f32> = (0..h * w * c).map(|i| ((i * 13 + 5) % 17) as f32 - 8.0).collect();
     for isa in isas() {
-        for tile in [WinogradTile::F2x2, WinogradTile::F4x4] {
+        for tile in TILES {
             let a = tile.alpha();
-            let bt: Vec<&[f64]> = match tile {
-                WinogradTile::F4x4 => F4_BT.iter().map(|r| &r[..]).collect(),
-                WinogradTile::F2x2 => F2_BT.iter().map(|r| &r[..]).collect(),
-            };
+            let (bt, _, _) = matrices(tile);
             for (y0, x0) in [(-1isize, -1isize), (0, 0), (1, -1), (-2, 1)] {
                 let ldv = 32;
                 let mut dst = vec![f32::NAN; a * a * ldv];
@@ -130,12 +134,9 @@ fn simd_output_transform_and_epilogue_match_matrix_exactly() {
     let nch = 21;
     let ld = 32;
     for isa in isas() {
-        for tile in [WinogradTile::F2x2, WinogradTile::F4x4] {
+        for tile in TILES {
             let (a, m) = (tile.alpha(), tile.m());
-            let at: Vec<&[f64]> = match tile {
-                WinogradTile::F4x4 => F4_AT.iter().map(|r| &r[..]).collect(),
-                WinogradTile::F2x2 => F2_AT.iter().map(|r| &r[..]).collect(),
-            };
+            let (_, _, at) = matrices(tile);
             let src: Vec<f32> = (0..a * a * ld).map(|i| ((i * 11 + 2) % 9) as f32 - 4.0).collect();
             let bias: Vec<f32> = (0..nch).map(|i| i as f32 - 10.0).collect();
             let (rows, cols) = (m.min(3), m.min(2));

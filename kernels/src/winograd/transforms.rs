@@ -33,6 +33,25 @@
 //!      ⎣0  1  0 −1⎦       ⎣  0    0    1⎦
 //! ```
 //!
+//! # F(2×2, 3×3) at stride 2
+//! Along each axis a stride-2 output `y[i] = d[2i]·w0 + d[2i+1]·w1 +
+//! d[2i+2]·w2` is a 2-tap convolution of the even inputs with (w0, w2),
+//! F(2, 2) with points {0, 1, ∞}, plus the odd inputs times w1. Over a
+//! 5-wide window (two outputs), with the odd inputs last:
+//!
+//! ```text
+//! Bᵀ = ⎡1  0 −1  0  0⎤   G = ⎡1  0  0⎤   Aᵀ = ⎡1  1  0  1  0⎤
+//!      ⎢0  0  1  0  0⎥       ⎢1  0  1⎥        ⎣0  1  1  0  1⎦
+//!      ⎢0  0 −1  0  1⎥       ⎢0  0  1⎥
+//!      ⎢0  1  0  0  0⎥       ⎢0  1  0⎥
+//!      ⎣0  0  0  1  0⎦       ⎣0  1  0⎦
+//! ```
+//!
+//! G's last two rows are equal, so of the 25 positions of a 2-D tile only 16
+//! have distinct transformed weights (`WinogradTile::weight_index`); the
+//! packed layout stores those 16 (`F2S2_G`, 4×3). 25 multiplications for 4
+//! outputs instead of 36, and the transforms are exact additions.
+//!
 //! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`; the weight transform `G g Gᵀ` is done
 //! once at pack time in f64.
 
@@ -74,6 +93,22 @@ pub const F2_G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0
 
 /// Aᵀ of F(2×2, 3×3) (2×4).
 pub const F2_AT: [[f64; 4]; 2] = [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]];
+
+/// Bᵀ of F(2×2, 3×3) at stride 2 (5×5; odd inputs last).
+pub const F2S2_BT: [[f64; 5]; 5] = [
+    [1.0, 0.0, -1.0, 0.0, 0.0],
+    [0.0, 0.0, 1.0, 0.0, 0.0],
+    [0.0, 0.0, -1.0, 0.0, 1.0],
+    [0.0, 1.0, 0.0, 0.0, 0.0],
+    [0.0, 0.0, 0.0, 1.0, 0.0],
+];
+
+/// G of F(2×2, 3×3) at stride 2, distinct rows only (4×3): the fifth
+/// position's row equals the fourth's.
+pub const F2S2_G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]];
+
+/// Aᵀ of F(2×2, 3×3) at stride 2 (2×5).
+pub const F2S2_AT: [[f64; 5]; 2] = [[1.0, 1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0, 1.0]];
 
 /// A vector of `LANES` f32 channels. Every method is `unsafe` because the
 /// SIMD implementations need their target features (the caller is a
@@ -192,6 +227,18 @@ pub(crate) unsafe fn at4<S: Simd>(m: [S; 4]) -> [S; 2] {
     [m[0].add(m[1]).add(m[2]), m[1].sub(m[2]).sub(m[3])]
 }
 
+/// 1-D Bᵀ of F(2×2) at stride 2 on five vectors (odd inputs last).
+#[inline(always)]
+pub(crate) unsafe fn bt5s2<S: Simd>(d: [S; 5]) -> [S; 5] {
+    [d[0].sub(d[2]), d[2], d[4].sub(d[2]), d[1], d[3]]
+}
+
+/// 1-D Aᵀ of F(2×2) at stride 2 on five vectors.
+#[inline(always)]
+pub(crate) unsafe fn at5s2<S: Simd>(m: [S; 5]) -> [S; 2] {
+    [m[0].add(m[1]).add(m[3]), m[1].add(m[2]).add(m[4])]
+}
+
 /// The 1-D transforms of one tile size: `A` = α, `M` = m.
 pub(crate) trait Tile1d<const A: usize, const M: usize> {
     /// 1-D Bᵀ.
@@ -227,6 +274,21 @@ impl Tile1d<4, 2> for F2 {
     unsafe fn at<S: Simd>(m: [S; 4]) -> [S; 2] {
         // SAFETY: the caller enabled S's features.
         unsafe { at4(m) }
+    }
+}
+
+/// F(2×2, 3×3) at stride 2.
+pub(crate) struct F2S2;
+impl Tile1d<5, 2> for F2S2 {
+    #[inline(always)]
+    unsafe fn bt<S: Simd>(d: [S; 5]) -> [S; 5] {
+        // SAFETY: the caller enabled S's features.
+        unsafe { bt5s2(d) }
+    }
+    #[inline(always)]
+    unsafe fn at<S: Simd>(m: [S; 5]) -> [S; 2] {
+        // SAFETY: the caller enabled S's features.
+        unsafe { at5s2(m) }
     }
 }
 
@@ -392,4 +454,24 @@ pub(crate) unsafe fn input_f2<S: Simd>(t: &InTile, dst: *mut f32, pstride: usize
 pub(crate) unsafe fn output_f2<S: Simd>(src: *const f32, pstride: usize, o: &OutTile) {
     // SAFETY: forwarded caller contract.
     unsafe { output_tile::<S, F2, 4, 2>(src, pstride, o) }
+}
+
+/// F(2×2) stride-2 input transform (see [`input_tile`]).
+///
+/// # Safety
+/// As [`input_tile`] with `A` = 5.
+#[inline(always)]
+pub(crate) unsafe fn input_f2s2<S: Simd>(t: &InTile, dst: *mut f32, pstride: usize) {
+    // SAFETY: forwarded caller contract.
+    unsafe { input_tile::<S, F2S2, 5, 2>(t, dst, pstride) }
+}
+
+/// F(2×2) stride-2 output transform with epilogue (see [`output_tile`]).
+///
+/// # Safety
+/// As [`output_tile`] with `A` = 5.
+#[inline(always)]
+pub(crate) unsafe fn output_f2s2<S: Simd>(src: *const f32, pstride: usize, o: &OutTile) {
+    // SAFETY: forwarded caller contract.
+    unsafe { output_tile::<S, F2S2, 5, 2>(src, pstride, o) }
 }
