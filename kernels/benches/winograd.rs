@@ -112,14 +112,20 @@ fn bench(c: &mut Criterion) {
             let ep = Epilogue::bias_relu(&bias, true);
             let mut packed = vec![0.0; winograd::packed_len_for(WinogradTile::F4x4, ch, ch)];
             winograd::pack_for(WinogradTile::F4x4, ch, ch, &w, &mut packed);
-            let default_tile = if stride == 1 { winograd::tile_for(ch, ch) } else { WinogradTile::F2x2S2 };
+            let default_tile = match (stride, ch) {
+                (1, _) => winograd::tile_for(ch, ch),
+                (_, 128) => WinogradTile::F4x4S2,
+                _ => WinogradTile::F2x2S2,
+            };
             let mut packed2 = vec![0.0; winograd::packed_len_for(WinogradTile::F2x2, ch, ch)];
             winograd::pack_for(WinogradTile::F2x2, ch, ch, &w, &mut packed2);
             let mut packed_s2 = vec![0.0; winograd::packed_len_for(WinogradTile::F2x2S2, ch, ch)];
             winograd::pack_for(WinogradTile::F2x2S2, ch, ch, &w, &mut packed_s2);
+            let mut packed4_s2 = vec![0.0; winograd::packed_len_for(WinogradTile::F4x4S2, ch, ch)];
+            winograd::pack_for(WinogradTile::F4x4S2, ch, ch, &w, &mut packed4_s2);
             let tiles = match stride {
                 1 => vec![(WinogradTile::F4x4, &packed), (WinogradTile::F2x2, &packed2)],
-                _ => vec![(WinogradTile::F2x2S2, &packed_s2)],
+                _ => vec![(WinogradTile::F2x2S2, &packed_s2), (WinogradTile::F4x4S2, &packed4_s2)],
             };
             let mut packed_gemm = vec![0.0; gemm::packed_b_len(9 * ch, ch)];
             gemm::pack_b(9 * ch, ch, &w, &mut packed_gemm);
@@ -144,6 +150,7 @@ fn bench(c: &mut Criterion) {
                             WinogradTile::F4x4 => format!("winograd-f4x4-{isa}"),
                             WinogradTile::F2x2 => format!("winograd-f2x2-{isa}"),
                             WinogradTile::F2x2S2 => format!("winograd-f2x2s2-{isa}"),
+                            WinogradTile::F4x4S2 => format!("winograd-f4x4s2-{isa}"),
                         };
                         g.bench_function(BenchmarkId::new(name, threads), |b| {
                             // As in an inference: helpers spin between calls (par::with_team).

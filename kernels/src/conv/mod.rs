@@ -12,8 +12,8 @@
 //! Algorithms:
 //! - [`ConvAlgo::Direct`]: the scalar reference on HWIO weights (any shape);
 //! - [`ConvAlgo::Gemm1x1`]: 1×1 convolution (any stride) as a packed GEMM, see [`crate::gemm`];
-//! - [`ConvAlgo::Winograd`]: 3×3 convolution via Winograd, F(4×4) or F(2×2) at
-//!   stride 1, F(2×2) at stride 2, see [`crate::winograd`];
+//! - [`ConvAlgo::Winograd`]: 3×3 convolution via Winograd F(4×4) or F(2×2), at
+//!   stride 1 or 2, see [`crate::winograd`];
 //! - [`ConvAlgo::ImplicitGemm`]: any other convolution (7×7/2 stem, 3×3/2, any
 //!   kernel, stride and padding) as implicit GEMM, A read in place tap by tap
 //!   or im2col rows gathered on the fly, see [`crate::gemm::conv_implicit`].
@@ -48,6 +48,7 @@ impl ConvAlgo {
             ConvAlgo::ImplicitGemm => 4,
             ConvAlgo::Winograd(WinogradTile::F2x2) => 5,
             ConvAlgo::Winograd(WinogradTile::F2x2S2) => 6,
+            ConvAlgo::Winograd(WinogradTile::F4x4S2) => 7,
         }
     }
 
@@ -67,6 +68,7 @@ impl ConvAlgo {
             4 => Some(ConvAlgo::ImplicitGemm),
             5 => Some(ConvAlgo::Winograd(WinogradTile::F2x2)),
             6 => Some(ConvAlgo::Winograd(WinogradTile::F2x2S2)),
+            7 => Some(ConvAlgo::Winograd(WinogradTile::F4x4S2)),
             _ => None,
         }
     }
@@ -79,6 +81,7 @@ impl ConvAlgo {
             ConvAlgo::Winograd(WinogradTile::F4x4) => "winograd_f4x4",
             ConvAlgo::Winograd(WinogradTile::F2x2) => "winograd_f2x2",
             ConvAlgo::Winograd(WinogradTile::F2x2S2) => "winograd_f2x2s2",
+            ConvAlgo::Winograd(WinogradTile::F4x4S2) => "winograd_f4x4s2",
             ConvAlgo::ImplicitGemm => "implicit_gemm",
         }
     }
@@ -147,14 +150,14 @@ impl ConvParams {
     /// The fastest algorithm for `batch` images of `in_h × in_w`: as
     /// [`ConvParams::best_algo`], except that a 3×3 layer with padding 1
     /// picks by [`ConvParams::estimated_cost`] between implicit GEMM and
-    /// Winograd: F(2×2) or F(4×4) at stride 1, F(2×2) at stride 2 (ties go to
+    /// Winograd F(2×2) or F(4×4) at the layer's stride (1 or 2; ties go to
     /// the smaller weights).
     pub fn best_algo_for(&self, batch: usize, in_h: usize, in_w: usize) -> ConvAlgo {
         let algo = self.best_algo();
         let winograd: &[WinogradTile] = if self.supports(ConvAlgo::Winograd(WinogradTile::F4x4)) {
             &[WinogradTile::F2x2, WinogradTile::F4x4]
         } else if self.supports(ConvAlgo::Winograd(WinogradTile::F2x2S2)) {
-            &[WinogradTile::F2x2S2]
+            &[WinogradTile::F2x2S2, WinogradTile::F4x4S2]
         } else {
             return algo;
         };
@@ -167,8 +170,8 @@ impl ConvParams {
     /// A rough cost of one call of this layer with `algo`, in flops: the
     /// multiply-adds of its GEMMs (`2·rows·positions·cin·cout`, where rows are
     /// output pixels for implicit GEMM and tiles for Winograd, positions 9, 16,
-    /// 36, or 25 at stride 2) plus the weights it streams once per call
-    /// (`weight matrices·cin·cout` floats: 9, 16, 36, or 16 at stride 2) at
+    /// 36, or 25 and 81 at stride 2) plus the weights it streams once per call
+    /// (`weight matrices·cin·cout` floats: 9, 16, 36, or 16 and 36 at stride 2) at
     /// [`FLOPS_PER_WEIGHT_BYTE`]. Transforms and packing are left out. In
     /// `u128`, saturating: never overflows.
     pub fn estimated_cost(&self, algo: ConvAlgo, batch: usize, in_h: usize, in_w: usize) -> u128 {
@@ -374,15 +377,20 @@ mod tests {
         assert_eq!(c3(64).best_algo_for(usize::MAX, 1 << 20, 1 << 20), f4);
         let pw = ConvParams { kh: 1, kw: 1, cin: 64, cout: 256, stride: 2, pad: [0; 4] };
         assert_eq!(pw.best_algo_for(1, 1, 1), ConvAlgo::Gemm1x1);
-        // Stride 2 (v1.5's first 3×3 of stages 3–5): F(2×2) at stride 2 but
-        // for 14×14×512 at batch 1 (16 tiles for 49 outputs, 1.8× the weights).
+        // Stride 2 (v1.5's first 3×3 of stages 3–5), measured (batch 1, one
+        // thread; batch 8, two): 56×56×128 F(4×4) 1.53, F(2×2) 1.91, implicit
+        // GEMM 2.21 ms (b8: 8.0, 8.6, 10.5); 28×28×256 F(2×2) 1.76, F(4×4) 2.16,
+        // implicit 2.19 (b8: 8.1, 11.3, 9.7); 14×14×512 b1 implicit (16 F(2×2)
+        // tiles for 49 outputs), b8 F(4×4) 9.7, implicit 9.9, F(2×2) 11.5.
         let s2 = |c: usize| ConvParams { stride: 2, ..c3(c) };
         let f2s2 = ConvAlgo::Winograd(WinogradTile::F2x2S2);
-        assert_eq!(s2(128).best_algo_for(1, 56, 56), f2s2);
-        assert_eq!(s2(128).best_algo_for(8, 56, 56), f2s2);
+        let f4s2 = ConvAlgo::Winograd(WinogradTile::F4x4S2);
+        assert_eq!(s2(128).best_algo_for(1, 56, 56), f4s2);
+        assert_eq!(s2(128).best_algo_for(8, 56, 56), f4s2);
         assert_eq!(s2(256).best_algo_for(1, 28, 28), f2s2);
+        assert_eq!(s2(256).best_algo_for(8, 28, 28), f2s2);
         assert_eq!(s2(512).best_algo_for(1, 14, 14), ConvAlgo::ImplicitGemm);
-        assert_eq!(s2(512).best_algo_for(8, 14, 14), f2s2);
+        assert_eq!(s2(512).best_algo_for(8, 14, 14), f4s2);
         assert!(!c3(64).supports(f2s2) && !s2(64).supports(ConvAlgo::Winograd(WinogradTile::F2x2)));
         let s2_pad0 = ConvParams { pad: [0; 4], ..s2(64) };
         assert_eq!(s2_pad0.best_algo_for(1, 56, 56), ConvAlgo::ImplicitGemm);

@@ -146,3 +146,23 @@ pub(crate) unsafe fn winograd_f2x2s2_output_transform_avx2(src: *const f32, pstr
     // SAFETY: forwarded caller contract; features enabled on this fn.
     unsafe { transforms::output_f2s2::<F32x8>(src, pstride, o) }
 }
+
+/// F(4×4, 3×3) stride-2 input transform of one tile, 8 channels per vector.
+///
+/// # Safety
+/// AVX2 and FMA available; see `transforms::input_tile` (A = 9, LANES = 8).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn winograd_f4x4s2_input_transform_avx2(t: &InTile, dst: *mut f32, pstride: usize) {
+    // SAFETY: forwarded caller contract; features enabled on this fn.
+    unsafe { transforms::input_f4s2::<F32x8>(t, dst, pstride) }
+}
+
+/// F(4×4, 3×3) stride-2 output transform of one tile with the fused epilogue.
+///
+/// # Safety
+/// AVX2 and FMA available; see `transforms::output_tile` (A = 9, LANES = 8).
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn winograd_f4x4s2_output_transform_avx2(src: *const f32, pstride: usize, o: &OutTile) {
+    // SAFETY: forwarded caller contract; features enabled on this fn.
+    unsafe { transforms::output_f4s2::<F32x8>(src, pstride, o) }
+}

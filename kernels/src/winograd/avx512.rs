@@ -143,3 +143,23 @@ pub(crate) unsafe fn winograd_f2x2s2_output_transform_avx512(src: *const f32, ps
     // SAFETY: forwarded caller contract; features enabled on this fn.
     unsafe { transforms::output_f2s2::<F32x16>(src, pstride, o) }
 }
+
+/// F(4×4, 3×3) stride-2 input transform of one tile, 16 channels per vector.
+///
+/// # Safety
+/// AVX-512F available; see `transforms::input_tile` (A = 9, LANES = 16).
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn winograd_f4x4s2_input_transform_avx512(t: &InTile, dst: *mut f32, pstride: usize) {
+    // SAFETY: forwarded caller contract; features enabled on this fn.
+    unsafe { transforms::input_f4s2::<F32x16>(t, dst, pstride) }
+}
+
+/// F(4×4, 3×3) stride-2 output transform of one tile with the fused epilogue.
+///
+/// # Safety
+/// AVX-512F available; see `transforms::output_tile` (A = 9, LANES = 16).
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn winograd_f4x4s2_output_transform_avx512(src: *const f32, pstride: usize, o: &OutTile) {
+    // SAFETY: forwarded caller contract; features enabled on this fn.
+    unsafe { transforms::output_f4s2::<F32x16>(src, pstride, o) }
+}

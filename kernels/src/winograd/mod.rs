@@ -8,13 +8,17 @@
 //! layer gets which (F(4×4) for 56×56×64 and 28×28×128, F(2×2) for
 //! 14×14×256 and 7×7×512 in ResNet50).
 //!
-//! At stride 2, F(2×2, 3×3) on 5×5 input tiles ([`WinogradTile::F2x2S2`]):
-//! along each axis the even inputs meet (w0, w2) through F(2, 2) and the
-//! odd ones meet w1 directly, 25 positions for 4 outputs (1.44× fewer
-//! multiplications than direct) sharing 16 transformed weight matrices.
-//! v1.5's first 3×3 of stages 3 and 4 run it (56×56×128 and 28×28×256
-//! inputs: 16 % and 20 % faster than implicit GEMM at batch 1, one thread,
-//! `cargo bench -p resnet50-kernels --bench winograd -- s2`).
+//! At stride 2, along each axis the even inputs meet (w0, w2) through
+//! F(m, 2) and the odd ones meet w1 directly: F(2×2, 3×3) on 5×5 input
+//! tiles ([`WinogradTile::F2x2S2`]: 25 positions for 4 outputs, 1.44× fewer
+//! multiplications than direct, 16 transformed weight matrices) or F(4×4,
+//! 3×3) on 9×9 tiles ([`WinogradTile::F4x4S2`]: 81 positions for 16
+//! outputs, 1.78× fewer, 36 matrices). In v1.5 at 224×224, batch 1, the
+//! first 3×3 of stage 3 (56×56×128 input) runs F(4×4): 1.53 ms against
+//! 1.91 for F(2×2) and 2.21 for implicit GEMM (one thread, interleaved
+//! runs, AVX-512); stage 4's (28×28×256) F(2×2): 1.76 against 2.19; stage
+//! 5's stays implicit GEMM (`cargo bench -p resnet50-kernels --bench
+//! winograd -- s2`).
 //!
 //! Per block of `tb` tiles (one worker, no other memory than its part of
 //! `scratch`):
@@ -57,15 +61,15 @@
 //! | 14×14 256→256  | 3.6e-6      | 6.1e-7      | 1.8e-6              |
 //! | 7×7 512→512    | 5.0e-6      | 9.0e-7      | 2.4e-6              |
 //!
-//! At stride 2 (F(2×2) stride 2, AVX-512 and AVX2): 56×56 128→128 3.2e-7,
-//! 28×28 256→256 4.6e-7, against 1.0e-6 and 1.5e-6 for `reference::conv2d`
-//! (its transforms are exact additions).
+//! At stride 2 (AVX-512 and AVX2): F(2×2) 3.2e-7 on 56×56 128→128 and
+//! 4.6e-7 on 28×28 256→256 (its transforms are exact additions), F(4×4)
+//! 2.4e-6 and 2.7e-6, against 1.0e-6 and 1.5e-6 for `reference::conv2d`.
 //!
 //! # Packed weights (ISA-neutral)
 //! ```text
 //! [ header: 16 floats (m = 4.0 or 2.0, cin, cout, stride = 1.0 or 2.0, 0…) |
 //!   U: [weight matrix][cout/16 panels][cin][16]  (zero padded channels) ]
-//! weight matrices: α² at stride 1, (m + 2)² = 16 at stride 2
+//! weight matrices: α² at stride 1, (m + 2)² (16 or 36) at stride 2
 //! ```
 //!
 //! # Threads
@@ -126,6 +130,10 @@ pub enum WinogradTile {
     /// input columns go through F(2, 2), the odd ones meet the centre tap
     /// directly). 6.25 instead of 9 multiplications per output.
     F2x2S2,
+    /// F(4×4, 3×3) at stride 2: 9×9 input tiles, 81 transform positions
+    /// sharing 36 distinct transformed weights (F(4, 2) on the even inputs).
+    /// 5.06 instead of 9 multiplications per output.
+    F4x4S2,
 }
 
 impl WinogradTile {
@@ -133,14 +141,14 @@ impl WinogradTile {
     pub fn m(self) -> usize {
         match self {
             WinogradTile::F2x2 | WinogradTile::F2x2S2 => 2,
-            WinogradTile::F4x4 => 4,
+            WinogradTile::F4x4 | WinogradTile::F4x4S2 => 4,
         }
     }
     /// Convolution stride the tile computes.
     pub fn stride(self) -> usize {
         match self {
             WinogradTile::F2x2 | WinogradTile::F4x4 => 1,
-            WinogradTile::F2x2S2 => 2,
+            WinogradTile::F2x2S2 | WinogradTile::F4x4S2 => 2,
         }
     }
     /// Input tile side `α`: `m + 2` at stride 1, `2m + 1` at stride 2.
@@ -174,7 +182,7 @@ impl WinogradTile {
     }
     /// The tile recorded in a packed header (`m`, stride).
     fn from_header(m: f32, stride: f32) -> Option<Self> {
-        [WinogradTile::F2x2, WinogradTile::F4x4, WinogradTile::F2x2S2]
+        [WinogradTile::F2x2, WinogradTile::F4x4, WinogradTile::F2x2S2, WinogradTile::F4x4S2]
             .into_iter()
             .find(|t| t.m() as f32 == m && t.stride() as f32 == stride)
     }
@@ -249,6 +257,7 @@ pub fn pack_for(tile: WinogradTile, cin: usize, cout: usize, weights_hwio: &[f32
         WinogradTile::F2x2 => &transforms::F2_G,
         WinogradTile::F4x4 => &transforms::F4_G,
         WinogradTile::F2x2S2 => &transforms::F2S2_G,
+        WinogradTile::F4x4S2 => &transforms::F4S2_G,
     };
     let side = tile.weight_side();
     debug_assert_eq!(g.len(), side);
@@ -479,6 +488,24 @@ fn kernels(isa: Isa, tile: WinogradTile) -> Kernels {
             output: neon::winograd_f2x2s2_output_transform_neon,
             isa,
         },
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        (Isa::Avx2, F4x4S2) => Kernels {
+            input: avx2::winograd_f4x4s2_input_transform_avx2,
+            output: avx2::winograd_f4x4s2_output_transform_avx2,
+            isa,
+        },
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        (Isa::Avx512, F4x4S2) => Kernels {
+            input: avx512::winograd_f4x4s2_input_transform_avx512,
+            output: avx512::winograd_f4x4s2_output_transform_avx512,
+            isa,
+        },
+        #[cfg(target_arch = "aarch64")]
+        (Isa::Neon, F4x4S2) => Kernels {
+            input: neon::winograd_f4x4s2_input_transform_neon,
+            output: neon::winograd_f4x4s2_output_transform_neon,
+            isa,
+        },
         // Scalar (and any ISA without kernels on this architecture).
         (_, F4x4) => Kernels {
             input: scalar::winograd_f4x4_input_transform_scalar,
@@ -493,6 +520,11 @@ fn kernels(isa: Isa, tile: WinogradTile) -> Kernels {
         (_, F2x2S2) => Kernels {
             input: scalar::winograd_f2x2s2_input_transform_scalar,
             output: scalar::winograd_f2x2s2_output_transform_scalar,
+            isa,
+        },
+        (_, F4x4S2) => Kernels {
+            input: scalar::winograd_f4x4s2_input_transform_scalar,
+            output: scalar::winograd_f4x4s2_output_transform_scalar,
             isa,
         },
     }

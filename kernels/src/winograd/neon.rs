@@ -144,3 +144,23 @@ pub(crate) unsafe fn winograd_f2x2s2_output_transform_neon(src: *const f32, pstr
     // SAFETY: forwarded caller contract; features enabled on this fn.
     unsafe { transforms::output_f2s2::<F32x4>(src, pstride, o) }
 }
+
+/// F(4×4, 3×3) stride-2 input transform of one tile, 4 channels per vector.
+///
+/// # Safety
+/// NEON available; see `transforms::input_tile` (A = 9, LANES = 4).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn winograd_f4x4s2_input_transform_neon(t: &InTile, dst: *mut f32, pstride: usize) {
+    // SAFETY: forwarded caller contract; features enabled on this fn.
+    unsafe { transforms::input_f4s2::<F32x4>(t, dst, pstride) }
+}
+
+/// F(4×4, 3×3) stride-2 output transform of one tile with the fused epilogue.
+///
+/// # Safety
+/// NEON available; see `transforms::output_tile` (A = 9, LANES = 4).
+#[target_feature(enable = "neon")]
+pub(crate) unsafe fn winograd_f4x4s2_output_transform_neon(src: *const f32, pstride: usize, o: &OutTile) {
+    // SAFETY: forwarded caller contract; features enabled on this fn.
+    unsafe { transforms::output_f4s2::<F32x4>(src, pstride, o) }
+}

@@ -134,3 +134,21 @@ pub(crate) unsafe fn winograd_f2x2s2_output_transform_scalar(src: *const f32, ps
     // SAFETY: forwarded caller contract.
     unsafe { transforms::output_f2s2::<F32x8>(src, pstride, o) }
 }
+
+/// F(4×4, 3×3) stride-2 input transform of one tile, portable.
+///
+/// # Safety
+/// See `transforms::input_tile` (A = 9, LANES = 8).
+pub(crate) unsafe fn winograd_f4x4s2_input_transform_scalar(t: &InTile, dst: *mut f32, pstride: usize) {
+    // SAFETY: forwarded caller contract.
+    unsafe { transforms::input_f4s2::<F32x8>(t, dst, pstride) }
+}
+
+/// F(4×4, 3×3) stride-2 output transform of one tile with the fused epilogue, portable.
+///
+/// # Safety
+/// See `transforms::output_tile` (A = 9, LANES = 8).
+pub(crate) unsafe fn winograd_f4x4s2_output_transform_scalar(src: *const f32, pstride: usize, o: &OutTile) {
+    // SAFETY: forwarded caller contract.
+    unsafe { transforms::output_f4s2::<F32x8>(src, pstride, o) }
+}

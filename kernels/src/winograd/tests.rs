@@ -11,7 +11,7 @@ fn isas() -> Vec<Isa> {
     Isa::under_test()
 }
 
-const TILES: [WinogradTile; 3] = [WinogradTile::F2x2, WinogradTile::F4x4, WinogradTile::F2x2S2];
+const TILES: [WinogradTile; 4] = [WinogradTile::F2x2, WinogradTile::F4x4, WinogradTile::F2x2S2, WinogradTile::F4x4S2];
 
 /// Bᵀ, G (one row per transform position: at stride 2 the shared rows
 /// repeated) and Aᵀ of `tile`.
@@ -23,6 +23,7 @@ fn matrices(tile: WinogradTile) -> (Rows<'static>, Rows<'static>, Rows<'static>)
         WinogradTile::F4x4 => (rows(&F4_BT), rows(&F4_G), rows(&F4_AT)),
         WinogradTile::F2x2 => (rows(&F2_BT), rows(&F2_G), rows(&F2_AT)),
         WinogradTile::F2x2S2 => (rows(&F2S2_BT), rows(&F2S2_G), rows(&F2S2_AT)),
+        WinogradTile::F4x4S2 => (rows(&F4S2_BT), rows(&F4S2_G), rows(&F4S2_AT)),
     };
     let g = (0..tile.alpha()).map(|i| g[tile.weight_of_1d(i)]).collect();
     (bt, g, at)

@@ -52,6 +52,23 @@
 //! packed layout stores those 16 (`F2S2_G`, 4×3). 25 multiplications for 4
 //! outputs instead of 36, and the transforms are exact additions.
 //!
+//! # F(4×4, 3×3) at stride 2
+//! The same split over a 9-wide window (four outputs): the five even inputs
+//! go through F(4, 2) with points {0, 1, −1, 2, ∞}, the four odd ones meet
+//! w1. The F(4, 2) part (odd inputs last, as above):
+//!
+//! ```text
+//! Bᵀ = ⎡2 −1 −2  1  0⎤   G = ⎡ 1/2    0⎤   Aᵀ = ⎡1  1  1  1  0⎤
+//!      ⎢0 −2 −1  1  0⎥       ⎢−1/2 −1/2⎥        ⎢0  1 −1  2  0⎥
+//!      ⎢0  2 −3  1  0⎥       ⎢−1/6  1/6⎥        ⎢0  1  1  4  0⎥
+//!      ⎢0 −1  0  1  0⎥       ⎢ 1/6  1/3⎥        ⎣0  1 −1  8  1⎦
+//!      ⎣0  2 −1 −2  1⎦       ⎣   0    1⎦
+//! ```
+//!
+//! (G acts on (w0, w2); the odd positions' row is (0, 1, 0) on (w0, w1,
+//! w2).) 81 positions for 16 outputs (5.06 multiplications per output
+//! instead of 9), 36 distinct transformed weight matrices.
+//!
 //! `Y = Aᵀ [(G g Gᵀ) ⊙ (Bᵀ d B)] A`; the weight transform `G g Gᵀ` is done
 //! once at pack time in f64.
 
@@ -109,6 +126,39 @@ pub const F2S2_G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [1.0, 0.0, 1.0], [0.0, 0.0, 
 
 /// Aᵀ of F(2×2, 3×3) at stride 2 (2×5).
 pub const F2S2_AT: [[f64; 5]; 2] = [[1.0, 1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 1.0, 0.0, 1.0]];
+
+/// Bᵀ of F(4×4, 3×3) at stride 2 (9×9; the five even inputs through F(4, 2),
+/// the four odd ones last).
+pub const F4S2_BT: [[f64; 9]; 9] = [
+    [2.0, 0.0, -1.0, 0.0, -2.0, 0.0, 1.0, 0.0, 0.0],
+    [0.0, 0.0, -2.0, 0.0, -1.0, 0.0, 1.0, 0.0, 0.0],
+    [0.0, 0.0, 2.0, 0.0, -3.0, 0.0, 1.0, 0.0, 0.0],
+    [0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+    [0.0, 0.0, 2.0, 0.0, -1.0, 0.0, -2.0, 0.0, 1.0],
+    [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+    [0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+    [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+];
+
+/// G of F(4×4, 3×3) at stride 2, distinct rows only (6×3): the odd
+/// positions all share the last row.
+pub const F4S2_G: [[f64; 3]; 6] = [
+    [0.5, 0.0, 0.0],
+    [-0.5, 0.0, -0.5],
+    [-1.0 / 6.0, 0.0, 1.0 / 6.0],
+    [1.0 / 6.0, 0.0, 1.0 / 3.0],
+    [0.0, 0.0, 1.0],
+    [0.0, 1.0, 0.0],
+];
+
+/// Aᵀ of F(4×4, 3×3) at stride 2 (4×9).
+pub const F4S2_AT: [[f64; 9]; 4] = [
+    [1.0, 1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+    [0.0, 1.0, -1.0, 2.0, 0.0, 0.0, 1.0, 0.0, 0.0],
+    [0.0, 1.0, 1.0, 4.0, 0.0, 0.0, 0.0, 1.0, 0.0],
+    [0.0, 1.0, -1.0, 8.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+];
 
 /// A vector of `LANES` f32 channels. Every method is `unsafe` because the
 /// SIMD implementations need their target features (the caller is a
@@ -239,6 +289,35 @@ pub(crate) unsafe fn at5s2<S: Simd>(m: [S; 5]) -> [S; 2] {
     [m[0].add(m[1]).add(m[3]), m[1].add(m[2]).add(m[4])]
 }
 
+/// 1-D Bᵀ of F(4×4) at stride 2 on nine vectors (odd inputs last).
+#[inline(always)]
+pub(crate) unsafe fn bt9s2<S: Simd>(d: [S; 9]) -> [S; 9] {
+    let two = S::splat(2.0);
+    let (e0, e1, e2, e3, e4) = (d[0], d[2], d[4], d[6], d[8]);
+    let t = e3.sub(e1);
+    // r0 = 2·(e0 − e2) + (e3 − e1)
+    let r0 = S::mul_add(two, e0.sub(e2), t);
+    // r1 = e3 − e2 − 2·e1
+    let r1 = S::neg_mul_add(two, e1, e3.sub(e2));
+    // r2 = e3 − 3·e2 + 2·e1 = (e3 − e2) + 2·(e1 − e2)
+    let r2 = S::mul_add(two, e1.sub(e2), e3.sub(e2));
+    // r4 = e4 − e2 + 2·(e1 − e3)
+    let r4 = S::neg_mul_add(two, t, e4.sub(e2));
+    [r0, r1, r2, t, r4, d[1], d[3], d[5], d[7]]
+}
+
+/// 1-D Aᵀ of F(4×4) at stride 2 on nine vectors.
+#[inline(always)]
+pub(crate) unsafe fn at9s2<S: Simd>(m: [S; 9]) -> [S; 4] {
+    let s12 = m[1].add(m[2]);
+    let d12 = m[1].sub(m[2]);
+    let o0 = m[0].add(s12).add(m[3]).add(m[5]);
+    let o1 = S::mul_add(S::splat(2.0), m[3], d12).add(m[6]);
+    let o2 = S::mul_add(S::splat(4.0), m[3], s12).add(m[7]);
+    let o3 = S::mul_add(S::splat(8.0), m[3], d12).add(m[4]).add(m[8]);
+    [o0, o1, o2, o3]
+}
+
 /// The 1-D transforms of one tile size: `A` = α, `M` = m.
 pub(crate) trait Tile1d<const A: usize, const M: usize> {
     /// 1-D Bᵀ.
@@ -289,6 +368,21 @@ impl Tile1d<5, 2> for F2S2 {
     unsafe fn at<S: Simd>(m: [S; 5]) -> [S; 2] {
         // SAFETY: the caller enabled S's features.
         unsafe { at5s2(m) }
+    }
+}
+
+/// F(4×4, 3×3) at stride 2.
+pub(crate) struct F4S2;
+impl Tile1d<9, 4> for F4S2 {
+    #[inline(always)]
+    unsafe fn bt<S: Simd>(d: [S; 9]) -> [S; 9] {
+        // SAFETY: the caller enabled S's features.
+        unsafe { bt9s2(d) }
+    }
+    #[inline(always)]
+    unsafe fn at<S: Simd>(m: [S; 9]) -> [S; 4] {
+        // SAFETY: the caller enabled S's features.
+        unsafe { at9s2(m) }
     }
 }
 
@@ -474,4 +568,24 @@ pub(crate) unsafe fn input_f2s2<S: Simd>(t: &InTile, dst: *mut f32, pstride: usi
 pub(crate) unsafe fn output_f2s2<S: Simd>(src: *const f32, pstride: usize, o: &OutTile) {
     // SAFETY: forwarded caller contract.
     unsafe { output_tile::<S, F2S2, 5, 2>(src, pstride, o) }
+}
+
+/// F(4×4) stride-2 input transform (see [`input_tile`]).
+///
+/// # Safety
+/// As [`input_tile`] with `A` = 9.
+#[inline(always)]
+pub(crate) unsafe fn input_f4s2<S: Simd>(t: &InTile, dst: *mut f32, pstride: usize) {
+    // SAFETY: forwarded caller contract.
+    unsafe { input_tile::<S, F4S2, 9, 4>(t, dst, pstride) }
+}
+
+/// F(4×4) stride-2 output transform with epilogue (see [`output_tile`]).
+///
+/// # Safety
+/// As [`output_tile`] with `A` = 9.
+#[inline(always)]
+pub(crate) unsafe fn output_f4s2<S: Simd>(src: *const f32, pstride: usize, o: &OutTile) {
+    // SAFETY: forwarded caller contract.
+    unsafe { output_tile::<S, F4S2, 9, 4>(src, pstride, o) }
 }
