@@ -423,6 +423,7 @@ impl Model {
                         height: config.height,
                         width: config.width,
                         early_stride: !config.feature_maps,
+                        portable: false,
                     }
                 };
                 // ε: the configuration's, else the source's (e.g. 1e-3 for the 2016 Keras file), else the variant's.

@@ -300,9 +300,12 @@ impl Plan {
     /// (`_2`) runs with stride 2, its `_3` at the subsampled pixels, adding its
     /// full-resolution shortcut in place ([`Subsample`]), and the next block's
     /// `_0`/`_1` become stride-1 1×1 convolutions. Same values, 3.48 instead of
-    /// 3.86 GMAC at 224×224. It applies where the `_2` kernel can stride
-    /// (implicit GEMM or direct, not Winograd: [`crate::prepare`] packs for it),
-    /// and not when the stage outputs C2–C4 are kept (feature maps).
+    /// 3.86 GMAC at 224×224. It applies where the `_2` kernel can stride:
+    /// implicit GEMM or direct, or a kernel packed for stride 2 only (a
+    /// stride-2 Winograd tile, which [`crate::prepare`] picks for the model's
+    /// own weights), not a stride-1 Winograd kernel; and not when the stage
+    /// outputs C2–C4 are kept (feature maps), where a stride-2-only kernel is
+    /// refused.
     ///
     /// ```
     /// use resnet50::plan::{Plan, PlanSpec};
@@ -321,6 +324,17 @@ impl Plan {
         let specs = conv_specs(spec.variant);
         if kernels.len() != specs.len() {
             return Err(Error::Config(format!("plan needs {} kernels, got {}", specs.len(), kernels.len())));
+        }
+        // Each kernel computes its layer, except that v1's early-stride 3×3
+        // layers may come packed for stride 2 only (checked where used).
+        for (k, s) in kernels.iter().zip(&specs) {
+            let own = crate::prepare::conv_params(s);
+            if k.params != own && k.params != (ConvParams { stride: 2, ..own }) {
+                return Err(Error::Config(format!(
+                    "kernel for layer {} has parameters {:?}, the layer needs {own:?}",
+                    s.name, k.params
+                )));
+            }
         }
         let n = spec.batch;
         let mut b = Builder { steps: Vec::new(), buffers: Vec::new() };
@@ -383,7 +397,18 @@ impl Plan {
             };
             let shortcut = if first == 1 { conv(&mut b, i, entry(i), x, None, None, false)? } else { x };
             let t = conv(&mut b, i1, entry(i1), x, None, None, true)?;
-            let t = conv(&mut b, i2, tail.unwrap_or(kernels[i2]), t, None, None, true)?;
+            let k2 = match tail {
+                Some(k) => k,
+                None if kernels[i2].params.stride == specs[i2].stride => kernels[i2],
+                None => {
+                    return Err(Error::Config(format!(
+                        "layer {} was packed for v1's early stride (stride 2), which this plan does not apply \
+                         (it keeps feature maps): prepare the weights with early_stride false, or portable",
+                        specs[i2].name
+                    )))
+                }
+            };
+            let t = conv(&mut b, i2, k2, t, None, None, true)?;
             let sub = tail.map(|_| {
                 let [_, h, w, _] = b.buffers[shortcut].shape;
                 Subsample { h, w, stride: 2 }
@@ -658,6 +683,30 @@ mod tests {
         assert!(matches!(find("conv3_block4_2"), Op::Conv { shape, .. } if shape.stride_h == 1));
         assert!(matches!(find("conv4_block1_1"), Op::Conv { shape, .. } if shape.stride_h == 2));
         assert!(matches!(find("conv2_block3_2"), Op::Conv { shape, .. } if shape.stride_h == 2));
+    }
+
+    #[test]
+    fn stride_two_only_kernels_need_the_early_stride() {
+        // A stride-2 Winograd tile on an early-stride 3×3 layer: the plan
+        // with the early stride runs it; one with feature maps (no early
+        // stride) refuses it, naming the layer; other parameters never pass.
+        let p = plan(Variant::V1, 224, 224, true, Pooling::Avg);
+        let mut kernels = direct_kernels(Variant::V1);
+        let i = conv_specs(Variant::V1).iter().position(|s| s.name == "conv3_block4_2").unwrap();
+        let s2 = ConvParams { stride: 2, ..kernels[i].params };
+        kernels[i] = ConvKernel::new(s2, ConvAlgo::Winograd(WinogradTile::F2x2S2)).unwrap();
+        let q = Plan::new(&p.spec, &kernels).unwrap();
+        let step = q.steps.iter().find(|s| s.name == "conv3_block4_2").unwrap();
+        assert!(
+            matches!(step.op, Op::Conv { shape, kernel, .. } if shape.stride_h == 2 && kernel.algo != ConvAlgo::Direct)
+        );
+        let features = PlanSpec { features: true, ..p.spec };
+        let e = Plan::new(&features, &kernels).unwrap_err().to_string();
+        assert!(e.contains("conv3_block4_2") && e.contains("early stride"), "{e}");
+        let mut wrong = direct_kernels(Variant::V1);
+        wrong[i] = ConvKernel::new(ConvParams { cout: 7, ..wrong[i].params }, ConvAlgo::Direct).unwrap();
+        let e = Plan::new(&p.spec, &wrong).unwrap_err().to_string();
+        assert!(e.contains("conv3_block4_2"), "{e}");
     }
 
     #[test]

@@ -74,14 +74,20 @@ impl std::fmt::Debug for Store {
 /// use resnet50::{arch::conv_specs, init, Variant};
 /// use resnet50_kernels::ConvAlgo;
 /// let w = init::deterministic(Variant::V1, None);
-/// let fast = KernelChoice::FastFor { batch: 1, height: 64, width: 64, early_stride: true };
+/// let fast = KernelChoice::FastFor { batch: 1, height: 64, width: 64, early_stride: true, portable: true };
 /// for choice in [KernelChoice::Reference, KernelChoice::Fast, fast] {
 ///     let p = PreparedWeights::new(&w, 1e-5, choice, false)?;
-///     // Every choice keeps each layer's parameters; only the algorithm differs.
+///     // These choices keep each layer's parameters; only the algorithm differs.
 ///     assert!(p.kernels().iter().zip(conv_specs(Variant::V1)).all(|(k, s)| k.params == conv_params(&s)));
 ///     let direct = p.kernels().iter().all(|k| k.algo == ConvAlgo::Direct);
 ///     assert!(direct || choice != KernelChoice::Reference);
 /// }
+/// // Not portable: v1's early-stride 3×3 layers that get a stride-2 Winograd
+/// // tile are packed as stride-2 kernels (the plan must apply the early stride).
+/// let only = KernelChoice::FastFor { batch: 1, height: 224, width: 224, early_stride: true, portable: false };
+/// let p = PreparedWeights::new(&w, 1e-5, only, false)?;
+/// let strided = p.kernels().into_iter().zip(conv_specs(Variant::V1)).filter(|(k, s)| k.params.stride != s.stride);
+/// assert!(strided.count() >= 1);
 /// # Ok::<(), resnet50::Error>(())
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +109,13 @@ pub enum KernelChoice {
         /// Pack for v1's early stride ([`crate::plan::Plan::new`]; the plan
         /// applies it whenever the model keeps no feature maps).
         early_stride: bool,
+        /// With `early_stride`: pick for the 3×3 layers it strides only
+        /// algorithms that also run at the layer's own stride 1 (implicit
+        /// GEMM), so that a plan with feature maps (no early stride) runs the
+        /// same weights — what a native file needs. Without it those layers
+        /// may get a stride-2 Winograd tile, packed as stride-2 kernels that
+        /// only a plan with the early stride accepts.
+        portable: bool,
     },
 }
 
@@ -149,19 +162,22 @@ impl PreparedWeights {
             .enumerate()
             .map(|(i, s)| {
                 let p = conv_params(s);
-                let algo = match choice {
-                    KernelChoice::Reference => ConvAlgo::Direct,
-                    KernelChoice::Fast => p.best_algo(),
-                    KernelChoice::FastFor { batch, .. } => {
-                        let algo =
-                            ConvParams { stride: strides[i], ..p }.best_algo_for(batch, sizes[i][0], sizes[i][1]);
+                let (p, algo) = match choice {
+                    KernelChoice::Reference => (p, ConvAlgo::Direct),
+                    KernelChoice::Fast => (p, p.best_algo()),
+                    KernelChoice::FastFor { batch, portable, .. } => {
+                        let q = ConvParams { stride: strides[i], ..p };
+                        let algo = q.best_algo_for(batch, sizes[i][0], sizes[i][1]);
                         // A layer the plan runs at another stride than its own
-                        // (v1's early stride) needs a kernel that runs at
-                        // both: not a strided Winograd tile.
+                        // (v1's early stride), with an algorithm that runs
+                        // only at that stride (a strided Winograd tile): a
+                        // kernel of that stride, unless portable.
                         if p.supports(algo) {
-                            algo
+                            (p, algo)
+                        } else if portable {
+                            (p, ConvAlgo::ImplicitGemm)
                         } else {
-                            ConvAlgo::ImplicitGemm
+                            (q, algo)
                         }
                     }
                 };

@@ -102,8 +102,15 @@ const HEADER: usize = 16;
 const TB_UNIT: usize = 12;
 /// Output channels per chunk (between two output transforms).
 const CB_PANELS: usize = 4;
-/// Scratch bytes per worker we aim to keep in L2 (V + M of one block).
-const L2_BUDGET: usize = 320 * 1024;
+/// Scratch bytes per worker we aim to keep in L2 (V + M of one block) when
+/// the weights are small. Big blocks make tall per-position GEMMs (fewer,
+/// longer microkernel calls), which matters more than staying in L2: on a
+/// Zen 4 (1 MiB L2; interleaved A/B, cold weights) v1's 28×28×128 3×3/2
+/// (49 F(2×2) tiles) took 0.26 ms at 2 threads in 2 blocks of 25 tiles
+/// against 0.35 ms in 5 of 10 (320 KiB, split 3:2 between the workers) and
+/// 0.48 against 0.53 ms at one thread; 56×56×64 F(4×4) 2–7 % less at one
+/// thread with 33 tiles per block than with 12, about the same at two.
+const L2_BUDGET: usize = 640 * 1024;
 /// Weights (per worker) above this many bytes are "big" (they do not stay
 /// in L3 next to everything else, and at batch 1 they come from DRAM):
 /// blocks of `BIG_TB` tiles. ResNet50's 14×14×256 F(2×2) (4 MiB) and
@@ -347,9 +354,11 @@ impl Plan {
         let u_bytes = tile.weight_positions() * shape.in_c * group_panels * PANEL * 4;
         let tb = if u_bytes <= U_SMALL {
             // Small weights (stay in L2/L3 across blocks): V and M of a block
-            // in L2.
+            // in L2, in a number of blocks that the workers share evenly (the
+            // nearest multiple of `threads`).
             let per_tile = p * 4 * (ldv + cbp * PANEL);
-            ((L2_BUDGET / per_tile) / TB_UNIT * TB_UNIT).max(TB_UNIT)
+            let group = (L2_BUDGET / per_tile).max(TB_UNIT) * threads;
+            tiles.div_ceil(((tiles + group / 2) / group).max(1) * threads)
         } else {
             // Big weights (deep layers, few tiles): V of up to BIG_TB tiles
             // (in L3; each V_pos in L2 during its GEMMs), so that U streams
