@@ -164,6 +164,20 @@ fn native_corruption_and_mismatches() {
     });
     assert!(m.contains("overlaps"), "{m}");
     assert!(patched(&|b| set32(b, rec(5, 12), 5)).contains("conv2_block2_1"));
+    // Inside the data, a Winograd layer's header is what its kernel trusts
+    // (tile, channels, stride): a wrong one is refused at open, not at run.
+    let winograd = (0..53).find(|&r| {
+        let id = u32::from_le_bytes(good[rec(r, 8)..rec(r, 8) + 4].try_into().unwrap());
+        (3..=7).contains(&id) && id != 4
+    });
+    let r = winograd.expect("the native file has Winograd layers");
+    let off = u64::from_le_bytes(good[rec(r, 48)..rec(r, 48) + 8].try_into().unwrap()) as usize;
+    let cout = u32::from_le_bytes(good[rec(r, 24)..rec(r, 24) + 4].try_into().unwrap()) as usize;
+    let header = off + cout.next_multiple_of(16) * 4;
+    for (field, v) in [(0, 3.0f32), (1, 17.0), (3, 2.0)] {
+        let m = patched(&|b| b[header + 4 * field..header + 4 * field + 4].copy_from_slice(&v.to_le_bytes()));
+        assert!(m.contains("Winograd header"), "field {field}: {m}");
+    }
     // A 10-class native file where 1000 are asked.
     let p = write("ten.r50w", good);
     let e = ResNet50::new().weights(WeightsSource::File(p.clone())).build().unwrap_err().to_string();

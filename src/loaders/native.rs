@@ -386,6 +386,16 @@ pub fn parse(path: &Path, b: &[u8]) -> Result<Header> {
         if let Some((_, other)) = used.iter().find(|(u, _)| start < u.end && u.start < end) {
             return bad(format!("tensor {name:?} overlaps tensor {other:?}"));
         }
+        if let (KIND_CONV, Some(k)) = (kind, convs.last().filter(|_| r < NUM_CONVS)) {
+            let prefix: Vec<f32> = b[start..end]
+                .chunks_exact(4)
+                .take(k.packed_prefix_len())
+                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                .collect();
+            if let Err(e) = k.check_packed_prefix(&prefix) {
+                return bad(format!("tensor {name:?}: {e}"));
+            }
+        }
         used.push((start..end, name));
         match kind {
             KIND_FC_KERNEL => fc_k = Some(start..end),

@@ -264,6 +264,30 @@ impl ConvKernel {
         }
     }
 
+    /// Floats at the start of packed weights that [`ConvKernel::check_packed_prefix`]
+    /// reads (0: nothing to check).
+    pub fn packed_prefix_len(&self) -> usize {
+        match self.algo {
+            ConvAlgo::Winograd(_) => self.bias_len() + winograd::HEADER_LEN,
+            _ => 0,
+        }
+    }
+
+    /// Checks the part of packed weights from outside (a weights file) that
+    /// the kernels trust rather than read as numbers: Winograd's header must
+    /// describe this layer and tile. `prefix` holds the first
+    /// [`ConvKernel::packed_prefix_len`] floats. Any float values elsewhere
+    /// are just weights.
+    pub fn check_packed_prefix(&self, prefix: &[f32]) -> Result<(), String> {
+        match self.algo {
+            ConvAlgo::Winograd(tile) => {
+                let header = prefix.get(self.bias_len()..).unwrap_or(&[]);
+                winograd::check_header(tile, self.params.cin, self.params.cout, header)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Floats of scratch memory `run` needs for this input size and thread count.
     pub fn scratch_len(&self, batch: usize, in_h: usize, in_w: usize, threads: usize) -> usize {
         let shape = self.params.shape(batch, in_h, in_w);

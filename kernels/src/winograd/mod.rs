@@ -285,6 +285,21 @@ pub fn pack_for(tile: WinogradTile, cin: usize, cout: usize, weights_hwio: &[f32
     }
 }
 
+/// Floats of the packed header (what [`check_header`] reads).
+pub const HEADER_LEN: usize = HEADER;
+
+/// Checks that a packed header (the first [`HEADER_LEN`] floats of packed
+/// weights, e.g. from a weights file) describes `tile` for `cin → cout`:
+/// [`conv3x3`] trusts it (and asserts on a mismatch).
+pub fn check_header(tile: WinogradTile, cin: usize, cout: usize, header: &[f32]) -> Result<(), String> {
+    let want = [tile.m() as f32, cin as f32, cout as f32, tile.stride() as f32];
+    match header.get(..4) {
+        Some(h) if h == want => Ok(()),
+        Some(h) => Err(format!("Winograd header (m, cin, cout, stride) is {h:?}, expected {want:?}")),
+        None => Err(format!("Winograd header has {} floats, needs {HEADER}", header.len())),
+    }
+}
+
 /// Blocking and work split of one convolution: a function of the shape and
 /// `threads` only (never of the ISA), so that [`scratch_len`] is too.
 ///
