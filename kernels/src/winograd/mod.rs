@@ -377,9 +377,12 @@ impl Plan {
         } else {
             // Big weights (deep layers, few tiles): V of up to BIG_TB tiles
             // (in L3; each V_pos in L2 during its GEMMs), so that U streams
-            // from memory once per BIG_TB tiles.
+            // from memory once per BIG_TB tiles; without a channel split, in
+            // a multiple of `threads` blocks (at batch 8 and 2 threads,
+            // 14×14×256 F(4×4) had 3 blocks of 43 tiles, one worker doing two).
             let cap = (BIG_V_BUDGET / (p * 4 * ldv)) / TB_UNIT * TB_UNIT;
-            BIG_TB.min(cap).max(TB_UNIT)
+            let blocks = tiles.div_ceil(BIG_TB.min(cap).max(TB_UNIT));
+            tiles.div_ceil(if cs == 1 { blocks.next_multiple_of(threads) } else { blocks })
         };
         Plan { tile, tiles_h, tiles_w, tiles, panels, ldv, blocks: 0, tb: 0, cbp, cs, slots: threads }
             .with_blocking(tb, cbp)
