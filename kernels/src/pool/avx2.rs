@@ -25,6 +25,50 @@ unsafe fn max_into_avx2(acc: &mut [f32], x: &[f32]) {
     }
 }
 
+/// `out[i] = max(…max(max(−∞, input[b₀ + i]), input[b₁ + i])…)` over the
+/// pixels at `bases`, in order: the operations of [`max_into`] applied to each
+/// pixel, with 32 channels at a time kept in registers across the window
+/// instead of a load and store of `out` per pixel.
+pub(super) fn max_window(out: &mut [f32], input: &[f32], bases: &[usize]) {
+    assert!(bases.iter().all(|&b| b.checked_add(out.len()).is_some_and(|e| e <= input.len())));
+    // SAFETY: dispatch only reaches here when AVX2 is supported; every pixel
+    // holds out.len() floats (checked above).
+    unsafe { max_window_avx2(out, input, bases) }
+}
+
+#[target_feature(enable = "avx2")]
+unsafe fn max_window_avx2(out: &mut [f32], input: &[f32], bases: &[usize]) {
+    let c = out.len();
+    let (p, o) = (input.as_ptr(), out.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY (both loops): i + 8·V <= c, and bases[j] + c <= input.len().
+    unsafe {
+        while i + 32 <= c {
+            let mut acc = [_mm256_set1_ps(f32::NEG_INFINITY); 4];
+            for &b in bases {
+                for (v, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_max_ps(*a, _mm256_loadu_ps(p.add(b + i + 8 * v)));
+                }
+            }
+            for (v, a) in acc.iter().enumerate() {
+                _mm256_storeu_ps(o.add(i + 8 * v), *a);
+            }
+            i += 32;
+        }
+        while i + 8 <= c {
+            let mut acc = _mm256_set1_ps(f32::NEG_INFINITY);
+            for &b in bases {
+                acc = _mm256_max_ps(acc, _mm256_loadu_ps(p.add(b + i)));
+            }
+            _mm256_storeu_ps(o.add(i), acc);
+            i += 8;
+        }
+    }
+    for (j, y) in out.iter_mut().enumerate().skip(i) {
+        *y = bases.iter().fold(f32::NEG_INFINITY, |m, &b| m.max(input[b + j]));
+    }
+}
+
 /// `acc[i] += x[i]`.
 pub(super) fn add_into(acc: &mut [f32], x: &[f32]) {
     assert_eq!(acc.len(), x.len());
