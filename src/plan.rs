@@ -325,11 +325,12 @@ impl Plan {
         if kernels.len() != specs.len() {
             return Err(Error::Config(format!("plan needs {} kernels, got {}", specs.len(), kernels.len())));
         }
-        // Each kernel computes its layer, except that v1's early-stride 3×3
-        // layers may come packed for stride 2 only (checked where used).
+        // Each kernel computes its layer, except that a 3×3 layer may come
+        // packed for v1's early stride, stride 2 only (checked where used:
+        // every 3×3 is its block's `_2`).
         for (k, s) in kernels.iter().zip(&specs) {
             let own = crate::prepare::conv_params(s);
-            if k.params != own && k.params != (ConvParams { stride: 2, ..own }) {
+            if k.params != own && !(s.k == 3 && k.params == ConvParams { stride: 2, ..own }) {
                 return Err(Error::Config(format!(
                     "kernel for layer {} has parameters {:?}, the layer needs {own:?}",
                     s.name, k.params
@@ -402,9 +403,10 @@ impl Plan {
                 None if kernels[i2].params.stride == specs[i2].stride => kernels[i2],
                 None => {
                     return Err(Error::Config(format!(
-                        "layer {} was packed for v1's early stride (stride 2), which this plan does not apply \
-                         (it keeps feature maps): prepare the weights with early_stride false, or portable",
-                        specs[i2].name
+                        "layer {} was packed for stride 2 only (v1's early stride), but this plan runs it at stride {} \
+                         (the early stride applies to v1 without feature maps, to the last block of stages 2-4): \
+                         prepare the weights with early_stride false, or portable",
+                        specs[i2].name, specs[i2].stride
                     )))
                 }
             };
@@ -707,6 +709,16 @@ mod tests {
         wrong[i] = ConvKernel::new(ConvParams { cout: 7, ..wrong[i].params }, ConvAlgo::Direct).unwrap();
         let e = Plan::new(&p.spec, &wrong).unwrap_err().to_string();
         assert!(e.contains("conv3_block4_2"), "{e}");
+        // A 1×1 layer never takes another stride; a 3×3 outside the early
+        // stride (v1.5, or not a stage's last block) is refused where used.
+        let j = conv_specs(Variant::V1).iter().position(|s| s.name == "conv3_block4_1").unwrap();
+        let mut wrong = direct_kernels(Variant::V1);
+        wrong[j] = ConvKernel::new(ConvParams { stride: 2, ..wrong[j].params }, ConvAlgo::Direct).unwrap();
+        assert!(Plan::new(&p.spec, &wrong).unwrap_err().to_string().contains("conv3_block4_1"));
+        let j = conv_specs(Variant::V1).iter().position(|s| s.name == "conv3_block2_2").unwrap();
+        let mut wrong = direct_kernels(Variant::V1);
+        wrong[j] = ConvKernel::new(ConvParams { stride: 2, ..wrong[j].params }, ConvAlgo::Direct).unwrap();
+        assert!(Plan::new(&p.spec, &wrong).unwrap_err().to_string().contains("conv3_block2_2"));
     }
 
     #[test]

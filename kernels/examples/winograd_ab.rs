@@ -50,8 +50,10 @@ fn main() {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let cold_copies = |floats: usize| (128usize << 20).div_ceil(floats * 4).max(2);
 
-    // Variants: (Winograd tile, plan) or implicit GEMM (None).
-    let mut variants: Vec<(String, Option<(Plan, Vec<AlignedBuf>)>)> = Vec::new();
+    // Variants: a Winograd plan with its cold copies of the packed weights,
+    // or implicit GEMM (None).
+    type Winograd = Option<(Plan, Vec<AlignedBuf>)>;
+    let mut variants: Vec<(String, Winograd)> = Vec::new();
     for &tile in &tiles {
         let len = winograd::packed_len_for(tile, c, c);
         let mut one = AlignedBuf::zeroed(len).unwrap();
