@@ -95,8 +95,8 @@ use transforms::{InTile, OutTile};
 
 /// Width of a weight panel (output channels), the GEMM's column block.
 pub const PANEL: usize = 16;
-/// Floats of the packed header.
-const HEADER: usize = 16;
+/// Floats of the packed header (what [`check_header`] reads).
+pub const HEADER_LEN: usize = 16;
 /// Tile blocks are sized in steps of this many tiles (two 6-row strips;
 /// the GEMM balances its strips, so any block size works).
 const TB_UNIT: usize = 12;
@@ -228,7 +228,7 @@ pub fn packed_len(cin: usize, cout: usize) -> usize {
 
 /// Floats of packed weights for `cin → cout` with `tile` (a multiple of 16).
 pub fn packed_len_for(tile: WinogradTile, cin: usize, cout: usize) -> usize {
-    HEADER + tile.weight_positions() * cout.div_ceil(PANEL) * cin * PANEL
+    HEADER_LEN + tile.weight_positions() * cout.div_ceil(PANEL) * cin * PANEL
 }
 
 /// Transforms HWIO 3×3 weights into `out` (`packed_len(cin, cout)` floats)
@@ -252,7 +252,7 @@ pub fn pack_for(tile: WinogradTile, cin: usize, cout: usize, weights_hwio: &[f32
     );
     assert_eq!(weights_hwio.len(), 9 * cin * cout, "winograd::pack: weights length");
     assert_eq!(out.len(), packed_len_for(tile, cin, cout), "winograd::pack: output length");
-    let (header, u) = out.split_at_mut(HEADER);
+    let (header, u) = out.split_at_mut(HEADER_LEN);
     header.fill(0.0);
     header[0] = tile.m() as f32;
     header[1] = cin as f32;
@@ -285,9 +285,6 @@ pub fn pack_for(tile: WinogradTile, cin: usize, cout: usize, weights_hwio: &[f32
     }
 }
 
-/// Floats of the packed header (what [`check_header`] reads).
-pub const HEADER_LEN: usize = HEADER;
-
 /// Checks that a packed header (the first [`HEADER_LEN`] floats of packed
 /// weights, e.g. from a weights file) describes `tile` for `cin → cout`:
 /// [`conv3x3`] trusts it (and asserts on a mismatch).
@@ -296,7 +293,7 @@ pub fn check_header(tile: WinogradTile, cin: usize, cout: usize, header: &[f32])
     match header.get(..4) {
         Some(h) if h == want => Ok(()),
         Some(h) => Err(format!("Winograd header (m, cin, cout, stride) is {h:?}, expected {want:?}")),
-        None => Err(format!("Winograd header has {} floats, needs {HEADER}", header.len())),
+        None => Err(format!("Winograd header has {} floats, needs {HEADER_LEN}", header.len())),
     }
 }
 
@@ -651,17 +648,12 @@ fn check_args(
     assert!(isa.is_supported(), "winograd: ISA {isa} not supported by this CPU");
     assert_eq!(input.len(), shape.input_len(), "winograd: input length");
     assert_eq!(output.len(), shape.output_len(), "winograd: output length");
-    assert!(packed.len() >= HEADER, "winograd: packed weights too short ({})", packed.len());
+    assert!(packed.len() >= HEADER_LEN, "winograd: packed weights too short ({})", packed.len());
     let tile = WinogradTile::from_header(packed[0], packed[3]).expect("winograd: packed header has no tile size");
     check_shape(tile, shape);
-    assert!(
-        packed[1] == shape.in_c as f32 && packed[2] == shape.out_c as f32,
-        "winograd: packed weights are for {} → {} channels, shape has {} → {}",
-        packed[1],
-        packed[2],
-        shape.in_c,
-        shape.out_c
-    );
+    if let Err(e) = check_header(tile, shape.in_c, shape.out_c, packed) {
+        panic!("winograd: packed weights do not fit the shape: {e}");
+    }
     assert_eq!(packed.len(), packed_len_for(tile, shape.in_c, shape.out_c), "winograd: packed weights length");
     if let Some(b) = ep.bias {
         assert_eq!(b.len(), shape.out_c, "winograd: bias length");
@@ -693,7 +685,7 @@ fn run_planned(
     let k = kernels(isa, tile);
     let sh = Shared {
         input: input.as_ptr(),
-        u: packed[HEADER..].as_ptr(),
+        u: packed[HEADER_LEN..].as_ptr(),
         output: output.as_mut_ptr(),
         bias: ep.bias.map_or(std::ptr::null(), |b| b.as_ptr()),
         residual: ep.residual.map_or(std::ptr::null(), |r| r.as_ptr()),
@@ -748,13 +740,13 @@ unsafe fn task(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: boo
     }
     // 2. GEMMs and output transform, chunk by chunk of output channels.
     let mut p0 = p_begin;
+    // Panel p of the weight matrix of transform position pos.
+    let u_at = |pos: usize, p: usize| sh.u.wrapping_add((tile.weight_index(pos) * plan.panels + p) * cin * PANEL);
     while p0 < p_end {
         let p1 = (p0 + plan.cbp).min(p_end);
         for pos in 0..npos {
             // The next product's weights: the same panels at the next
             // position, or the next chunk's at position 0.
-            let u_at =
-                |pos: usize, p: usize| sh.u.wrapping_add((tile.weight_index(pos) * plan.panels + p) * cin * PANEL);
             let after = if pos + 1 < npos {
                 u_at(pos + 1, p0)
             } else if p1 < p_end {
