@@ -814,7 +814,7 @@ impl Session {
 pub struct StepTime {
     /// Layer name.
     pub name: String,
-    /// Kernel (`gemm1x1`, `winograd_f4x4`, `winograd_f2x2`, `implicit_gemm`, `maxpool`, …).
+    /// Kernel (`gemm1x1`, `winograd_f4x4`, `winograd_f3x3`, `winograd_f2x2`, `implicit_gemm`, `maxpool`, …).
     pub kind: &'static str,
     /// Multiply-accumulates of the step (direct-convolution count).
     pub macs: u64,

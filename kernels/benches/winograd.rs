@@ -11,10 +11,11 @@
 //! `WINOGRAD_BENCH_BATCH=1,8` (default) picks the batches,
 //! `WINOGRAD_BENCH_THREADS=1,2` (default) the pool sizes,
 //! `WINOGRAD_BENCH_REFERENCE=0` skips the (slow) scalar reference,
-//! `WINOGRAD_BENCH_F2=0` the runs of the tile that `winograd::tile_for` does
-//! not pick for the layer (`winograd-f4x4-*` / `winograd-f2x2-*`: both tiles
-//! are measured by default; F(4×4) is the default for 56×56×64 and 28×28×128,
-//! F(2×2) for 14×14×256 and 7×7×512).
+//! `WINOGRAD_BENCH_F2=0` the runs of the tiles that the network does not pick
+//! for the layer (`ConvParams::best_algo_for`; every tile of the stride is
+//! measured by default, `winograd-f4x4-*`, `winograd-f3x3-*`, … : at batch 1
+//! F(4×4) for 56×56×64 and 28×28×128, F(3×3) for 14×14×256, F(2×2) for
+//! 7×7×512).
 //! im2col + sgemm is single-threaded (matrixmultiply without its threading
 //! feature), so it runs at 1 thread only.
 
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use rayon::ThreadPoolBuilder;
+use resnet50_kernels::conv::{ConvAlgo, ConvParams};
 use resnet50_kernels::shape::{ConvShape, Epilogue};
 use resnet50_kernels::winograd::WinogradTile;
 use resnet50_kernels::{gemm, reference, winograd, Isa};
@@ -110,23 +112,21 @@ fn bench(c: &mut Criterion) {
             let w = rand_vec(s.weights_len(), 2, -lim, lim);
             let bias = rand_vec(ch, 3, -0.1, 0.1);
             let ep = Epilogue::bias_relu(&bias, true);
-            let mut packed = vec![0.0; winograd::packed_len_for(WinogradTile::F4x4, ch, ch)];
-            winograd::pack_for(WinogradTile::F4x4, ch, ch, &w, &mut packed);
-            let default_tile = match (stride, ch) {
-                (1, _) => winograd::tile_for(ch, ch),
-                (_, 128) => WinogradTile::F4x4S2,
-                _ => WinogradTile::F2x2S2,
+            // The network's tile for the layer, and every tile of its stride.
+            let params = ConvParams { kh: 3, kw: 3, cin: ch, cout: ch, stride, pad: [1; 4] };
+            let default_tile = match params.best_algo_for(batch, hw, hw) {
+                ConvAlgo::Winograd(t) => Some(t),
+                _ => None,
             };
-            let mut packed2 = vec![0.0; winograd::packed_len_for(WinogradTile::F2x2, ch, ch)];
-            winograd::pack_for(WinogradTile::F2x2, ch, ch, &w, &mut packed2);
-            let mut packed_s2 = vec![0.0; winograd::packed_len_for(WinogradTile::F2x2S2, ch, ch)];
-            winograd::pack_for(WinogradTile::F2x2S2, ch, ch, &w, &mut packed_s2);
-            let mut packed4_s2 = vec![0.0; winograd::packed_len_for(WinogradTile::F4x4S2, ch, ch)];
-            winograd::pack_for(WinogradTile::F4x4S2, ch, ch, &w, &mut packed4_s2);
-            let tiles = match stride {
-                1 => vec![(WinogradTile::F4x4, &packed), (WinogradTile::F2x2, &packed2)],
-                _ => vec![(WinogradTile::F2x2S2, &packed_s2), (WinogradTile::F4x4S2, &packed4_s2)],
-            };
+            let tiles: Vec<(WinogradTile, Vec<f32>)> = WinogradTile::ALL
+                .into_iter()
+                .filter(|t| t.stride() == stride)
+                .map(|t| {
+                    let mut packed = vec![0.0; winograd::packed_len_for(t, ch, ch)];
+                    winograd::pack_for(t, ch, ch, &w, &mut packed);
+                    (t, packed)
+                })
+                .collect();
             let mut packed_gemm = vec![0.0; gemm::packed_b_len(9 * ch, ch)];
             gemm::pack_b(9 * ch, ch, &w, &mut packed_gemm);
             let mut y = vec![0.0; s.output_len()];
@@ -140,18 +140,14 @@ fn bench(c: &mut Criterion) {
             for &threads in &threads_list {
                 let pool = ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
                 for isa in Isa::supported() {
-                    for &(tile, pk) in &tiles {
-                        // Scalar: the default tile only; the other tile only if asked.
-                        if tile != default_tile && (isa == Isa::Scalar || !with_f2) {
+                    for (tile, pk) in &tiles {
+                        let tile = *tile;
+                        // Scalar: the default tile only; the others only if asked.
+                        if Some(tile) != default_tile && (isa == Isa::Scalar || !with_f2) {
                             continue;
                         }
                         let mut scratch = vec![0.0; winograd::scratch_len_for(tile, &s, threads)];
-                        let name = match tile {
-                            WinogradTile::F4x4 => format!("winograd-f4x4-{isa}"),
-                            WinogradTile::F2x2 => format!("winograd-f2x2-{isa}"),
-                            WinogradTile::F2x2S2 => format!("winograd-f2x2s2-{isa}"),
-                            WinogradTile::F4x4S2 => format!("winograd-f4x4s2-{isa}"),
-                        };
+                        let name = format!("{}-{isa}", ConvAlgo::Winograd(tile).name().replace('_', "-"));
                         g.bench_function(BenchmarkId::new(name, threads), |b| {
                             // As in an inference: helpers spin between calls (par::with_team).
                             pool.install(|| {

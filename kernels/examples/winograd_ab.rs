@@ -29,6 +29,7 @@ fn main() {
             "2" => WinogradTile::F2x2,
             "4" => WinogradTile::F4x4,
             "2s2" => WinogradTile::F2x2S2,
+            "3" => WinogradTile::F3x3,
             "4s2" => WinogradTile::F4x4S2,
             _ => panic!("tile {t}: 2, 4, 2s2 or 4s2"),
         })

@@ -327,9 +327,10 @@ fn algo_selection_and_layout_ids() {
     assert_eq!(ConvAlgo::Winograd(WinogradTile::F2x2).layout_id(), 5);
     assert_eq!(ConvAlgo::Winograd(WinogradTile::F2x2S2).layout_id(), 6);
     assert_eq!(ConvAlgo::Winograd(WinogradTile::F4x4S2).layout_id(), 7);
+    assert_eq!(ConvAlgo::Winograd(WinogradTile::F3x3).layout_id(), 8);
     // Every id round-trips, and ids are unique.
     let algos: Vec<ConvAlgo> = (0..64).filter_map(ConvAlgo::from_layout_id).collect();
-    assert_eq!(algos.len(), 7);
+    assert_eq!(algos.len(), 8);
     assert!(algos.iter().all(|a| ConvAlgo::from_layout_id(a.layout_id()) == Some(*a)));
     assert_eq!(ConvAlgo::from_layout_id(4), Some(ConvAlgo::ImplicitGemm));
     assert!(p(5, 3, 2).supports(ConvAlgo::ImplicitGemm));

@@ -118,7 +118,7 @@ fn check(case: &Case, got: &[f32], want: &[f32], mag: &[f32], what: &str) -> Res
 /// The tiles that compute a convolution of this stride.
 fn tiles(stride: usize) -> Vec<WinogradTile> {
     match stride {
-        1 => vec![WinogradTile::F4x4, WinogradTile::F2x2],
+        1 => vec![WinogradTile::F4x4, WinogradTile::F3x3, WinogradTile::F2x2],
         _ => vec![WinogradTile::F2x2S2, WinogradTile::F4x4S2],
     }
 }

@@ -12,8 +12,8 @@
 //! Algorithms:
 //! - [`ConvAlgo::Direct`]: the scalar reference on HWIO weights (any shape);
 //! - [`ConvAlgo::Gemm1x1`]: 1×1 convolution (any stride) as a packed GEMM, see [`crate::gemm`];
-//! - [`ConvAlgo::Winograd`]: 3×3 convolution via Winograd F(4×4) or F(2×2), at
-//!   stride 1 or 2, see [`crate::winograd`];
+//! - [`ConvAlgo::Winograd`]: 3×3 convolution via Winograd F(2×2), F(3×3) or
+//!   F(4×4) at stride 1, F(2×2) or F(4×4) at stride 2, see [`crate::winograd`];
 //! - [`ConvAlgo::ImplicitGemm`]: any other convolution (7×7/2 stem, 3×3/2, any
 //!   kernel, stride and padding) as implicit GEMM, A read in place tap by tap
 //!   or im2col rows gathered on the fly, see [`crate::gemm::conv_implicit`].
@@ -49,6 +49,7 @@ impl ConvAlgo {
             ConvAlgo::Winograd(WinogradTile::F2x2) => 5,
             ConvAlgo::Winograd(WinogradTile::F2x2S2) => 6,
             ConvAlgo::Winograd(WinogradTile::F4x4S2) => 7,
+            ConvAlgo::Winograd(WinogradTile::F3x3) => 8,
         }
     }
 
@@ -69,6 +70,7 @@ impl ConvAlgo {
             5 => Some(ConvAlgo::Winograd(WinogradTile::F2x2)),
             6 => Some(ConvAlgo::Winograd(WinogradTile::F2x2S2)),
             7 => Some(ConvAlgo::Winograd(WinogradTile::F4x4S2)),
+            8 => Some(ConvAlgo::Winograd(WinogradTile::F3x3)),
             _ => None,
         }
     }
@@ -82,6 +84,7 @@ impl ConvAlgo {
             ConvAlgo::Winograd(WinogradTile::F2x2) => "winograd_f2x2",
             ConvAlgo::Winograd(WinogradTile::F2x2S2) => "winograd_f2x2s2",
             ConvAlgo::Winograd(WinogradTile::F4x4S2) => "winograd_f4x4s2",
+            ConvAlgo::Winograd(WinogradTile::F3x3) => "winograd_f3x3",
             ConvAlgo::ImplicitGemm => "implicit_gemm",
         }
     }
@@ -150,12 +153,12 @@ impl ConvParams {
     /// The fastest algorithm for `batch` images of `in_h × in_w`: as
     /// [`ConvParams::best_algo`], except that a 3×3 layer with padding 1
     /// picks by [`ConvParams::estimated_cost`] between implicit GEMM and
-    /// Winograd F(2×2) or F(4×4) at the layer's stride (1 or 2; ties go to
-    /// the smaller weights).
+    /// the Winograd tiles of the layer's stride (F(2×2), F(3×3), F(4×4) at
+    /// stride 1; F(2×2), F(4×4) at stride 2; ties go to the smaller weights).
     pub fn best_algo_for(&self, batch: usize, in_h: usize, in_w: usize) -> ConvAlgo {
         let algo = self.best_algo();
         let winograd: &[WinogradTile] = if self.supports(ConvAlgo::Winograd(WinogradTile::F4x4)) {
-            &[WinogradTile::F2x2, WinogradTile::F4x4]
+            &[WinogradTile::F2x2, WinogradTile::F3x3, WinogradTile::F4x4]
         } else if self.supports(ConvAlgo::Winograd(WinogradTile::F2x2S2)) {
             &[WinogradTile::F2x2S2, WinogradTile::F4x4S2]
         } else {
@@ -170,8 +173,8 @@ impl ConvParams {
     /// A rough cost of one call of this layer with `algo`, in flops: the
     /// multiply-adds of its GEMMs (`2·rows·positions·cin·cout`, where rows are
     /// output pixels for implicit GEMM and tiles for Winograd, positions 9, 16,
-    /// 36, or 25 and 81 at stride 2) plus the weights it streams once per call
-    /// (`weight matrices·cin·cout` floats: 9, 16, 36, or 16 and 36 at stride 2) at
+    /// 25, 36, or 25 and 81 at stride 2) plus the weights it streams once per call
+    /// (`weight matrices·cin·cout` floats: 9, 16, 25, 36, or 16 and 36 at stride 2) at
     /// [`FLOPS_PER_WEIGHT_BYTE`]. Transforms and packing are left out. In
     /// `u128`, saturating: never overflows.
     pub fn estimated_cost(&self, algo: ConvAlgo, batch: usize, in_h: usize, in_w: usize) -> u128 {
@@ -195,7 +198,7 @@ impl ConvParams {
 /// [`ConvParams::estimated_cost`]: about 117 GFLOP/s of FMA peak against about
 /// 20 GB/s on the Zen 4 cores this was tuned on. Every call streams all of a
 /// layer's weights (a network's do not stay cached between layers), and
-/// Winograd's transformed weights are 16/9 (F(2×2)) or 36/9 (F(4×4)) the
+/// Winograd's transformed weights are 16/9 (F(2×2)), 25/9 (F(3×3)) or 36/9 (F(4×4)) the
 /// direct ones, so with few tiles a layer is bound by the weights, not the
 /// arithmetic. Measured on ResNet50's layers (one image per call unless said,
 /// AVX-512, `resnet50 bench --profile` and the Winograd bench):
@@ -204,8 +207,10 @@ impl ConvParams {
 ///   The model picks F(2×2).
 /// - 7×7×512, batch 8, 2 threads: F(4×4) 3.6 ms against F(2×2) 6.9 ms in the
 ///   network. The model picks F(4×4).
-/// - 14×14×256, batch 1: F(4×4) and F(2×2) within 2 % in the network (F(4×4)
-///   needs 2.25× the weights: 9.4 MB). The model picks F(2×2) (by 3 %).
+/// - 14×14×256, batch 1: F(3×3) (25 tiles, 6.6 MB of weights) 0.83 ms
+///   against 0.99 for F(2×2) (49 tiles, 4.2 MB) and 0.94 for F(4×4) (16
+///   tiles, 9.4 MB) at one thread, 0.48 against 0.53 and 0.64 at two
+///   (interleaved, cold weights). The model picks F(3×3) (by 5 %).
 /// - 28×28×128 and 56×56×64: F(4×4) by far.
 pub const FLOPS_PER_WEIGHT_BYTE: usize = 6;
 
@@ -390,7 +395,14 @@ mod tests {
         // ResNet50 at 224×224 (the measured points of FLOPS_PER_WEIGHT_BYTE).
         assert_eq!(c3(512).best_algo_for(1, 7, 7), f2);
         assert_eq!(c3(512).best_algo_for(8, 7, 7), f4);
-        assert_eq!(c3(256).best_algo_for(1, 14, 14), f2);
+        // 14×14×256 at batch 1 (interleaved, cold weights, AVX-512): F(3×3)
+        // 0.83 ms against 0.99 for F(2×2) and 0.94 for F(4×4) at one thread,
+        // 0.48 against 0.53 and 0.64 at two; at batch 8 (two threads) F(4×4)
+        // 3.34, F(3×3) 3.52, F(2×2) 4.16 ms. 7×7×512 b1: F(3×3) (9 tiles,
+        // 25 MB of weights) 2.28 against F(2×2) 1.58 ms; 28×28×128: F(4×4)
+        // 0.64 against 0.89 ms (100 F(3×3) tiles for 49 F(4×4) ones).
+        let f3 = ConvAlgo::Winograd(WinogradTile::F3x3);
+        assert_eq!(c3(256).best_algo_for(1, 14, 14), f3);
         assert_eq!(c3(256).best_algo_for(8, 14, 14), f4);
         assert_eq!(c3(128).best_algo_for(1, 28, 28), f4);
         assert_eq!(c3(64).best_algo_for(1, 56, 56), f4);

@@ -124,6 +124,26 @@ pub(crate) unsafe fn winograd_f2x2_output_transform_avx512(src: *const f32, pstr
     unsafe { transforms::output_f2::<F32x16>(src, pstride, o) }
 }
 
+/// F(3×3, 3×3) input transform of one tile, 16 channels per vector.
+///
+/// # Safety
+/// AVX-512F available; see `transforms::input_tile` (A = 5, LANES = 16).
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn winograd_f3x3_input_transform_avx512(t: &InTile, dst: *mut f32, pstride: usize) {
+    // SAFETY: forwarded caller contract; features enabled on this fn.
+    unsafe { transforms::input_f3::<F32x16>(t, dst, pstride) }
+}
+
+/// F(3×3, 3×3) output transform of one tile with the fused epilogue.
+///
+/// # Safety
+/// AVX-512F available; see `transforms::output_tile` (A = 5, LANES = 16).
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn winograd_f3x3_output_transform_avx512(src: *const f32, pstride: usize, o: &OutTile) {
+    // SAFETY: forwarded caller contract; features enabled on this fn.
+    unsafe { transforms::output_f3::<F32x16>(src, pstride, o) }
+}
+
 /// F(2×2, 3×3) stride-2 input transform of one tile, 16 channels per vector.
 ///
 /// # Safety

@@ -2,11 +2,17 @@
 //!
 //! # Algorithm
 //! F(4×4, 3×3) (6×6 input tiles, 36 transform positions: 4× fewer
-//! multiplications than direct) with points {0, ±1, 2, −1/2, ∞}, or
-//! F(2×2, 3×3) (4×4 tiles, 16 positions: 2.25× fewer), see [`transforms`]
-//! for the matrices and the accuracy argument, and [`tile_for`] for which
-//! layer gets which (F(4×4) for 56×56×64 and 28×28×128, F(2×2) for
-//! 14×14×256 and 7×7×512 in ResNet50).
+//! multiplications than direct) with points {0, ±1, 2, −1/2, ∞}, F(3×3,
+//! 3×3) (5×5 tiles, 25 positions: 3.24× fewer) with points {0, ±1, 2, ∞},
+//! or F(2×2, 3×3) (4×4 tiles, 16 positions: 2.25× fewer), see
+//! [`transforms`] for the matrices and the accuracy argument. Which layer
+//! gets which is [`crate::conv::ConvParams::best_algo_for`]'s choice, from
+//! the number of tiles and the size of the transformed weights: in ResNet50
+//! at 224×224, batch 1, F(4×4) for 56×56×64 and 28×28×128, F(3×3) for
+//! 14×14×256 (25 tiles covering 15×15: 0.83 ms against 0.99 for F(2×2) and
+//! 0.94 for F(4×4) at one thread, 0.48 against 0.53 and 0.64 at two), F(2×2)
+//! for 7×7×512; at batch 8 F(4×4) from 14×14 up. [`tile_for`] (F(4×4) or
+//! F(2×2)) is the choice when the input size is unknown.
 //!
 //! At stride 2, along each axis the even inputs meet (w0, w2) through
 //! F(m, 2) and the odd ones meet w1 directly: F(2×2, 3×3) on 5×5 input
@@ -34,18 +40,21 @@
 //!
 //! `V` and `M` of a block stay in L2 between the three steps: no
 //! whole-tensor pass goes through memory. Blocking ([`Plan`]): when a
-//! worker's transformed weights are small (≤ 4 MiB: 56×56×64, 28×28×128),
-//! `tb` is chosen so that `V` + `M` of a block fit ~320 KiB (12 tiles for
-//! those two shapes); when they are big (F(2×2) 14×14×256: 4.2 MB, 7×7×512: 17 MB;
-//! F(4×4): 9.4 MB, 38 MB), blocks of up to 48 tiles so that `U` streams from memory
-//! once per 48 tiles (deep layers are weight-bandwidth bound at batch 1).
+//! worker's transformed weights are small (≤ 2 MiB: 56×56×64 F(4×4)) and the
+//! tiles are not also split by output channels, blocks whose `V` + `M` fit
+//! ~640 KiB, in a multiple of the thread count; otherwise (F(2×2)
+//! 14×14×256: 4.2 MB, F(3×3): 6.6 MB, F(4×4) 28×28×128: 2.4 MB, 7×7×512:
+//! 17 MB for F(2×2)), blocks of up to 48 tiles so that each task's share of
+//! `U` streams from memory once per 48 tiles (deep layers are
+//! weight-bandwidth bound at batch 1). With fewer than two blocks' worth of
+//! tiles per thread, the tasks also split the output channels.
 //!
 //! # Per-ISA surface
 //! Each ISA file (`scalar.rs`, `avx2.rs`, `avx512.rs`, `neon.rs`)
 //! provides a `transforms::Simd` vector type, which instantiates the shared
 //! tile transforms of [`transforms`] inside its `#[target_feature]` entry
 //! points (`winograd_f4x4_input_transform_<isa>`, `…_output_transform_…`,
-//! and the F(2×2) pair). The products over transform positions run on the
+//! and the same pair for every other tile). The products over transform positions run on the
 //! GEMM's own microkernel for the ISA (`crate::gemm::gemm_rows`: same K
 //! blocking, balanced row strips and next-panel prefetch as the 1×1
 //! convolutions; the U panels have the GEMM's packed-B layout).
@@ -54,12 +63,12 @@
 //! # Accuracy (max |Δ| / max |y| against an f64 convolution, batch 1,
 //! He-uniform weights, post-ReLU inputs; `tests/winograd_props.rs`)
 //!
-//! | layer          | F(4×4) AVX2 | F(2×2) AVX2 | `reference::conv2d` |
-//! |----------------|-------------|-------------|---------------------|
-//! | 56×56 64→64    | 2.0e-6      | 3.2e-7      | 8.0e-7              |
-//! | 28×28 128→128  | 2.4e-6      | 4.0e-7      | 9.3e-7              |
-//! | 14×14 256→256  | 3.6e-6      | 6.1e-7      | 1.8e-6              |
-//! | 7×7 512→512    | 5.0e-6      | 9.0e-7      | 2.4e-6              |
+//! | layer          | F(4×4) AVX2 | F(3×3) AVX2    | F(2×2) AVX2 | `reference::conv2d` |
+//! |----------------|-------------|----------------|-------------|---------------------|
+//! | 56×56 64→64    | 2.0e-6      | 2.2e-6         | 3.2e-7      | 8.0e-7              |
+//! | 28×28 128→128  | 2.4e-6      | 2.6e-6         | 4.0e-7      | 9.3e-7              |
+//! | 14×14 256→256  | 3.6e-6      | 3.3e-6         | 6.1e-7      | 1.8e-6              |
+//! | 7×7 512→512    | 5.0e-6      | 4.6e-6         | 9.0e-7      | 2.4e-6              |
 //!
 //! At stride 2 (AVX-512 and AVX2): F(2×2) 3.2e-7 on 56×56 128→128 and
 //! 4.6e-7 on 28×28 256→256 (its transforms are exact additions), F(4×4)
@@ -67,7 +76,7 @@
 //!
 //! # Packed weights (ISA-neutral)
 //! ```text
-//! [ header: 16 floats (m = 4.0 or 2.0, cin, cout, stride = 1.0 or 2.0, 0…) |
+//! [ header: 16 floats (m = 2.0, 3.0 or 4.0, cin, cout, stride = 1.0 or 2.0, 0…) |
 //!   U: [weight matrix][cout/16 panels][cin][16]  (zero padded channels) ]
 //! weight matrices: α² at stride 1, (m + 2)² (16 or 36) at stride 2
 //! ```
@@ -132,6 +141,11 @@ pub enum WinogradTile {
     F2x2,
     /// F(4×4, 3×3): 6×6 input tiles, 36 transform positions.
     F4x4,
+    /// F(3×3, 3×3): 5×5 input tiles, 25 transform positions (2.78
+    /// multiplications per output instead of 9; F(2×2) needs 4, F(4×4) 2.25),
+    /// points {0, 1, −1, 2, ∞}. For maps whose side is a multiple of 3 or
+    /// close to one (ResNet50's 14×14: 25 tiles covering 15×15).
+    F3x3,
     /// F(2×2, 3×3) at stride 2: 5×5 input tiles, 25 transform positions
     /// sharing 16 distinct transformed weights (see [`transforms`]: the even
     /// input columns go through F(2, 2), the odd ones meet the centre tap
@@ -144,17 +158,21 @@ pub enum WinogradTile {
 }
 
 impl WinogradTile {
+    /// Every tile.
+    pub const ALL: [WinogradTile; 5] =
+        [WinogradTile::F2x2, WinogradTile::F3x3, WinogradTile::F4x4, WinogradTile::F2x2S2, WinogradTile::F4x4S2];
     /// Output tile side `m`.
     pub fn m(self) -> usize {
         match self {
             WinogradTile::F2x2 | WinogradTile::F2x2S2 => 2,
+            WinogradTile::F3x3 => 3,
             WinogradTile::F4x4 | WinogradTile::F4x4S2 => 4,
         }
     }
     /// Convolution stride the tile computes.
     pub fn stride(self) -> usize {
         match self {
-            WinogradTile::F2x2 | WinogradTile::F4x4 => 1,
+            WinogradTile::F2x2 | WinogradTile::F3x3 | WinogradTile::F4x4 => 1,
             WinogradTile::F2x2S2 | WinogradTile::F4x4S2 => 2,
         }
     }
@@ -189,9 +207,7 @@ impl WinogradTile {
     }
     /// The tile recorded in a packed header (`m`, stride).
     fn from_header(m: f32, stride: f32) -> Option<Self> {
-        [WinogradTile::F2x2, WinogradTile::F4x4, WinogradTile::F2x2S2, WinogradTile::F4x4S2]
-            .into_iter()
-            .find(|t| t.m() as f32 == m && t.stride() as f32 == stride)
+        WinogradTile::ALL.into_iter().find(|t| t.m() as f32 == m && t.stride() as f32 == stride)
     }
 }
 
@@ -262,6 +278,7 @@ pub fn pack_for(tile: WinogradTile, cin: usize, cout: usize, weights_hwio: &[f32
     // One row of G per distinct 1-D weight.
     let g: &[[f64; 3]] = match tile {
         WinogradTile::F2x2 => &transforms::F2_G,
+        WinogradTile::F3x3 => &transforms::F3_G,
         WinogradTile::F4x4 => &transforms::F4_G,
         WinogradTile::F2x2S2 => &transforms::F2S2_G,
         WinogradTile::F4x4S2 => &transforms::F4S2_G,
@@ -364,7 +381,7 @@ impl Plan {
         let group_panels = panels.div_ceil(cs);
         let cbp = CB_PANELS.min(group_panels);
         let u_bytes = tile.weight_positions() * shape.in_c * group_panels * PANEL * 4;
-        let tb = if u_bytes <= U_SMALL {
+        let tb = if u_bytes <= U_SMALL && cs == 1 {
             // Small weights (stay in L2/L3 across blocks): V and M of a block
             // in L2, in a number of blocks that the workers share evenly (the
             // nearest multiple of `threads`).
@@ -372,7 +389,10 @@ impl Plan {
             let group = (L2_BUDGET / per_tile).max(TB_UNIT) * threads;
             tiles.div_ceil(((tiles + group / 2) / group).max(1) * threads)
         } else {
-            // Big weights (deep layers, few tiles): V of up to BIG_TB tiles
+            // Big weights (deep layers, few tiles), or a channel split (each
+            // task streams only its share of U, once per block: at batch 1,
+            // 2 threads, 14×14×256 F(3×3) — 25 tiles, 4 groups of 1.6 MB —
+            // took 0.73 ms in 2 blocks and 0.48 ms in one): V of up to BIG_TB tiles
             // (in L3; each V_pos in L2 during its GEMMs), so that U streams
             // from memory once per BIG_TB tiles; without a channel split, in
             // a multiple of `threads` blocks (at batch 8 and 2 threads,
@@ -495,6 +515,24 @@ fn kernels(isa: Isa, tile: WinogradTile) -> Kernels {
             isa,
         },
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        (Isa::Avx2, F3x3) => Kernels {
+            input: avx2::winograd_f3x3_input_transform_avx2,
+            output: avx2::winograd_f3x3_output_transform_avx2,
+            isa,
+        },
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        (Isa::Avx512, F3x3) => Kernels {
+            input: avx512::winograd_f3x3_input_transform_avx512,
+            output: avx512::winograd_f3x3_output_transform_avx512,
+            isa,
+        },
+        #[cfg(target_arch = "aarch64")]
+        (Isa::Neon, F3x3) => Kernels {
+            input: neon::winograd_f3x3_input_transform_neon,
+            output: neon::winograd_f3x3_output_transform_neon,
+            isa,
+        },
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         (Isa::Avx2, F2x2S2) => Kernels {
             input: avx2::winograd_f2x2s2_input_transform_avx2,
             output: avx2::winograd_f2x2s2_output_transform_avx2,
@@ -539,6 +577,11 @@ fn kernels(isa: Isa, tile: WinogradTile) -> Kernels {
         (_, F2x2) => Kernels {
             input: scalar::winograd_f2x2_input_transform_scalar,
             output: scalar::winograd_f2x2_output_transform_scalar,
+            isa,
+        },
+        (_, F3x3) => Kernels {
+            input: scalar::winograd_f3x3_input_transform_scalar,
+            output: scalar::winograd_f3x3_output_transform_scalar,
             isa,
         },
         (_, F2x2S2) => Kernels {

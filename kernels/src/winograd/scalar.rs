@@ -117,6 +117,24 @@ pub(crate) unsafe fn winograd_f2x2_output_transform_scalar(src: *const f32, pstr
     unsafe { transforms::output_f2::<F32x8>(src, pstride, o) }
 }
 
+/// F(3×3, 3×3) input transform of one tile, portable.
+///
+/// # Safety
+/// See `transforms::input_tile` (A = 5, LANES = 8).
+pub(crate) unsafe fn winograd_f3x3_input_transform_scalar(t: &InTile, dst: *mut f32, pstride: usize) {
+    // SAFETY: forwarded caller contract.
+    unsafe { transforms::input_f3::<F32x8>(t, dst, pstride) }
+}
+
+/// F(3×3, 3×3) output transform of one tile with the fused epilogue, portable.
+///
+/// # Safety
+/// See `transforms::output_tile` (A = 5, LANES = 8).
+pub(crate) unsafe fn winograd_f3x3_output_transform_scalar(src: *const f32, pstride: usize, o: &OutTile) {
+    // SAFETY: forwarded caller contract.
+    unsafe { transforms::output_f3::<F32x8>(src, pstride, o) }
+}
+
 /// F(2×2, 3×3) stride-2 input transform of one tile, portable.
 ///
 /// # Safety

@@ -5,7 +5,7 @@
 //! instantiates it inside its own `#[target_feature]` entry point
 //! (`winograd_f4x4_input_transform_avx2`, …), where the `#[inline(always)]`
 //! generic code is compiled with that ISA's instructions. Vectors always run
-//! over channels (NHWC), so a transform is 36 (or 16) independent
+//! over channels (NHWC), so a transform is α² (16 to 81) independent
 //! element-wise operations per channel vector: no shuffles.
 //!
 //! # F(4×4, 3×3)
@@ -32,6 +32,29 @@
 //!      ⎢0 −1  1  0⎥       ⎢1/2 −1/2  1/2⎥
 //!      ⎣0  1  0 −1⎦       ⎣  0    0    1⎦
 //! ```
+//!
+//! # F(3×3, 3×3)
+//! Points {0, 1, −1, 2, ∞}, the same as F(4, 2) below, hence the same Bᵀ.
+//! Simulated in fp32 as the kernels compute it (`scripts/winograd_points.py
+//! 3 0 1 -1 2`: `cin` = 256, post-ReLU inputs, He-uniform weights, mean over
+//! 2000 tiles of max|Δ|/max|y|) it gives 1.27e-6 against 1.70e-6 for F(4×4)
+//! and 0.45e-6 for F(2×2); {0, ±1, −2}, {0, ±1, ±1/2} come out within 5 % of
+//! it, {0, ±1, −1/2} 5 % worse. On ResNet50's layers (below, and
+//! `tests/winograd_props.rs`) its error is close to F(4×4)'s: 3.3e-6 of
+//! max|y| on 14×14×256 against 3.6e-6 (F(2×2): 0.6e-6).
+//!
+//! ```text
+//! Bᵀ = ⎡2 −1 −2  1  0⎤   G = ⎡ 1/2    0    0⎤   Aᵀ = ⎡1  1  1  1  0⎤
+//!      ⎢0 −2 −1  1  0⎥       ⎢−1/2 −1/2 −1/2⎥        ⎢0  1 −1  2  0⎥
+//!      ⎢0  2 −3  1  0⎥       ⎢−1/6  1/6 −1/6⎥        ⎣0  1  1  4  1⎦
+//!      ⎢0 −1  0  1  0⎥       ⎢ 1/6  1/3  2/3⎥
+//!      ⎣0  2 −1 −2  1⎦       ⎣   0    0    1⎦
+//! ```
+//!
+//! 25 multiplications for 9 outputs (2.78 per output, against 4 for F(2×2)
+//! and 2.25 for F(4×4)), with 25 transformed weight matrices (F(2×2): 16,
+//! F(4×4): 36): on a 14×14 map, 25 tiles covering 15×15 where F(2×2) needs
+//! 49 and F(4×4) 16 covering 16×16.
 //!
 //! # F(2×2, 3×3) at stride 2
 //! Along each axis a stride-2 output `y[i] = d[2i]·w0 + d[2i+1]·w1 +
@@ -110,6 +133,28 @@ pub const F2_G: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0
 
 /// Aᵀ of F(2×2, 3×3) (2×4).
 pub const F2_AT: [[f64; 4]; 2] = [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]];
+
+/// Bᵀ of F(3×3, 3×3) (5×5): the same points as F(4, 2) at stride 2, so the
+/// same matrix as the even-input block of [`F4S2_BT`].
+pub const F3_BT: [[f64; 5]; 5] = [
+    [2.0, -1.0, -2.0, 1.0, 0.0],
+    [0.0, -2.0, -1.0, 1.0, 0.0],
+    [0.0, 2.0, -3.0, 1.0, 0.0],
+    [0.0, -1.0, 0.0, 1.0, 0.0],
+    [0.0, 2.0, -1.0, -2.0, 1.0],
+];
+
+/// G of F(3×3, 3×3) (5×3).
+pub const F3_G: [[f64; 3]; 5] = [
+    [0.5, 0.0, 0.0],
+    [-0.5, -0.5, -0.5],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 6.0, 1.0 / 3.0, 2.0 / 3.0],
+    [0.0, 0.0, 1.0],
+];
+
+/// Aᵀ of F(3×3, 3×3) (3×5).
+pub const F3_AT: [[f64; 5]; 3] = [[1.0, 1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, 2.0, 0.0], [0.0, 1.0, 1.0, 4.0, 1.0]];
 
 /// Bᵀ of F(2×2, 3×3) at stride 2 (5×5; odd inputs last).
 pub const F2S2_BT: [[f64; 5]; 5] = [
@@ -277,6 +322,33 @@ pub(crate) unsafe fn at4<S: Simd>(m: [S; 4]) -> [S; 2] {
     [m[0].add(m[1]).add(m[2]), m[1].sub(m[2]).sub(m[3])]
 }
 
+/// 1-D Bᵀ of F(3×3) on five vectors, which is also F(4, 2)'s (the even
+/// inputs of F(4×4) at stride 2): points {0, 1, −1, 2, ∞}.
+#[inline(always)]
+pub(crate) unsafe fn bt5<S: Simd>(e: [S; 5]) -> [S; 5] {
+    let two = S::splat(2.0);
+    let t = e[3].sub(e[1]);
+    // r0 = 2·(e0 − e2) + (e3 − e1)
+    let r0 = S::mul_add(two, e[0].sub(e[2]), t);
+    // r1 = e3 − e2 − 2·e1
+    let r1 = S::neg_mul_add(two, e[1], e[3].sub(e[2]));
+    // r2 = e3 − 3·e2 + 2·e1 = (e3 − e2) + 2·(e1 − e2)
+    let r2 = S::mul_add(two, e[1].sub(e[2]), e[3].sub(e[2]));
+    // r4 = e4 − e2 + 2·(e1 − e3)
+    let r4 = S::neg_mul_add(two, t, e[4].sub(e[2]));
+    [r0, r1, r2, t, r4]
+}
+
+/// 1-D Aᵀ of F(3×3) on five vectors.
+#[inline(always)]
+pub(crate) unsafe fn at5<S: Simd>(m: [S; 5]) -> [S; 3] {
+    let s12 = m[1].add(m[2]);
+    let o0 = m[0].add(s12).add(m[3]);
+    let o1 = S::mul_add(S::splat(2.0), m[3], m[1].sub(m[2]));
+    let o2 = S::mul_add(S::splat(4.0), m[3], s12).add(m[4]);
+    [o0, o1, o2]
+}
+
 /// 1-D Bᵀ of F(2×2) at stride 2 on five vectors (odd inputs last).
 #[inline(always)]
 pub(crate) unsafe fn bt5s2<S: Simd>(d: [S; 5]) -> [S; 5] {
@@ -292,18 +364,9 @@ pub(crate) unsafe fn at5s2<S: Simd>(m: [S; 5]) -> [S; 2] {
 /// 1-D Bᵀ of F(4×4) at stride 2 on nine vectors (odd inputs last).
 #[inline(always)]
 pub(crate) unsafe fn bt9s2<S: Simd>(d: [S; 9]) -> [S; 9] {
-    let two = S::splat(2.0);
-    let (e0, e1, e2, e3, e4) = (d[0], d[2], d[4], d[6], d[8]);
-    let t = e3.sub(e1);
-    // r0 = 2·(e0 − e2) + (e3 − e1)
-    let r0 = S::mul_add(two, e0.sub(e2), t);
-    // r1 = e3 − e2 − 2·e1
-    let r1 = S::neg_mul_add(two, e1, e3.sub(e2));
-    // r2 = e3 − 3·e2 + 2·e1 = (e3 − e2) + 2·(e1 − e2)
-    let r2 = S::mul_add(two, e1.sub(e2), e3.sub(e2));
-    // r4 = e4 − e2 + 2·(e1 − e3)
-    let r4 = S::neg_mul_add(two, t, e4.sub(e2));
-    [r0, r1, r2, t, r4, d[1], d[3], d[5], d[7]]
+    // SAFETY: the caller enabled S's features.
+    let [r0, r1, r2, r3, r4] = unsafe { bt5([d[0], d[2], d[4], d[6], d[8]]) };
+    [r0, r1, r2, r3, r4, d[1], d[3], d[5], d[7]]
 }
 
 /// 1-D Aᵀ of F(4×4) at stride 2 on nine vectors.
@@ -353,6 +416,21 @@ impl Tile1d<4, 2> for F2 {
     unsafe fn at<S: Simd>(m: [S; 4]) -> [S; 2] {
         // SAFETY: the caller enabled S's features.
         unsafe { at4(m) }
+    }
+}
+
+/// F(3×3, 3×3).
+pub(crate) struct F3;
+impl Tile1d<5, 3> for F3 {
+    #[inline(always)]
+    unsafe fn bt<S: Simd>(d: [S; 5]) -> [S; 5] {
+        // SAFETY: the caller enabled S's features.
+        unsafe { bt5(d) }
+    }
+    #[inline(always)]
+    unsafe fn at<S: Simd>(m: [S; 5]) -> [S; 3] {
+        // SAFETY: the caller enabled S's features.
+        unsafe { at5(m) }
     }
 }
 
@@ -548,6 +626,26 @@ pub(crate) unsafe fn input_f2<S: Simd>(t: &InTile, dst: *mut f32, pstride: usize
 pub(crate) unsafe fn output_f2<S: Simd>(src: *const f32, pstride: usize, o: &OutTile) {
     // SAFETY: forwarded caller contract.
     unsafe { output_tile::<S, F2, 4, 2>(src, pstride, o) }
+}
+
+/// F(3×3) input transform (see [`input_tile`]).
+///
+/// # Safety
+/// As [`input_tile`] with `A` = 5.
+#[inline(always)]
+pub(crate) unsafe fn input_f3<S: Simd>(t: &InTile, dst: *mut f32, pstride: usize) {
+    // SAFETY: forwarded caller contract.
+    unsafe { input_tile::<S, F3, 5, 3>(t, dst, pstride) }
+}
+
+/// F(3×3) output transform with epilogue (see [`output_tile`]).
+///
+/// # Safety
+/// As [`output_tile`] with `A` = 5.
+#[inline(always)]
+pub(crate) unsafe fn output_f3<S: Simd>(src: *const f32, pstride: usize, o: &OutTile) {
+    // SAFETY: forwarded caller contract.
+    unsafe { output_tile::<S, F3, 5, 3>(src, pstride, o) }
 }
 
 /// F(2×2) stride-2 input transform (see [`input_tile`]).
