@@ -1,16 +1,15 @@
 //! The `resnet50` binary as scripts use it.
 
-use std::path::PathBuf;
 use std::process::Command;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_resnet50"))
 }
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("resnet50-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d.join(name)
+/// A directory for one test's files, removed when the test ends (also when it
+/// fails).
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("resnet50-cli-").tempdir().unwrap()
 }
 
 #[test]
@@ -28,7 +27,8 @@ fn summary_prints_keras_totals() {
 
 #[test]
 fn infer_round_trips_npy_and_matches_the_library() {
-    let (x_path, y_path) = (tmp("x.npy"), tmp("y.npy"));
+    let dir = tmp();
+    let (x_path, y_path) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
     let x = resnet50::init::deterministic_input(2, 40, 36);
     resnet50::npy::write_f32(&x_path, &[2, 40, 36, 3], &x).unwrap();
     let out = bin()
@@ -55,14 +55,15 @@ fn infer_round_trips_npy_and_matches_the_library() {
 
 #[test]
 fn bad_input_gives_one_clear_line_and_nonzero_exit() {
-    let bad = tmp("bad.npy");
+    let dir = tmp();
+    let bad = dir.path().join("bad.npy");
     std::fs::write(&bad, b"not an npy file").unwrap();
     let out = bin().args(["infer", "--input"]).arg(&bad).args(["--output", "/dev/null"]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("bad.npy") && err.contains("not a valid .npy"), "{err}");
 
-    let wrong = tmp("wrong.npy");
+    let wrong = dir.path().join("wrong.npy");
     resnet50::npy::write_f32(&wrong, &[1, 40, 40, 4], &vec![0.0; 6400]).unwrap();
     let out = bin().args(["infer", "--input"]).arg(&wrong).args(["--output", "/dev/null"]).output().unwrap();
     assert!(!out.status.success());

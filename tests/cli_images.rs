@@ -1,7 +1,7 @@
 //! `resnet50 classify` and `resnet50 preprocess` on images made here with the
 //! `image` crate.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use resnet50::preprocess::image::{Rgb, RgbImage};
@@ -11,10 +11,10 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_resnet50"))
 }
 
-fn tmp_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("resnet50-cli-images-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory for one test's files, removed when the test ends (also when it
+/// fails).
+fn tmp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new().prefix(&format!("resnet50-cli-images-{name}-")).tempdir().unwrap()
 }
 
 fn make_image(path: &Path, w: u32, h: u32, seed: u32) {
@@ -27,7 +27,8 @@ fn make_image(path: &Path, w: u32, h: u32, seed: u32) {
 
 #[test]
 fn preprocess_writes_what_the_library_computes() {
-    let d = tmp_dir("pre");
+    let tmp = tmp_dir("pre");
+    let d = tmp.path();
     let img = d.join("a.jpg");
     make_image(&img, 90, 70, 1);
     let out = d.join("x.npy");
@@ -55,12 +56,12 @@ fn preprocess_writes_what_the_library_computes() {
         assert!(!o.status.success());
         assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: "));
     }
-    std::fs::remove_dir_all(&d).ok();
 }
 
 #[test]
 fn classify_a_directory_skips_corrupt_files_and_fails_at_the_end() {
-    let d = tmp_dir("cls");
+    let tmp = tmp_dir("cls");
+    let d = tmp.path();
     make_image(&d.join("b.png"), 50, 40, 2);
     make_image(&d.join("a.jpg"), 33, 61, 3);
     make_image(&d.join("c.bmp"), 20, 20, 4);
@@ -68,7 +69,7 @@ fn classify_a_directory_skips_corrupt_files_and_fails_at_the_end() {
     std::fs::write(d.join("notes.txt"), b"ignored: not an image extension").unwrap();
     let o = bin()
         .arg("classify")
-        .arg(&d)
+        .arg(d)
         .args(["--size", "32x32", "--top", "3", "--json", "--batch", "2"])
         .output()
         .unwrap();
@@ -106,12 +107,12 @@ fn classify_a_directory_skips_corrupt_files_and_fails_at_the_end() {
         assert_eq!(g["index"].as_u64().unwrap() as usize, w.index);
         assert!((g["score"].as_f64().unwrap() - f64::from(w.score)).abs() <= 1e-5 * f64::from(w.score.abs()).max(1e-3));
     }
-    std::fs::remove_dir_all(&d).ok();
 }
 
 #[test]
 fn classify_text_output_and_flag_errors() {
-    let d = tmp_dir("txt");
+    let tmp = tmp_dir("txt");
+    let d = tmp.path();
     let img = d.join("one.png");
     make_image(&img, 40, 40, 5);
     let o = bin().arg("classify").arg(&img).args(["--size", "32x32", "--top", "2"]).output().unwrap();
@@ -127,7 +128,6 @@ fn classify_text_output_and_flag_errors() {
     let o = bin().arg("classify").arg(d.join("missing.png")).args(["--size", "32x32"]).output().unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing.png"));
-    std::fs::remove_dir_all(&d).ok();
 }
 
 #[test]

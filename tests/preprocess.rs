@@ -132,8 +132,9 @@ fn in_memory_api_equals_file_api() {
 
 #[test]
 fn corrupt_and_unsupported_files_are_errors_naming_the_file() {
-    let dir = std::env::temp_dir().join(format!("resnet50-pre-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when the test ends (also when it fails).
+    let tmp = tempfile::Builder::new().prefix("resnet50-pre-").tempdir().unwrap();
+    let dir = tmp.path();
     // Truncated PNG.
     let png = std::fs::read(fixtures().join("images/rgb_61x47.png")).unwrap();
     let trunc = dir.join("truncated.png");
@@ -156,8 +157,7 @@ fn corrupt_and_unsupported_files_are_errors_naming_the_file() {
     let e = preprocess::open_rgb(&trunc).unwrap_err().to_string();
     assert!(e.contains("corrupt") || e.contains("truncated") || e.contains("decode"), "{e}");
     // A directory.
-    assert!(preprocess::open_rgb(&dir).is_err());
-    std::fs::remove_dir_all(&dir).ok();
+    assert!(preprocess::open_rgb(dir).is_err());
 }
 
 #[test]

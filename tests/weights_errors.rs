@@ -12,14 +12,14 @@ use resnet50::loaders::{self, keras_h5, native, safetensors as st_loader};
 use resnet50::{CanonicalWeights, Error, ResNet50, Variant, WeightsSource};
 use safetensors::Dtype;
 
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("resnet50-weights-errors-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory for one test's files, removed when the test ends (also when it
+/// fails): the files here reach hundreds of MB per run.
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("resnet50-weights-errors-").tempdir().unwrap()
 }
 
-fn write(name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir().join(name);
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p
 }
@@ -69,15 +69,15 @@ fn open_err(path: &Path) -> String {
     msg
 }
 
-fn st_err(name: &str, tensors: &[Tensor]) -> String {
-    let p = write(name, &export::safetensors_bytes(tensors).unwrap());
+fn st_err(dir: &Path, name: &str, tensors: &[Tensor]) -> String {
+    let p = write(dir, name, &export::safetensors_bytes(tensors).unwrap());
     let m = open_err(&p);
     std::fs::remove_file(p).unwrap();
     m
 }
 
-fn h5_err(name: &str, layers: &[H5Layer]) -> String {
-    let p = write(name, &export::keras_h5_bytes(layers, H5Layout::Keras, false).unwrap());
+fn h5_err(dir: &Path, name: &str, layers: &[H5Layer]) -> String {
+    let p = write(dir, name, &export::keras_h5_bytes(layers, H5Layout::Keras, false).unwrap());
     let m = open_err(&p);
     std::fs::remove_file(p).unwrap();
     m
@@ -85,12 +85,14 @@ fn h5_err(name: &str, layers: &[H5Layer]) -> String {
 
 #[test]
 fn empty_directory_missing_and_special_paths() {
-    let p = write("empty.safetensors", b"");
+    let tmp = tmp();
+    let dir = tmp.path();
+    let p = write(dir, "empty.safetensors", b"");
     assert!(open_err(&p).contains("empty"));
-    let d = dir().join("a-directory.h5");
+    let d = dir.join("a-directory.h5");
     std::fs::create_dir_all(&d).unwrap();
     assert!(open_err(&d).contains("directory"));
-    let missing = dir().join("does-not-exist.safetensors");
+    let missing = dir.join("does-not-exist.safetensors");
     let m = open_err(&missing);
     assert!(m.contains("No such file"), "{m}");
     // A path through a regular file cannot be opened either.
@@ -102,17 +104,19 @@ fn empty_directory_missing_and_special_paths() {
     let e = ResNet50::new().weights(WeightsSource::File(missing.clone())).build().unwrap_err().to_string();
     assert!(e.contains("does-not-exist.safetensors"), "{e}");
     // Unknown content and other containers.
-    let p = write("random.bin", &[7u8; 100]);
+    let p = write(dir, "random.bin", &[7u8; 100]);
     assert!(open_err(&p).contains("unrecognised weights format"));
-    let p = write("model.pth", b"PK\x03\x04rest-of-a-zip");
+    let p = write(dir, "model.pth", b"PK\x03\x04rest-of-a-zip");
     assert!(open_err(&p).contains("safetensors"));
 }
 
 #[test]
 fn truncated_files_of_every_format() {
+    let tmp = tmp();
+    let dir = tmp.path();
     for (name, bytes) in [("t.safetensors", tv_bytes()), ("t.h5", h5_bytes()), ("t.r50w", native_bytes())] {
         for cut in [4, 9, 63, 200, 5000, bytes.len() / 2, bytes.len() - 1] {
-            let p = write(name, &bytes[..cut]);
+            let p = write(dir, name, &bytes[..cut]);
             let m = open_err(&p);
             assert!(
                 m.contains("truncated") || m.contains("unrecognised") || m.contains("corrupt"),
@@ -124,28 +128,30 @@ fn truncated_files_of_every_format() {
 
 #[test]
 fn native_corruption_and_mismatches() {
+    let tmp = tmp();
+    let dir = tmp.path();
     let good = native_bytes();
     // A flipped byte anywhere is a checksum error.
     for at in [70, 200, 4096, good.len() / 3, good.len() - 5] {
         let mut b = good.to_vec();
         b[at] ^= 0x20;
-        let p = write("flip.r50w", &b);
+        let p = write(dir, "flip.r50w", &b);
         assert!(open_err(&p).contains("checksum mismatch"), "flip at {at}");
     }
     // Wrong magic → not recognised; wrong version → named.
     let mut b = good.to_vec();
     b[1] = b'X';
-    assert!(open_err(&write("magic.r50w", &b)).contains("unrecognised"));
+    assert!(open_err(&write(dir, "magic.r50w", &b)).contains("unrecognised"));
     let mut b = good.to_vec();
     b[8] = 2;
-    assert!(open_err(&write("version.r50w", &b)).contains("version 2"));
+    assert!(open_err(&write(dir, "version.r50w", &b)).contains("version 2"));
     // Header and table fields, with a valid checksum so the field check is what fires.
     let patched = |edit: &dyn Fn(&mut Vec<u8>)| -> String {
         let mut b = good.to_vec();
         edit(&mut b);
         let sum = native::checksum(&b);
         b[48..56].copy_from_slice(&sum.to_le_bytes());
-        open_err(&write("patched.r50w", &b))
+        open_err(&write(dir, "patched.r50w", &b))
     };
     let rec = |r: usize, field: usize| 64 + r * 64 + field;
     let set32 = |b: &mut Vec<u8>, at: usize, v: u32| b[at..at + 4].copy_from_slice(&v.to_le_bytes());
@@ -179,66 +185,68 @@ fn native_corruption_and_mismatches() {
         assert!(m.contains("Winograd header"), "field {field}: {m}");
     }
     // A 10-class native file where 1000 are asked.
-    let p = write("ten.r50w", good);
+    let p = write(dir, "ten.r50w", good);
     let e = ResNet50::new().weights(WeightsSource::File(p.clone())).build().unwrap_err().to_string();
     assert!(e.contains("10 classes") && e.contains("1000") && e.contains("ten.r50w"), "{e}");
 }
 
 #[test]
 fn safetensors_tensor_problems_name_the_tensor() {
+    let tmp = tmp();
+    let dir = tmp.path();
     // Wrong shape.
     let mut t = tv_tensors();
     let x = t.iter_mut().find(|x| x.name == "layer2.0.conv1.weight").unwrap();
     x.shape = vec![128, 256, 1, 1, 1];
-    let m = st_err("shape.safetensors", &t);
+    let m = st_err(dir, "shape.safetensors", &t);
     assert!(
         m.contains("layer2.0.conv1.weight") && m.contains("[128, 256, 1, 1, 1]") && m.contains("[128, 256, 1, 1]"),
         "{m}"
     );
     // Missing tensor.
     let t: Vec<Tensor> = tv_tensors().into_iter().filter(|x| x.name != "layer3.2.bn2.running_var").collect();
-    let m = st_err("missing.safetensors", &t);
+    let m = st_err(dir, "missing.safetensors", &t);
     assert!(m.contains("layer3.2.bn2.running_var") && m.contains("missing"), "{m}");
     // Extra tensor.
     let mut t = tv_tensors();
     t.push(Tensor { name: "head.extra.weight".into(), shape: vec![3], data: vec![0.0; 3], dtype: Dtype::F32 });
-    let m = st_err("extra.safetensors", &t);
+    let m = st_err(dir, "extra.safetensors", &t);
     assert!(m.contains("head.extra.weight") && m.contains("not part of ResNet50"), "{m}");
     // A ResNet101-like file: layer3 has more than 6 blocks.
     let mut t = tv_tensors();
     for x in tv_tensors().into_iter().filter(|x| x.name.starts_with("layer3.5.")) {
         t.push(Tensor { name: x.name.replace("layer3.5.", "layer3.6."), ..x });
     }
-    let m = st_err("r101.safetensors", &t);
+    let m = st_err(dir, "r101.safetensors", &t);
     assert!(m.contains("layer3.6.") && m.contains("ResNet101"), "{m}");
     // NaN and Inf.
     for (v, what) in [(f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
         let mut t = tv_tensors();
         t.iter_mut().find(|x| x.name == "layer4.1.bn3.weight").unwrap().data[7] = v;
-        let m = st_err("nan.safetensors", &t);
+        let m = st_err(dir, "nan.safetensors", &t);
         assert!(m.contains("layer4.1.bn3.weight") && m.contains("[7]") && m.contains(what), "{m}");
     }
     // Negative variance.
     let mut t = tv_tensors();
     t.iter_mut().find(|x| x.name == "bn1.running_var").unwrap().data[0] = -1.0;
-    assert!(st_err("negvar.safetensors", &t).contains("bn1.running_var"));
+    assert!(st_err(dir, "negvar.safetensors", &t).contains("bn1.running_var"));
     // Unsupported element type.
     let mut t = tv_tensors();
     t.iter_mut().find(|x| x.name == "fc.bias").unwrap().dtype = Dtype::I32;
-    let m = st_err("dtype.safetensors", &t);
+    let m = st_err(dir, "dtype.safetensors", &t);
     assert!(m.contains("fc.bias") && m.contains("I32"), "{m}");
     // Classifier kernel and bias disagree.
     let mut t = tv_tensors();
     let b = t.iter_mut().find(|x| x.name == "fc.bias").unwrap();
     b.shape = vec![9];
     b.data.truncate(9);
-    let m = st_err("fc.safetensors", &t);
+    let m = st_err(dir, "fc.safetensors", &t);
     assert!(m.contains("fc.weight") || m.contains("fc.bias"), "{m}");
     // Not ResNet50 names at all.
     let t = vec![Tensor { name: "encoder.weight".into(), shape: vec![2], data: vec![1.0, 2.0], dtype: Dtype::F32 }];
-    assert!(st_err("other.safetensors", &t).contains("not those of a ResNet50"));
+    assert!(st_err(dir, "other.safetensors", &t).contains("not those of a ResNet50"));
     // A 10-class file where 1000 classes are asked.
-    let p = write("ten.safetensors", tv_bytes());
+    let p = write(dir, "ten.safetensors", tv_bytes());
     let e =
         ResNet50::new().variant(Variant::V1_5).weights(WeightsSource::File(p.clone())).build().unwrap_err().to_string();
     assert!(e.contains("10 classes") && e.contains("1000") && e.contains("ten.safetensors"), "{e}");
@@ -246,15 +254,17 @@ fn safetensors_tensor_problems_name_the_tensor() {
 
 #[test]
 fn keras_h5_problems_name_the_tensor() {
+    let tmp = tmp();
+    let dir = tmp.path();
     // Wrong shape.
     let mut l = h5_layers();
     let t = &mut l.iter_mut().find(|x| x.name == "conv3_block1_0_conv").unwrap().weights[0];
     t.shape = vec![1, 1, 128, 1024];
-    let m = h5_err("shape.h5", &l);
+    let m = h5_err(dir, "shape.h5", &l);
     assert!(m.contains("/conv3_block1_0_conv/conv3_block1_0_conv/kernel:0") && m.contains("[1, 1, 256, 512]"), "{m}");
     // Missing layer.
     let l: Vec<H5Layer> = h5_layers().into_iter().filter(|x| x.name != "conv4_block2_2_bn").collect();
-    let m = h5_err("missing.h5", &l);
+    let m = h5_err(dir, "missing.h5", &l);
     assert!(m.contains("conv4_block2_2_bn") && m.contains("missing"), "{m}");
     // ResNet101-like: an extra block in stage 4.
     let mut l = h5_layers();
@@ -263,22 +273,22 @@ fn keras_h5_problems_name_the_tensor() {
         let weights = x.weights.iter().map(|t| Tensor { name: rename(&t.name), ..t.clone() }).collect();
         l.push(H5Layer { name: rename(&x.name), keras_name: rename(&x.keras_name), weights });
     }
-    let m = h5_err("r101.h5", &l);
+    let m = h5_err(dir, "r101.h5", &l);
     assert!(m.contains("conv4_block7_") && m.contains("ResNet101"), "{m}");
     // NaN.
     let mut l = h5_layers();
     l.iter_mut().find(|x| x.name == "conv5_block3_3_bn").unwrap().weights[3].data[2] = f32::NAN;
-    let m = h5_err("nan.h5", &l);
+    let m = h5_err(dir, "nan.h5", &l);
     assert!(m.contains("conv5_block3_3_bn/moving_variance:0") && m.contains("NaN"), "{m}");
     // Integer dataset.
     let mut l = h5_layers();
     l.iter_mut().find(|x| x.name == "conv1_bn").unwrap().weights[0].dtype = Dtype::I64;
-    let m = h5_err("int.h5", &l);
+    let m = h5_err(dir, "int.h5", &l);
     assert!(m.contains("conv1_bn/gamma:0") && m.contains("element type"), "{m}");
     // An HDF5 file that is not Keras weights.
     let mut fb = hdf5_pure::FileBuilder::new();
     fb.create_dataset("x").with_f32_data(&[1.0, 2.0]);
-    let p = write("plain.h5", &fb.finish().unwrap());
+    let p = write(dir, "plain.h5", &fb.finish().unwrap());
     assert!(open_err(&p).contains("not Keras weights"));
 }
 

@@ -2,7 +2,7 @@
 //! framework's layout, gives back exactly those weights; models built from
 //! the files (and from the native file) match models built from memory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use resnet50::init::deterministic;
@@ -12,14 +12,14 @@ use resnet50::loaders::{self, Format, Opened};
 use resnet50::{CanonicalWeights, ResNet50, Variant, WeightsSource};
 use safetensors::Dtype;
 
-fn dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("resnet50-weights-loaders-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A directory for one test's files, removed when the test ends (also when it
+/// fails).
+fn tmp() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("resnet50-weights-loaders-").tempdir().unwrap()
 }
 
-fn write(name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir().join(name);
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.join(name);
     std::fs::write(&p, bytes).unwrap();
     p
 }
@@ -37,15 +37,17 @@ fn weights(variant: Variant, top: bool) -> &'static CanonicalWeights {
     &w[(variant == Variant::V1_5) as usize * 2 + (!top) as usize]
 }
 
-fn st(name: &str, tensors: &[Tensor]) -> PathBuf {
-    write(name, &export::safetensors_bytes(tensors).unwrap())
+fn st(dir: &Path, name: &str, tensors: &[Tensor]) -> PathBuf {
+    write(dir, name, &export::safetensors_bytes(tensors).unwrap())
 }
 
 #[test]
 fn torchvision_safetensors_top_and_notop() {
+    let tmp = tmp();
+    let dir = tmp.path();
     for top in [true, false] {
         let w = weights(Variant::V1_5, top);
-        let p = st(&format!("tv-{top}.safetensors"), &export::safetensors_tensors(w, Scheme::Torchvision));
+        let p = st(dir, &format!("tv-{top}.safetensors"), &export::safetensors_tensors(w, Scheme::Torchvision));
         let l = loaders::load(&p).unwrap();
         assert_eq!(l.format, Format::Safetensors(Scheme::Torchvision));
         assert_eq!(l.bn_epsilon, Some(1e-5));
@@ -57,6 +59,8 @@ fn torchvision_safetensors_top_and_notop() {
 
 #[test]
 fn torchvision_with_module_prefix_and_other_dtypes() {
+    let tmp = tmp();
+    let dir = tmp.path();
     let w = weights(Variant::V1_5, true);
     let mut t = export::safetensors_tensors(w, Scheme::Torchvision);
     for x in &mut t {
@@ -65,13 +69,13 @@ fn torchvision_with_module_prefix_and_other_dtypes() {
             x.dtype = Dtype::F64;
         }
     }
-    let p = st("tv-module-f64.safetensors", &t);
+    let p = st(dir, "tv-module-f64.safetensors", &t);
     assert_eq!(&loaders::load(&p).unwrap().weights, w, "f64 → f32 is exact for f32 values");
     // f16 and bf16 convert (with their precision).
     for dt in [Dtype::F16, Dtype::BF16] {
         let mut t = export::safetensors_tensors(w, Scheme::Torchvision);
         t.iter_mut().filter(|x| x.dtype == Dtype::F32).for_each(|x| x.dtype = dt);
-        let p = st("tv-half.safetensors", &t);
+        let p = st(dir, "tv-half.safetensors", &t);
         let l = loaders::load(&p).unwrap();
         let (a, b) = (&l.weights.convs[5].kernel, &w.convs[5].kernel);
         assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-2 * y.abs().max(1e-3)), "{dt:?}");
@@ -81,6 +85,8 @@ fn torchvision_with_module_prefix_and_other_dtypes() {
 
 #[test]
 fn hugging_face_safetensors() {
+    let tmp = tmp();
+    let dir = tmp.path();
     for top in [true, false] {
         let w = weights(Variant::V1_5, top);
         let mut t = export::safetensors_tensors(w, Scheme::HuggingFace);
@@ -88,7 +94,7 @@ fn hugging_face_safetensors() {
             // A bare `ResNetModel` checkpoint has no `resnet.` prefix.
             t.iter_mut().for_each(|x| x.name = x.name.trim_start_matches("resnet.").to_string());
         }
-        let p = st(&format!("hf-{top}.safetensors"), &t);
+        let p = st(dir, &format!("hf-{top}.safetensors"), &t);
         let l = loaders::load(&p).unwrap();
         assert_eq!(l.format, Format::Safetensors(Scheme::HuggingFace));
         assert_eq!(&l.weights, w);
@@ -98,9 +104,11 @@ fn hugging_face_safetensors() {
 
 #[test]
 fn keras_named_safetensors() {
+    let tmp = tmp();
+    let dir = tmp.path();
     for (scheme, eps) in [(Scheme::Keras, 1.001e-5), (Scheme::KerasOld, 1e-3)] {
         let w = weights(Variant::V1, true);
-        let p = st("keras.safetensors", &export::safetensors_tensors(w, scheme));
+        let p = st(dir, "keras.safetensors", &export::safetensors_tensors(w, scheme));
         let l = loaders::load(&p).unwrap();
         assert_eq!(l.format, Format::Safetensors(scheme));
         assert_eq!(l.bn_epsilon, Some(eps));
@@ -111,6 +119,8 @@ fn keras_named_safetensors() {
 
 #[test]
 fn keras_h5_all_layouts_top_and_notop() {
+    let tmp = tmp();
+    let dir = tmp.path();
     let cases = [
         (H5Layout::Keras, false, Format::KerasH5, 1.001e-5),
         (H5Layout::Keras, true, Format::KerasH5, 1.001e-5),
@@ -122,7 +132,7 @@ fn keras_h5_all_layouts_top_and_notop() {
         for top in [true, false] {
             let w = weights(Variant::V1, top);
             let layers = export::keras_h5_layers(w, layout);
-            let p = write("k.h5", &export::keras_h5_bytes(&layers, layout, fixed).unwrap());
+            let p = write(dir, "k.h5", &export::keras_h5_bytes(&layers, layout, fixed).unwrap());
             let l = loaders::load(&p).unwrap_or_else(|e| panic!("{layout:?} top={top}: {e}"));
             assert_eq!(l.format, format);
             assert_eq!(l.bn_epsilon, Some(eps));
@@ -134,6 +144,8 @@ fn keras_h5_all_layouts_top_and_notop() {
 
 #[test]
 fn keras_h5_probs_group_and_shuffled_layer_order() {
+    let tmp = tmp();
+    let dir = tmp.path();
     // The GCS file names the classifier `probs`; names, not positions, decide.
     let w = weights(Variant::V1, true);
     let mut layers = export::keras_h5_layers(w, H5Layout::Keras);
@@ -144,7 +156,7 @@ fn keras_h5_probs_group_and_shuffled_layer_order() {
             l.weights.iter_mut().for_each(|t| t.name = t.name.replace("predictions", "probs"));
         }
     }
-    let p = write("probs.h5", &export::keras_h5_bytes(&layers, H5Layout::Keras, false).unwrap());
+    let p = write(dir, "probs.h5", &export::keras_h5_bytes(&layers, H5Layout::Keras, false).unwrap());
     assert_eq!(&loaders::load(&p).unwrap().weights, w);
     std::fs::remove_file(p).unwrap();
 }
@@ -156,9 +168,11 @@ fn run(b: ResNet50) -> Vec<f32> {
 
 #[test]
 fn models_from_files_match_models_from_memory() {
+    let tmp = tmp();
+    let dir = tmp.path();
     // v1.5 torchvision file, with top.
     let w = weights(Variant::V1_5, true);
-    let p = st("model-tv.safetensors", &export::safetensors_tensors(w, Scheme::Torchvision));
+    let p = st(dir, "model-tv.safetensors", &export::safetensors_tensors(w, Scheme::Torchvision));
     let base = || ResNet50::new().variant(Variant::V1_5).classes(10);
     let mem = run(base().weights(WeightsSource::Canonical(Arc::new(w.clone()))));
     assert_eq!(run(base().weights(WeightsSource::File(p.clone()))), mem);
@@ -173,7 +187,7 @@ fn models_from_files_match_models_from_memory() {
     // The 2016 Keras file implies BN ε 1e-3: used unless the config sets one.
     let w = weights(Variant::V1, false);
     let layers = export::keras_h5_layers(w, H5Layout::KerasOld);
-    let p = write("model-old.h5", &export::keras_h5_bytes(&layers, H5Layout::KerasOld, true).unwrap());
+    let p = write(dir, "model-old.h5", &export::keras_h5_bytes(&layers, H5Layout::KerasOld, true).unwrap());
     let base = || ResNet50::new().include_top(false);
     let mem = |eps: f32| run(base().bn_epsilon(eps).weights(WeightsSource::Canonical(Arc::new(w.clone()))));
     assert_eq!(run(base().weights(WeightsSource::File(p.clone()))), mem(1e-3));
@@ -186,9 +200,11 @@ fn models_from_files_match_models_from_memory() {
 
 #[test]
 fn native_file_is_used_in_place_and_matches() {
+    let tmp = tmp();
+    let dir = tmp.path();
     let w = weights(Variant::V1, true);
-    let src = st("native-src.safetensors", &export::safetensors_tensors(w, Scheme::Keras));
-    let dst = dir().join("native.r50w");
+    let src = st(dir, "native-src.safetensors", &export::safetensors_tensors(w, Scheme::Keras));
+    let dst = dir.join("native.r50w");
     loaders::convert(&src, &dst, Some(Variant::V1)).unwrap();
     let e = loaders::convert(&src, &dst, Some(Variant::V1_5)).unwrap_err().to_string();
     assert!(e.contains("v1.5 was requested"), "{e}");
@@ -264,9 +280,11 @@ fn native_file_is_used_in_place_and_matches() {
 
 #[test]
 fn imagenet_lookup_lists_every_path_and_the_command() {
+    let tmp = tmp();
+    let dir = tmp.path();
     // Point every cache at an empty directory (this test owns these variables
     // in this process; no other test in this binary reads them).
-    let empty = dir().join("empty-home");
+    let empty = dir.join("empty-home");
     std::fs::create_dir_all(&empty).unwrap();
     std::env::set_var("KERAS_HOME", empty.join("keras"));
     std::env::set_var("RESNET50_HOME", empty.join("r50"));
