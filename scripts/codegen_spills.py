@@ -20,12 +20,17 @@ import sys
 FUNC = re.compile(r"^[0-9a-f]+ <(.*)>:$")
 INSN = re.compile(r"^\s*([0-9a-f]+):\t(.*)$")
 FMA = re.compile(r"\b(vfn?madd\w*|fmla)\b")
-# x86-64: vmovaps/vmovups of an xmm/ymm/zmm to or from (%rsp)/(%rbp);
-# aarch64: str/stp/stur/ldr/ldp/ldur of a q register with [sp.
+# x86-64: vmovaps/vmovups of an xmm/ymm/zmm to or from (%rsp), or (%rbp) in a
+# function that keeps a frame pointer; aarch64: str/stp/stur/ldr/ldp/ldur of a
+# q register with [sp.
 SPILL = re.compile(
-    r"\bvmov[au]p[sd]\s+(%[xyz]mm\d+,[^,]*\(%[er][sb]p\)|[^,]*\(%[er][sb]p\),%[xyz]mm\d+)"
+    r"\bvmov[au]p[sd]\s+(%[xyz]mm\d+,[^,]*\(%[er]sp\)|[^,]*\(%[er]sp\),%[xyz]mm\d+)"
     r"|\b(str|stp|stur|ldr|ldp|ldur)\s+q\d+.*\[sp"
 )
+SPILL_RBP = re.compile(r"\bvmov[au]p[sd]\s+(%[xyz]mm\d+,[^,]*\(%[er]bp\)|[^,]*\(%[er]bp\),%[xyz]mm\d+)")
+# Without `mov %rsp,%rbp` the function has no frame pointer and %rbp is one more
+# general register (a B panel pointer, say): its loads are not spills.
+FRAME_POINTER = re.compile(r"^mov\s+%rsp,%rbp$")
 # x86 `jcc/jmp <hex> <sym>`; aarch64 `b`, `b.cond`, `cbz`, `cbnz`, `tbz`, `tbnz ... <hex> <sym>`.
 BRANCH = re.compile(r"^(j[a-z]+|b|b\.[a-z]+|cbn?z|tbn?z)\s.*?\b([0-9a-f]+) <")
 
@@ -33,6 +38,7 @@ BRANCH = re.compile(r"^(j[a-z]+|b|b\.[a-z]+|cbn?z|tbn?z)\s.*?\b([0-9a-f]+) <")
 def check(name, insns):
     """Findings for one function; insns: [(address, text)]."""
     findings, loops = [], 0
+    frame_pointer = any(FRAME_POINTER.match(t) for _, t in insns)
     back = []  # (target, branch address) of every backward branch
     for addr, text in insns:
         m = BRANCH.match(text)
@@ -48,7 +54,11 @@ def check(name, insns):
         if not any(FMA.search(t) for _, t in body):
             continue
         loops += 1
-        findings += [f"{name}: vector register spilled inside a k loop: {a:x}: {t}" for a, t in body if SPILL.search(t)]
+        findings += [
+            f"{name}: vector register spilled inside a k loop: {a:x}: {t}"
+            for a, t in body
+            if SPILL.search(t) or (frame_pointer and SPILL_RBP.search(t))
+        ]
     if loops == 0:
         findings.append(f"{name}: no loop with FMAs found")
     return sorted(set(findings)), loops
