@@ -3,6 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use resnet50::loaders::native;
+use resnet50_kernels::ConvAlgo;
 
 fuzz_target!(|data: &[u8]| {
     let mut b = data.to_vec();
@@ -11,9 +12,20 @@ fuzz_target!(|data: &[u8]| {
         b[8..12].copy_from_slice(&native::VERSION.to_le_bytes());
         let len = b.len() as u64;
         b[40..48].copy_from_slice(&len.to_le_bytes());
-        // Half the time, this build's layout fingerprint, to reach the table.
+        // Half the time, this build's fingerprint of the layouts the table
+        // names (as the parser computes it), to reach the table checks.
         if data[12] & 1 == 0 {
-            b[56..64].copy_from_slice(&native::layout_fingerprint().to_le_bytes());
+            let n = u32::from_le_bytes(b[24..28].try_into().unwrap()) as usize;
+            let algos: Vec<_> = (0..n)
+                .map_while(|r| {
+                    b.get(
+                        native::HEADER_LEN + r * native::RECORD_LEN..native::HEADER_LEN + (r + 1) * native::RECORD_LEN,
+                    )
+                })
+                .filter(|rec| u32::from_le_bytes(rec[0..4].try_into().unwrap()) == 1)
+                .filter_map(|rec| ConvAlgo::from_layout_id(u32::from_le_bytes(rec[8..12].try_into().unwrap())))
+                .collect();
+            b[56..64].copy_from_slice(&native::layout_fingerprint(&algos).to_le_bytes());
         }
         let sum = native::checksum(&b);
         b[48..56].copy_from_slice(&sum.to_le_bytes());

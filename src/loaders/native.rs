@@ -195,22 +195,47 @@ pub fn checksum(bytes: &[u8]) -> u64 {
     h.digest()
 }
 
-/// A fingerprint of how this build's kernels pack weights: probe layers of
-/// every algorithm are packed and hashed. A file packed by a build whose
-/// layouts differ (even under the same layout id) is refused.
+/// A fingerprint of how this build packs the given layouts: probe layers are
+/// packed with each of them (each algorithm's digest, computed once per
+/// process), and the digests of the distinct layout ids, in id order, are
+/// hashed with the format version. A file records the fingerprint of the
+/// layouts it uses, so a build whose packing of any of them differs (even
+/// under the same layout id) refuses it, while a build that only adds layouts
+/// still reads it.
 ///
 /// ```
 /// use resnet50::{init, loaders::native, Variant};
 /// let bytes = native::to_bytes(&init::deterministic(Variant::V1, None), 1e-5)?;
-/// assert_eq!(bytes[56..64], native::layout_fingerprint().to_le_bytes()); // recorded in the header
+/// let header = native::parse(std::path::Path::new("mem"), &bytes)?;
+/// let algos: Vec<_> = header.convs.iter().map(|(k, _)| k.algo).collect();
+/// assert_eq!(bytes[56..64], native::layout_fingerprint(&algos).to_le_bytes()); // recorded in the header
 /// # Ok::<(), resnet50::Error>(())
 /// ```
-pub fn layout_fingerprint() -> u64 {
-    static FP: OnceLock<u64> = OnceLock::new();
-    *FP.get_or_init(compute_fingerprint)
+pub fn layout_fingerprint(algos: &[ConvAlgo]) -> u64 {
+    let mut ids: Vec<u32> = algos.iter().map(|a| a.layout_id()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let digests = layout_digests();
+    let mut h = Xxh3::new();
+    h.update(&VERSION.to_le_bytes());
+    for id in ids {
+        let digest = digests.iter().find(|(i, _)| *i == id).map_or(0, |(_, d)| *d);
+        h.update(&id.to_le_bytes());
+        h.update(&digest.to_le_bytes());
+    }
+    h.digest()
 }
 
-fn compute_fingerprint() -> u64 {
+/// `(layout id, digest of its packing)` for every algorithm this build knows.
+fn layout_digests() -> &'static [(u32, u64)] {
+    static DIGESTS: OnceLock<Vec<(u32, u64)>> = OnceLock::new();
+    DIGESTS.get_or_init(|| {
+        (0..64).filter_map(ConvAlgo::from_layout_id).map(|a| (a.layout_id(), layout_digest(a))).collect()
+    })
+}
+
+/// Probe convolutions packed with `algo` (those it supports), hashed.
+fn layout_digest(algo: ConvAlgo) -> u64 {
     let probes = [
         ConvParams { kh: 3, kw: 3, cin: 7, cout: 21, stride: 1, pad: [1; 4] },
         ConvParams { kh: 1, kw: 1, cin: 19, cout: 37, stride: 1, pad: [0; 4] },
@@ -219,20 +244,16 @@ fn compute_fingerprint() -> u64 {
         ConvParams { kh: 7, kw: 7, cin: 3, cout: 17, stride: 2, pad: [3; 4] },
     ];
     let mut h = Xxh3::new();
-    h.update(&VERSION.to_le_bytes());
-    // Every algorithm this build knows (layout ids are small integers).
-    for algo in (0..64).filter_map(ConvAlgo::from_layout_id) {
-        h.update(&algo.layout_id().to_le_bytes());
-        for p in probes.iter().filter(|p| p.supports(algo)) {
-            let k = ConvKernel::new(*p, algo).expect("supported");
-            let w: Vec<f32> = (0..p.kh * p.kw * p.cin * p.cout).map(|i| ((i as f32) * 0.37).sin()).collect();
-            let b: Vec<f32> = (0..p.cout).map(|i| i as f32 * 0.1 - 1.0).collect();
-            let mut out = vec![0.0f32; k.packed_len()];
-            k.pack(&w, &b, &mut out);
-            h.update(&(out.len() as u64).to_le_bytes());
-            for v in out {
-                h.update(&v.to_le_bytes());
-            }
+    h.update(&algo.layout_id().to_le_bytes());
+    for p in probes.iter().filter(|p| p.supports(algo)) {
+        let k = ConvKernel::new(*p, algo).expect("supported");
+        let w: Vec<f32> = (0..p.kh * p.kw * p.cin * p.cout).map(|i| ((i as f32) * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..p.cout).map(|i| i as f32 * 0.1 - 1.0).collect();
+        let mut out = vec![0.0f32; k.packed_len()];
+        k.pack(&w, &b, &mut out);
+        h.update(&(out.len() as u64).to_le_bytes());
+        for v in out {
+            h.update(&v.to_le_bytes());
         }
     }
     h.digest()
@@ -299,14 +320,34 @@ pub fn parse(path: &Path, b: &[u8]) -> Result<Header> {
         return bad(format!("data offset {data_offset} is invalid (expected {want_off} within {file_len} bytes)"));
     }
     let data_offset = data_offset as usize;
+    // The layouts the file uses: an unknown one means a newer build wrote it;
+    // the fingerprint of the known ones must be this build's (checked before
+    // the table, whose lengths a stale layout would fail less clearly).
+    let specs = conv_specs(variant);
+    let mut algos = Vec::with_capacity(NUM_CONVS);
+    for r in 0..n {
+        let rec = &b[HEADER_LEN + r * RECORD_LEN..HEADER_LEN + (r + 1) * RECORD_LEN];
+        if u32_at(rec, 0) != KIND_CONV {
+            continue;
+        }
+        let layout = u32_at(rec, 8);
+        match ConvAlgo::from_layout_id(layout) {
+            Some(a) => algos.push(a),
+            None => {
+                let name = specs.get(r).map_or_else(|| format!("record {r}"), |s| s.name.clone());
+                return bad(format!(
+                    "tensor {name:?}: unknown kernel layout id {layout}: the file was written by a newer build; re-run `resnet50 convert`"
+                ));
+            }
+        }
+    }
     let fp = u64_at(b, 56);
-    let this = layout_fingerprint();
+    let this = layout_fingerprint(&algos);
     if fp != this {
         return bad(format!(
             "was packed for kernel layouts with fingerprint {fp:016x}, this build's kernels pack differently ({this:016x}): re-run `resnet50 convert` on the original weights with this build"
         ));
     }
-    let specs = conv_specs(variant);
     let mut convs = Vec::with_capacity(NUM_CONVS);
     let mut fc_k = None;
     let mut fc_b = None;
@@ -481,7 +522,8 @@ pub fn to_bytes(w: &CanonicalWeights, eps: f32) -> Result<Vec<u8>> {
     b.extend_from_slice(&(data_offset as u64).to_le_bytes());
     b.extend_from_slice(&(file_len as u64).to_le_bytes());
     b.extend_from_slice(&0u64.to_le_bytes()); // checksum, patched below
-    b.extend_from_slice(&layout_fingerprint().to_le_bytes());
+    let algos: Vec<ConvAlgo> = p.convs.iter().map(|(k, _)| k.algo).collect();
+    b.extend_from_slice(&layout_fingerprint(&algos).to_le_bytes());
     debug_assert_eq!(b.len(), HEADER_LEN);
     let record = |b: &mut Vec<u8>, kind: u32, index: usize, layout: u32, dims: [usize; 9], r: &Range<usize>| {
         for v in [kind, index as u32, layout] {
@@ -509,4 +551,26 @@ pub fn to_bytes(w: &CanonicalWeights, eps: f32) -> Result<Vec<u8>> {
     let sum = checksum(&b);
     b[CHECKSUM_AT].copy_from_slice(&sum.to_le_bytes());
     Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use resnet50_kernels::WinogradTile;
+
+    #[test]
+    fn fingerprint_covers_the_set_of_layouts_used() {
+        let (g, w4, w3) =
+            (ConvAlgo::Gemm1x1, ConvAlgo::Winograd(WinogradTile::F4x4), ConvAlgo::Winograd(WinogradTile::F3x3));
+        // Order and repetition do not matter; which layouts are used does.
+        assert_eq!(layout_fingerprint(&[g, w4, g]), layout_fingerprint(&[w4, g]));
+        assert_ne!(layout_fingerprint(&[g, w4]), layout_fingerprint(&[g, w4, w3]));
+        assert_ne!(layout_fingerprint(&[g]), layout_fingerprint(&[w4]));
+        // Every known layout has its own digest.
+        let d = layout_digests();
+        assert_eq!(d.len(), (0..64).filter_map(ConvAlgo::from_layout_id).count());
+        for (i, (_, a)) in d.iter().enumerate() {
+            assert!(d[i + 1..].iter().all(|(_, b)| b != a));
+        }
+    }
 }
