@@ -5,8 +5,8 @@
 //! them alike; the medians over 40 rounds are compared.
 //!
 //! `cargo run --release -p resnet50-kernels --example winograd_ab -- HW C TILES [THREADS] [BATCH]`
-//! TILES: comma-separated `2`, `4` (stride 1), `2s2`, `4s2` (stride 2; all of
-//! one stride). `TBS=12,25` also runs these tile-block sizes (0 = the plan's).
+//! TILES: comma-separated `2`, `3`, `4` (stride 1), `2s2`, `4s2` (stride 2;
+//! all of one stride). `TBS=12,25` also runs these tile-block sizes (0 = the plan's).
 //! E.g. v1.5's 56×56×128 3×3/2: `... -- 56 128 2s2,4s2 1`.
 
 use std::time::Instant;
@@ -18,7 +18,7 @@ use resnet50_kernels::{gemm, AlignedBuf, Isa};
 fn main() {
     let a: Vec<String> = std::env::args().skip(1).collect();
     if a.len() < 3 {
-        eprintln!("usage: winograd_ab HW C TILES [THREADS] [BATCH]   (TILES: 2,4 or 2s2,4s2)");
+        eprintln!("usage: winograd_ab HW C TILES [THREADS] [BATCH]   (TILES: 2,3,4 or 2s2,4s2)");
         std::process::exit(2);
     }
     let hw: usize = a[0].parse().expect("HW");
@@ -28,10 +28,10 @@ fn main() {
         .map(|t| match t {
             "2" => WinogradTile::F2x2,
             "4" => WinogradTile::F4x4,
-            "2s2" => WinogradTile::F2x2S2,
             "3" => WinogradTile::F3x3,
+            "2s2" => WinogradTile::F2x2S2,
             "4s2" => WinogradTile::F4x4S2,
-            _ => panic!("tile {t}: 2, 4, 2s2 or 4s2"),
+            _ => panic!("tile {t}: 2, 3, 4, 2s2 or 4s2"),
         })
         .collect();
     let stride = tiles[0].stride();

@@ -323,25 +323,26 @@ pub fn parse(path: &Path, b: &[u8]) -> Result<Header> {
     // The layouts the file uses: an unknown one means a newer build wrote it;
     // the fingerprint of the known ones must be this build's (checked before
     // the table, whose lengths a stale layout would fail less clearly).
+    // `layouts[r]`: record r's algorithm, for convolution records (the table
+    // loop below takes it from here).
     let specs = conv_specs(variant);
-    let mut algos = Vec::with_capacity(NUM_CONVS);
-    for r in 0..n {
+    let mut layouts: Vec<Option<ConvAlgo>> = vec![None; n];
+    for (r, slot) in layouts.iter_mut().enumerate() {
         let rec = &b[HEADER_LEN + r * RECORD_LEN..HEADER_LEN + (r + 1) * RECORD_LEN];
         if u32_at(rec, 0) != KIND_CONV {
             continue;
         }
         let layout = u32_at(rec, 8);
-        match ConvAlgo::from_layout_id(layout) {
-            Some(a) => algos.push(a),
-            None => {
-                let name = specs.get(r).map_or_else(|| format!("record {r}"), |s| s.name.clone());
-                return bad(format!(
-                    "tensor {name:?}: unknown kernel layout id {layout}: the file was written by a newer build; re-run `resnet50 convert`"
-                ));
-            }
-        }
+        let Some(algo) = ConvAlgo::from_layout_id(layout) else {
+            let name = specs.get(r).map_or_else(|| format!("record {r}"), |s| s.name.clone());
+            return bad(format!(
+                "tensor {name:?}: unknown kernel layout id {layout}: the file was written by a newer build; re-run `resnet50 convert`"
+            ));
+        };
+        *slot = Some(algo);
     }
     let fp = u64_at(b, 56);
+    let algos: Vec<ConvAlgo> = layouts.iter().flatten().copied().collect();
     let this = layout_fingerprint(&algos);
     if fp != this {
         return bad(format!(
@@ -356,7 +357,6 @@ pub fn parse(path: &Path, b: &[u8]) -> Result<Header> {
         let rec = &b[HEADER_LEN + r * RECORD_LEN..HEADER_LEN + (r + 1) * RECORD_LEN];
         let kind = u32_at(rec, 0);
         let index = u32_at(rec, 4) as usize;
-        let layout = u32_at(rec, 8);
         let f = |i: usize| u32_at(rec, 12 + 4 * i) as usize;
         let (kh, kw, cin, cout, stride) = (f(0), f(1), f(2), f(3), f(4));
         let pad = [f(5), f(6), f(7), f(8)];
@@ -376,12 +376,7 @@ pub fn parse(path: &Path, b: &[u8]) -> Result<Header> {
                         s.name, want.kh, want.kw, want.cin, want.cout, want.stride, want.pad
                     ));
                 }
-                let Some(algo) = ConvAlgo::from_layout_id(layout) else {
-                    return bad(format!(
-                        "tensor {:?}: unknown kernel layout id {layout}: the file was written by a newer build; re-run `resnet50 convert`",
-                        s.name
-                    ));
-                };
+                let algo = layouts[r].expect("every convolution record's layout id was checked above");
                 let Some(k) = ConvKernel::new(want, algo) else {
                     return bad(format!(
                         "tensor {:?}: kernel layout {} cannot compute this convolution",
