@@ -6,7 +6,8 @@
 //!
 //! `cargo run --release -p resnet50-kernels --example winograd_ab -- HW C TILES [THREADS] [BATCH]`
 //! TILES: comma-separated `2`, `3`, `4` (stride 1), `2s2`, `4s2` (stride 2;
-//! all of one stride). `TBS=12,25` also runs these tile-block sizes (0 = the plan's).
+//! all of one stride). `TBS=12,25` also runs these tile-block sizes (0 = the plan's),
+//! `CS=1,2,4` these output-channel group counts (0 = the plan's).
 //! E.g. v1.5's 56×56×128 3×3/2: `... -- 56 128 2s2,4s2 1`.
 
 use std::time::Instant;
@@ -40,6 +41,8 @@ fn main() {
     let batch: usize = a.get(4).map_or(1, |v| v.parse().expect("BATCH"));
     let tbs: Vec<usize> =
         std::env::var("TBS").map_or(vec![0], |v| v.split(',').map(|x| x.parse().expect("TBS")).collect());
+    let css: Vec<usize> =
+        std::env::var("CS").map_or(vec![0], |v| v.split(',').map(|x| x.parse().expect("CS")).collect());
 
     let s = ConvShape::square(batch, hw, hw, c, c, 3, stride, 1);
     let isa = Isa::best();
@@ -61,9 +64,13 @@ fn main() {
         winograd::pack_for(tile, c, c, &w, one.as_mut_slice());
         let base = Plan::with_tile(tile, &s, threads);
         for &tb in &tbs {
-            let plan = if tb == 0 { base } else { base.with_blocking(tb, base.cbp) };
-            let copies = (0..cold_copies(len)).map(|_| AlignedBuf::from_slice(one.as_slice()).unwrap()).collect();
-            variants.push((format!("{tile:?} tb {} ({} blocks)", plan.tb, plan.blocks), Some((plan, copies))));
+            for &cs in &css {
+                let plan = if tb == 0 { base } else { base.with_blocking(tb, base.cbp) };
+                let plan = if cs == 0 { plan } else { plan.with_channel_groups(cs) };
+                let copies = (0..cold_copies(len)).map(|_| AlignedBuf::from_slice(one.as_slice()).unwrap()).collect();
+                let name = format!("{tile:?} tb {} ({} blocks) cs {}", plan.tb, plan.blocks, plan.cs);
+                variants.push((name, Some((plan, copies))));
+            }
         }
     }
     variants.push(("implicit GEMM".into(), None));

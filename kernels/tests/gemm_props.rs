@@ -410,14 +410,14 @@ fn packed_pixel_rows_match_reference() {
 
 /// Tasks whose C is cut into row chunks (more than 512 KiB of C per task
 /// and several K blocks: each chunk runs the whole K reduction before the
-/// next): 1×1 with K = 320 (two blocks) and 400 columns (chunks of 327 rows,
-/// or `MC` if more) over 400 and 800 rows, the in-place residual included
-/// (its first K block starts from C), and a 3×3/2 reading its taps in place
-/// (nine K blocks) on 400 output pixels. Sizes are kept small for the
-/// emulated AVX-512 run.
+/// next): 1×1 with K = 800 (two blocks of AVX-512's 512, four of the other
+/// kernels' 256) and 400 columns (chunks of 327 rows, or `MC` if more) over
+/// 400 and 800 rows, the in-place residual included (its first K block
+/// starts from C), and a 3×3/2 reading its taps in place (nine K blocks) on
+/// 400 output pixels. Sizes are kept small for the emulated AVX-512 run.
 #[test]
 fn row_chunks_through_the_k_reduction_match_reference() {
-    let one = |batch| ConvShape::square(batch, 20, 20, 320, 400, 1, 1, 0);
+    let one = |batch| ConvShape::square(batch, 20, 20, 800, 400, 1, 1, 0);
     let cases = [
         (one(1), false, None, 1),
         (one(2), true, None, 2),

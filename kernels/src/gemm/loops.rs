@@ -134,8 +134,12 @@ pub(crate) trait Microkernel {
     const MR: usize;
     /// Columns per register tile: a multiple of [`PANEL`].
     const NR: usize;
-    /// Target reduction block (B micro-panel `KC × NR` in L1).
+    /// Target reduction block of the loop nest ([`run`]: 1×1 and implicit
+    /// GEMM convolutions).
     const KC: usize;
+    /// Reduction block of [`gemm_rows`] (a few rows against weights
+    /// streamed from memory: Winograd's products).
+    const KC_ROWS: usize = Self::KC;
     /// Rows per A block (`MC × KC` in L2); a multiple of `MR`, `mc_max(MC) <= MAX_MC`.
     const MC: usize;
     /// Columns per B slice; a multiple of `NR`.
@@ -714,7 +718,7 @@ pub(crate) unsafe fn gemm_rows<U: Microkernel>(
     if m == 0 || n == 0 || k == 0 {
         return;
     }
-    let (nk, kcb) = k_blocks(k, U::KC);
+    let (nk, kcb) = k_blocks(k, U::KC_ROWS);
     let strips = m.div_ceil(U::MR);
     let (base, extra) = (m / strips, m % strips);
     // Panel of column jr at row k0 (jr < n, k0 < k): wrapping arithmetic, so

@@ -97,8 +97,8 @@ pub(crate) fn pixel_rows(s: &ConvShape, m0: usize, rows: &mut [usize]) {
 /// short K blocks cost more than the im2col copy they save.
 pub(crate) const MIN_DIRECT_KC: usize = 128;
 
-/// Longest K block read in place (1.5 × the largest `KC` of any microkernel,
-/// as `k_blocks` allows): the length of [`ZEROS`].
+/// Longest K block read in place ([`direct_kc`] also stays within 1.5 × the
+/// microkernel's `KC`, as `k_blocks` does): the length of [`ZEROS`].
 pub(crate) const MAX_DIRECT_KC: usize = 384;
 
 /// The row that stands for a kernel tap in the padding.

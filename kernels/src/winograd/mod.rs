@@ -415,6 +415,13 @@ impl Plan {
         self
     }
 
+    /// This plan with `cs` output-channel groups (tuning; at most one per
+    /// panel), its blocking kept.
+    pub fn with_channel_groups(mut self, cs: usize) -> Self {
+        self.cs = cs.clamp(1, self.panels);
+        self.with_blocking(self.tb, self.cbp)
+    }
+
     /// Tasks (`blocks · cs`).
     pub fn tasks(&self) -> usize {
         self.blocks * self.cs
