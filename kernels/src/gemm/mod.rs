@@ -35,9 +35,9 @@
 //! shortcut in place.
 //!
 //! Work is a grid of tasks over rows × column tiles, chosen from the shape and
-//! `threads` only (one task for one thread, about four per thread otherwise),
-//! run by `threads` workers that each own one slice of scratch and pull tasks
-//! from a shared counter. The K reduction is never split and its blocking
+//! `threads` only (about one task per thread: `loops::split`), run by
+//! `threads` workers that each own one slice of scratch
+//! ([`crate::par::run_tasks`]). The K reduction is never split and its blocking
 //! depends on K only, so the result is bit-identical for a given ISA whatever
 //! the thread count and the scheduling. Nothing is allocated.
 

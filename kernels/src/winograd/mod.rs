@@ -319,10 +319,12 @@ pub fn check_header(tile: WinogradTile, cin: usize, cout: usize, header: &[f32])
 ///
 /// The work is `blocks × cs` tasks: tile block `b` (tiles
 /// `[tiles·b/blocks, tiles·(b+1)/blocks)`, at most `tb`) × output-channel
-/// group `g` (panels `[panels·g/cs, panels·(g+1)/cs)`). `slots` workers, each
-/// with its own `worker_scratch()` floats, take tasks in order from a shared
-/// counter (dynamic balance on a busy machine); each output value is written
-/// by exactly one task, with the same operations whichever worker runs it.
+/// group `g` (panels `[panels·g/cs, panels·(g+1)/cs)`), numbered `b·cs + g`.
+/// `slots` workers, each with its own `worker_scratch()` floats, run one
+/// contiguous range of them each — consecutive blocks, the image's rows in
+/// order — and then take the others' last ones ([`crate::par::run_tasks`]);
+/// each output value is written by exactly one task, with the same
+/// operations whichever worker runs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
     /// Tile size.
