@@ -299,9 +299,10 @@ impl Team {
         // reach zero before this function returns or unwinds.
         let body_static: *const Body<'static> =
             unsafe { std::mem::transmute::<&Body<'_>, &'static Body<'static>>(body) };
-        // SAFETY: the previous job is closed and no helper is active (the
-        // previous `run` waited), so no one reads `job` or the ranges now.
+        // The previous job is closed and no helper is active (the previous
+        // `run` waited), so no one reads the ranges or `job` now.
         let ranges = self.ranges.deal(tasks, workers);
+        // SAFETY: as just said, no one reads `job` now.
         unsafe {
             *self.job.get() = Job { body: body_static, ranges, scratch: scratch.as_mut_ptr(), per };
         }

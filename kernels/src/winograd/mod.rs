@@ -418,7 +418,8 @@ impl Plan {
     }
 
     /// This plan with `cs` output-channel groups (tuning; at most one per
-    /// panel), its blocking kept.
+    /// panel), its tile blocks kept; its workers stay as many (or fewer, if
+    /// there are fewer tasks).
     pub fn with_channel_groups(mut self, cs: usize) -> Self {
         self.cs = cs.clamp(1, self.panels);
         self.with_blocking(self.tb, self.cbp)
