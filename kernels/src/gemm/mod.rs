@@ -37,7 +37,7 @@
 //! Work is a grid of tasks over rows × column tiles, chosen from the shape and
 //! `threads` only (about one task per thread: `loops::split`), run by
 //! `threads` workers that each own one slice of scratch
-//! ([`crate::par::run_tasks`]). The K reduction is never split and its blocking
+//! (see [`crate::par`]). The K reduction is never split and its blocking
 //! depends on K only, so the result is bit-identical for a given ISA whatever
 //! the thread count and the scheduling. Nothing is allocated.
 

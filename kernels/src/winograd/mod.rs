@@ -322,7 +322,7 @@ pub fn check_header(tile: WinogradTile, cin: usize, cout: usize, header: &[f32])
 /// group `g` (panels `[panels·g/cs, panels·(g+1)/cs)`), numbered `b·cs + g`.
 /// `slots` workers, each with its own `worker_scratch()` floats, run one
 /// contiguous range of them each — consecutive blocks, the image's rows in
-/// order — and then take the others' last ones ([`crate::par::run_tasks`]);
+/// order — and then take the others' last ones (see [`crate::par`]);
 /// each output value is written by exactly one task, with the same
 /// operations whichever worker runs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
