@@ -16,15 +16,8 @@ fuzz_target!(|data: &[u8]| {
         // names (as the parser computes it), to reach the table checks.
         if data[12] & 1 == 0 {
             let n = u32::from_le_bytes(b[24..28].try_into().unwrap()) as usize;
-            let algos: Vec<_> = (0..n)
-                .map_while(|r| {
-                    b.get(
-                        native::HEADER_LEN + r * native::RECORD_LEN..native::HEADER_LEN + (r + 1) * native::RECORD_LEN,
-                    )
-                })
-                .filter(|rec| u32::from_le_bytes(rec[0..4].try_into().unwrap()) == 1)
-                .filter_map(|rec| ConvAlgo::from_layout_id(u32::from_le_bytes(rec[8..12].try_into().unwrap())))
-                .collect();
+            let algos: Vec<_> =
+                native::conv_record_layouts(&b, n).filter_map(|(_, id)| ConvAlgo::from_layout_id(id)).collect();
             b[56..64].copy_from_slice(&native::layout_fingerprint(&algos).to_le_bytes());
         }
         let sum = native::checksum(&b);

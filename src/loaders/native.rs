@@ -226,6 +226,23 @@ pub fn layout_fingerprint(algos: &[ConvAlgo]) -> u64 {
     h.digest()
 }
 
+/// `(record index, layout id)` of every convolution record among the first
+/// `n` records of the table in `b`; records past the end of `b` are not read.
+/// These are the layouts a file's [`layout_fingerprint`] covers.
+///
+/// ```
+/// use resnet50::{init, loaders::native, Variant};
+/// let bytes = native::to_bytes(&init::deterministic(Variant::V1, None), 1e-5)?;
+/// assert_eq!(native::conv_record_layouts(&bytes, 1000).count(), 53);
+/// # Ok::<(), resnet50::Error>(())
+/// ```
+pub fn conv_record_layouts(b: &[u8], n: usize) -> impl Iterator<Item = (usize, u32)> + '_ {
+    (0..n)
+        .map_while(move |r| Some((r, b.get(HEADER_LEN + r * RECORD_LEN..HEADER_LEN + (r + 1) * RECORD_LEN)?)))
+        .filter(|(_, rec)| u32_at(rec, 0) == KIND_CONV)
+        .map(|(r, rec)| (r, u32_at(rec, 8)))
+}
+
 /// `(layout id, digest of its packing)` for every algorithm this build knows.
 fn layout_digests() -> &'static [(u32, u64)] {
     static DIGESTS: OnceLock<Vec<(u32, u64)>> = OnceLock::new();
@@ -327,19 +344,14 @@ pub fn parse(path: &Path, b: &[u8]) -> Result<Header> {
     // loop below takes it from here).
     let specs = conv_specs(variant);
     let mut layouts: Vec<Option<ConvAlgo>> = vec![None; n];
-    for (r, slot) in layouts.iter_mut().enumerate() {
-        let rec = &b[HEADER_LEN + r * RECORD_LEN..HEADER_LEN + (r + 1) * RECORD_LEN];
-        if u32_at(rec, 0) != KIND_CONV {
-            continue;
-        }
-        let layout = u32_at(rec, 8);
+    for (r, layout) in conv_record_layouts(b, n) {
         let Some(algo) = ConvAlgo::from_layout_id(layout) else {
             let name = specs.get(r).map_or_else(|| format!("record {r}"), |s| s.name.clone());
             return bad(format!(
                 "tensor {name:?}: unknown kernel layout id {layout}: the file was written by a newer build; re-run `resnet50 convert`"
             ));
         };
-        *slot = Some(algo);
+        layouts[r] = Some(algo);
     }
     let fp = u64_at(b, 56);
     let algos: Vec<ConvAlgo> = layouts.iter().flatten().copied().collect();
