@@ -5,6 +5,7 @@
 //! `cargo bench -p resnet50-kernels --bench gemm` runs criterion.
 //! `GEMM_TABLE=1 cargo bench -p resnet50-kernels --bench gemm` instead prints
 //! the measured FMA peak per ISA and a table of median GFLOP/s and % of peak
+//! (and the microkernel alone, operands in L1, per k-block length)
 //! (`GEMM_THREADS=1,2` picks thread counts, `GEMM_REPS` the samples,
 //! `GEMM_FILTER` a substring of the layer name, `GEMM_BEST=1` the best sample
 //! instead of the median, `GEMM_SAMPLE_MS` the length of a sample,
@@ -20,7 +21,7 @@ use std::time::Instant;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use resnet50_kernels::gemm::{
     self,
-    peak::{fma_peak_gflops, fma_probe},
+    peak::{fma_peak_gflops, fma_probe, microkernel_probe},
 };
 use resnet50_kernels::{AlignedBuf, ConvShape, Epilogue, Isa};
 
@@ -327,6 +328,28 @@ fn table() {
             "FMA peak {isa}: median {:.1}, min {:.1}, max {:.1} GFLOP/s per core (15 samples, thread CPU time)",
             v[7], v[0], v[14]
         );
+    }
+    // The microkernel alone (operands in L1, bias + ReLU epilogue), per k
+    // block length: the ceiling of every layer with that K block.
+    for &isa in &isas {
+        print!("microkernel {isa} in L1, % of FMA peak by kc:");
+        for kc in [64, 128, 256, 512] {
+            let tiles = 2_000_000 / kc as u64;
+            let wall0 = Instant::now();
+            let mut r: Vec<f64> = (0..15)
+                .map(|_| {
+                    let t = cpu_ns(wall0);
+                    let pf = fma_probe(isa, 200_000);
+                    let peak = pf as f64 / (cpu_ns(wall0) - t).max(1) as f64;
+                    let t = cpu_ns(wall0);
+                    let f = microkernel_probe(isa, kc, tiles);
+                    f as f64 / (cpu_ns(wall0) - t).max(1) as f64 / peak
+                })
+                .collect();
+            r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            print!("  {kc}: {:.1}%", 100.0 * r[7]);
+        }
+        println!();
     }
     print!("{:<18} {:>3}", "layer", "thr");
     for isa in &isas {

@@ -1,9 +1,13 @@
 //! FMA-throughput probe: a tight loop of independent multiply-adds, to measure
-//! a core's peak f32 GFLOP/s for an ISA (the yardstick of the GEMM benchmark).
+//! a core's peak f32 GFLOP/s for an ISA (the yardstick of the GEMM benchmark);
+//! and the microkernel probe: one ISA's register tile run over and over on
+//! operands that stay in L1, the most any loop nest around it can reach.
 
 use std::hint::black_box;
 use std::time::Instant;
 
+use super::loops::{Microkernel, Tile};
+use super::PANEL;
 use crate::isa::Isa;
 
 /// Runs `iters` iterations of independent FMAs on one thread and returns the
@@ -37,6 +41,90 @@ pub fn fma_probe(isa: Isa, iters: u64) -> u64 {
         Isa::Avx512 => unsafe { x86::avx512(iters) },
         _ => scalar(iters),
     }
+}
+
+/// Runs `isa`'s GEMM microkernel `tiles` times on one full `MR × NR` tile
+/// with a `kc`-long k loop and the bias + ReLU epilogue, its A rows, B
+/// micro-panel and C tile in L1 (as in [`super::conv1x1`], minus the loop
+/// nest and the memory traffic), and returns the flops executed
+/// (`2·MR·NR·kc` per tile); untimed, like [`fma_probe`].
+///
+/// Against [`fma_probe`] this is the microkernel's own ceiling at that `kc`:
+/// the fixed cost of a tile (starting the accumulators, the epilogue, the
+/// stores) over its `MR·NR·kc` multiply-adds. ResNet50's stage-2 1×1 layers
+/// have `kc` = 64, where that cost is largest.
+///
+/// # Panics
+/// If `isa` is not supported by this CPU, or `kc` is 0.
+pub fn microkernel_probe(isa: Isa, kc: usize, tiles: u64) -> u64 {
+    repeat_tile_on(isa, kc, tiles).0
+}
+
+/// [`microkernel_probe`], also returning the C tile (`MR × NR`, rows of
+/// `NR`) and `NR`.
+fn repeat_tile_on(isa: Isa, kc: usize, tiles: u64) -> (u64, Vec<f32>, usize) {
+    assert!(isa.is_supported(), "microkernel_probe: ISA {isa} not supported by this CPU");
+    assert!(kc > 0, "microkernel_probe: kc must be positive");
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX2+FMA support checked above.
+        Isa::Avx2 => unsafe { repeat_tile::<super::avx2::Avx2>(kc, tiles) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F support checked above.
+        Isa::Avx512 => unsafe { repeat_tile::<super::avx512::Avx512>(kc, tiles) },
+        #[cfg(target_arch = "aarch64")]
+        // SAFETY: NEON support checked above.
+        Isa::Neon => unsafe { repeat_tile::<super::neon::Neon>(kc, tiles) },
+        // SAFETY: the scalar kernel needs no CPU feature.
+        _ => unsafe { repeat_tile::<super::scalar::Scalar>(kc, tiles) },
+    }
+}
+
+/// The probe's operands: A row `r` at `k`, B (packed panels, `kc` rows of 16
+/// each) at row `k`, column `j`. Small exact values (multiples of 1/8).
+fn probe_a(r: usize, k: usize) -> f32 {
+    ((r + 3 * k) % 7) as f32 * 0.125
+}
+fn probe_b(k: usize, j: usize) -> f32 {
+    ((2 * k + j) % 5) as f32 * 0.125 - 0.25
+}
+
+/// [`repeat_tile_on`] for microkernel `U`.
+///
+/// # Safety
+/// The CPU must support `U`'s ISA.
+unsafe fn repeat_tile<U: Microkernel>(kc: usize, tiles: u64) -> (u64, Vec<f32>, usize) {
+    let panels = U::NR.div_ceil(PANEL);
+    let a: Vec<f32> = (0..U::MR * kc).map(|i| probe_a(i / kc, i % kc)).collect();
+    // Panel p holds columns 16p..16p + 16: kc rows of 16.
+    let b: Vec<f32> =
+        (0..panels * kc * PANEL).map(|i| probe_b(i / PANEL % kc, i / (kc * PANEL) * PANEL + i % PANEL)).collect();
+    let bias = vec![0.5f32; U::NR];
+    let mut c = vec![0.0f32; U::MR * U::NR];
+    let mut t = Tile::EMPTY;
+    for r in 0..U::MR {
+        t.a[r] = a.as_ptr().wrapping_add(r * kc);
+    }
+    t.kc = kc;
+    t.b = b.as_ptr();
+    t.b_next = kc * PANEL;
+    t.c = c.as_mut_ptr();
+    t.ldc = U::NR;
+    t.mr = U::MR;
+    t.nr = U::NR;
+    t.last = true;
+    t.bias = bias.as_ptr();
+    t.relu = true;
+    // Every call overwrites C (no accumulation across calls).
+    for _ in 0..tiles {
+        // SAFETY: the caller guarantees U's ISA; A row r holds kc floats at
+        // a + r·kc, the panels hold kc rows of 16 floats each (b_next apart),
+        // C holds MR rows of NR floats (ldc = NR), the bias NR floats; no
+        // residual, no prefetch hints (null).
+        unsafe { U::tile(black_box(&t)) };
+    }
+    let flops = tiles * 2 * (U::MR * U::NR * kc) as u64;
+    (flops, black_box(c), U::NR)
 }
 
 fn scalar(iters: u64) -> u64 {
@@ -98,6 +186,25 @@ mod tests {
         for isa in Isa::under_test() {
             let g = fma_peak_gflops(isa, 10_000);
             assert!(g.is_finite() && g > 0.0, "{isa}: {g}");
+        }
+    }
+
+    #[test]
+    fn microkernel_probe_runs_the_tile_on_every_supported_isa() {
+        for isa in Isa::under_test() {
+            for kc in [1, 3, 64] {
+                let (flops, c, nr) = repeat_tile_on(isa, kc, 3);
+                let mr = c.len() / nr;
+                assert_eq!(flops, 3 * 2 * (mr * nr * kc) as u64, "{isa} kc {kc}");
+                assert_eq!(microkernel_probe(isa, kc, 3), flops);
+                // relu(bias + A·B), exact in f32 (multiples of 1/64, small sums).
+                for r in 0..mr {
+                    for j in 0..nr {
+                        let want = (0.5 + (0..kc).map(|k| probe_a(r, k) * probe_b(k, j)).sum::<f32>()).max(0.0);
+                        assert_eq!(c[r * nr + j], want, "{isa} kc {kc} C[{r}][{j}]");
+                    }
+                }
+            }
         }
     }
 }
