@@ -5,7 +5,8 @@
 //! `cargo bench -p resnet50-kernels --bench gemm` runs criterion.
 //! `GEMM_TABLE=1 cargo bench -p resnet50-kernels --bench gemm` instead prints
 //! the measured FMA peak per ISA and a table of median GFLOP/s and % of peak
-//! (and the microkernel alone, operands in L1, per k-block length)
+//! (and the microkernel alone, operands in L1, per k-block length, with and
+//! without a residual)
 //! (`GEMM_THREADS=1,2` picks thread counts, `GEMM_REPS` the samples,
 //! `GEMM_FILTER` a substring of the layer name, `GEMM_BEST=1` the best sample
 //! instead of the median, `GEMM_SAMPLE_MS` the length of a sample,
@@ -329,11 +330,12 @@ fn table() {
             v[7], v[0], v[14]
         );
     }
-    // The microkernel alone (operands in L1, bias + ReLU epilogue), per k
-    // block length: the ceiling of every layer with that K block.
+    // The microkernel alone (operands in L1, bias + ReLU epilogue; "+r": also
+    // the residual, read in place from C), per k block length: the ceiling
+    // of every layer with that K block.
     for &isa in &isas {
         print!("microkernel {isa} in L1, % of FMA peak by kc:");
-        for kc in [64, 128, 256, 512] {
+        for (kc, residual) in [(64, false), (64, true), (128, false), (256, false), (256, true), (512, false)] {
             let tiles = 2_000_000 / kc as u64;
             let wall0 = Instant::now();
             let mut r: Vec<f64> = (0..15)
@@ -342,12 +344,12 @@ fn table() {
                     let pf = fma_probe(isa, 200_000);
                     let peak = pf as f64 / (cpu_ns(wall0) - t).max(1) as f64;
                     let t = cpu_ns(wall0);
-                    let f = microkernel_probe(isa, kc, tiles);
+                    let f = microkernel_probe(isa, kc, residual, tiles);
                     f as f64 / (cpu_ns(wall0) - t).max(1) as f64 / peak
                 })
                 .collect();
             r.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            print!("  {kc}: {:.1}%", 100.0 * r[7]);
+            print!("  {kc}{}: {:.1}%", if residual { "+r" } else { "" }, 100.0 * r[7]);
         }
         println!();
     }

@@ -44,7 +44,9 @@ pub fn fma_probe(isa: Isa, iters: u64) -> u64 {
 }
 
 /// Runs `isa`'s GEMM microkernel `tiles` times on one full `MR × NR` tile
-/// with a `kc`-long k loop and the bias + ReLU epilogue, its A rows, B
+/// with a `kc`-long k loop and the bias + ReLU epilogue (with `residual`,
+/// bias + residual + ReLU, the residual read from the C tile itself as in a
+/// bottleneck's last 1×1 convolution), its A rows, B
 /// micro-panel and C tile in L1 (as in [`super::conv1x1`], minus the loop
 /// nest and the memory traffic), and returns the flops executed
 /// (`2·MR·NR·kc` per tile); untimed, like [`fma_probe`].
@@ -56,27 +58,27 @@ pub fn fma_probe(isa: Isa, iters: u64) -> u64 {
 ///
 /// # Panics
 /// If `isa` is not supported by this CPU, or `kc` is 0.
-pub fn microkernel_probe(isa: Isa, kc: usize, tiles: u64) -> u64 {
-    repeat_tile_on(isa, kc, tiles).0
+pub fn microkernel_probe(isa: Isa, kc: usize, residual: bool, tiles: u64) -> u64 {
+    repeat_tile_on(isa, kc, residual, tiles).0
 }
 
 /// [`microkernel_probe`], also returning the C tile (`MR × NR`, rows of
 /// `NR`) and `NR`.
-fn repeat_tile_on(isa: Isa, kc: usize, tiles: u64) -> (u64, Vec<f32>, usize) {
+fn repeat_tile_on(isa: Isa, kc: usize, residual: bool, tiles: u64) -> (u64, Vec<f32>, usize) {
     assert!(isa.is_supported(), "microkernel_probe: ISA {isa} not supported by this CPU");
     assert!(kc > 0, "microkernel_probe: kc must be positive");
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2+FMA support checked above.
-        Isa::Avx2 => unsafe { repeat_tile::<super::avx2::Avx2>(kc, tiles) },
+        Isa::Avx2 => unsafe { repeat_tile::<super::avx2::Avx2>(kc, residual, tiles) },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F support checked above.
-        Isa::Avx512 => unsafe { repeat_tile::<super::avx512::Avx512>(kc, tiles) },
+        Isa::Avx512 => unsafe { repeat_tile::<super::avx512::Avx512>(kc, residual, tiles) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: NEON support checked above.
-        Isa::Neon => unsafe { repeat_tile::<super::neon::Neon>(kc, tiles) },
+        Isa::Neon => unsafe { repeat_tile::<super::neon::Neon>(kc, residual, tiles) },
         // SAFETY: the scalar kernel needs no CPU feature.
-        _ => unsafe { repeat_tile::<super::scalar::Scalar>(kc, tiles) },
+        _ => unsafe { repeat_tile::<super::scalar::Scalar>(kc, residual, tiles) },
     }
 }
 
@@ -93,7 +95,7 @@ fn probe_b(k: usize, j: usize) -> f32 {
 ///
 /// # Safety
 /// The CPU must support `U`'s ISA.
-unsafe fn repeat_tile<U: Microkernel>(kc: usize, tiles: u64) -> (u64, Vec<f32>, usize) {
+unsafe fn repeat_tile<U: Microkernel>(kc: usize, residual: bool, tiles: u64) -> (u64, Vec<f32>, usize) {
     let panels = U::NR.div_ceil(PANEL);
     let a: Vec<f32> = (0..U::MR * kc).map(|i| probe_a(i / kc, i % kc)).collect();
     // Panel p holds columns 16p..16p + 16: kc rows of 16.
@@ -115,12 +117,18 @@ unsafe fn repeat_tile<U: Microkernel>(kc: usize, tiles: u64) -> (u64, Vec<f32>, 
     t.last = true;
     t.bias = bias.as_ptr();
     t.relu = true;
-    // Every call overwrites C (no accumulation across calls).
+    if residual {
+        for r in 0..U::MR {
+            t.res[r] = c.as_ptr().wrapping_add(r * U::NR);
+        }
+    }
+    // Every call overwrites C (no accumulation across calls); with the
+    // residual in C, each call adds the previous call's result to its sum.
     for _ in 0..tiles {
         // SAFETY: the caller guarantees U's ISA; A row r holds kc floats at
         // a + r·kc, the panels hold kc rows of 16 floats each (b_next apart),
-        // C holds MR rows of NR floats (ldc = NR), the bias NR floats; no
-        // residual, no prefetch hints (null).
+        // C holds MR rows of NR floats (ldc = NR), the bias NR floats, the
+        // residual rows (if any) are C's; no prefetch hints (null).
         unsafe { U::tile(black_box(&t)) };
     }
     let flops = tiles * 2 * (U::MR * U::NR * kc) as u64;
@@ -193,15 +201,23 @@ mod tests {
     fn microkernel_probe_runs_the_tile_on_every_supported_isa() {
         for isa in Isa::under_test() {
             for kc in [1, 3, 64] {
-                let (flops, c, nr) = repeat_tile_on(isa, kc, 3);
-                let mr = c.len() / nr;
-                assert_eq!(flops, 3 * 2 * (mr * nr * kc) as u64, "{isa} kc {kc}");
-                assert_eq!(microkernel_probe(isa, kc, 3), flops);
-                // relu(bias + A·B), exact in f32 (multiples of 1/64, small sums).
-                for r in 0..mr {
-                    for j in 0..nr {
-                        let want = (0.5 + (0..kc).map(|k| probe_a(r, k) * probe_b(k, j)).sum::<f32>()).max(0.0);
-                        assert_eq!(c[r * nr + j], want, "{isa} kc {kc} C[{r}][{j}]");
+                for residual in [false, true] {
+                    let tiles = 3;
+                    let (flops, c, nr) = repeat_tile_on(isa, kc, residual, tiles);
+                    let mr = c.len() / nr;
+                    assert_eq!(flops, tiles * 2 * (mr * nr * kc) as u64, "{isa} kc {kc}");
+                    assert_eq!(microkernel_probe(isa, kc, residual, tiles), flops);
+                    // relu(bias + A·B [+ C]) per call, exact in f32 (multiples
+                    // of 1/64, small sums).
+                    for r in 0..mr {
+                        for j in 0..nr {
+                            let sum = 0.5 + (0..kc).map(|k| probe_a(r, k) * probe_b(k, j)).sum::<f32>();
+                            let mut want = 0.0f32;
+                            for _ in 0..tiles {
+                                want = (sum + if residual { want } else { 0.0 }).max(0.0);
+                            }
+                            assert_eq!(c[r * nr + j], want, "{isa} kc {kc} residual {residual} C[{r}][{j}]");
+                        }
                     }
                 }
             }
