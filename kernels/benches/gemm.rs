@@ -332,24 +332,19 @@ fn table() {
     }
     // The microkernel alone (operands in L1, bias + ReLU epilogue; "+r": also
     // the residual, read in place from C), per k block length: the ceiling
-    // of every layer with that K block.
+    // of every layer with that K block. Sampled like the layers (`measure`),
+    // against this ISA's own FMA probe.
     for &isa in &isas {
         print!("microkernel {isa} in L1, % of FMA peak by kc:");
         for (kc, residual) in [(64, false), (64, true), (128, false), (256, false), (256, true), (512, false)] {
-            let tiles = 2_000_000 / kc as u64;
-            let wall0 = Instant::now();
-            let mut r: Vec<f64> = (0..15)
-                .map(|_| {
-                    let t = cpu_ns(wall0);
-                    let pf = fma_probe(isa, 200_000);
-                    let peak = pf as f64 / (cpu_ns(wall0) - t).max(1) as f64;
-                    let t = cpu_ns(wall0);
-                    let f = microkernel_probe(isa, kc, residual, tiles);
-                    f as f64 / (cpu_ns(wall0) - t).max(1) as f64 / peak
-                })
-                .collect();
-            r.sort_by(|a, b| a.partial_cmp(b).unwrap());
-            print!("  {kc}{}: {:.1}%", if residual { "+r" } else { "" }, 100.0 * r[7]);
+            let tiles = 200_000 / kc as u64;
+            let flops = microkernel_probe(isa, kc, residual, tiles);
+            let mut probe = || {
+                black_box(microkernel_probe(isa, kc, residual, tiles));
+            };
+            let st = measure(flops, 15, true, isa, 1, &mut [&mut probe]);
+            print!("  {kc}{}: {:.1}%", if residual { "+r" } else { "" }, 100.0 * st[0].of_peak);
+            std::io::stdout().flush().ok();
         }
         println!();
     }
