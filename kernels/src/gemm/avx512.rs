@@ -1,4 +1,6 @@
-//! AVX-512F microkernel: 8×32 (and 8×16 for a last odd 16-column panel).
+//! AVX-512F microkernels: 8×32 (and 8×16 for a last odd 16-column panel)
+//! for everything, and a tall 16×16 one for Winograd's products
+//! ([`Avx512Tall`]).
 //!
 //! Why 8×32: 16 zmm accumulators (8 rows × 2 vectors of 16) ≥ the 8 that two
 //! FMA pipes of latency 4 need, plus 2 B vectors and a broadcast: 19 of 32
@@ -13,7 +15,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::loops::{Microkernel, Tile};
+use super::loops::{Microkernel, TallMicrokernel, TallTile, Tile};
 
 /// AVX-512F 8×32 microkernel.
 pub(crate) struct Avx512;
@@ -31,8 +33,9 @@ impl Microkernel for Avx512 {
     // +1 %, the strided 196×512×1024 +5 % and 49×1024×2048 +2 %; shapes with
     // K ≤ 288 have one block either way. 768 and 1024 gained nothing more.
     const KC: usize = 512;
-    // Winograd's products (16–49 rows against weights from memory) were
-    // 1–3 % slower with 512 on 7×7×512 and 28×28×256/2: they keep 192.
+    // Winograd's products with up to 8 rows (those with more take
+    // `Avx512Tall`): 512 was 1–3 % slower than 192 on 7×7×512 and 28×28×256/2
+    // when this kernel ran them all.
     const KC_ROWS: usize = 192;
     const MC: usize = 192;
     const NC: usize = 1024;
@@ -288,6 +291,106 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
     }
 }
 
+/// Calls `$f::<R>($t)` with the const `R` equal to `$mr` (`1..=16`).
+macro_rules! by_rows {
+    ($mr:expr, $f:ident, $t:expr) => {
+        match $mr {
+            1 => $f::<1>($t),
+            2 => $f::<2>($t),
+            3 => $f::<3>($t),
+            4 => $f::<4>($t),
+            5 => $f::<5>($t),
+            6 => $f::<6>($t),
+            7 => $f::<7>($t),
+            8 => $f::<8>($t),
+            9 => $f::<9>($t),
+            10 => $f::<10>($t),
+            11 => $f::<11>($t),
+            12 => $f::<12>($t),
+            13 => $f::<13>($t),
+            14 => $f::<14>($t),
+            15 => $f::<15>($t),
+            16 => $f::<16>($t),
+            mr => unreachable!("tall microkernel: mr {mr} out of 1..=16"),
+        }
+    };
+}
+
+/// AVX-512F tall microkernel: up to 16 rows × one 16-column panel, for
+/// Winograd's products with more than 8 rows (a block's tiles: 16 for
+/// 7×7 at batch 1, 25 or 33 elsewhere).
+///
+/// Why: those products stream their weights from memory (stage 5 at batch
+/// 1 reads 17 MB per layer) for a handful of rows. The 8×32 kernel covers
+/// 16 rows in two strips, the second re-reading each 32-column B panel
+/// from L1 — where the panel, the A strips and the next panel's prefetch no
+/// longer fit together (48+ KiB in a 32 KiB L1). Here a block of up to 16
+/// rows takes each B line into a register once: per `k` one B load, MR
+/// broadcasts (folded into the FMAs) and MR FMAs on MR accumulators, so a
+/// 16-row product reads B exactly once. A has a fixed row stride, so one
+/// pointer serves all rows. Interleaved on one Zen 4 core (v1, batch 1,
+/// per-layer minima): stage 5's F(2×2) layers 1.51 → 1.26 ms, stages 2–4's
+/// F(4×4)/F(3×3) layers 2–5 % faster, the network 2 % faster at 1 and 2
+/// threads; up to 28 rows (registers allow) gained nothing over 16.
+pub(crate) struct Avx512Tall;
+
+impl TallMicrokernel for Avx512Tall {
+    const MR: usize = 16;
+    // 16 rows × 256 of A (16 KiB) and the 256 × 16 B panel (16 KiB) in L1;
+    // 128 measured the same.
+    const KC: usize = 256;
+
+    unsafe fn tile(t: &TallTile) {
+        // SAFETY: forwarded contract of `TallMicrokernel::tile` (the CPU has
+        // AVX-512F; mr checked by the match).
+        unsafe { by_rows!(t.mr, tall_kernel, t) }
+    }
+}
+
+/// # Safety
+/// As [`TallMicrokernel::tile`], with `t.mr == MR` and AVX-512F available.
+#[target_feature(enable = "avx512f")]
+unsafe fn tall_kernel<const MR: usize>(t: &TallTile) {
+    // SAFETY: forwarded; AVX-512F is enabled here, so Zmm's intrinsics inline.
+    unsafe { tall_body::<Zmm, MR>(t) }
+}
+
+/// The tall microkernel, for any [`Lanes16`].
+///
+/// # Safety
+/// As [`tall_kernel`] (for [`Zmm`]: inside an AVX-512F function).
+#[inline(always)]
+pub(crate) unsafe fn tall_body<V: Lanes16, const MR: usize>(t: &TallTile) {
+    let mask = ((1u32 << t.nr.min(16)) - 1) as u16;
+    // SAFETY (whole body): pointers as documented on `TallTile` — A row r
+    // has kc floats at a + r·lda, the B panel kc rows of 16 floats, C row r
+    // nr valid floats at c + r·ldc; masked-off lanes are neither read nor
+    // written; prefetches are hints at any address.
+    unsafe {
+        let mut acc = [V::zero(); MR];
+        if t.accumulate {
+            for (r, x) in acc.iter_mut().enumerate() {
+                *x = V::load_masked(mask, t.c.add(r * t.ldc));
+            }
+        }
+        let (pf, own) = (t.pf as *const i8, t.b as *const i8);
+        for kk in 0..t.kc {
+            // The next panel into L2, one line per k step; this panel's
+            // line 8 steps ahead into L1 (the first strip's loads come from
+            // L2 or memory).
+            V::prefetch_l2(pf.wrapping_add(64 * kk));
+            V::prefetch(own.wrapping_add(64 * (kk + 8)));
+            let b = V::load(t.b.add(16 * kk));
+            for (r, x) in acc.iter_mut().enumerate() {
+                *x = V::fmadd(V::splat(*t.a.add(r * t.lda + kk)), b, *x);
+            }
+        }
+        for (r, x) in acc.iter().enumerate() {
+            V::store_masked(t.c.add(r * t.ldc), mask, *x);
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod emulated {
     //! A scalar model of the AVX-512 instructions the kernel uses, and the
@@ -295,8 +398,8 @@ pub(crate) mod emulated {
     //! loop nest and the kernel's masks and pointer arithmetic are tested
     //! on any x86-64 CPU.
 
-    use super::{body, Avx512, Lanes16};
-    use crate::gemm::loops::{Microkernel, Tile};
+    use super::{body, tall_body, Avx512, Avx512Tall, Lanes16};
+    use crate::gemm::loops::{Microkernel, TallMicrokernel, TallTile, Tile};
 
     #[derive(Clone, Copy)]
     pub(crate) struct Emu([f32; 16]);
@@ -336,6 +439,26 @@ pub(crate) mod emulated {
         }
         unsafe fn prefetch(_p: *const i8) {}
         unsafe fn prefetch_l2(_p: *const i8) {}
+    }
+
+    /// The AVX-512 tall microkernel on emulated lanes.
+    pub(crate) struct Avx512TallEmu;
+
+    impl TallMicrokernel for Avx512TallEmu {
+        const MR: usize = Avx512Tall::MR;
+        const KC: usize = Avx512Tall::KC;
+
+        unsafe fn tile(t: &TallTile) {
+            // SAFETY: forwarded contract; no CPU feature needed.
+            unsafe { by_rows!(t.mr, tall_emu, t) }
+        }
+    }
+
+    /// # Safety
+    /// As [`TallMicrokernel::tile`] with `t.mr == MR`.
+    unsafe fn tall_emu<const MR: usize>(t: &TallTile) {
+        // SAFETY: forwarded.
+        unsafe { tall_body::<Emu, MR>(t) }
     }
 
     /// The AVX-512 microkernel on emulated lanes.

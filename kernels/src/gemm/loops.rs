@@ -774,6 +774,133 @@ pub(crate) unsafe fn gemm_rows<U: Microkernel>(
     }
 }
 
+/// One call of a [`TallMicrokernel`]: `C[mr × nr] (+)= A[mr × kc] · B[kc × nr]`
+/// for one 16-column B panel.
+///
+/// A row `r < mr` is `kc` contiguous floats at `a + r·lda` (a fixed stride,
+/// so the kernel needs one pointer for any number of rows); B is the packed
+/// panel at `b` (row `kk` at `b + 16·kk`); C row `r` is at `c + r·ldc`, `nr`
+/// valid columns. No epilogue: Winograd's products only.
+// Only AVX-512 has a tall kernel (NEON's 32 registers could; not written).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TallTile {
+    /// Row 0 of A at column `k0`.
+    pub a: *const f32,
+    /// Row stride of A.
+    pub lda: usize,
+    /// Reduction length.
+    pub kc: usize,
+    /// Packed B panel at row `k0`.
+    pub b: *const f32,
+    /// Top-left of the C tile.
+    pub c: *mut f32,
+    /// Row stride of C.
+    pub ldc: usize,
+    /// Valid rows, `1..=MR`.
+    pub mr: usize,
+    /// Valid columns, `1..=16`.
+    pub nr: usize,
+    /// Start from the values in C (a K block after the first) instead of zero.
+    pub accumulate: bool,
+    /// `kc` lines of B to prefetch into L2, one per k step (the next panel
+    /// this loop reads, for the first strip of a panel); any address is
+    /// harmless: a strip with nothing to fetch passes its own panel.
+    pub pf: *const f32,
+}
+
+/// A microkernel for products with few rows against a B streamed from
+/// memory: one 16-column panel × up to `MR` rows, so that each B line is
+/// loaded into a register once per strip and a block of up to `MR` rows
+/// reads every weight from memory once.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) trait TallMicrokernel {
+    /// Most rows per tile (strips are `1..=MR` rows).
+    const MR: usize;
+    /// Reduction block: `MR × KC` of A and `KC × 16` of B stay in L1.
+    const KC: usize;
+
+    /// Computes one tile.
+    ///
+    /// # Safety
+    /// The CPU supports the kernel's ISA; every pointer in `t` is valid for the
+    /// reads and writes described on [`TallTile`]; `1 <= t.mr <= MR`,
+    /// `1 <= t.nr <= 16`.
+    unsafe fn tile(t: &TallTile);
+}
+
+/// [`gemm_rows`] on a [`TallMicrokernel`]: same contract, same result bit
+/// for bit (each C element is one FMA chain over k in order, stored and
+/// reloaded exactly between K blocks).
+///
+/// Loop nest: K blocks of ≤ `U::KC` → 16-column panels → balanced strips of
+/// ≤ `U::MR` rows. The first strip of a panel fetches the panel from memory
+/// (and prefetches the next panel into L2, or the first of `b_after` after
+/// the last), the others read it from L1.
+///
+/// # Safety
+/// As [`gemm_rows`].
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_rows_tall<U: TallMicrokernel>(
+    m: usize,
+    k: usize,
+    a: *const f32,
+    lda: usize,
+    b: *const f32,
+    n: usize,
+    c: *mut f32,
+    ldc: usize,
+    b_after: *const f32,
+) {
+    if m == 0 || n == 0 || k == 0 {
+        return;
+    }
+    let (nk, kcb) = k_blocks(k, U::KC);
+    let panels = n.div_ceil(PANEL);
+    let strips = m.div_ceil(U::MR);
+    let (base, extra) = (m / strips, m % strips);
+    // Panel p at row k0: wrapping arithmetic, so computing an address is
+    // never UB; only the microkernel dereferences.
+    let panel = |p: usize, k0: usize| b.wrapping_add(p * k * PANEL + k0 * PANEL);
+    for kb in 0..nk {
+        let k0 = kb * kcb;
+        let kc = kcb.min(k - k0);
+        for p in 0..panels {
+            let here = panel(p, k0);
+            let next = if p + 1 < panels {
+                panel(p + 1, k0)
+            } else if kb + 1 < nk {
+                panel(0, k0 + kcb)
+            } else if b_after.is_null() {
+                here
+            } else {
+                b_after
+            };
+            let mut i = 0;
+            for s in 0..strips {
+                let mr = base + usize::from(s < extra);
+                let tile = TallTile {
+                    a: a.wrapping_add(i * lda + k0),
+                    lda,
+                    kc,
+                    b: here,
+                    c: c.wrapping_add(i * ldc + p * PANEL),
+                    ldc,
+                    mr,
+                    nr: PANEL.min(n - p * PANEL),
+                    accumulate: kb > 0,
+                    pf: if s == 0 { next } else { here },
+                };
+                // SAFETY: the caller guarantees U's ISA and the extents of A,
+                // B and C; strips cover rows 0..m, panel p columns < n.
+                unsafe { U::tile(&tile) };
+                i += mr;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

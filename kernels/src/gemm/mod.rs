@@ -170,6 +170,11 @@ pub(crate) unsafe fn gemm_rows(
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { loops::gemm_rows::<avx2::Avx2>(m, k, a, lda, b, n, c, ldc, b_after) },
+        // More rows than one 8×32 strip: the tall kernel reads B once.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if m > <avx512::Avx512 as loops::Microkernel>::MR => unsafe {
+            loops::gemm_rows_tall::<avx512::Avx512Tall>(m, k, a, lda, b, n, c, ldc, b_after)
+        },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { loops::gemm_rows::<avx512::Avx512>(m, k, a, lda, b, n, c, ldc, b_after) },
         #[cfg(target_arch = "aarch64")]
@@ -318,6 +323,76 @@ mod tests {
                 match &first {
                     None => first = Some(got),
                     Some(f) => assert!(f.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()), "{s:?}: threads"),
+                }
+            }
+        }
+    }
+
+    /// The tall AVX-512 kernel body on emulated lanes, through its loop
+    /// (`gemm_rows_tall`): every row count 1..=40 (strips of 1..=16 rows),
+    /// partial last panels, one to three K blocks, padded strides, a
+    /// `b_after` to prefetch. Against the 8×32 kernel's `gemm_rows` on the
+    /// same emulated lanes, bit for bit (both are one FMA chain over k per
+    /// element), and against an f64 sum.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_tall_body_emulated_matches_gemm_rows() {
+        use avx512::emulated::{Avx512Emu, Avx512TallEmu};
+        let mut seed = 5u64;
+        let mut pick = |n: usize| (lcg(&mut seed).abs() * n as f32) as usize % n;
+        for m in 1..=40 {
+            let k = [1, 5, 64, 256, 300, 385, 700][pick(7)];
+            let n = 1 + pick(70);
+            let (lda, ldc) = (k + pick(20), n + pick(20));
+            let panels = n.div_ceil(pack::PANEL);
+            let mut rng = m as u64 * 31 + 7;
+            let a: Vec<f32> = (0..m * lda).map(|_| lcg(&mut rng)).collect();
+            let b: Vec<f32> = (0..panels * k * pack::PANEL).map(|_| lcg(&mut rng)).collect();
+            let after = vec![0.0f32; k * pack::PANEL];
+            let mut want = vec![f32::NAN; m * ldc];
+            let mut got = vec![f32::NAN; m * ldc];
+            // SAFETY: A has m rows of lda ≥ k floats, B `panels` panels of
+            // k × 16, C m rows of ldc ≥ n; the emulated kernels need no CPU
+            // feature.
+            unsafe {
+                loops::gemm_rows::<Avx512Emu>(
+                    m,
+                    k,
+                    a.as_ptr(),
+                    lda,
+                    b.as_ptr(),
+                    n,
+                    want.as_mut_ptr(),
+                    ldc,
+                    after.as_ptr(),
+                );
+                loops::gemm_rows_tall::<Avx512TallEmu>(
+                    m,
+                    k,
+                    a.as_ptr(),
+                    lda,
+                    b.as_ptr(),
+                    n,
+                    got.as_mut_ptr(),
+                    ldc,
+                    after.as_ptr(),
+                );
+            }
+            for r in 0..m {
+                for j in 0..ldc {
+                    let (g, w) = (got[r * ldc + j], want[r * ldc + j]);
+                    if j >= n {
+                        assert!(g.is_nan(), "m {m} k {k} n {n}: wrote C ({r},{j}) past n");
+                        continue;
+                    }
+                    assert_eq!(g.to_bits(), w.to_bits(), "m {m} k {k} n {n} ({r},{j}): {g} vs {w}");
+                    let (p, l) = (j / pack::PANEL, j % pack::PANEL);
+                    let exact: f64 =
+                        (0..k).map(|x| a[r * lda + x] as f64 * b[(p * k + x) * pack::PANEL + l] as f64).sum();
+                    assert!(
+                        (g as f64 - exact).abs() <= 1e-5 * (k as f64).sqrt(),
+                        "m {m} k {k} ({r},{j}): {g} vs {exact}"
+                    );
                 }
             }
         }

@@ -57,7 +57,9 @@
 //! and the same pair for every other tile). The products over transform positions run on the
 //! GEMM's own microkernel for the ISA (`crate::gemm::gemm_rows`: same K
 //! blocking, balanced row strips and next-panel prefetch as the 1×1
-//! convolutions; the U panels have the GEMM's packed-B layout).
+//! convolutions; the U panels have the GEMM's packed-B layout), or on
+//! AVX-512 for more than 8 rows its tall 16×16 kernel, which reads each
+//! weight once per block of up to 16 tiles.
 //! `kernels` maps an [`Isa`] to them.
 //!
 //! # Accuracy (max |Δ| / max |y| against an f64 convolution, batch 1,
