@@ -30,6 +30,6 @@ print(found[0] if found else "")
 [ -n "$bin" ] || { echo "ci-codegen: no unit-test binary for resnet50-kernels" >&2; exit 1; }
 echo "ci-codegen: $bin"
 
-# 6 AVX2 instances (row counts), 16 AVX-512 (row counts × two widths), 16 tall
-# AVX-512 ones (row counts).
-objdump -d --no-show-raw-insn -C "$bin" | python3 scripts/codegen_spills.py 'gemm::avx(2|512)::(tall_)?kernel$' 38
+# 6 AVX2 instances (row counts), 32 AVX-512 8×32 ones (row counts × two widths × A rows
+# in one run or several), 16 tall AVX-512 ones (row counts).
+objdump -d --no-show-raw-insn -C "$bin" | python3 scripts/codegen_spills.py 'gemm::avx(2|512)::(tall_)?kernel$' 54

@@ -15,8 +15,9 @@
 //! - [`ConvAlgo::Winograd`]: 3×3 convolution via Winograd F(2×2), F(3×3) or
 //!   F(4×4) at stride 1, F(2×2) or F(4×4) at stride 2, see [`crate::winograd`];
 //! - [`ConvAlgo::ImplicitGemm`]: any other convolution (7×7/2 stem, 3×3/2, any
-//!   kernel, stride and padding) as implicit GEMM, A read in place tap by tap
-//!   or im2col rows gathered on the fly, see [`crate::gemm::conv_implicit`].
+//!   kernel, stride and padding) as implicit GEMM, A read in place tap by tap,
+//!   in runs from a padded copy of the input (AVX-512, few channels: the stem)
+//!   or as im2col rows gathered on the fly, see [`crate::gemm::conv_implicit`].
 
 use crate::buffer::round_up_floats;
 use crate::isa::Isa;

@@ -40,38 +40,43 @@ impl Microkernel for Avx512 {
     const MC: usize = 192;
     const NC: usize = 1024;
 
+    const SEGMENTS: bool = true;
+
     unsafe fn tile(t: &Tile) {
         // SAFETY: forwarded contract of `Microkernel::tile` (the CPU has
-        // AVX-512F; mr checked here; the second panel is read only when nr > 16).
-        unsafe {
-            if t.nr > 16 {
-                match t.mr {
-                    8 => kernel::<8, 2>(t),
-                    7 => kernel::<7, 2>(t),
-                    6 => kernel::<6, 2>(t),
-                    5 => kernel::<5, 2>(t),
-                    4 => kernel::<4, 2>(t),
-                    3 => kernel::<3, 2>(t),
-                    2 => kernel::<2, 2>(t),
-                    1 => kernel::<1, 2>(t),
-                    _ => unreachable!("avx512 microkernel: mr {} out of 1..=8", t.mr),
-                }
-            } else {
-                match t.mr {
-                    8 => kernel::<8, 1>(t),
-                    7 => kernel::<7, 1>(t),
-                    6 => kernel::<6, 1>(t),
-                    5 => kernel::<5, 1>(t),
-                    4 => kernel::<4, 1>(t),
-                    3 => kernel::<3, 1>(t),
-                    2 => kernel::<2, 1>(t),
-                    1 => kernel::<1, 1>(t),
-                    _ => unreachable!("avx512 microkernel: mr {} out of 1..=8", t.mr),
-                }
-            }
-        }
+        // AVX-512F; mr checked by the match; the second panel is read only
+        // when nr > 16).
+        unsafe { by_mr!(t, kernel) }
     }
 }
+
+/// Calls `$f::<MR, NV, SEG>($t)` with the instance for `$t`'s rows
+/// (`1..=8`), panels (`NV = 2` when `nr > 16`) and runs (`SEG` when
+/// `segs > 1`).
+macro_rules! by_mr {
+    ($t:expr, $f:ident) => {
+        match ($t.nr > 16, $t.segs > 1) {
+            (true, false) => by_mr!(@rows $t, $f, 2, false),
+            (false, false) => by_mr!(@rows $t, $f, 1, false),
+            (true, true) => by_mr!(@rows $t, $f, 2, true),
+            (false, true) => by_mr!(@rows $t, $f, 1, true),
+        }
+    };
+    (@rows $t:expr, $f:ident, $nv:literal, $seg:literal) => {
+        match $t.mr {
+            8 => $f::<8, $nv, $seg>($t),
+            7 => $f::<7, $nv, $seg>($t),
+            6 => $f::<6, $nv, $seg>($t),
+            5 => $f::<5, $nv, $seg>($t),
+            4 => $f::<4, $nv, $seg>($t),
+            3 => $f::<3, $nv, $seg>($t),
+            2 => $f::<2, $nv, $seg>($t),
+            1 => $f::<1, $nv, $seg>($t),
+            mr => unreachable!("avx512 microkernel: mr {mr} out of 1..=8"),
+        }
+    };
+}
+use by_mr;
 
 /// The 16-lane operations the kernel body needs: AVX-512F intrinsics in
 /// [`Zmm`], and a scalar model of the same instructions in tests, so that the
@@ -161,11 +166,11 @@ impl Lanes16 for Zmm {
 
 /// # Safety
 /// As [`Microkernel::tile`], with `t.mr == MR`, `NV == 2` exactly when
-/// `t.nr > 16`, and AVX-512F available.
+/// `t.nr > 16`, `SEG` exactly when `t.segs > 1`, and AVX-512F available.
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel<const MR: usize, const NV: usize>(t: &Tile) {
+unsafe fn kernel<const MR: usize, const NV: usize, const SEG: bool>(t: &Tile) {
     // SAFETY: forwarded; AVX-512F is enabled here, so Zmm's intrinsics inline.
-    unsafe { body::<Zmm, MR, NV>(t) }
+    unsafe { body::<Zmm, MR, NV, SEG>(t) }
 }
 
 /// The microkernel, for any [`Lanes16`].
@@ -173,7 +178,7 @@ unsafe fn kernel<const MR: usize, const NV: usize>(t: &Tile) {
 /// # Safety
 /// As [`kernel`] (for [`Zmm`]: inside an AVX-512F function).
 #[inline(always)]
-pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile) {
+pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SEG: bool>(t: &Tile) {
     // Column masks of the two 16-lane halves.
     let mask: [u16; NV] = std::array::from_fn(|v| {
         let n = t.nr.saturating_sub(16 * v).min(16);
@@ -207,26 +212,6 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
                 }
             }
         }
-        let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r]);
-        let bp: [*const f32; NV] = std::array::from_fn(|v| t.b.wrapping_add(v * t.b_next));
-        // One k step: NV B loads, MR broadcasts, NV·MR FMAs.
-        macro_rules! step {
-            ($k:expr) => {{
-                let k = $k;
-                let mut b = [V::zero(); NV];
-                for v in 0..NV {
-                    b[v] = V::load(bp[v].add(16 * k));
-                }
-                for r in 0..MR {
-                    let av = V::splat(*a[r].add(k));
-                    for v in 0..NV {
-                        acc[r][v] = V::fmadd(av, b[v], acc[r][v]);
-                    }
-                }
-            }};
-        }
-        // Unrolled ×4, then the rest.
-        let kc4 = t.kc & !3;
         // Spread L2 prefetch (pf_lines lines per panel over the kc/4 groups,
         // 16.16 fixed point) and, for the last strip, the next micro-panel
         // into L1 one line per k step. Hints only: never fault.
@@ -243,22 +228,48 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize>(t: &Tile
         let l1: [*const i8; NV] = std::array::from_fn(|v| l1_base.wrapping_add(v * t.b_next) as *const i8);
         let step_fx = if spread { t.pf_step } else { 0 };
         let mut line_fx = 0usize;
-        let mut k = 0;
-        while k < kc4 {
-            for p in &pf {
-                V::prefetch_l2(p.wrapping_add(64 * (line_fx >> 16)));
+        // Runs of each A row (SEG: one per kernel row of a padded input;
+        // B's rows and the L1 prefetch continue across them).
+        let (segs, run) = if SEG { (t.segs, t.kc / t.segs) } else { (1, t.kc) };
+        for s in 0..segs {
+            let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r].wrapping_add(s * t.seg_stride));
+            let bp: [*const f32; NV] = std::array::from_fn(|v| t.b.wrapping_add(v * t.b_next + 16 * s * run));
+            let l1: [*const i8; NV] = std::array::from_fn(|v| l1[v].wrapping_add(64 * s * run));
+            // One k step: NV B loads, MR broadcasts, NV·MR FMAs.
+            macro_rules! step {
+                ($k:expr) => {{
+                    let k = $k;
+                    let mut b = [V::zero(); NV];
+                    for v in 0..NV {
+                        b[v] = V::load(bp[v].add(16 * k));
+                    }
+                    for r in 0..MR {
+                        let av = V::splat(*a[r].add(k));
+                        for v in 0..NV {
+                            acc[r][v] = V::fmadd(av, b[v], acc[r][v]);
+                        }
+                    }
+                }};
             }
-            line_fx += step_fx;
-            for u in 0..4 {
-                for p in &l1 {
-                    V::prefetch(p.wrapping_add(64 * (k + u)));
+            // Unrolled ×4, then the rest.
+            let kc4 = run & !3;
+            let mut k = 0;
+            while k < kc4 {
+                for p in &pf {
+                    V::prefetch_l2(p.wrapping_add(64 * (line_fx >> 16)));
                 }
-                step!(k + u);
+                line_fx += step_fx;
+                for u in 0..4 {
+                    for p in &l1 {
+                        V::prefetch(p.wrapping_add(64 * (k + u)));
+                    }
+                    step!(k + u);
+                }
+                k += 4;
             }
-            k += 4;
-        }
-        for k in kc4..t.kc {
-            step!(k);
+            for k in kc4..run {
+                step!(k);
+            }
         }
         if t.last {
             let mut bias = [V::zero(); NV];
@@ -472,30 +483,18 @@ pub(crate) mod emulated {
         const MC: usize = Avx512::MC;
         const NC: usize = Avx512::NC;
 
+        const SEGMENTS: bool = true;
+
         unsafe fn tile(t: &Tile) {
-            macro_rules! go {
-                ($nv:literal) => {
-                    match t.mr {
-                        8 => body::<Emu, 8, $nv>(t),
-                        7 => body::<Emu, 7, $nv>(t),
-                        6 => body::<Emu, 6, $nv>(t),
-                        5 => body::<Emu, 5, $nv>(t),
-                        4 => body::<Emu, 4, $nv>(t),
-                        3 => body::<Emu, 3, $nv>(t),
-                        2 => body::<Emu, 2, $nv>(t),
-                        1 => body::<Emu, 1, $nv>(t),
-                        _ => unreachable!(),
-                    }
-                };
-            }
             // SAFETY: forwarded contract; no CPU feature needed.
-            unsafe {
-                if t.nr > 16 {
-                    go!(2)
-                } else {
-                    go!(1)
-                }
-            }
+            unsafe { super::by_mr!(t, emu_kernel) }
         }
+    }
+
+    /// # Safety
+    /// As `super::kernel`, without the CPU feature.
+    unsafe fn emu_kernel<const MR: usize, const NV: usize, const SEG: bool>(t: &Tile) {
+        // SAFETY: forwarded.
+        unsafe { body::<Emu, MR, NV, SEG>(t) }
     }
 }

@@ -17,7 +17,7 @@
 //! on the shape only, so results are bit-identical for a given ISA whatever the
 //! thread count or the scheduling.
 
-use super::pack::{direct_kc, im2col_block, is_padding_row, pixel_rows, tap_rows, PANEL};
+use super::pack::{direct_kc, im2col_block, is_padding_row, padded_rows, pixel_rows, tap_rows, PANEL};
 use crate::buffer::round_up_floats;
 use crate::shape::{ConvShape, Epilogue};
 use std::ops::Range;
@@ -103,6 +103,17 @@ pub(crate) struct Tile {
     /// line per `k` step (`kc` lines; and at `pf_l1 + b_next` for 32-column
     /// kernels): given to the last strip before that panel is used.
     pub pf_l1: *const f32,
+    /// Runs of A per row (1: each row is `kc` contiguous floats). With
+    /// several (kernels with [`Microkernel::SEGMENTS`] only) row `r`'s
+    /// reduction is `segs` runs of `kc / segs` floats, run `s` at
+    /// `a[r] + s·seg_stride` (an implicit GEMM read in place from a padded
+    /// input, one run per kernel row); B's rows stay consecutive. (Only the
+    /// AVX-512 kernel reads rows in runs, so unread where it is not compiled.)
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub segs: usize,
+    /// Floats from one run of a row to the next (when `segs > 1`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub seg_stride: usize,
 }
 
 impl Tile {
@@ -125,6 +136,8 @@ impl Tile {
         pf_lines: 0,
         pf_step: 0,
         pf_l1: std::ptr::null(),
+        segs: 1,
+        seg_stride: 0,
     };
 }
 
@@ -144,6 +157,9 @@ pub(crate) trait Microkernel {
     const MC: usize;
     /// Columns per B slice; a multiple of `NR`.
     const NC: usize;
+    /// Whether [`Microkernel::tile`] reads rows in runs (`Tile::segs > 1`).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    const SEGMENTS: bool = false;
 
     /// Computes one tile.
     ///
@@ -319,6 +335,11 @@ pub(crate) enum ASource<'a> {
     /// whole K blocks ([`direct_kc`]), else im2col rows gathered into
     /// scratch per `ic` block.
     Im2col(&'a ConvShape, &'a [f32]),
+    /// An implicit GEMM of `shape` on a copy of its input with the padding
+    /// written out ([`padded_len`]): row `m`'s reduction is `kh` runs of
+    /// `kw·cin` floats (one per kernel row), read in place by a kernel with
+    /// [`Microkernel::SEGMENTS`], the whole K in one block.
+    Padded(&'a ConvShape, &'a [f32]),
 }
 
 impl ASource<'_> {
@@ -326,7 +347,7 @@ impl ASource<'_> {
     fn direct_kc(&self, kc_max: usize) -> Option<usize> {
         match self {
             ASource::Im2col(shape, _) => direct_kc(shape, kc_max),
-            ASource::Pixels(..) => None,
+            ASource::Pixels(..) | ASource::Padded(..) => None,
         }
     }
 
@@ -335,6 +356,7 @@ impl ASource<'_> {
         match self {
             ASource::Im2col(shape, _) => copies_a(shape, true, kc_max),
             ASource::Pixels(shape, _) => copies_a(shape, false, kc_max),
+            ASource::Padded(..) => false,
         }
     }
 }
@@ -354,7 +376,10 @@ impl Problem<'_> {
     /// `direct` floats when A is read in place, else [`k_blocks`].
     fn k_blocking(&self, kc_max: usize) -> (Option<usize>, usize, usize) {
         let direct = self.a.direct_kc(kc_max);
-        let (nk, kcb) = direct.map_or_else(|| k_blocks(self.k, kc_max), |kc| (self.k / kc, kc));
+        let (nk, kcb) = match self.a {
+            ASource::Padded(..) => (1, self.k),
+            _ => direct.map_or_else(|| k_blocks(self.k, kc_max), |kc| (self.k / kc, kc)),
+        };
         (direct, nk, kcb)
     }
 }
@@ -461,7 +486,12 @@ unsafe fn task_rows<U: Microkernel>(
     // ic blocks: see `mc_block`.
     let mc = mc_block(rows.len(), U::MC, U::MR);
     let shape = match p.a {
-        ASource::Pixels(shape, _) | ASource::Im2col(shape, _) => shape,
+        ASource::Pixels(shape, _) | ASource::Im2col(shape, _) | ASource::Padded(shape, _) => shape,
+    };
+    // Padded input: runs of one kernel row each, a padded row apart.
+    let (segs, seg_stride) = match p.a {
+        ASource::Padded(s, _) => (s.kh, (s.in_w + s.pad_left + s.pad_right) * s.in_c),
+        _ => (1, 0),
     };
     let (oh, ow) = (shape.out_h(), shape.out_w());
 
@@ -496,6 +526,7 @@ unsafe fn task_rows<U: Microkernel>(
                             *a = input.as_ptr().wrapping_add(o + k0);
                         }
                     }
+                    ASource::Padded(shape, padded) => padded_rows(shape, padded, ic, a_block),
                     ASource::Im2col(shape, input) if direct.is_some() => tap_rows(shape, input, k0, ic, a_block),
                     ASource::Im2col(shape, input) => {
                         // SAFETY: the caller guarantees U's ISA.
@@ -563,6 +594,8 @@ unsafe fn task_rows<U: Microkernel>(
                         bias: if last && !bias.is_null() { bias.wrapping_add(jc) } else { std::ptr::null() },
                         res: res_rows,
                         relu: last && p.ep.relu,
+                        segs,
+                        seg_stride,
                         ..Tile::EMPTY
                     };
                     i += mr;
@@ -763,6 +796,7 @@ pub(crate) unsafe fn gemm_rows<U: Microkernel>(
                     pf_lines,
                     pf_step,
                     pf_l1: if s + 1 == strips { next } else { std::ptr::null() },
+                    ..Tile::EMPTY
                 };
                 // SAFETY: the caller guarantees U's ISA and the extents of A,
                 // B and C; strips cover rows 0..m, tiles columns jr..jr+nr < n.

@@ -9,9 +9,13 @@
 //!   kernel, stride and padding) as implicit GEMM: `K = kh·kw·cin` in HWIO
 //!   order. When `cin` splits into whole K blocks (128 channels or more:
 //!   ResNet50's 3×3 layers), each K block lies inside one kernel tap and A's
-//!   rows are read in place, a row of zeros standing for the padding; else
-//!   (the stem) im2col rows are gathered on the fly, one `MC × KC` block at a
-//!   time, into the caller's scratch, with zeros for the padding.
+//!   rows are read in place, a row of zeros standing for the padding. With
+//!   fewer channels (the stem's 3) and the whole K in one block, the AVX-512
+//!   kernel reads each row in place as `kh` runs of `kw·cin` floats from a
+//!   copy of the input with its padding written out (`ASource::Padded`, the
+//!   copy at the front of scratch); other ISAs gather im2col rows on the fly,
+//!   one `MC × KC` block at a time, into the caller's scratch, with zeros for
+//!   the padding.
 //!
 //! Both take B packed once by [`pack_b`] (ISA-neutral 16-column panels, see
 //! [`pack`]) and run the BLIS-style loop nest of `loops.rs` over one
@@ -21,7 +25,8 @@
 //! |-----|------|--------------|----|----|
 //! | scalar | `scalar.rs` | 4×16 | 256 | 128 |
 //! | AVX2+FMA | `avx2.rs` | 6×16 | 256 | 144 |
-//! | AVX-512F | `avx512.rs` | 8×32 (8×16 for an odd last panel) | 192 | 192 |
+//! | AVX-512F | `avx512.rs` | 8×32 (8×16 for an odd last panel) | 512 (192 in Winograd's products) | 192 |
+//! | AVX-512F, tall | `avx512.rs` | 16×16, Winograd's products of 9+ rows | 256 | – |
 //! | NEON | `neon.rs` | 6×16 | 256 | 144 |
 //!
 //! Rows of A are strips of balanced height `1..=MR` (49 rows → 4×6 + 5×5), so
@@ -55,6 +60,7 @@ mod neon;
 
 pub use pack::{pack_b, packed_b_len, PANEL};
 
+use crate::buffer::round_up_floats;
 use crate::isa::Isa;
 use crate::shape::{ConvShape, Epilogue};
 use loops::{ASource, Blocking, Problem};
@@ -96,9 +102,12 @@ pub fn conv1x1_scratch_len(shape: &ConvShape, threads: usize) -> usize {
 }
 
 /// Scratch floats [`conv_implicit`] needs for `threads` tasks (one im2col
-/// block per task; none when its taps are read in place), for any ISA.
+/// block per task; none when its taps are read in place; the padded input
+/// when an ISA reads its rows in runs from it), for any ISA.
 pub fn implicit_scratch_len(shape: &ConvShape, threads: usize) -> usize {
-    scratch_for(shape, threads, true)
+    let padded =
+        if shape.is_valid() && pack::reads_padded(shape) { round_up_floats(pack::padded_len(shape)) } else { 0 };
+    scratch_for(shape, threads, true).max(padded)
 }
 
 /// Validates the arguments shared by both convolutions.
@@ -244,8 +253,30 @@ pub fn conv_implicit(
     let need = implicit_scratch_len(shape, threads);
     check("conv_implicit", isa, shape, input, packed, ep, output, scratch, need);
     let (m, k, n) = gemm_dims(shape);
-    let p = Problem { m, k, n, a: ASource::Im2col(shape, input), b: packed, ep };
-    dispatch(isa, &p, output, scratch, threads);
+    if takes_runs(isa) && pack::reads_padded(shape) {
+        // The input with its padding written out, at the front of scratch
+        // (see implicit_scratch_len), one padded row per task.
+        let (padded, rest) = scratch.split_at_mut(round_up_floats(pack::padded_len(shape)));
+        let padded = &mut padded[..pack::padded_len(shape)];
+        crate::par::for_each_chunk(padded, pack::padded_row_len(shape), threads, |i, row| {
+            pack::pad_row(shape, input, i, row)
+        });
+        let p = Problem { m, k, n, a: ASource::Padded(shape, padded), b: packed, ep };
+        dispatch(isa, &p, output, rest, threads);
+    } else {
+        let p = Problem { m, k, n, a: ASource::Im2col(shape, input), b: packed, ep };
+        dispatch(isa, &p, output, scratch, threads);
+    }
+}
+
+/// Whether `isa`'s microkernel reads A rows in runs
+/// ([`loops::Microkernel::SEGMENTS`]), as [`ASource::Padded`] needs.
+fn takes_runs(isa: Isa) -> bool {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => <avx512::Avx512 as loops::Microkernel>::SEGMENTS,
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -262,7 +293,8 @@ mod tests {
     /// zmm path runs), through the real loop nest: NR = 32 tiles, odd panel
     /// counts, partial columns, M not a multiple of 8, several K blocks (of
     /// up to 512: 1×1 layers with up to 1100 channels) and MC blocks of 192,
-    /// every epilogue, 1–3 tasks, 1×1 and implicit.
+    /// every epilogue, 1–3 tasks, 1×1 and implicit; implicit ones with few
+    /// channels also read in runs from a padded input (`ASource::Padded`).
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx512_body_emulated_matches_reference() {
@@ -271,6 +303,7 @@ mod tests {
         let mut pick = |n: usize| (lcg(&mut seed).abs() * n as f32) as usize % n;
         let pools: Vec<rayon::ThreadPool> =
             (1..=3).map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
+        let mut padded_cases = 0;
         for case in 0..120 {
             let k = [1, 1, 1, 3, 7][pick(5)];
             let big = case % 4 == 0;
@@ -320,12 +353,27 @@ mod tests {
                         "{s:?} t{threads} [{i}]: {g} vs {w}"
                     );
                 }
+                // Read in runs from the padded input: the same sums bit for
+                // bit (the same FMA chain over k, zeros included).
+                if !one && pack::reads_padded(&s) {
+                    let mut padded = vec![f32::NAN; pack::padded_len(&s)];
+                    for (i, row) in padded.chunks_exact_mut(pack::padded_row_len(&s)).enumerate() {
+                        pack::pad_row(&s, &input, i, row);
+                    }
+                    let pp = Problem { a: ASource::Padded(&s, &padded), ..p };
+                    let mut runs = vec![f32::NAN; s.output_len()];
+                    // SAFETY: as above; Padded needs no scratch.
+                    pools[threads - 1].install(|| unsafe { loops::run::<Avx512Emu>(&pp, &mut runs, &mut [], threads) });
+                    assert!(runs.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()), "{s:?} t{threads}: runs");
+                    padded_cases += 1;
+                }
                 match &first {
                     None => first = Some(got),
                     Some(f) => assert!(f.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits()), "{s:?}: threads"),
                 }
             }
         }
+        assert!(padded_cases > 30, "only {padded_cases} cases read a padded input");
     }
 
     /// The tall AVX-512 kernel body on emulated lanes, through its loop
