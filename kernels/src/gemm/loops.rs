@@ -722,32 +722,36 @@ fn prefetch_l2(p: *const u8) {
     let _ = p;
 }
 
-/// `C[m × n] = A[m × k] · B[k × n]` with no epilogue, for Winograd's
-/// per-position products (`m` = a block's tiles, up to a few dozen): A rows
-/// at stride `lda`, B in 16-column panels of `k` rows each (consecutive), C
-/// rows at stride `ldc`. Same microkernel, K blocking, balanced strips and
-/// next-panel prefetch as [`run`], on the calling thread. `b_after` (or
-/// null) is the B of the caller's next product, with the same `k`: its first
-/// panels are prefetched during the last column block, so that a sequence
-/// of products streams its weights without a cold start each (Winograd's
-/// deep layers at batch 1 read 17 MB of them from memory per call).
+/// One product `C[m × n] = A[m × k] · B[k × n]` with no epilogue, for
+/// Winograd's per-position products (`m` = a block's tiles, up to a few
+/// dozen): A rows at stride `lda`, B in 16-column panels of `k` rows each
+/// (consecutive), C rows at stride `ldc`. `b_after` (or null) is the B of
+/// the caller's next product, with the same `k`: its first panels are
+/// prefetched during the last column block, so that a sequence of products
+/// streams its weights without a cold start each (Winograd's deep layers at
+/// batch 1 read 17 MB of them from memory per call).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowsProduct {
+    pub m: usize,
+    pub k: usize,
+    pub a: *const f32,
+    pub lda: usize,
+    pub b: *const f32,
+    pub n: usize,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub b_after: *const f32,
+}
+
+/// Computes `p` with the same microkernel, K blocking, balanced strips and
+/// next-panel prefetch as [`run`], on the calling thread.
 ///
 /// # Safety
-/// `U`'s ISA is supported; `a` is readable for `m` rows of `k` floats,
-/// `b` for `ceil(n / 16)` panels of `k × 16` floats, `c` writable for `m`
-/// rows of `n` floats.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm_rows<U: Microkernel>(
-    m: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    n: usize,
-    c: *mut f32,
-    ldc: usize,
-    b_after: *const f32,
-) {
+/// `U`'s ISA is supported; `p.a` is readable for `m` rows of `k` floats,
+/// `p.b` for `ceil(n / 16)` panels of `k × 16` floats, `p.c` writable for
+/// `m` rows of `n` floats.
+pub(crate) unsafe fn gemm_rows<U: Microkernel>(p: &RowsProduct) {
+    let RowsProduct { m, k, a, lda, b, n, c, ldc, b_after } = *p;
     if m == 0 || n == 0 || k == 0 {
         return;
     }
@@ -875,18 +879,8 @@ pub(crate) trait TallMicrokernel {
 /// # Safety
 /// As [`gemm_rows`].
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm_rows_tall<U: TallMicrokernel>(
-    m: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    n: usize,
-    c: *mut f32,
-    ldc: usize,
-    b_after: *const f32,
-) {
+pub(crate) unsafe fn gemm_rows_tall<U: TallMicrokernel>(p: &RowsProduct) {
+    let RowsProduct { m, k, a, lda, b, n, c, ldc, b_after } = *p;
     if m == 0 || n == 0 || k == 0 {
         return;
     }

@@ -63,6 +63,7 @@ pub use pack::{pack_b, packed_b_len, PANEL};
 use crate::buffer::round_up_floats;
 use crate::isa::Isa;
 use crate::shape::{ConvShape, Epilogue};
+pub(crate) use loops::RowsProduct;
 use loops::{ASource, Blocking, Problem};
 
 /// The blocking of every microkernel compiled in (scratch must suit any ISA).
@@ -154,41 +155,29 @@ fn dispatch(isa: Isa, p: &Problem, output: &mut [f32], scratch: &mut [f32], thre
     }
 }
 
-/// `C[m × n] = A[m × k] · B[k × n]` on the calling thread with the GEMM
-/// microkernel of `isa` (Winograd's per-position products; see
-/// [`loops::gemm_rows`] for the layouts).
+/// `p` (`C[m × n] = A[m × k] · B[k × n]`) on the calling thread with the
+/// GEMM microkernel of `isa` (Winograd's per-position products; see
+/// [`loops::RowsProduct`] for the layouts).
 ///
 /// # Safety
-/// `isa` is supported by this CPU; `a` is readable for `m` rows of `k`
-/// floats at stride `lda`, `b` for `ceil(n / 16)` packed panels of `k × 16`,
-/// `c` writable for `m` rows of `n` floats at stride `ldc`.
-#[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn gemm_rows(
-    isa: Isa,
-    m: usize,
-    k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    n: usize,
-    c: *mut f32,
-    ldc: usize,
-    b_after: *const f32,
-) {
+/// `isa` is supported by this CPU; `p.a` is readable for `m` rows of `k`
+/// floats at stride `lda`, `p.b` for `ceil(n / 16)` packed panels of `k ×
+/// 16`, `p.c` writable for `m` rows of `n` floats at stride `ldc`.
+pub(crate) unsafe fn gemm_rows(isa: Isa, p: &RowsProduct) {
     // SAFETY (all arms): forwarded caller contract.
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { loops::gemm_rows::<avx2::Avx2>(m, k, a, lda, b, n, c, ldc, b_after) },
+        Isa::Avx2 => unsafe { loops::gemm_rows::<avx2::Avx2>(p) },
         // More rows than one 8×32 strip: the tall kernel reads B once.
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if m > <avx512::Avx512 as loops::Microkernel>::MR => unsafe {
-            loops::gemm_rows_tall::<avx512::Avx512Tall>(m, k, a, lda, b, n, c, ldc, b_after)
+        Isa::Avx512 if p.m > <avx512::Avx512 as loops::Microkernel>::MR => unsafe {
+            loops::gemm_rows_tall::<avx512::Avx512Tall>(p)
         },
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { loops::gemm_rows::<avx512::Avx512>(m, k, a, lda, b, n, c, ldc, b_after) },
+        Isa::Avx512 => unsafe { loops::gemm_rows::<avx512::Avx512>(p) },
         #[cfg(target_arch = "aarch64")]
-        Isa::Neon => unsafe { loops::gemm_rows::<neon::Neon>(m, k, a, lda, b, n, c, ldc, b_after) },
-        _ => unsafe { loops::gemm_rows::<scalar::Scalar>(m, k, a, lda, b, n, c, ldc, b_after) },
+        Isa::Neon => unsafe { loops::gemm_rows::<neon::Neon>(p) },
+        _ => unsafe { loops::gemm_rows::<scalar::Scalar>(p) },
     }
 }
 
@@ -399,32 +388,14 @@ mod tests {
             let after = vec![0.0f32; k * pack::PANEL];
             let mut want = vec![f32::NAN; m * ldc];
             let mut got = vec![f32::NAN; m * ldc];
+            let (a_ptr, b_ptr, after) = (a.as_ptr(), b.as_ptr(), after.as_ptr());
+            let at = |c: *mut f32| RowsProduct { m, k, a: a_ptr, lda, b: b_ptr, n, c, ldc, b_after: after };
             // SAFETY: A has m rows of lda ≥ k floats, B `panels` panels of
             // k × 16, C m rows of ldc ≥ n; the emulated kernels need no CPU
             // feature.
             unsafe {
-                loops::gemm_rows::<Avx512Emu>(
-                    m,
-                    k,
-                    a.as_ptr(),
-                    lda,
-                    b.as_ptr(),
-                    n,
-                    want.as_mut_ptr(),
-                    ldc,
-                    after.as_ptr(),
-                );
-                loops::gemm_rows_tall::<Avx512TallEmu>(
-                    m,
-                    k,
-                    a.as_ptr(),
-                    lda,
-                    b.as_ptr(),
-                    n,
-                    got.as_mut_ptr(),
-                    ldc,
-                    after.as_ptr(),
-                );
+                loops::gemm_rows::<Avx512Emu>(&at(want.as_mut_ptr()));
+                loops::gemm_rows_tall::<Avx512TallEmu>(&at(got.as_mut_ptr()));
             }
             for r in 0..m {
                 for j in 0..ldc {

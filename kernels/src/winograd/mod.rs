@@ -816,15 +816,17 @@ unsafe fn task(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: boo
             unsafe {
                 crate::gemm::gemm_rows(
                     k.isa,
-                    t1 - t0,
-                    cin,
-                    v.add(pos * vstride),
-                    plan.ldv,
-                    u_at(pos, p0),
-                    (p1 - p0) * PANEL,
-                    mbuf.add(pos * mstride),
-                    cb,
-                    after,
+                    &crate::gemm::RowsProduct {
+                        m: t1 - t0,
+                        k: cin,
+                        a: v.add(pos * vstride),
+                        lda: plan.ldv,
+                        b: u_at(pos, p0),
+                        n: (p1 - p0) * PANEL,
+                        c: mbuf.add(pos * mstride),
+                        ldc: cb,
+                        b_after: after,
+                    },
                 )
             };
         }

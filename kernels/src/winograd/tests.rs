@@ -201,15 +201,17 @@ fn gemm_kernels_match_scalar_sums() {
                 unsafe {
                     crate::gemm::gemm_rows(
                         isa,
-                        rows,
-                        kk,
-                        a.as_ptr(),
-                        lda,
-                        b.as_ptr(),
-                        npanels * PANEL,
-                        c.as_mut_ptr(),
-                        ldc,
-                        std::ptr::null(),
+                        &crate::gemm::RowsProduct {
+                            m: rows,
+                            k: kk,
+                            a: a.as_ptr(),
+                            lda,
+                            b: b.as_ptr(),
+                            n: npanels * PANEL,
+                            c: c.as_mut_ptr(),
+                            ldc,
+                            b_after: std::ptr::null(),
+                        },
                     )
                 };
                 for r in 0..rows {
