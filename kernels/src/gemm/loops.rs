@@ -493,6 +493,7 @@ unsafe fn task_rows<U: Microkernel>(
         ASource::Padded(s, _) => (s.kh, (s.in_w + s.pad_left + s.pad_right) * s.in_c),
         _ => (1, 0),
     };
+    debug_assert!(segs == 1 || U::SEGMENTS, "a padded input needs a kernel that reads rows in runs");
     let (oh, ow) = (shape.out_h(), shape.out_w());
 
     let mut jc = cols.start;
@@ -683,7 +684,9 @@ unsafe fn task_rows<U: Microkernel>(
                         t.pf_l1 = if s + 1 == strips { next } else { std::ptr::null() };
                         // SAFETY: the caller guarantees U's ISA; the tile's A
                         // rows are rows of this ic block's A (kc floats from
-                        // k0), b is panel jr at row k0 (kc rows), C row m's
+                        // k0; for a padded input, kh runs of kw·cin floats a
+                        // padded row apart, inside the padded copy whose
+                        // length the caller checked), b is panel jr at row k0 (kc rows), C row m's
                         // columns jr..jr + nr are inside C and owned by this
                         // task, and the residual (checked against the shape
                         // by Epilogue::check, or C itself) and the bias
