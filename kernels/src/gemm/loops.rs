@@ -686,7 +686,8 @@ unsafe fn task_rows<U: Microkernel>(
                         // rows are rows of this ic block's A (kc floats from
                         // k0; for a padded input, kh runs of kw·cin floats a
                         // padded row apart, inside the padded copy whose
-                        // length the caller checked), b is panel jr at row k0 (kc rows), C row m's
+                        // length the caller checked), b is panel jr at row
+                        // k0 (kc rows), C row m's
                         // columns jr..jr + nr are inside C and owned by this
                         // task, and the residual (checked against the shape
                         // by Epilogue::check, or C itself) and the bias
