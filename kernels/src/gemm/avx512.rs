@@ -188,7 +188,8 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
     // valid floats at c + r·ldc (and the residual likewise), the bias nr
     // floats; masked-off lanes are neither read nor written; each B panel
     // read holds kc rows of 16 floats (the second only exists, and is only
-    // read, when nr > 16, i.e. NV == 2); A row r holds kc floats.
+    // read, when nr > 16, i.e. NV == 2); A row r holds kc floats (SEG:
+    // segs runs of kc / segs floats, seg_stride apart).
     unsafe {
         let mut acc = [[V::zero(); NV]; MR];
         if t.accumulate {
