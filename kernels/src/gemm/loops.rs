@@ -17,7 +17,7 @@
 //! on the shape only, so results are bit-identical for a given ISA whatever the
 //! thread count or the scheduling.
 
-use super::pack::{direct_kc, im2col_block, is_padding_row, padded_rows, pixel_rows, tap_rows, PANEL};
+use super::pack::{direct_kc, im2col_block, is_padding_row, padded_row_len, padded_rows, pixel_rows, tap_rows, PANEL};
 use crate::buffer::round_up_floats;
 use crate::shape::{ConvShape, Epilogue};
 use std::ops::Range;
@@ -490,7 +490,7 @@ unsafe fn task_rows<U: Microkernel>(
     };
     // Padded input: runs of one kernel row each, a padded row apart.
     let (segs, seg_stride) = match p.a {
-        ASource::Padded(s, _) => (s.kh, (s.in_w + s.pad_left + s.pad_right) * s.in_c),
+        ASource::Padded(s, _) => (s.kh, padded_row_len(s)),
         _ => (1, 0),
     };
     debug_assert!(segs == 1 || U::SEGMENTS, "a padded input needs a kernel that reads rows in runs");

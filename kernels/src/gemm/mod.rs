@@ -245,8 +245,9 @@ pub fn conv_implicit(
     if takes_runs(isa) && pack::reads_padded(shape) {
         // The input with its padding written out, at the front of scratch
         // (see implicit_scratch_len), one padded row per task.
-        let (padded, rest) = scratch.split_at_mut(round_up_floats(pack::padded_len(shape)));
-        let padded = &mut padded[..pack::padded_len(shape)];
+        let len = pack::padded_len(shape);
+        let (padded, rest) = scratch.split_at_mut(round_up_floats(len));
+        let padded = &mut padded[..len];
         crate::par::for_each_chunk(padded, pack::padded_row_len(shape), threads, |i, row| {
             pack::pad_row(shape, input, i, row)
         });
@@ -345,10 +346,7 @@ mod tests {
                 // Read in runs from the padded input: the same sums bit for
                 // bit (the same FMA chain over k, zeros included).
                 if !one && pack::reads_padded(&s) {
-                    let mut padded = vec![f32::NAN; pack::padded_len(&s)];
-                    for (i, row) in padded.chunks_exact_mut(pack::padded_row_len(&s)).enumerate() {
-                        pack::pad_row(&s, &input, i, row);
-                    }
+                    let padded = pack::padded_input(&s, &input);
                     let pp = Problem { a: ASource::Padded(&s, &padded), ..p };
                     let mut runs = vec![f32::NAN; s.output_len()];
                     // SAFETY: as above; Padded needs no scratch.

@@ -195,6 +195,17 @@ pub(crate) fn pad_row(s: &ConvShape, input: &[f32], i: usize, dst: &mut [f32]) {
     dst[left + row..].fill(0.0);
 }
 
+/// The whole padded input of `s` ([`pad_row`] row by row; `conv_implicit`
+/// shares the rows among its workers instead).
+#[cfg(test)]
+pub(crate) fn padded_input(s: &ConvShape, input: &[f32]) -> Vec<f32> {
+    let mut padded = vec![f32::NAN; padded_len(s)];
+    for (i, row) in padded.chunks_exact_mut(padded_row_len(s)).enumerate() {
+        pad_row(s, input, i, row);
+    }
+    padded
+}
+
 /// Row pointers of output pixels `m0 ..` into the padded input of `s`
 /// ([`pad_row`]): the first float of each pixel's window (kernel row 0,
 /// tap 0, channel 0); kernel row `ky` is [`padded_row_len`]`·ky` further.
@@ -378,10 +389,7 @@ mod tests {
         (s.pad_bottom, s.pad_left, s.pad_right) = (2, 2, 0);
         assert!(reads_padded(&s));
         let input: Vec<f32> = (0..s.input_len()).map(|i| i as f32 + 1.0).collect();
-        let mut padded = vec![f32::NAN; padded_len(&s)];
-        for (i, row) in padded.chunks_exact_mut(padded_row_len(&s)).enumerate() {
-            pad_row(&s, &input, i, row);
-        }
+        let padded = padded_input(&s, &input);
         let (oh, ow) = (s.out_h(), s.out_w());
         let mut rows = vec![std::ptr::null(); 2 * oh * ow];
         padded_rows(&s, &padded, 0, &mut rows);
