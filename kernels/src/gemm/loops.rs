@@ -627,34 +627,6 @@ unsafe fn task_rows<U: Microkernel>(
                         (std::ptr::null(), 0)
                     }
                 };
-                // The A block the loop nest reads next (the next ic block of
-                // this K block, or the first of the next K block), when it
-                // is read in place from a stride-1 input: pulled into L2 a
-                // share per tile, so the first column panel that reads it
-                // does not wait on L3. Its rows are short (kc floats) and
-                // read six at a time, which the hardware stream prefetchers
-                // follow poorly (56×56×256→64 ran 18 % faster with this).
-                let next_a = match p.a {
-                    ASource::Pixels(shape, input)
-                        if !packs_pixels(shape) && shape.stride_h == 1 && shape.stride_w == 1 =>
-                    {
-                        let (row0, nrows, kk, width) = if ic + mcur < rows.end {
-                            (ic + mcur, mc.min(rows.end - ic - mcur), k0, kc)
-                        } else if kb + 1 < nk {
-                            (rows.start, mc.min(rows.len()), k0 + kcb, kcb.min(p.k - k0 - kcb))
-                        } else {
-                            (0, 0, 0, 0)
-                        };
-                        let start = input.as_ptr().wrapping_add(row0 * p.k + kk) as *const u8;
-                        (start, nrows, width.div_ceil(16))
-                    }
-                    _ => (std::ptr::null(), 0, 0),
-                };
-                let (a_start, a_rows, a_row_lines) = next_a;
-                let a_lines = a_rows * a_row_lines;
-                let tiles_here = (jc_end - jc).div_ceil(U::NR) * strips;
-                let a_lines_per_tile = a_lines.div_ceil(tiles_here.max(1));
-                let (mut a_row, mut a_col, mut a_done) = (0, 0, 0);
                 let mut jr = jc;
                 while jr < jc_end {
                     let (next, lines) = next_panel(jr);
@@ -665,14 +637,6 @@ unsafe fn task_rows<U: Microkernel>(
                             // C += 0 (no bias or residual before the last K block).
                             t.c = t.c.wrapping_add(U::NR);
                             continue;
-                        }
-                        for _ in 0..a_lines_per_tile.min(a_lines - a_done) {
-                            prefetch_l2(a_start.wrapping_add(a_row * p.k * 4 + 64 * a_col));
-                            a_done += 1;
-                            a_col += 1;
-                            if a_col == a_row_lines {
-                                (a_row, a_col) = (a_row + 1, 0);
-                            }
                         }
                         let (l0, pf_lines, step) =
                             if lines == kc { strip_pf[s] } else { strip_prefetch(lines, s, strips, kc) };
@@ -710,20 +674,6 @@ unsafe fn task_rows<U: Microkernel>(
         }
         jc = jc_end;
     }
-}
-
-/// Hints that the cache line at `p` will be read soon (into L2). Any
-/// address is harmless: a prefetch never faults.
-#[inline(always)]
-fn prefetch_l2(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: prefetch is a hint that never faults, whatever the address;
-    // SSE is part of the x86-64 baseline.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p as *const i8)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// One product `C[m × n] = A[m × k] · B[k × n]` with no epilogue, for
