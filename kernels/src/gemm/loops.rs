@@ -114,6 +114,12 @@ pub(crate) struct Tile {
     /// Floats from one run of a row to the next (when `segs > 1`).
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub seg_stride: usize,
+    /// The tile the loop nest computes after this one, or null: its C
+    /// tile, residual rows and A rows are what the AVX-512 kernel pulls into
+    /// L1 during its k loop (hints only). Valid for reads while this tile
+    /// is computed.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub next: *const Tile,
 }
 
 impl Tile {
@@ -138,6 +144,7 @@ impl Tile {
         pf_l1: std::ptr::null(),
         segs: 1,
         seg_stride: 0,
+        next: std::ptr::null(),
     };
 }
 
@@ -632,7 +639,22 @@ unsafe fn task_rows<U: Microkernel>(
                     let (next, lines) = next_panel(jr);
                     let b = panel(jr);
                     let nr = U::NR.min(p.n - jr);
-                    for (s, t) in tiles[..strips].iter_mut().enumerate() {
+                    let strip_tiles = tiles.as_mut_ptr();
+                    for s in 0..strips {
+                        // The tile after this one: the next strip, or the
+                        // first strip at the next column tile (whose C and
+                        // residual pointers have already moved on by NR).
+                        let after = if s + 1 < strips {
+                            strip_tiles.wrapping_add(s + 1)
+                        } else if jr + U::NR < jc_end {
+                            strip_tiles
+                        } else {
+                            std::ptr::null_mut()
+                        };
+                        // SAFETY: s < strips <= MAX_STRIPS; no other
+                        // reference to tile s is alive (the kernel below
+                        // reads its successor through `next` only).
+                        let t = unsafe { &mut *strip_tiles.add(s) };
                         if padding_only[s] {
                             // C += 0 (no bias or residual before the last K block).
                             t.c = t.c.wrapping_add(U::NR);
@@ -646,6 +668,7 @@ unsafe fn task_rows<U: Microkernel>(
                         t.pf_lines = pf_lines;
                         t.pf_step = step;
                         t.pf_l1 = if s + 1 == strips { next } else { std::ptr::null() };
+                        t.next = after;
                         // SAFETY: the caller guarantees U's ISA; the tile's A
                         // rows are rows of this ic block's A (kc floats from
                         // k0; for a padded input, kh runs of kw·cin floats a
