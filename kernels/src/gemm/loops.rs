@@ -436,6 +436,15 @@ pub(crate) unsafe fn run<U: Microkernel>(p: &Problem, out: &mut [f32], scratch: 
 /// faster, the whole inference within the noise.
 const C_CHUNK_BYTES: usize = 512 << 10;
 
+/// Largest K at which a residual already in C ([`Epilogue::residual_in_output`])
+/// is where a single-K-block tile starts its sums, rather than an add in the
+/// epilogue. Either way C's tile is read once; at K = 64 a tile's k loop is
+/// short enough that taking the residual's loads and adds out of the
+/// epilogue shows: ResNet50's 56×56 `conv2_block1_3`/`block2_3` 2 % faster in
+/// the network (same-process A/B on Zen 4, AVX-512; AVX2 standalone +0.4–2 %),
+/// while at K = 128–512 starting from C was 1–3 % slower.
+const IN_PLACE_START_MAX_K: usize = 64;
+
 /// One task: rows × cols of C, through the whole K reduction, in chunks of
 /// rows of at most [`C_CHUNK_BYTES`] of C when there are several K blocks.
 ///
@@ -482,14 +491,18 @@ unsafe fn task_rows<U: Microkernel>(
     // K blocks: whole taps when A is read in place, else `k_blocks`.
     let (direct, nk, kcb) = kb;
     let bias = p.ep.bias.map_or(std::ptr::null(), |b| b.as_ptr());
-    // A residual already in C (Epilogue::residual_in_output): with one K
-    // block the epilogue reads it from the C tile just before storing over
-    // it, exactly as a separate residual; with several, the first block's
-    // sums start from it (later blocks overwrite C with partial sums).
+    // A residual already in C (Epilogue::residual_in_output): the sums
+    // start from it, like a K block after the first, when there are several
+    // K blocks (later blocks overwrite C with partial sums) or K is at most
+    // IN_PLACE_START_MAX_K; otherwise the epilogue reads it from the C tile
+    // just before storing over it, exactly as a separate residual.
     let in_place = p.ep.residual_in_output;
-    let res =
-        if in_place && nk == 1 { c as *const f32 } else { p.ep.residual.map_or(std::ptr::null(), |r| r.as_ptr()) };
-    let start_from_c = in_place && nk > 1;
+    let start_from_c = in_place && (nk > 1 || p.k <= IN_PLACE_START_MAX_K);
+    let res = if in_place && !start_from_c {
+        c as *const f32
+    } else {
+        p.ep.residual.map_or(std::ptr::null(), |r| r.as_ptr())
+    };
     // ic blocks: see `mc_block`.
     let mc = mc_block(rows.len(), U::MC, U::MR);
     let shape = match p.a {
