@@ -332,7 +332,7 @@ unsafe fn next_tile_into_l1<V: Lanes16, const MR: usize, const NV: usize, const 
             V::prefetch(c.wrapping_add(16 * v) as *const i8);
             // A residual in C (in place) is covered by the line above.
             let res = n.res[r];
-            if !res.is_null() && res != c as *const f32 {
+            if !res.is_null() && !std::ptr::eq(res, c) {
                 V::prefetch(res.wrapping_add(16 * v) as *const i8);
             }
         }

@@ -326,7 +326,8 @@ pub fn check_header(tile: WinogradTile, cin: usize, cout: usize, header: &[f32])
 /// contiguous range of them each — consecutive blocks, the image's rows in
 /// order — and then take the others' last ones (see [`crate::par`]);
 /// each output value is written by exactly one task, with the same
-/// operations whichever worker runs it.
+/// operations whichever worker runs it. With a channel split the input
+/// transform runs first, once per tile, as its own job (`Plan::shares_v`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
     /// Tile size.
@@ -430,6 +431,19 @@ impl Plan {
     /// Tasks (`blocks · cs`).
     pub fn tasks(&self) -> usize {
         self.blocks * self.cs
+    }
+    /// Whether the workers first transform the input once into a V per
+    /// block that all the block's tasks read, instead of each task
+    /// transforming its own block: with a channel split (`cs > 1`), whose
+    /// tasks share blocks, each of `cs` tasks would transform the same tiles.
+    /// One extra job start (a few hundred ns in a thread team) buys that
+    /// back: at 2 threads, batch 1 (same-process A/B on Zen 4, v1), the
+    /// 14×14×256 F(3×3) layers (4 channel groups, 2 per worker, each
+    /// transform ~30 µs) took 0.41 instead of 0.44–0.47 ms, the 7×7×512 F(2×2)
+    /// ones 1–2 % less. The per-block V's take no more scratch than the
+    /// workers' own V's, as there are at most as many blocks as workers.
+    fn shares_v(&self) -> bool {
+        self.cs > 1 && self.slots > 1 && self.blocks <= self.slots
     }
     fn v_len(&self) -> usize {
         self.tile.positions() * self.tb * self.ldv
@@ -746,6 +760,35 @@ fn run_planned(
         residual: ep.residual.map_or(std::ptr::null(), |r| r.as_ptr()),
     };
     let relu = ep.relu;
+    if plan.shares_v() {
+        // Two jobs: every tile's input transform once, split between the
+        // workers, into one V per block (at the front of the scratch); then
+        // the products and output transforms of each (block × channel
+        // group) task, reading it. See `Plan::shares_v`.
+        let (v_all, m_all) = scratch[..need].split_at_mut(plan.blocks * plan.v_len());
+        let v = crate::par::SendPtr(v_all.as_mut_ptr());
+        let chunks = (2 * plan.workers()).min(plan.tiles);
+        crate::par::run_tasks(chunks, plan.workers(), &mut [], 0, |c, _| {
+            let (a, b) = (plan.tiles * c / chunks, plan.tiles * (c + 1) / chunks);
+            for t in a..b {
+                let blk = (0..plan.blocks).find(|&blk| t < plan.tiles * (blk + 1) / plan.blocks).unwrap_or(0);
+                let t0 = plan.tiles * blk / plan.blocks;
+                // SAFETY: tile t's rows of its block's V (t − t0 < tb),
+                // written by this task only.
+                unsafe {
+                    input_transform(plan, shape, k, sh, t, v.get().add(blk * plan.v_len() + (t - t0) * plan.ldv))
+                };
+            }
+        });
+        let m_len = plan.m_len();
+        crate::par::run_tasks(plan.tasks(), plan.workers(), m_all, m_len, |t, s| {
+            let blk = t / plan.cs;
+            // SAFETY: as below; V of block `blk` was written by the first
+            // job and is only read now.
+            unsafe { products_and_output(plan, shape, k, sh, relu, t, v.get().add(blk * plan.v_len()), s.as_mut_ptr()) }
+        });
+        return;
+    }
     crate::par::run_tasks(plan.tasks(), plan.workers(), &mut scratch[..need], per, |t, s| {
         // SAFETY: lengths validated above; run_tasks hands out each task
         // index once, task `t` writes only its own (tile block × channel
@@ -761,6 +804,63 @@ fn run_planned(
 /// `s` has `plan.worker_scratch()` floats; no other running task has the
 /// same `t`.
 unsafe fn task(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: bool, t: usize, s: &mut [f32]) {
+    let b = t / plan.cs;
+    let (t0, t1) = (plan.tiles * b / plan.blocks, plan.tiles * (b + 1) / plan.blocks);
+    let (v, mbuf) = s.split_at_mut(plan.v_len());
+    let (v, mbuf) = (v.as_mut_ptr(), mbuf.as_mut_ptr());
+    // 1. Input transform of the block.
+    for tt in t0..t1 {
+        // SAFETY: row tt - t0 < tb of this worker's V.
+        unsafe { input_transform(plan, shape, k, sh, tt, v.add((tt - t0) * plan.ldv)) };
+    }
+    // SAFETY: forwarded; V holds the block's transformed tiles.
+    unsafe { products_and_output(plan, shape, k, sh, relu, t, v, mbuf) }
+}
+
+/// Input transform of tile `t` into row 0 of `v` (its positions
+/// `plan.tb · plan.ldv` floats apart).
+///
+/// # Safety
+/// As [`task`]; `v` is writable for `positions` rows of `plan.ldv` floats at
+/// that stride.
+unsafe fn input_transform(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, t: usize, v: *mut f32) {
+    let tile = plan.tile;
+    let m = tile.m();
+    let tpi = plan.tiles_h * plan.tiles_w;
+    let img_len = shape.in_h * shape.in_w * shape.in_c;
+    let (n, r) = (t / tpi, t % tpi);
+    let (ty, tx) = (r / plan.tiles_w, r % plan.tiles_w);
+    let it = InTile {
+        // SAFETY: n < batch.
+        img: unsafe { sh.input.add(n * img_len) },
+        h: shape.in_h,
+        w: shape.in_w,
+        c: shape.in_c,
+        y0: (ty * m * tile.stride()) as isize - shape.pad_top as isize,
+        x0: (tx * m * tile.stride()) as isize - shape.pad_left as isize,
+    };
+    // SAFETY: positions at stride tb·ldv, ldv ≥ round_up(cin, LANES) for
+    // every ISA (LANES ≤ 16).
+    unsafe { (k.input)(&it, v, plan.tb * plan.ldv) };
+}
+
+/// Task `t`'s products and output transforms, from its block's transformed
+/// tiles in `v` (row `tt − t0` for tile `tt`), with `mbuf` (`plan.m_len()`
+/// floats) for the products.
+///
+/// # Safety
+/// As [`task`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn products_and_output(
+    plan: &Plan,
+    shape: &ConvShape,
+    k: Kernels,
+    sh: Shared,
+    relu: bool,
+    t: usize,
+    v: *const f32,
+    mbuf: *mut f32,
+) {
     let tile = plan.tile;
     let (m, npos) = (tile.m(), tile.positions());
     let (cin, cout) = (shape.in_c, shape.out_c);
@@ -768,31 +868,11 @@ unsafe fn task(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: boo
     let (b, cg) = (t / plan.cs, t % plan.cs);
     let (t0, t1) = (plan.tiles * b / plan.blocks, plan.tiles * (b + 1) / plan.blocks);
     let (p_begin, p_end) = (plan.panels * cg / plan.cs, plan.panels * (cg + 1) / plan.cs);
-    let (v, mbuf) = s.split_at_mut(plan.v_len());
-    let (v, mbuf) = (v.as_mut_ptr(), mbuf.as_mut_ptr());
     let tpi = plan.tiles_h * plan.tiles_w;
     let cb = plan.cbp * PANEL;
     let vstride = plan.tb * plan.ldv;
     let mstride = plan.tb * cb;
-    let img_len = shape.in_h * shape.in_w * cin;
 
-    // 1. Input transform of the block.
-    for t in t0..t1 {
-        let (n, r) = (t / tpi, t % tpi);
-        let (ty, tx) = (r / plan.tiles_w, r % plan.tiles_w);
-        let it = InTile {
-            // SAFETY: n < batch.
-            img: unsafe { sh.input.add(n * img_len) },
-            h: shape.in_h,
-            w: shape.in_w,
-            c: cin,
-            y0: (ty * m * tile.stride()) as isize - shape.pad_top as isize,
-            x0: (tx * m * tile.stride()) as isize - shape.pad_left as isize,
-        };
-        // SAFETY: row t - t0 < tb of V, positions at stride vstride, ldv ≥
-        // round_up(cin, LANES) for every ISA (LANES ≤ 16).
-        unsafe { (k.input)(&it, v.add((t - t0) * plan.ldv), vstride) };
-    }
     // 2. GEMMs and output transform, chunk by chunk of output channels.
     let mut p0 = p_begin;
     // Panel p of the weight matrix of transform position pos.

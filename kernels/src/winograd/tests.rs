@@ -258,3 +258,22 @@ fn channel_split_plans_keep_every_tile_in_one_block() {
     let p = Plan::with_tile(WinogradTile::F2x2, &s, 2);
     assert_eq!((p.tiles, p.blocks, p.cs), (49, 2, 1), "{p:?}");
 }
+
+#[test]
+fn channel_split_plans_transform_the_input_once() {
+    // Tasks that split the channels of a block share one V, transformed
+    // first; the other plans transform their own blocks.
+    let s = ConvShape::square(1, 14, 14, 256, 256, 3, 1, 1);
+    assert!(Plan::with_tile(WinogradTile::F3x3, &s, 2).shares_v());
+    assert!(!Plan::with_tile(WinogradTile::F3x3, &s, 1).shares_v());
+    assert!(!Plan::with_tile(WinogradTile::F2x2, &s, 2).shares_v());
+    // The shape of the thread-count bit-identity test in
+    // tests/winograd_props.rs takes the shared V at 3 and 4 threads with
+    // two blocks (F(4×4): 60 tiles), so that test covers this path.
+    let t = ConvShape::square(2, 23, 17, 37, 53, 3, 1, 1);
+    for threads in [3, 4] {
+        let p = Plan::with_tile(WinogradTile::F4x4, &t, threads);
+        assert!(p.shares_v() && p.blocks == 2, "{p:?}");
+        assert!(p.blocks * p.v_len() + p.workers() * p.m_len() <= p.workers() * p.worker_scratch());
+    }
+}
