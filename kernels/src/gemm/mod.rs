@@ -30,12 +30,14 @@
 //! | NEON | `neon.rs` | 6×16 | 256 | 144 |
 //!
 //! Rows of A are strips of balanced height `1..=MR` (49 rows → 4×6 + 5×5), so
-//! small M wastes no lanes. The microkernels unroll K by 4, prefetch their C
-//! tile and residual rows before the k loop, and prefetch the next B
+//! small M wastes no lanes. The microkernels unroll K by 4, prefetch C lines
+//! (AVX2/NEON: their own C tile and residual rows before the k loop;
+//! AVX-512: the loop nest's next tile's C, residual and A rows, spread over
+//! the k loop, see `avx512::next_tile_into_l1`), and prefetch the next B
 //! micro-panel: a share per strip into L2 (small-M layers stream B from
-//! L3/DRAM) and the whole panel into L1 in the last strip. A is left to the
-//! hardware prefetchers: the loop nest used to pull the next A block into
-//! L2 a share per tile, which the same-process A/B on Zen 4 measured 2–6 %
+//! L3/DRAM) and the whole panel into L1 in the last strip. The loop nest
+//! itself prefetches nothing: it used to pull the next A block into L2 a
+//! share per tile, which the same-process A/B on Zen 4 measured 2–6 %
 //! slower on every 56×56 and 28×28 1×1 layer (AVX-512 and AVX2) once the
 //! kernels prefetched their own B and C. A residual may be the output's own contents
 //! ([`Epilogue::residual_in_output`]): a bottleneck's last 1×1 adds its
