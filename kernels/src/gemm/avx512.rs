@@ -15,7 +15,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::loops::{Microkernel, TallMicrokernel, TallTile, Tile};
+use super::loops::{next_tile_lines, Microkernel, TallMicrokernel, TallTile, Tile};
 
 /// AVX-512F 8×32 microkernel.
 pub(crate) struct Avx512;
@@ -258,7 +258,11 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
                     V::prefetch_l2(p.wrapping_add(64 * (line_fx >> 16)));
                 }
                 line_fx += step_fx;
-                next_tile_into_l1::<V, MR, NV, SEG>(t, (s * run + k) / 4);
+                // The next tile into L1 (`t.next` is valid for reads: the
+                // tile contract; prefetches never fault). A rows read in
+                // runs (SEG) are not kc contiguous floats: left to the
+                // hardware.
+                next_tile_lines::<MR, NV>(t, (s * run + k) / 4, !SEG, |p| V::prefetch(p));
                 for u in 0..4 {
                     for p in &l1 {
                         V::prefetch(p.wrapping_add(64 * (k + u)));
@@ -297,54 +301,6 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
         for (r, row) in acc.iter().enumerate() {
             for (v, x) in row.iter().enumerate() {
                 V::store_masked(t.c.add(r * t.ldc + 16 * v), mask[v], *x);
-            }
-        }
-    }
-}
-
-/// Step `g` (one per 4 k steps) of pulling the loop nest's next tile
-/// ([`Tile::next`]) into L1 while this one computes: its C line `g` and
-/// residual line `g` (row `g / NV`, vector `g % NV`: all of them by step
-/// `MR·NV`, i.e. k = 64 for 8×32) and its A lines `2g` and `2g + 1` (row
-/// `j % MR`, line `j / MR`: all of them by the last step when `kc` is
-/// this tile's). Hints only: reads nothing but the two Tiles.
-///
-/// Why the next tile's and spread out: the C tile and residual that the
-/// epilogue reads and writes come from L2 or L3 (a K = 64 layer's 3 MB
-/// output does not stay in L2), and prefetching a tile's own 16–32 lines
-/// in one burst before its k loop (as this kernel did) both queued them
-/// behind each other and arrived only just in time; the A rows of a K =
-/// 256 strip (8 KiB) likewise. Same-process A/B on Zen 4 against the burst:
-/// 56×56 and 28×28 1×1 layers 1–3 % faster (K = 256 → 64 +2 %).
-#[inline(always)]
-unsafe fn next_tile_into_l1<V: Lanes16, const MR: usize, const NV: usize, const SEG: bool>(t: &Tile, g: usize) {
-    if t.next.is_null() {
-        return;
-    }
-    // SAFETY: `t.next` is a Tile valid for reads while `t` is computed (the
-    // contract of `Microkernel::tile`); prefetches never fault, whatever the
-    // address.
-    unsafe {
-        let n = &*t.next;
-        if g < MR * NV {
-            let (r, v) = (g / NV, g % NV);
-            let c = n.c.wrapping_add(r * n.ldc);
-            V::prefetch(c.wrapping_add(16 * v) as *const i8);
-            // A residual in C (in place) is covered by the line above.
-            let res = n.res[r];
-            if !res.is_null() && !std::ptr::eq(res, c) {
-                V::prefetch(res.wrapping_add(16 * v) as *const i8);
-            }
-        }
-        // A rows read in runs (SEG) are not kc contiguous floats: left to
-        // the hardware.
-        if !SEG {
-            for j in [2 * g, 2 * g + 1] {
-                let (r, line) = (j % MR, j / MR);
-                let a = n.a[r];
-                if !a.is_null() && 16 * line < n.kc {
-                    V::prefetch(a.wrapping_add(16 * line) as *const i8);
-                }
             }
         }
     }

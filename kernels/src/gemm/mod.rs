@@ -33,7 +33,7 @@
 //! small M wastes no lanes. The microkernels unroll K by 4, prefetch C lines
 //! (AVX2/NEON: their own C tile and residual rows before the k loop;
 //! AVX-512: the loop nest's next tile's C, residual and A rows, spread over
-//! the k loop, see `avx512::next_tile_into_l1`), and prefetch the next B
+//! the k loop, see `loops::next_tile_lines`), and prefetch the next B
 //! micro-panel: a share per strip into L2 (small-M layers stream B from
 //! L3/DRAM) and the whole panel into L1 in the last strip. The loop nest
 //! itself prefetches nothing: it used to pull the next A block into L2 a
