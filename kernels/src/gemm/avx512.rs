@@ -258,11 +258,9 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
                     V::prefetch_l2(p.wrapping_add(64 * (line_fx >> 16)));
                 }
                 line_fx += step_fx;
-                // The next tile into L1 (`t.next` is valid for reads: the
-                // tile contract; prefetches never fault). A rows read in
-                // runs (SEG) are not kc contiguous floats: left to the
-                // hardware.
-                next_tile_lines::<MR, NV>(t, (s * run + k) / 4, !SEG, |p| V::prefetch(p));
+                // The next tile's C into L1 (`t.next` is valid for reads:
+                // the tile contract; prefetches never fault).
+                next_tile_lines::<MR, NV>(t, (s * run + k) / 4, |p| V::prefetch(p));
                 for u in 0..4 {
                     for p in &l1 {
                         V::prefetch(p.wrapping_add(64 * (k + u)));

@@ -115,9 +115,9 @@ pub(crate) struct Tile {
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub seg_stride: usize,
     /// The tile the loop nest computes after this one, or null: its C
-    /// tile, residual rows and A rows are what the AVX-512 kernel pulls into
-    /// L1 during its k loop (hints only). Valid for reads while this tile
-    /// is computed.
+    /// tile and residual rows are what the AVX-512 kernel pulls into L1
+    /// during its k loop ([`next_tile_lines`]; hints only). Valid for reads
+    /// while this tile is computed.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub next: *const Tile,
 }
@@ -187,21 +187,21 @@ pub(crate) trait Microkernel {
 }
 
 /// Step `g` (one per 4 k steps) of pulling the loop nest's next tile
-/// ([`Tile::next`]) into L1 while `t` computes, for a kernel with `MR` rows
-/// and `LINES` 16-float vectors (cache lines) per C row: the next tile's C
-/// line `g` and residual line `g` (row `g / LINES`, line `g % LINES`: all
-/// of them by step `MR·LINES`, k = 64 for AVX-512's 8×32) and, if `a_rows`
-/// (A rows of `kc` contiguous floats), its A lines `2g` and `2g + 1` (row
-/// `j % MR`, line `j / MR`: all of them by the last step when its `kc` is
-/// this tile's, for `MR ≤ 8`). Calls `prefetch` with each address.
+/// ([`Tile::next`]) into L1 while `t` computes, for a kernel with `LINES`
+/// 16-float vectors (cache lines) per C row: the next tile's C line `g` and
+/// residual line `g` (row `g / LINES`, line `g % LINES`), so all of them by
+/// step `MR·LINES` (k = 64 for AVX-512's 8×32). Calls `prefetch` with each
+/// address.
 ///
 /// Why the next tile's and spread out: the C tile and residual that the
 /// epilogue reads and writes come from L2 or L3 (a K = 64 layer's 3 MB
 /// output does not stay in L2), and prefetching a tile's own 16–32 lines
 /// in one burst before its k loop (as the kernels did) both queued them
-/// behind each other and arrived only just in time; the A rows of a K =
-/// 256 strip (8 KiB) likewise. Same-process A/B on Zen 4 (AVX-512) against
-/// the burst: 56×56 and 28×28 1×1 layers 1–3 % faster (K = 256 → 64 +2 %).
+/// behind each other and arrived only just in time: same-process A/B on
+/// Zen 4 (AVX-512, v1, one thread), stage 2's K = 64 1×1 layers 4–5 %
+/// faster, the rest unchanged. The next tile's A rows too (two lines per
+/// step) helped alone (3136×256×64 +2 %) but not in the network: stages
+/// 4–5's 1×1 layers 2 % slower at one thread, 7 % at two.
 ///
 /// # Safety
 /// `t.next` is null or a [`Tile`] valid for reads.
@@ -212,33 +212,21 @@ pub(crate) trait Microkernel {
 pub(crate) unsafe fn next_tile_lines<const MR: usize, const LINES: usize>(
     t: &Tile,
     g: usize,
-    a_rows: bool,
     mut prefetch: impl FnMut(*const i8),
 ) {
-    if t.next.is_null() {
+    if t.next.is_null() || g >= MR * LINES {
         return;
     }
     // SAFETY: the caller's contract; only the Tile's fields are read, the
     // addresses computed are only passed to `prefetch`.
     let n = unsafe { &*t.next };
-    if g < MR * LINES {
-        let (r, v) = (g / LINES, g % LINES);
-        let c = n.c.wrapping_add(r * n.ldc);
-        prefetch(c.wrapping_add(16 * v) as *const i8);
-        // A residual in C (in place) is covered by the line above.
-        let res = n.res[r];
-        if !res.is_null() && !std::ptr::eq(res, c) {
-            prefetch(res.wrapping_add(16 * v) as *const i8);
-        }
-    }
-    if a_rows {
-        for j in [2 * g, 2 * g + 1] {
-            let (r, line) = (j % MR, j / MR);
-            let a = n.a[r];
-            if !a.is_null() && 16 * line < n.kc {
-                prefetch(a.wrapping_add(16 * line) as *const i8);
-            }
-        }
+    let (r, v) = (g / LINES, g % LINES);
+    let c = n.c.wrapping_add(r * n.ldc);
+    prefetch(c.wrapping_add(16 * v) as *const i8);
+    // A residual in C (in place) is covered by the line above.
+    let res = n.res[r];
+    if !res.is_null() && !std::ptr::eq(res, c) {
+        prefetch(res.wrapping_add(16 * v) as *const i8);
     }
 }
 

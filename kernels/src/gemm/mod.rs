@@ -32,7 +32,7 @@
 //! Rows of A are strips of balanced height `1..=MR` (49 rows → 4×6 + 5×5), so
 //! small M wastes no lanes. The microkernels unroll K by 4, prefetch C lines
 //! (AVX2/NEON: their own C tile and residual rows before the k loop;
-//! AVX-512: the loop nest's next tile's C, residual and A rows, spread over
+//! AVX-512: the loop nest's next tile's C and residual rows, spread over
 //! the k loop, see `loops::next_tile_lines`), and prefetch the next B
 //! micro-panel: a share per strip into L2 (small-M layers stream B from
 //! L3/DRAM) and the whole panel into L1 in the last strip. The loop nest
