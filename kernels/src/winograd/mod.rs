@@ -432,6 +432,10 @@ impl Plan {
     pub fn tasks(&self) -> usize {
         self.blocks * self.cs
     }
+    /// The tiles of block `b`: `[tiles·b/blocks, tiles·(b+1)/blocks)`.
+    fn block_tiles(&self, b: usize) -> std::ops::Range<usize> {
+        self.tiles * b / self.blocks..self.tiles * (b + 1) / self.blocks
+    }
     /// Whether the workers first transform the input once into a V per
     /// block that all the block's tasks read, instead of each task
     /// transforming its own block: with a channel split (`cs > 1`), whose
@@ -770,14 +774,16 @@ fn run_planned(
         let chunks = (2 * plan.workers()).min(plan.tiles);
         crate::par::run_tasks(chunks, plan.workers(), &mut [], 0, |c, _| {
             let (a, b) = (plan.tiles * c / chunks, plan.tiles * (c + 1) / chunks);
-            for t in a..b {
-                let blk = (0..plan.blocks).find(|&blk| t < plan.tiles * (blk + 1) / plan.blocks).unwrap_or(0);
-                let t0 = plan.tiles * blk / plan.blocks;
-                // SAFETY: tile t's rows of its block's V (t − t0 < tb),
-                // written by this task only.
-                unsafe {
-                    input_transform(plan, shape, k, sh, t, v.get().add(blk * plan.v_len() + (t - t0) * plan.ldv))
-                };
+            for blk in 0..plan.blocks {
+                let tiles = plan.block_tiles(blk);
+                for t in a.max(tiles.start)..b.min(tiles.end) {
+                    // SAFETY: tile t's rows of its block's V (t − start <
+                    // tb), written by this task only.
+                    unsafe {
+                        let row = blk * plan.v_len() + (t - tiles.start) * plan.ldv;
+                        input_transform(plan, shape, k, sh, t, v.get().add(row))
+                    };
+                }
             }
         });
         let m_len = plan.m_len();
@@ -804,14 +810,13 @@ fn run_planned(
 /// `s` has `plan.worker_scratch()` floats; no other running task has the
 /// same `t`.
 unsafe fn task(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: bool, t: usize, s: &mut [f32]) {
-    let b = t / plan.cs;
-    let (t0, t1) = (plan.tiles * b / plan.blocks, plan.tiles * (b + 1) / plan.blocks);
+    let tiles = plan.block_tiles(t / plan.cs);
     let (v, mbuf) = s.split_at_mut(plan.v_len());
     let (v, mbuf) = (v.as_mut_ptr(), mbuf.as_mut_ptr());
     // 1. Input transform of the block.
-    for tt in t0..t1 {
-        // SAFETY: row tt - t0 < tb of this worker's V.
-        unsafe { input_transform(plan, shape, k, sh, tt, v.add((tt - t0) * plan.ldv)) };
+    for tt in tiles.clone() {
+        // SAFETY: row tt − start < tb of this worker's V.
+        unsafe { input_transform(plan, shape, k, sh, tt, v.add((tt - tiles.start) * plan.ldv)) };
     }
     // SAFETY: forwarded; V holds the block's transformed tiles.
     unsafe { products_and_output(plan, shape, k, sh, relu, t, v, mbuf) }
@@ -866,7 +871,7 @@ unsafe fn products_and_output(
     let (cin, cout) = (shape.in_c, shape.out_c);
     let (oh, ow) = (shape.out_h(), shape.out_w());
     let (b, cg) = (t / plan.cs, t % plan.cs);
-    let (t0, t1) = (plan.tiles * b / plan.blocks, plan.tiles * (b + 1) / plan.blocks);
+    let std::ops::Range { start: t0, end: t1 } = plan.block_tiles(b);
     let (p_begin, p_end) = (plan.panels * cg / plan.cs, plan.panels * (cg + 1) / plan.cs);
     let tpi = plan.tiles_h * plan.tiles_w;
     let cb = plan.cbp * PANEL;
