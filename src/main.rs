@@ -113,6 +113,12 @@ enum Command {
         /// (with --json: a "layers" array).
         #[arg(long)]
         profile: bool,
+        /// Also time the same model and weights on this many threads, alternating
+        /// inference by inference with --threads (so both see the same machine
+        /// load), and report its times and the speedup (its median / ours). --profile
+        /// times the --threads model only.
+        #[arg(long, value_name = "N")]
+        baseline_threads: Option<usize>,
         #[command(flatten)]
         model: ModelFlags,
     },
@@ -328,7 +334,9 @@ fn run(cli: Cli) -> CliResult<()> {
             resnet50::loaders::convert(&src, &dst, None).map_err(|e| e.to_string())?;
             eprintln!("wrote {}", dst.display());
         }
-        Command::Bench { iters, warmup, json, profile, model } => bench(&model, iters, warmup, json, profile)?,
+        Command::Bench { iters, warmup, json, profile, baseline_threads, model } => {
+            bench(&model, iters, warmup, json, profile, baseline_threads)?
+        }
     }
     Ok(())
 }
@@ -515,23 +523,68 @@ fn classify(args: &[PathBuf], top: usize, json: bool, pre: &PreFlags, flags: &Mo
     Ok(())
 }
 
-fn bench(flags: &ModelFlags, iters: u32, warmup: u32, json: bool, profile: bool) -> CliResult<()> {
+fn bench(
+    flags: &ModelFlags,
+    iters: u32,
+    warmup: u32,
+    json: bool,
+    profile: bool,
+    baseline_threads: Option<usize>,
+) -> CliResult<()> {
     let m = flags.build(None)?;
     let mut session = m.session().map_err(|e| e.to_string())?;
+    // The baseline: the same weights on another thread count, timed in turn
+    // with ours so that drifting load on a shared machine hits both alike.
+    let base = match baseline_threads {
+        Some(n) => {
+            let b = m.with_threads(n).map_err(|e| format!("--baseline-threads {n}: {e}"))?;
+            let s = b.session().map_err(|e| e.to_string())?;
+            Some((b, s))
+        }
+        None => None,
+    };
+    let mut base_session = base.map(|(b, s)| (b.config().threads, s));
     let input: Vec<f32> =
         resnet50::init::deterministic_input(m.input_shape()[0], m.input_shape()[1], m.input_shape()[2]);
     for _ in 0..warmup {
         session.predict(&input).map_err(|e| e.to_string())?;
+        if let Some((_, s)) = base_session.as_mut() {
+            s.predict(&input).map_err(|e| e.to_string())?;
+        }
     }
     let mut times = Vec::with_capacity(iters as usize);
-    for _ in 0..iters {
-        let t = Instant::now();
-        session.predict(&input).map_err(|e| e.to_string())?;
-        times.push(t.elapsed().as_secs_f64() * 1e3);
+    let mut base_times = Vec::with_capacity(iters as usize);
+    for i in 0..iters {
+        // Alternate which of the two goes first: neither always runs on
+        // caches the other just warmed.
+        let timed = |s: &mut resnet50::Session, into: &mut Vec<f64>| -> CliResult<()> {
+            let t = Instant::now();
+            s.predict(&input).map_err(|e| e.to_string())?;
+            into.push(t.elapsed().as_secs_f64() * 1e3);
+            Ok(())
+        };
+        match base_session.as_mut() {
+            Some((_, b)) if i % 2 == 1 => {
+                timed(b, &mut base_times)?;
+                timed(&mut session, &mut times)?;
+            }
+            Some((_, b)) => {
+                timed(&mut session, &mut times)?;
+                timed(b, &mut base_times)?;
+            }
+            None => timed(&mut session, &mut times)?,
+        }
     }
-    times.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| times[((times.len() - 1) as f64 * p).round() as usize];
-    let (median, p90) = (pct(0.5), pct(0.9));
+    let summary = |t: &mut Vec<f64>| {
+        t.sort_by(|a, b| a.total_cmp(b));
+        let pct = |p: f64| t[((t.len() - 1) as f64 * p).round() as usize];
+        (pct(0.5), pct(0.9), t[0])
+    };
+    let (median, p90, _) = summary(&mut times);
+    let baseline = base_session.map(|(threads, _)| {
+        let (bm, bp, bmin) = summary(&mut base_times);
+        (threads, bm, bp, bmin)
+    });
     let c = m.config();
     let batch = c.batch;
     let ips = batch as f64 / (median / 1e3);
@@ -550,6 +603,12 @@ fn bench(flags: &ModelFlags, iters: u32, warmup: u32, json: bool, profile: bool)
             "min_ms": times[0], "images_per_s": ips, "gflops": gflops, "peak_gflops": peak,
             "percent_of_peak": 100.0 * gflops / peak, "times_ms": times,
         });
+        if let Some((threads, bm, bp, bmin)) = baseline {
+            v["baseline"] = serde_json::json!({
+                "threads": threads, "median_ms": bm, "p90_ms": bp, "min_ms": bmin, "times_ms": base_times,
+            });
+            v["speedup"] = serde_json::json!(bm / median);
+        }
         if profile {
             v["layers"] = layers
                 .iter()
@@ -571,6 +630,12 @@ fn bench(flags: &ModelFlags, iters: u32, warmup: u32, json: bool, profile: bool)
             "  {ips:.1} images/s   {gflops:.1} GFLOP/s (direct-convolution count) = {:.0}% of the measured FMA peak ({peak:.1} GFLOP/s)",
             100.0 * gflops / peak
         );
+        if let Some((threads, bm, bp, bmin)) = baseline {
+            println!(
+                "  baseline, {threads} thread(s), alternated: median {bm:.2} ms   p90 {bp:.2} ms   min {bmin:.2} ms\n  speedup {:.3}x (median over median)",
+                bm / median
+            );
+        }
         if profile {
             let total: f64 = layers.iter().map(|l| l.seconds).sum();
             println!("\n  {:<22}{:<14}{:>10}{:>8}{:>10}", "layer", "kernel", "ms", "%", "GFLOP/s");

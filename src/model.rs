@@ -491,6 +491,27 @@ impl Model {
         config.validate()?;
         Model::assemble(config, self.inner.weights.clone(), self.inner.isa)
     }
+
+    /// The same network and weights (shared, not copied) on `threads`
+    /// threads: a new plan and thread pool. The kernels chosen at prepare
+    /// time do not depend on the thread count, so the two models run the same
+    /// algorithms; side by side they measure thread scaling in one process
+    /// (`resnet50 bench --baseline-threads`).
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
+    /// let two = model.with_threads(2)?;
+    /// assert_eq!(two.config().threads, 2);
+    /// assert_eq!(two.weights_bytes(), model.weights_bytes()); // the same weights, shared
+    /// assert!(model.with_threads(0).is_err());
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
+    pub fn with_threads(&self, threads: usize) -> Result<Model> {
+        let config = Config { threads, ..self.inner.config.clone() };
+        config.validate()?;
+        Model::assemble(config, self.inner.weights.clone(), self.inner.isa)
+    }
+
     /// The static plan.
     ///
     /// ```

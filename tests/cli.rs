@@ -75,6 +75,8 @@ fn bad_input_gives_one_clear_line_and_nonzero_exit() {
         &["summary", "--input-size", "12"],
         &["summary", "--threads", "0"],
         &["bench", "--iters", "0"],
+        &["bench", "--baseline-threads", "0"],
+        &["bench", "--baseline-threads", "1025"],
     ] {
         let out = bin().args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?} should fail");
@@ -91,4 +93,29 @@ fn bench_json_has_the_documented_fields() {
     for k in ["variant", "batch", "threads", "isa", "iters", "median_ms", "p90_ms", "images_per_s"] {
         assert!(v.get(k).is_some(), "missing {k} in {v}");
     }
+}
+
+#[test]
+fn bench_baseline_threads_alternates_and_reports_the_speedup() {
+    let out = bin()
+        .args(["bench", "--json", "--iters", "3", "--warmup", "0", "--input-size", "64x64"])
+        .args(["--threads", "2", "--baseline-threads", "1"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["threads"], 2);
+    let base = &v["baseline"];
+    assert_eq!(base["threads"], 1);
+    assert_eq!(base["times_ms"].as_array().map(|t| t.len()), Some(3));
+    assert_eq!(v["times_ms"].as_array().map(|t| t.len()), Some(3));
+    let (ours, theirs) = (v["median_ms"].as_f64().unwrap(), base["median_ms"].as_f64().unwrap());
+    assert!(ours > 0.0 && theirs > 0.0);
+    let speedup = v["speedup"].as_f64().unwrap();
+    assert!((speedup - theirs / ours).abs() <= 1e-9 * speedup, "{speedup} vs {theirs} / {ours}");
+    // Without the flag, neither field.
+    let out =
+        bin().args(["bench", "--json", "--iters", "1", "--warmup", "0", "--input-size", "64x64"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v.get("baseline").is_none() && v.get("speedup").is_none(), "{v}");
 }

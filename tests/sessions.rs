@@ -45,6 +45,21 @@ fn reshape_shares_weights_and_replans() {
 }
 
 #[test]
+fn with_threads_shares_weights_and_gives_the_same_answers() {
+    let model = ResNet50::new().input_shape(48, 40, 3).classes(5).build().unwrap();
+    let x = init::deterministic_input(1, 48, 40);
+    let one = model.predict(&x).unwrap();
+    for threads in [2, 3] {
+        let m = model.with_threads(threads).unwrap();
+        assert_eq!(m.config().threads, threads);
+        assert_eq!(m.weights_bytes(), model.weights_bytes());
+        // The fast kernels never split a reduction across threads: bit-identical.
+        assert_eq!(m.predict(&x).unwrap(), one, "{threads} threads");
+    }
+    assert!(model.with_threads(0).is_err());
+}
+
+#[test]
 fn backbone_feature_maps_match_the_reference() {
     let w = Arc::new(init::deterministic(Variant::V1_5, None));
     let build = |reference: bool| {
