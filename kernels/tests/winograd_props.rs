@@ -172,6 +172,47 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// More than 384 input channels: the per-position products run in
+    /// several K blocks (256 rows for AVX-512's tall kernel, 192 for its
+    /// 8×32 one), even and uneven, on images small enough for a quick
+    /// reference and big enough for blocks of more than 8 tiles (the tall
+    /// kernel's).
+    #[test]
+    fn deep_inputs_span_several_k_blocks(
+        cin in prop::sample::select(vec![385usize, 512, 600, 777]),
+        cout in 1usize..=40,
+        h in 1usize..=14,
+        w in 1usize..=14,
+        stride in 1usize..=2,
+        threads in 1usize..=3,
+        seed in any::<u64>(),
+    ) {
+        let shape = ConvShape::square(1, h, w, cin, cout, 3, stride, 1);
+        prop_assume!(shape.is_valid() && shape.out_h() > 0 && shape.out_w() > 0);
+        let lim = (6.0 / (9.0 * cin as f32)).sqrt();
+        let case = Case {
+            x: rand_vec(shape.input_len(), seed, -1.0, 1.0),
+            w: rand_vec(shape.weights_len(), seed ^ 1, -lim, lim),
+            bias: Some(rand_vec(cout, seed ^ 2, -0.5, 0.5)),
+            res: Some(rand_vec(shape.output_len(), seed ^ 3, -1.0, 1.0)),
+            relu: true,
+            shape,
+        };
+        let want = case.reference();
+        let mag = case.magnitude();
+        for isa in Isa::under_test() {
+            for tile in tiles(stride) {
+                let got = case.run(isa, tile, threads);
+                let tmag = tile_max(&case.shape, &mag, tile.m());
+                check(&case, &got, &want, &tmag, &format!("{isa} {tile:?} threads {threads}"))?;
+            }
+        }
+    }
+}
+
 #[test]
 fn conv_front_door_runs_every_tile() {
     use resnet50_kernels::{ConvAlgo, ConvKernel, ConvParams};

@@ -190,7 +190,16 @@ fn simd_output_transform_and_epilogue_match_matrix_exactly() {
 fn gemm_kernels_match_scalar_sums() {
     // Integers: exact in every summation order.
     for isa in isas() {
-        for (rows, kk) in (1usize..=17).map(|r| (r, 37)).chain([(25, 37), (9, 600), (16, 512), (33, 64), (49, 300)]) {
+        for (rows, kk) in (1usize..=17).map(|r| (r, 37)).chain([
+            (25, 37),
+            (9, 600),
+            (16, 512),
+            (33, 64),
+            (49, 300),
+            (7, 385),
+            (17, 385),
+            (12, 777),
+        ]) {
             for npanels in [1usize, 2, 3] {
                 let lda = kk + 11;
                 let ldc = npanels * PANEL + 16;
