@@ -115,6 +115,21 @@ fn check(case: &Case, got: &[f32], want: &[f32], mag: &[f32], what: &str) -> Res
     Ok(())
 }
 
+/// `case` on every ISA under test and every tile of its stride against the
+/// reference.
+fn check_every_tile(case: &Case, stride: usize, threads: usize) -> Result<(), TestCaseError> {
+    let want = case.reference();
+    let mag = case.magnitude();
+    for isa in Isa::under_test() {
+        for tile in tiles(stride) {
+            let got = case.run(isa, tile, threads);
+            let tmag = tile_max(&case.shape, &mag, tile.m());
+            check(case, &got, &want, &tmag, &format!("{isa} {tile:?} threads {threads}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// The tiles that compute a convolution of this stride.
 fn tiles(stride: usize) -> Vec<WinogradTile> {
     match stride {
@@ -160,15 +175,7 @@ proptest! {
             relu,
             shape,
         };
-        let want = case.reference();
-        let mag = case.magnitude();
-        for isa in Isa::under_test() {
-            for tile in tiles(stride) {
-                let got = case.run(isa, tile, threads);
-                let tmag = tile_max(&case.shape, &mag, tile.m());
-                check(&case, &got, &want, &tmag, &format!("{isa} {tile:?} threads {threads}"))?;
-            }
-        }
+        check_every_tile(&case, stride, threads)?;
     }
 }
 
@@ -201,15 +208,7 @@ proptest! {
             relu: true,
             shape,
         };
-        let want = case.reference();
-        let mag = case.magnitude();
-        for isa in Isa::under_test() {
-            for tile in tiles(stride) {
-                let got = case.run(isa, tile, threads);
-                let tmag = tile_max(&case.shape, &mag, tile.m());
-                check(&case, &got, &want, &tmag, &format!("{isa} {tile:?} threads {threads}"))?;
-            }
-        }
+        check_every_tile(&case, stride, threads)?;
     }
 }
 
