@@ -535,15 +535,13 @@ fn bench(
     let mut session = m.session().map_err(|e| e.to_string())?;
     // The baseline: the same weights on another thread count, timed in turn
     // with ours so that drifting load on a shared machine hits both alike.
-    let base = match baseline_threads {
+    let mut base_session = match baseline_threads {
         Some(n) => {
             let b = m.with_threads(n).map_err(|e| format!("--baseline-threads {n}: {e}"))?;
-            let s = b.session().map_err(|e| e.to_string())?;
-            Some((b, s))
+            Some((n, b.session().map_err(|e| e.to_string())?))
         }
         None => None,
     };
-    let mut base_session = base.map(|(b, s)| (b.config().threads, s));
     let input: Vec<f32> =
         resnet50::init::deterministic_input(m.input_shape()[0], m.input_shape()[1], m.input_shape()[2]);
     for _ in 0..warmup {
@@ -554,15 +552,15 @@ fn bench(
     }
     let mut times = Vec::with_capacity(iters as usize);
     let mut base_times = Vec::with_capacity(iters as usize);
+    let timed = |s: &mut resnet50::Session, into: &mut Vec<f64>| -> CliResult<()> {
+        let t = Instant::now();
+        s.predict(&input).map_err(|e| e.to_string())?;
+        into.push(t.elapsed().as_secs_f64() * 1e3);
+        Ok(())
+    };
     for i in 0..iters {
         // Alternate which of the two goes first: neither always runs on
         // caches the other just warmed.
-        let timed = |s: &mut resnet50::Session, into: &mut Vec<f64>| -> CliResult<()> {
-            let t = Instant::now();
-            s.predict(&input).map_err(|e| e.to_string())?;
-            into.push(t.elapsed().as_secs_f64() * 1e3);
-            Ok(())
-        };
         match base_session.as_mut() {
             Some((_, b)) if i % 2 == 1 => {
                 timed(b, &mut base_times)?;
@@ -580,7 +578,7 @@ fn bench(
         let pct = |p: f64| t[((t.len() - 1) as f64 * p).round() as usize];
         (pct(0.5), pct(0.9), t[0])
     };
-    let (median, p90, _) = summary(&mut times);
+    let (median, p90, min) = summary(&mut times);
     let baseline = base_session.map(|(threads, _)| {
         let (bm, bp, bmin) = summary(&mut base_times);
         (threads, bm, bp, bmin)
@@ -600,7 +598,7 @@ fn bench(
         let mut v = serde_json::json!({
             "variant": c.variant.name(), "batch": batch, "threads": c.threads, "isa": m.isa().name(),
             "iters": iters, "input": format!("{}x{}", c.height, c.width), "median_ms": median, "p90_ms": p90,
-            "min_ms": times[0], "images_per_s": ips, "gflops": gflops, "peak_gflops": peak,
+            "min_ms": min, "images_per_s": ips, "gflops": gflops, "peak_gflops": peak,
             "percent_of_peak": 100.0 * gflops / peak, "times_ms": times,
         });
         if let Some((threads, bm, bp, bmin)) = baseline {
@@ -625,7 +623,7 @@ fn bench(
             c.threads,
             m.isa()
         );
-        println!("  median {median:.2} ms   p90 {p90:.2} ms   min {:.2} ms   ({iters} iterations)", times[0]);
+        println!("  median {median:.2} ms   p90 {p90:.2} ms   min {min:.2} ms   ({iters} iterations)");
         println!(
             "  {ips:.1} images/s   {gflops:.1} GFLOP/s (direct-convolution count) = {:.0}% of the measured FMA peak ({peak:.1} GFLOP/s)",
             100.0 * gflops / peak

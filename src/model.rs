@@ -487,7 +487,11 @@ impl Model {
     /// # Ok::<(), resnet50::Error>(())
     /// ```
     pub fn reshape(&self, batch: usize, height: usize, width: usize) -> Result<Model> {
-        let config = Config { batch, height, width, ..self.inner.config.clone() };
+        self.replanned(Config { batch, height, width, ..self.inner.config.clone() })
+    }
+
+    /// This model's weights and ISA under `config` (validated first).
+    fn replanned(&self, config: Config) -> Result<Model> {
         config.validate()?;
         Model::assemble(config, self.inner.weights.clone(), self.inner.isa)
     }
@@ -507,9 +511,7 @@ impl Model {
     /// # Ok::<(), resnet50::Error>(())
     /// ```
     pub fn with_threads(&self, threads: usize) -> Result<Model> {
-        let config = Config { threads, ..self.inner.config.clone() };
-        config.validate()?;
-        Model::assemble(config, self.inner.weights.clone(), self.inner.isa)
+        self.replanned(Config { threads, ..self.inner.config.clone() })
     }
 
     /// The static plan.
