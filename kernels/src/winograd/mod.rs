@@ -46,7 +46,10 @@
 //! 14×14×256: 4.2 MB, F(3×3): 6.6 MB, F(4×4) 28×28×128: 2.4 MB, 7×7×512:
 //! 17 MB for F(2×2)), blocks of up to 48 tiles so that each task's share of
 //! `U` streams from memory once per 48 tiles (deep layers are
-//! weight-bandwidth bound at batch 1). With fewer than two blocks' worth of
+//! weight-bandwidth bound at batch 1) — and, when those weights are at most
+//! 4 MiB (they stay in L3 from one block to the next), no more tiles than
+//! keep `V` + `M` within ~1 MiB (v1.5's 56×56×128 F(4×4) at stride 2: 4
+//! blocks of 13 tiles, not 2 of 25). With fewer than two blocks' worth of
 //! tiles per thread, the tasks also split the output channels.
 //!
 //! # Per-ISA surface
@@ -133,6 +136,20 @@ const L2_BUDGET: usize = 640 * 1024;
 const U_SMALL: usize = 2 << 20;
 /// Tiles per block when the weights are big.
 const BIG_TB: usize = 48;
+/// Big weights up to this many bytes (per task) stay in L3 from one block
+/// to the next, so re-reading them costs less than a block whose `V` and
+/// `M` spill from L2: such blocks are also kept within [`BIG_L2_BUDGET`].
+const U_L3: usize = 4 << 20;
+/// Bytes of `V` + `M` per block at most when the weights are big but stay
+/// in L3 ([`U_L3`]; ~ a Zen 4's 1 MiB L2). v1.5's 56×56×128 F(4×4) at
+/// stride 2 (81 positions: 62 KB of V + M per tile, 2.25 MiB of weights) then
+/// runs 4 blocks of 13 tiles instead of 2 of 25 — same-process A/B on Zen 4,
+/// per-layer minimum (median) of 40 inferences: batch 1, one thread 1.58 →
+/// 1.51 ms (1.96 → 1.85), two threads 0.90 → 0.79 (1.18 → 0.91); batch 8
+/// 14.8 → 13.5 ms at one thread, 7.8 → 7.2 at two. At batch 8 it also
+/// splits 28×28×128 F(4×4) (−3 to −6 %) and 28×28×256 F(2×2) at stride 2
+/// (−3 % one thread, ±2 % two) more finely.
+const BIG_L2_BUDGET: usize = 1 << 20;
 /// Bytes of `V` per worker at most when the weights are big.
 const BIG_V_BUDGET: usize = 4 << 20;
 
@@ -386,11 +403,12 @@ impl Plan {
         let group_panels = panels.div_ceil(cs);
         let cbp = CB_PANELS.min(group_panels);
         let u_bytes = tile.weight_positions() * shape.in_c * group_panels * PANEL * 4;
+        // Bytes of V and M per tile of a block.
+        let per_tile = p * 4 * (ldv + cbp * PANEL);
         let tb = if u_bytes <= U_SMALL && cs == 1 {
             // Small weights (stay in L2/L3 across blocks): V and M of a block
             // in L2, in a number of blocks that the workers share evenly (the
             // nearest multiple of `threads`).
-            let per_tile = p * 4 * (ldv + cbp * PANEL);
             let group = (L2_BUDGET / per_tile).max(TB_UNIT) * threads;
             tiles.div_ceil(((tiles + group / 2) / group).max(1) * threads)
         } else {
@@ -402,8 +420,14 @@ impl Plan {
             // from memory once per BIG_TB tiles; without a channel split, in
             // a multiple of `threads` blocks (at batch 8 and 2 threads,
             // 14×14×256 F(4×4) had 3 blocks of 43 tiles, one worker doing two).
+            // Weights that stay in L3 between blocks (U_L3) are re-read per
+            // block rather than V and M spilling from L2 (BIG_L2_BUDGET).
             let cap = (BIG_V_BUDGET / (p * 4 * ldv)) / TB_UNIT * TB_UNIT;
-            let blocks = tiles.div_ceil(BIG_TB.min(cap).max(TB_UNIT));
+            let mut per_block = BIG_TB.min(cap).max(TB_UNIT);
+            if cs == 1 && u_bytes <= U_L3 {
+                per_block = per_block.min((BIG_L2_BUDGET / per_tile).max(TB_UNIT));
+            }
+            let blocks = tiles.div_ceil(per_block);
             tiles.div_ceil(if cs == 1 { blocks.next_multiple_of(threads) } else { blocks })
         };
         Plan { tile, tiles_h, tiles_w, tiles, panels, ldv, blocks: 0, tb: 0, cbp, cs, slots: threads }

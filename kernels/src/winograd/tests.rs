@@ -286,3 +286,27 @@ fn channel_split_plans_transform_the_input_once() {
         assert!(p.blocks * p.v_len() + p.workers() * p.m_len() <= p.workers() * p.worker_scratch());
     }
 }
+
+#[test]
+fn blocks_with_weights_that_stay_in_l3_keep_v_and_m_in_l2() {
+    // v1.5's first stage-3 3×3 (56×56×128 at stride 2, F(4×4): 49 tiles of
+    // 62 KB of V + M, 2.25 MiB of weights): blocks within BIG_L2_BUDGET
+    // (V and M in floats), still in a multiple of the threads.
+    let s = ConvShape::square(1, 56, 56, 128, 128, 3, 2, 1);
+    for threads in [1, 2] {
+        let p = Plan::with_tile(WinogradTile::F4x4S2, &s, threads);
+        assert_eq!((p.tiles, p.blocks, p.tb, p.cs), (49, 4, 13, 1), "{p:?}");
+        assert!(p.v_len() + p.m_len() <= BIG_L2_BUDGET / 4, "{p:?}");
+    }
+    // Weights too big to stay in L3 (7×7×512 F(2×2), 16.8 MB) keep their
+    // blocks whole: each block streams all of U from memory.
+    let s = ConvShape::square(1, 7, 7, 512, 512, 3, 1, 1);
+    let p = Plan::with_tile(WinogradTile::F2x2, &s, 1);
+    assert_eq!((p.blocks, p.tb), (1, 16), "{p:?}");
+    // At batch 8 the 28×28×128 F(4×4) layers (2.25 MiB) block by the same rule.
+    let s = ConvShape::square(8, 28, 28, 128, 128, 3, 1, 1);
+    for threads in [1, 2] {
+        let p = Plan::with_tile(WinogradTile::F4x4, &s, threads);
+        assert!(p.v_len() + p.m_len() <= BIG_L2_BUDGET / 4 && p.blocks.is_multiple_of(threads), "{p:?}");
+    }
+}
