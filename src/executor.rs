@@ -1,7 +1,7 @@
 //! The executor: walks the plan over one arena, calling a kernel per step.
 //! It allocates nothing.
 
-use resnet50_kernels::{pool, reference, Isa};
+use resnet50_kernels::{pool, reference, ConvShape, Isa, PoolShape};
 
 use crate::config::Pooling;
 use crate::plan::{Op, Plan};
@@ -33,6 +33,10 @@ fn views<'a>(
 
 /// Runs every step of `plan`. The input must already be in its buffer.
 /// With `times` (one slot per step), adds each step's wall time in seconds.
+///
+/// Steps `0..plan.per_image` run image by image (see [`Plan::per_image`]):
+/// each of them on one image's part of its batch-wide buffers, and on the
+/// whole of its one-image ones.
 pub(crate) fn run(
     plan: &Plan,
     weights: &PreparedWeights,
@@ -42,44 +46,85 @@ pub(crate) fn run(
     mut times: Option<&mut [f64]>,
 ) {
     let (acts, scratch) = arena.split_at_mut(plan.activations_len);
-    for (t, step) in plan.steps.iter().enumerate() {
-        let start = times.is_some().then(std::time::Instant::now);
-        let out_r = plan.buffers[step.output].range();
-        let in_r = plan.buffers[step.input].range();
-        match &step.op {
-            Op::Softmax { rows, cols } => reference::softmax_rows(*rows, *cols, &mut acts[out_r]),
-            Op::Conv { layer, kernel, shape, residual, residual_subsample, relu } => {
-                // The plan's kernel: the packed one, its stride maybe changed (early stride).
-                let (_, packed) = weights.conv(*layer);
-                // A residual in the output buffer is not a separate view.
-                let in_output = step.residual_in_output();
-                let res_r = residual.filter(|_| !in_output).map(|r| plan.buffers[r].range());
-                let (out, [inp, res]) = views(acts, out_r, [Some(in_r), res_r]);
-                let (inp, scratch) = (inp.expect("conv input"), &mut scratch[..]);
-                if in_output {
-                    kernel.run_residual_in_output(isa, packed, shape, inp, *relu, out, scratch, threads);
-                } else {
-                    kernel.run(isa, packed, shape, inp, res, *residual_subsample, *relu, out, scratch, threads);
-                }
+    let images = if plan.per_image > 0 { plan.spec.batch } else { 0 };
+    for image in 0..images {
+        for t in 0..plan.per_image {
+            run_step(plan, t, Some(image), weights, isa, threads, acts, scratch, times.as_deref_mut());
+        }
+    }
+    for t in plan.per_image..plan.steps.len() {
+        run_step(plan, t, None, weights, isa, threads, acts, scratch, times.as_deref_mut());
+    }
+}
+
+/// Runs step `t`: on the whole batch, or on image `image` alone.
+#[allow(clippy::too_many_arguments)]
+fn run_step(
+    plan: &Plan,
+    t: usize,
+    image: Option<usize>,
+    weights: &PreparedWeights,
+    isa: Isa,
+    threads: usize,
+    acts: &mut [f32],
+    scratch: &mut [f32],
+    times: Option<&mut [f64]>,
+) {
+    let step = &plan.steps[t];
+    let start = times.is_some().then(std::time::Instant::now);
+    // A buffer's range for this run: one image's part of a batch-wide
+    // buffer, or all of it (the whole batch, or a one-image buffer: in a
+    // per-image step every buffer holds either the batch or one image).
+    let range = |id: usize| {
+        let (buf, r) = (&plan.buffers[id], plan.buffers[id].range());
+        match image {
+            Some(i) if buf.shape[0] > 1 => {
+                let len = r.len() / buf.shape[0];
+                r.start + i * len..r.start + (i + 1) * len
             }
-            Op::MaxPool(shape) => {
-                let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
-                pool::max_pool2d(isa, shape, inp.expect("pool input"), out, threads);
-            }
-            Op::GlobalPool { kind, nhwc: [n, h, w, c] } => {
-                let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
-                let inp = inp.expect("pool input");
-                pool::global_pool(isa, *kind == Pooling::Max, *n, *h, *w, *c, inp, out);
-            }
-            Op::Dense { n, k, m } => {
-                let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
-                let (kr, br, _) = weights.fc.clone().expect("plan with a classifier has fc weights");
-                let data = weights.data();
-                pool::dense(isa, *n, *k, *m, inp.expect("dense input"), &data[kr], &data[br], out, threads);
+            _ => r,
+        }
+    };
+    let (out_r, in_r) = (range(step.output), range(step.input));
+    match &step.op {
+        Op::Softmax { rows, cols } => {
+            reference::softmax_rows(if image.is_some() { 1 } else { *rows }, *cols, &mut acts[out_r])
+        }
+        Op::Conv { layer, kernel, shape, residual, residual_subsample, relu } => {
+            let shape = &ConvShape { batch: if image.is_some() { 1 } else { shape.batch }, ..*shape };
+            // The plan's kernel: the packed one, its stride maybe changed (early stride).
+            let (_, packed) = weights.conv(*layer);
+            // A residual in the output buffer is not a separate view.
+            let in_output = step.residual_in_output();
+            let res_r = residual.filter(|_| !in_output).map(range);
+            let (out, [inp, res]) = views(acts, out_r, [Some(in_r), res_r]);
+            let (inp, scratch) = (inp.expect("conv input"), &mut scratch[..]);
+            if in_output {
+                kernel.run_residual_in_output(isa, packed, shape, inp, *relu, out, scratch, threads);
+            } else {
+                kernel.run(isa, packed, shape, inp, res, *residual_subsample, *relu, out, scratch, threads);
             }
         }
-        if let (Some(times), Some(start)) = (times.as_deref_mut(), start) {
-            times[t] += start.elapsed().as_secs_f64();
+        Op::MaxPool(shape) => {
+            let shape = &PoolShape { batch: if image.is_some() { 1 } else { shape.batch }, ..*shape };
+            let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
+            pool::max_pool2d(isa, shape, inp.expect("pool input"), out, threads);
         }
+        Op::GlobalPool { kind, nhwc: [n, h, w, c] } => {
+            let n = if image.is_some() { 1 } else { *n };
+            let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
+            let inp = inp.expect("pool input");
+            pool::global_pool(isa, *kind == Pooling::Max, n, *h, *w, *c, inp, out);
+        }
+        Op::Dense { n, k, m } => {
+            let n = if image.is_some() { 1 } else { *n };
+            let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
+            let (kr, br, _) = weights.fc.clone().expect("plan with a classifier has fc weights");
+            let data = weights.data();
+            pool::dense(isa, n, *k, *m, inp.expect("dense input"), &data[kr], &data[br], out, threads);
+        }
+    }
+    if let (Some(times), Some(start)) = (times, start) {
+        times[t] += start.elapsed().as_secs_f64();
     }
 }

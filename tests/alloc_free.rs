@@ -37,4 +37,8 @@ fn predict_allocates_nothing() {
     );
     check(ResNet50::new().input_shape(64, 64, 3).reference_kernels(true));
     check(ResNet50::new().input_shape(64, 64, 3).threads(2));
+    // A batch whose first stages run image by image (Plan::per_image).
+    let batch = ResNet50::new().input_shape(128, 128, 3).batch(5).threads(2);
+    assert!(batch.clone().build().unwrap().plan().per_image > 0);
+    check(batch);
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use resnet50::{init, Pooling, ResNet50, Variant, WeightsSource};
+use resnet50::{init, ClassifierActivation, Pooling, ResNet50, Variant, WeightsSource};
 
 #[test]
 fn many_threads_one_model_same_answers() {
@@ -105,4 +105,38 @@ fn non_finite_inputs_can_pass_through() {
     let mut x = vec![0.1; 32 * 32 * 3];
     x[0] = f32::NAN;
     assert!(model.predict(&x).is_ok());
+}
+
+#[test]
+fn a_batch_run_image_by_image_gives_each_image_its_own_answer() {
+    // Five 128×128 images: the stem and stages 2–3 run image by image
+    // (Plan::per_image), the rest batched. Each image's output must be what a
+    // batch of one gives it, so no image's pass overwrote another's data.
+    for variant in [Variant::V1, Variant::V1_5] {
+        let w = Arc::new(init::deterministic(variant, Some(10)));
+        let build = |batch: usize| {
+            ResNet50::new()
+                .variant(variant)
+                .weights(WeightsSource::Canonical(w.clone()))
+                .classes(10)
+                .classifier_activation(ClassifierActivation::None)
+                .input_shape(128, 128, 3)
+                .batch(batch)
+                .threads(2)
+                .build()
+                .unwrap()
+        };
+        let (five, one) = (build(5), build(1));
+        assert!(five.plan().per_image > 0 && one.plan().per_image == 0);
+        let x = init::deterministic_input(5, 128, 128);
+        let y = five.predict(&x).unwrap();
+        let per = x.len() / 5;
+        let mut session = one.session().unwrap();
+        for i in 0..5 {
+            let alone = session.predict(&x[i * per..(i + 1) * per]).unwrap();
+            let max = alone.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let err = y[i * 10..(i + 1) * 10].iter().zip(alone).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(max > 0.0 && err <= 1e-5 * max, "{variant} image {i}: max |Δ| {err} vs {max}");
+        }
+    }
 }
