@@ -140,3 +140,42 @@ fn a_batch_run_image_by_image_gives_each_image_its_own_answer() {
         }
     }
 }
+
+#[test]
+fn feature_maps_of_a_batch_run_image_by_image() {
+    // C2 and C3 are written image by image into batch-wide buffers that
+    // must survive every other image's pass.
+    let w = Arc::new(init::deterministic(Variant::V1_5, None));
+    let build = |batch: usize| {
+        ResNet50::new()
+            .variant(Variant::V1_5)
+            .weights(WeightsSource::Canonical(w.clone()))
+            .include_top(false)
+            .input_shape(128, 128, 3)
+            .batch(batch)
+            .feature_maps(true)
+            .threads(2)
+            .build()
+            .unwrap()
+    };
+    let (five, one) = (build(5), build(1));
+    assert!(five.plan().per_image > 0);
+    let x = init::deterministic_input(5, 128, 128);
+    let per = x.len() / 5;
+    let mut s5 = five.session().unwrap();
+    s5.predict(&x).unwrap();
+    let f5 = s5.features().unwrap();
+    let mut s1 = one.session().unwrap();
+    for i in 0..5 {
+        s1.predict(&x[i * per..(i + 1) * per]).unwrap();
+        let f1 = s1.features().unwrap();
+        for (stage, ((a, sa), (b, sb))) in f5.stages.iter().zip(&f1.stages).enumerate() {
+            assert_eq!((sa[0], sb[0]), (5, 1));
+            let len = b.len();
+            let a = &a[i * len..(i + 1) * len];
+            let max = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let err = a.iter().zip(b.iter()).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(max > 0.0 && err <= 1e-5 * max, "image {i} C{}: {err} vs {max}", stage + 2);
+        }
+    }
+}
