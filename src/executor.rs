@@ -85,13 +85,13 @@ fn run_step(
             _ => r,
         }
     };
+    // The images a kernel sees: one in a per-image run, else the step's own count.
+    let images = |n: usize| if image.is_some() { 1 } else { n };
     let (out_r, in_r) = (range(step.output), range(step.input));
     match &step.op {
-        Op::Softmax { rows, cols } => {
-            reference::softmax_rows(if image.is_some() { 1 } else { *rows }, *cols, &mut acts[out_r])
-        }
+        Op::Softmax { rows, cols } => reference::softmax_rows(images(*rows), *cols, &mut acts[out_r]),
         Op::Conv { layer, kernel, shape, residual, residual_subsample, relu } => {
-            let shape = &ConvShape { batch: if image.is_some() { 1 } else { shape.batch }, ..*shape };
+            let shape = &ConvShape { batch: images(shape.batch), ..*shape };
             // The plan's kernel: the packed one, its stride maybe changed (early stride).
             let (_, packed) = weights.conv(*layer);
             // A residual in the output buffer is not a separate view.
@@ -106,18 +106,18 @@ fn run_step(
             }
         }
         Op::MaxPool(shape) => {
-            let shape = &PoolShape { batch: if image.is_some() { 1 } else { shape.batch }, ..*shape };
+            let shape = &PoolShape { batch: images(shape.batch), ..*shape };
             let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
             pool::max_pool2d(isa, shape, inp.expect("pool input"), out, threads);
         }
         Op::GlobalPool { kind, nhwc: [n, h, w, c] } => {
-            let n = if image.is_some() { 1 } else { *n };
+            let n = images(*n);
             let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
             let inp = inp.expect("pool input");
             pool::global_pool(isa, *kind == Pooling::Max, n, *h, *w, *c, inp, out);
         }
         Op::Dense { n, k, m } => {
-            let n = if image.is_some() { 1 } else { *n };
+            let n = images(*n);
             let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
             let (kr, br, _) = weights.fc.clone().expect("plan with a classifier has fc weights");
             let data = weights.data();
