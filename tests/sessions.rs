@@ -5,6 +5,14 @@ use std::sync::Arc;
 
 use resnet50::{init, ClassifierActivation, Pooling, ResNet50, Variant, WeightsSource};
 
+/// Asserts `want` is not all zeros and `max |got − want| <= rel · max |want|`.
+fn assert_close(got: &[f32], want: &[f32], rel: f32, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    let max = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let err = got.iter().zip(want).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(max > 0.0 && err <= rel * max, "{what}: max |Δ| {err} vs max {max}");
+}
+
 #[test]
 fn many_threads_one_model_same_answers() {
     let model = ResNet50::new().input_shape(48, 56, 3).classes(7).build().unwrap();
@@ -83,9 +91,7 @@ fn backbone_feature_maps_match_the_reference() {
     let shapes: Vec<[usize; 4]> = f.stages.iter().map(|s| s.1).collect();
     assert_eq!(shapes, vec![[2, 16, 24, 256], [2, 8, 12, 512], [2, 4, 6, 1024], [2, 2, 3, 2048]]);
     for ((a, _), (b, _)) in f.stages.iter().zip(&r.stages) {
-        let max = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-        let err = a.iter().zip(b.iter()).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
-        assert!(max > 0.0 && err <= 1e-3 * max, "{err} vs {max}");
+        assert_close(a, b, 1e-3, "feature map");
     }
     // C5 is the model output; the embedding is its spatial mean.
     assert_eq!(f.stages[3].0, &out[..]);
@@ -134,9 +140,7 @@ fn a_batch_run_image_by_image_gives_each_image_its_own_answer() {
         let mut session = one.session().unwrap();
         for i in 0..5 {
             let alone = session.predict(&x[i * per..(i + 1) * per]).unwrap();
-            let max = alone.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let err = y[i * 10..(i + 1) * 10].iter().zip(alone).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(max > 0.0 && err <= 1e-5 * max, "{variant} image {i}: max |Δ| {err} vs {max}");
+            assert_close(&y[i * 10..(i + 1) * 10], alone, 1e-5, &format!("{variant} image {i}"));
         }
     }
 }
@@ -173,9 +177,7 @@ fn feature_maps_of_a_batch_run_image_by_image() {
             assert_eq!((sa[0], sb[0]), (5, 1));
             let len = b.len();
             let a = &a[i * len..(i + 1) * len];
-            let max = b.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let err = a.iter().zip(b.iter()).fold(0.0f32, |m, (p, q)| m.max((p - q).abs()));
-            assert!(max > 0.0 && err <= 1e-5 * max, "image {i} C{}: {err} vs {max}", stage + 2);
+            assert_close(a, b, 1e-5, &format!("image {i} C{}", stage + 2));
         }
     }
 }
