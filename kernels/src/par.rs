@@ -44,7 +44,7 @@
 //! closure and scratch, which must outlive every helper that uses them.
 
 use std::cell::{Cell, UnsafeCell};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
@@ -155,6 +155,23 @@ struct Team {
     ranges: TaskRanges,
     shutdown: AtomicBool,
     job: UnsafeCell<Job>,
+    /// What the owner saw ([`TeamStats`]; only the owner touches them).
+    jobs: AtomicU32,
+    waited_ns: AtomicU64,
+    longest_ns: AtomicU64,
+}
+
+/// What the owner of a [`with_team`] call saw: how many jobs it published and
+/// how long it waited, after its own tasks were spent, for helpers still
+/// inside a task.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TeamStats {
+    /// Jobs published on the team.
+    pub jobs: u32,
+    /// Total time the owner waited at the end of jobs, in nanoseconds.
+    pub waited_ns: u64,
+    /// The longest of those waits, in nanoseconds.
+    pub longest_wait_ns: u64,
 }
 
 // SAFETY: `job` is written only by the owner while the job is closed and no
@@ -181,9 +198,15 @@ thread_local! {
 /// A helper the pool cannot start (its threads are busy) only means fewer
 /// workers: no kernel waits for a helper that has not joined its job.
 pub fn with_team<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    with_team_stats(threads, f).0
+}
+
+/// [`with_team`], also returning what the owner saw ([`TeamStats`]; all
+/// zero when no team was started).
+pub fn with_team_stats<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> (R, TeamStats) {
     let helpers = threads.saturating_sub(1).min(MAX_HELPERS);
     if helpers == 0 || !OWNS.get().is_null() {
-        return f();
+        return (f(), TeamStats::default());
     }
     let team = Team {
         ctl: AtomicU64::new(0),
@@ -195,6 +218,9 @@ pub fn with_team<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
             scratch: std::ptr::null_mut(),
             per: 0,
         }),
+        jobs: AtomicU32::new(0),
+        waited_ns: AtomicU64::new(0),
+        longest_ns: AtomicU64::new(0),
     };
     /// Stops the helpers and unregisters the team, also when `f` panics.
     struct Owner<'a>(&'a Team);
@@ -214,7 +240,12 @@ pub fn with_team<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
         },
         || start_helpers(&team, helpers),
     );
-    r
+    let stats = TeamStats {
+        jobs: team.jobs.into_inner(),
+        waited_ns: team.waited_ns.into_inner(),
+        longest_wait_ns: team.longest_ns.into_inner(),
+    };
+    (r, stats)
 }
 
 /// Runs `n` helper loops as rayon jobs: a join tree, so nothing is allocated.
@@ -311,18 +342,29 @@ impl Team {
         self.ctl.store((gen << GEN_SHIFT) | OPEN | (cap << CAP_SHIFT), Ordering::Release);
 
         /// Closes the job and waits out its helpers, also on unwind.
-        struct Close<'a>(&'a AtomicU64);
+        struct Close<'a>(&'a Team);
         impl Drop for Close<'_> {
             fn drop(&mut self) {
-                self.0.fetch_and(!OPEN, Ordering::Relaxed);
+                let team = self.0;
+                team.jobs.fetch_add(1, Ordering::Relaxed);
                 // Acquire: the helpers' writes (their tasks' outputs) happen
                 // before their release decrement.
-                while self.0.load(Ordering::Acquire) & FIELD != 0 {
+                if team.ctl.fetch_and(!OPEN, Ordering::Acquire) & FIELD == 0 {
+                    return;
+                }
+                // A helper is still inside a task: time the wait (the clock is
+                // read only here, so an inference whose helpers are done in
+                // time pays nothing for the statistics).
+                let start = std::time::Instant::now();
+                while team.ctl.load(Ordering::Acquire) & FIELD != 0 {
                     std::hint::spin_loop();
                 }
+                let ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                team.waited_ns.fetch_add(ns, Ordering::Relaxed);
+                team.longest_ns.fetch_max(ns, Ordering::Relaxed);
             }
         }
-        let _close = Close(&self.ctl);
+        let _close = Close(self);
         self.ranges.work(ranges, 0, body, &mut scratch[..per]);
     }
 }
@@ -473,6 +515,36 @@ mod tests {
             })
         });
         assert_eq!(ids.into_inner().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn team_stats_count_jobs_and_time_the_waits_for_helpers() {
+        // Two tasks per job: the helper's sleeps 60 ms, the owner's 20 (long
+        // enough for the helper to join), so the owner waits ~40 ms per job.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let joined = std::sync::atomic::AtomicU32::new(0);
+        let ((), stats) = pool.install(|| {
+            with_team_stats(2, || {
+                let owner = std::thread::current().id();
+                for _ in 0..3 {
+                    run_tasks(2, 2, &mut [], 0, |_, _| {
+                        if std::thread::current().id() == owner {
+                            std::thread::sleep(std::time::Duration::from_millis(20));
+                        } else {
+                            joined.fetch_add(1, Ordering::Relaxed);
+                            std::thread::sleep(std::time::Duration::from_millis(60));
+                        }
+                    });
+                }
+            })
+        });
+        assert_eq!(stats.jobs, 3);
+        let joined = joined.into_inner() as u64;
+        assert!(joined >= 1, "the helper never joined");
+        assert!(stats.waited_ns >= joined * 30_000_000, "{stats:?}, helper joined {joined}");
+        assert!(stats.longest_wait_ns >= 30_000_000 && stats.longest_wait_ns <= stats.waited_ns, "{stats:?}");
+        // No team, no statistics.
+        assert_eq!(with_team_stats(1, || ()).1, TeamStats::default());
     }
 
     #[test]
