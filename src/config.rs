@@ -222,6 +222,10 @@ pub struct Config {
     pub batch: usize,
     /// Threads used inside each kernel.
     pub threads: usize,
+    /// Let a session fall back to one thread while other processes keep its
+    /// threads waiting for each other (default true; see
+    /// [`crate::ResNet50::adaptive_threads`]). Outputs are the same either way.
+    pub adaptive_threads: bool,
     /// BatchNorm ε; `None` means the variant's default.
     pub bn_epsilon: Option<f32>,
     /// Kernel ISA; `None` means `RESNET50_ISA` or the best this CPU runs.
@@ -254,6 +258,7 @@ impl Default for Config {
             variant: Variant::V1,
             batch: 1,
             threads: 1,
+            adaptive_threads: true,
             bn_epsilon: None,
             isa: None,
             reference: false,

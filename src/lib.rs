@@ -37,7 +37,10 @@
 //! Threads: one `Model`, one [`Session`] per thread; [`ResNet50::threads`]
 //! sets the threads *inside* each layer (a rayon pool owned by the model; during
 //! a predict its other threads spin between layers, see
-//! [`resnet50_kernels::par::with_team`]).
+//! [`resnet50_kernels::par::with_team`]). While other busy processes keep
+//! those threads waiting for each other, a session falls back to one thread
+//! and tries its threads again now and then ([`ResNet50::adaptive_threads`]);
+//! outputs are bit-identical at any thread count.
 //!
 //! ```
 //! let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).threads(2).build()?;
@@ -80,6 +83,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+mod adaptive;
 pub mod arch;
 #[cfg(feature = "ndarray")]
 pub mod array;

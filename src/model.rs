@@ -2,9 +2,11 @@
 //! (immutable, shareable) and [`Session`] (one arena; allocation-free predict).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use resnet50_kernels::{AlignedBuf, Isa};
 
+use crate::adaptive::ThreadChooser;
 use crate::config::{ClassifierActivation, Config, Pooling, Variant, WeightsSource};
 use crate::error::{Error, Result};
 use crate::plan::{Op, Plan, PlanSpec};
@@ -198,6 +200,30 @@ impl ResNet50 {
     /// ```
     pub fn feature_maps(mut self, v: bool) -> Self {
         self.config.feature_maps = v;
+        self
+    }
+    /// Let each session fall back to one thread while the machine is
+    /// oversubscribed (true, the default), or always run on
+    /// [`threads`](Self::threads) threads (false: for benchmarks of a thread
+    /// count).
+    ///
+    /// When another busy process shares the cores, the OS preempts one of the
+    /// threads in the middle of a layer's task for a time slice and the others
+    /// wait for it at the layer's end: on 2 cores beside one busy process, two
+    /// threads took 61 ms (median; 98 at p90) where one took 54. A session
+    /// that sees such stalls runs an inference on one thread, keeps one thread
+    /// while that is faster and tries its threads again now and then (every 8
+    /// to 64 inferences). On an idle machine it stays on its threads. Outputs
+    /// are bit-identical at any thread count, so this changes only the time;
+    /// [`Session::last_threads`] tells what the last inference ran on.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().threads(2).adaptive_threads(false);
+    /// assert!(!model.config().adaptive_threads);
+    /// assert!(resnet50::ResNet50::new().config().adaptive_threads);
+    /// ```
+    pub fn adaptive_threads(mut self, v: bool) -> Self {
+        self.config.adaptive_threads = v;
         self
     }
     /// Refuse (true, the default) or pass through inputs with NaN/±∞.
@@ -611,7 +637,12 @@ impl Model {
         let len = self.inner.plan.arena_len();
         let arena = AlignedBuf::zeroed(len)
             .map_err(|e| Error::Alloc(format!("arena of {:.1} MiB: {e}", len as f64 * 4.0 / 1048576.0)))?;
-        Ok(Session { model: self.clone(), arena })
+        Ok(Session {
+            model: self.clone(),
+            arena,
+            chooser: ThreadChooser::new(self.inner.config.threads),
+            last_threads: 0,
+        })
     }
     /// Convenience: runs one batch in a fresh session and returns the output.
     /// Allocates; use a [`Session`] for repeated inference.
@@ -643,6 +674,10 @@ impl Model {
 pub struct Session {
     model: Model,
     arena: AlignedBuf,
+    /// Between the model's threads and one (`Config::adaptive_threads`).
+    chooser: ThreadChooser,
+    /// Threads the last inference ran on (0 before the first).
+    last_threads: usize,
 }
 
 impl Session {
@@ -656,6 +691,22 @@ impl Session {
     /// ```
     pub fn model(&self) -> &Model {
         &self.model
+    }
+
+    /// The threads the last inference ran on: the model's
+    /// [`threads`](ResNet50::threads), or 1 while the session has fallen back
+    /// to one thread ([`ResNet50::adaptive_threads`]); 0 before the first.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).threads(2).build()?;
+    /// let mut session = model.session()?;
+    /// assert_eq!(session.last_threads(), 0);
+    /// session.predict(&vec![0.5; model.input_len()])?;
+    /// assert_eq!(session.last_threads(), 2); // an idle machine: no stall seen yet
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
+    pub fn last_threads(&self) -> usize {
+        self.last_threads
     }
 
     /// Runs one batch (`input`: NHWC `[batch, height, width, 3]`, already
@@ -707,15 +758,32 @@ impl Session {
                 return Err(Error::Input(format!("input[{i}] is not finite ({})", dst[i])));
             }
         }
+        // Profiles time the configured threads; otherwise the chooser may
+        // pick one thread for this inference (see `adaptive`).
+        let adapt = m.config.adaptive_threads && times.is_none();
+        let threads = if adapt { self.chooser.next() } else { m.config.threads };
+        self.last_threads = threads;
         match &m.pool {
             // One team per inference: the pool's other threads spin between
             // layers instead of being woken for each one.
-            Some(pool) => pool.install(|| {
-                resnet50_kernels::par::with_team(m.config.threads, || {
-                    executor::run(plan, &m.weights, m.isa, m.config.threads, arena, times)
-                })
-            }),
-            None => executor::run(plan, &m.weights, m.isa, 1, arena, times),
+            Some(pool) if threads > 1 => {
+                let start = Instant::now();
+                let ((), stats) = pool.install(|| {
+                    resnet50_kernels::par::with_team_stats(threads, || {
+                        executor::run(plan, &m.weights, m.isa, threads, arena, times)
+                    })
+                });
+                if adapt {
+                    self.chooser.observe(threads, start.elapsed().as_secs_f64(), stats.waited_ns as f64 * 1e-9);
+                }
+            }
+            _ => {
+                let start = Instant::now();
+                executor::run(plan, &m.weights, m.isa, 1, arena, times);
+                if adapt {
+                    self.chooser.observe(1, start.elapsed().as_secs_f64(), 0.0);
+                }
+            }
         }
         Ok(())
     }
@@ -843,4 +911,27 @@ pub struct StepTime {
     pub macs: u64,
     /// Mean wall time per run, seconds.
     pub seconds: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_session_fallen_back_to_one_thread_gives_the_same_answers() {
+        // 128×128 at batch 5 also runs stages 2–3 image by image.
+        for variant in [Variant::V1, Variant::V1_5] {
+            let model = ResNet50::new().variant(variant).input_shape(128, 128, 3).batch(5).threads(3).build().unwrap();
+            let x = init::deterministic_input(5, 128, 128);
+            let mut threads = model.session().unwrap();
+            let want = threads.predict(&x).unwrap().to_vec();
+            assert_eq!(threads.last_threads(), 3);
+            let mut one = model.session().unwrap();
+            one.chooser = ThreadChooser::stuck_on_one(3);
+            for _ in 0..2 {
+                assert_eq!(one.predict(&x).unwrap(), &want[..], "{variant:?}");
+                assert_eq!(one.last_threads(), 1);
+            }
+        }
+    }
 }
