@@ -119,6 +119,11 @@ enum Command {
         /// times the --threads model only.
         #[arg(long, value_name = "N")]
         baseline_threads: Option<usize>,
+        /// Let the sessions fall back to one thread while other processes stall
+        /// their threads (the library's default, `ResNet50::adaptive_threads`);
+        /// without it, bench measures exactly --threads (and --baseline-threads).
+        #[arg(long)]
+        adaptive_threads: bool,
         #[command(flatten)]
         model: ModelFlags,
     },
@@ -288,7 +293,11 @@ impl ModelFlags {
     }
 
     fn build(&self, from_tensor: Option<[usize; 4]>) -> CliResult<Model> {
-        let config = self.config(from_tensor)?;
+        self.build_with(self.config(from_tensor)?)
+    }
+
+    /// Builds `config` (from [`ModelFlags::config`], perhaps amended).
+    fn build_with(&self, config: Config) -> CliResult<Model> {
         if matches!(config.weights, WeightsSource::Random { .. }) {
             eprintln!("note: no --weights given: using seeded random weights (outputs are meaningless)");
         }
@@ -334,8 +343,8 @@ fn run(cli: Cli) -> CliResult<()> {
             resnet50::loaders::convert(&src, &dst, None).map_err(|e| e.to_string())?;
             eprintln!("wrote {}", dst.display());
         }
-        Command::Bench { iters, warmup, json, profile, baseline_threads, model } => {
-            bench(&model, iters, warmup, json, profile, baseline_threads)?
+        Command::Bench { iters, warmup, json, profile, baseline_threads, adaptive_threads, model } => {
+            bench(&model, iters, warmup, json, profile, baseline_threads, adaptive_threads)?
         }
     }
     Ok(())
@@ -530,8 +539,9 @@ fn bench(
     json: bool,
     profile: bool,
     baseline_threads: Option<usize>,
+    adaptive_threads: bool,
 ) -> CliResult<()> {
-    let m = flags.build(None)?;
+    let m = flags.build_with(Config { adaptive_threads, ..flags.config(None)? })?;
     let mut session = m.session().map_err(|e| e.to_string())?;
     // The baseline: the same weights on another thread count, timed in turn
     // with ours so that drifting load on a shared machine hits both alike.
@@ -552,10 +562,13 @@ fn bench(
     }
     let mut times = Vec::with_capacity(iters as usize);
     let mut base_times = Vec::with_capacity(iters as usize);
-    let timed = |s: &mut resnet50::Session, into: &mut Vec<f64>| -> CliResult<()> {
+    // Timed inferences that ran on one thread (only with --adaptive-threads).
+    let mut fell_back = [0u32; 2];
+    let timed = |s: &mut resnet50::Session, into: &mut Vec<f64>, fell_back: &mut u32| -> CliResult<()> {
         let t = Instant::now();
         s.predict(&input).map_err(|e| e.to_string())?;
         into.push(t.elapsed().as_secs_f64() * 1e3);
+        *fell_back += (s.last_threads() < s.model().config().threads) as u32;
         Ok(())
     };
     for i in 0..iters {
@@ -563,14 +576,14 @@ fn bench(
         // caches the other just warmed.
         match base_session.as_mut() {
             Some((_, b)) if i % 2 == 1 => {
-                timed(b, &mut base_times)?;
-                timed(&mut session, &mut times)?;
+                timed(b, &mut base_times, &mut fell_back[1])?;
+                timed(&mut session, &mut times, &mut fell_back[0])?;
             }
             Some((_, b)) => {
-                timed(&mut session, &mut times)?;
-                timed(b, &mut base_times)?;
+                timed(&mut session, &mut times, &mut fell_back[0])?;
+                timed(b, &mut base_times, &mut fell_back[1])?;
             }
-            None => timed(&mut session, &mut times)?,
+            None => timed(&mut session, &mut times, &mut fell_back[0])?,
         }
     }
     let summary = |t: &mut Vec<f64>| {
@@ -600,10 +613,12 @@ fn bench(
             "iters": iters, "input": format!("{}x{}", c.height, c.width), "median_ms": median, "p90_ms": p90,
             "min_ms": min, "images_per_s": ips, "gflops": gflops, "peak_gflops": peak,
             "percent_of_peak": 100.0 * gflops / peak, "times_ms": times,
+            "adaptive_threads": adaptive_threads, "one_thread_iters": fell_back[0],
         });
         if let Some((threads, bm, bp, bmin)) = baseline {
             v["baseline"] = serde_json::json!({
                 "threads": threads, "median_ms": bm, "p90_ms": bp, "min_ms": bmin, "times_ms": base_times,
+                "one_thread_iters": fell_back[1],
             });
             v["speedup"] = serde_json::json!(bm / median);
         }
@@ -624,6 +639,9 @@ fn bench(
             m.isa()
         );
         println!("  median {median:.2} ms   p90 {p90:.2} ms   min {min:.2} ms   ({iters} iterations)");
+        if adaptive_threads {
+            println!("  adaptive threads: {} of {iters} inferences fell back to one thread", fell_back[0]);
+        }
         println!(
             "  {ips:.1} images/s   {gflops:.1} GFLOP/s (direct-convolution count) = {:.0}% of the measured FMA peak ({peak:.1} GFLOP/s)",
             100.0 * gflops / peak
