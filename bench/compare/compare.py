@@ -630,6 +630,10 @@ def main(argv=None) -> int:
     ap.add_argument("--verify-only", action="store_true", help="only check the ONNX graph and exit")
     ap.add_argument("--save-onnx", metavar="DIR", help="also keep the benchmarked .onnx files in DIR")
     ap.add_argument("--json-out", metavar="FILE", help="write all results as JSON")
+    ap.add_argument("--background-load", type=int, default=0, metavar="N",
+                    help="keep N busy-looping processes running beside every engine for the whole "
+                         "run: an oversubscribed machine (e.g. 1 with --configs 1x2 on 2 cores; "
+                         "ours pins its threads unless --ours-args=--adaptive-threads)")
     args = ap.parse_args(argv)
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for v in args.variants:
@@ -681,6 +685,11 @@ def main(argv=None) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     extra = args.ours_args.split()
     t_start = time.perf_counter()
+    if not 0 <= args.background_load <= 64:
+        ap.error(f"--background-load {args.background_load}: expected 0..64 processes")
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.background_load)]
+    if busy:
+        log(f"background load: {len(busy)} busy process(es) beside every engine")
     try:
         for variant in args.variants:
             weights = deterministic_weights(variant, 1000)
@@ -753,6 +762,9 @@ def main(argv=None) -> int:
                 results.append(row)
                 del eng
     finally:
+        for p in busy:
+            p.kill()
+            p.wait()
         tmp.cleanup()
     report["results"] = results
     report["load_end"] = loadavg()
