@@ -32,7 +32,9 @@ fn views<'a>(
 }
 
 /// Runs every step of `plan`. The input must already be in its buffer.
-/// With `times` (one slot per step), adds each step's wall time in seconds.
+/// With `times` (one slot per step), adds each step's wall time in seconds
+/// and, in `[1]`, how long of it this thread waited at the step's kernels'
+/// ends for other threads still in a task.
 ///
 /// Steps `0..plan.per_image` run image by image (see [`Plan::per_image`]):
 /// each of them on one image's part of its batch-wide buffers, and on the
@@ -43,7 +45,7 @@ pub(crate) fn run(
     isa: Isa,
     threads: usize,
     arena: &mut [f32],
-    mut times: Option<&mut [f64]>,
+    mut times: Option<&mut [[f64; 2]]>,
 ) {
     let (acts, scratch) = arena.split_at_mut(plan.activations_len);
     let images = if plan.per_image > 0 { plan.spec.batch } else { 0 };
@@ -68,10 +70,10 @@ fn run_step(
     threads: usize,
     acts: &mut [f32],
     scratch: &mut [f32],
-    times: Option<&mut [f64]>,
+    times: Option<&mut [[f64; 2]]>,
 ) {
     let step = &plan.steps[t];
-    let start = times.is_some().then(std::time::Instant::now);
+    let start = times.is_some().then(|| (std::time::Instant::now(), resnet50_kernels::par::team_waited_ns()));
     // A buffer's range for this run: one image's part of a batch-wide
     // buffer, or all of it (the whole batch, or a one-image buffer: in a
     // per-image step every buffer holds either the batch or one image).
@@ -124,7 +126,8 @@ fn run_step(
             pool::dense(isa, n, *k, *m, inp.expect("dense input"), &data[kr], &data[br], out, threads);
         }
     }
-    if let (Some(times), Some(start)) = (times, start) {
-        times[t] += start.elapsed().as_secs_f64();
+    if let (Some(times), Some((start, waited))) = (times, start) {
+        times[t][0] += start.elapsed().as_secs_f64();
+        times[t][1] += (resnet50_kernels::par::team_waited_ns() - waited) as f64 * 1e-9;
     }
 }

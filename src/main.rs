@@ -625,7 +625,7 @@ fn bench(
         if profile {
             v["layers"] = layers
                 .iter()
-                .map(|l| serde_json::json!({"name": l.name, "kernel": l.kind, "ms": l.seconds * 1e3, "macs": l.macs, "gflops": layer_gflops(l)}))
+                .map(|l| serde_json::json!({"name": l.name, "kernel": l.kind, "ms": l.seconds * 1e3, "wait_ms": l.waited * 1e3, "macs": l.macs, "gflops": layer_gflops(l)}))
                 .collect();
         }
         println!("{v}");
@@ -654,10 +654,15 @@ fn bench(
         }
         if profile {
             let total: f64 = layers.iter().map(|l| l.seconds).sum();
-            println!("\n  {:<22}{:<14}{:>10}{:>8}{:>10}", "layer", "kernel", "ms", "%", "GFLOP/s");
+            // With threads: how long the calling thread waited at the layer's
+            // end for the others (imbalance, or a preempted thread).
+            let waits = c.threads > 1;
+            let wait_head = if waits { format!("{:>9}", "wait ms") } else { String::new() };
+            println!("\n  {:<22}{:<14}{:>10}{:>8}{:>10}{wait_head}", "layer", "kernel", "ms", "%", "GFLOP/s");
             for l in &layers {
+                let wait = if waits { format!("{:>9.3}", l.waited * 1e3) } else { String::new() };
                 println!(
-                    "  {:<22}{:<14}{:>10.3}{:>7.1}%{:>10.1}",
+                    "  {:<22}{:<14}{:>10.3}{:>7.1}%{:>10.1}{wait}",
                     l.name,
                     l.kind,
                     l.seconds * 1e3,
@@ -665,7 +670,9 @@ fn bench(
                     layer_gflops(l)
                 );
             }
-            println!("  {:<36}{:>10.3}", "total (profiled)", total * 1e3);
+            let waited: f64 = layers.iter().map(|l| l.waited).sum();
+            let wait = if waits { format!("{:>27.3}", waited * 1e3) } else { String::new() };
+            println!("  {:<36}{:>10.3}{wait}", "total (profiled)", total * 1e3);
         }
     }
     Ok(())

@@ -735,7 +735,7 @@ impl Session {
 
     /// Validates `input`, copies it into the arena and runs the plan, adding
     /// each step's seconds to `times` when given.
-    fn run(&mut self, input: &[f32], times: Option<&mut [f64]>) -> Result<()> {
+    fn run(&mut self, input: &[f32], times: Option<&mut [[f64; 2]]>) -> Result<()> {
         let expect = self.model.input_len();
         if input.len() != expect {
             let [n, h, w, c] = self.model.input_shape();
@@ -747,7 +747,7 @@ impl Session {
     /// Lets `fill` write the input (exactly [`Model::input_len`] floats, NHWC)
     /// into the arena, checks it is finite when the model asks, and runs the
     /// plan. Allocates nothing.
-    pub(crate) fn run_with(&mut self, fill: impl FnOnce(&mut [f32]), times: Option<&mut [f64]>) -> Result<()> {
+    pub(crate) fn run_with(&mut self, fill: impl FnOnce(&mut [f32]), times: Option<&mut [[f64; 2]]>) -> Result<()> {
         let m = &self.model.inner;
         let plan = &m.plan;
         let arena = self.arena.as_mut_slice();
@@ -800,7 +800,7 @@ impl Session {
     /// ```
     pub fn profile(&mut self, input: &[f32], iters: usize) -> Result<Vec<StepTime>> {
         let plan = self.model.inner.plan.clone();
-        let mut times = vec![0.0; plan.steps.len()];
+        let mut times = vec![[0.0; 2]; plan.steps.len()];
         for _ in 0..iters.max(1) {
             self.run(input, Some(&mut times))?;
         }
@@ -808,7 +808,7 @@ impl Session {
             .steps
             .iter()
             .zip(&times)
-            .map(|(s, &t)| {
+            .map(|(s, &[t, w])| {
                 let (kind, macs) = match &s.op {
                     Op::Conv { kernel, shape, .. } => (kernel.algo.name(), shape.macs()),
                     Op::MaxPool(_) => ("maxpool", 0),
@@ -816,7 +816,8 @@ impl Session {
                     Op::Dense { n, k, m } => ("dense", (n * k * m) as u64),
                     Op::Softmax { .. } => ("softmax", 0),
                 };
-                StepTime { name: s.name.clone(), kind, macs, seconds: t / iters.max(1) as f64 }
+                let per_run = |x: f64| x / iters.max(1) as f64;
+                StepTime { name: s.name.clone(), kind, macs, seconds: per_run(t), waited: per_run(w) }
             })
             .collect())
     }
@@ -898,7 +899,9 @@ impl Session {
 /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
 /// let steps = model.session()?.profile(&vec![0.0; model.input_len()], 1)?;
 /// assert_eq!(steps[0].name, "conv1");
-/// assert!(steps.iter().all(|s| s.seconds >= 0.0));
+/// assert!(steps.iter().all(|s| s.seconds >= 0.0 && s.waited == 0.0)); // one thread waits for no one
+/// let two = model.with_threads(2)?.session()?.profile(&vec![0.0; model.input_len()], 3)?;
+/// assert!(two.iter().all(|s| (0.0..=s.seconds).contains(&s.waited)));
 /// # Ok::<(), resnet50::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -911,6 +914,10 @@ pub struct StepTime {
     pub macs: u64,
     /// Mean wall time per run, seconds.
     pub seconds: f64,
+    /// Of `seconds`, how long the calling thread waited at the ends of the
+    /// step's kernels for the model's other threads still in a task (their
+    /// imbalance, or a preempted thread; 0 on one thread).
+    pub waited: f64,
 }
 
 #[cfg(test)]

@@ -248,6 +248,20 @@ pub fn with_team_stats<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) ->
     (r, stats)
 }
 
+/// How long, in nanoseconds, the owner of the [`with_team`] call running on
+/// this thread has waited so far for helpers still inside a task (the running
+/// total of [`TeamStats::waited_ns`]); 0 outside a team. Read it before and
+/// after a kernel to see how long that kernel's threads waited for each other.
+pub fn team_waited_ns() -> u64 {
+    let team = OWNS.get();
+    if team.is_null() {
+        return 0;
+    }
+    // SAFETY: OWNS is set only by `with_team` on this thread, to a team on its
+    // stack, and cleared (by `Owner`'s drop) before that team is dropped.
+    unsafe { (*team).waited_ns.load(Ordering::Relaxed) }
+}
+
 /// Runs `n` helper loops as rayon jobs: a join tree, so nothing is allocated.
 fn start_helpers(team: &Team, n: usize) {
     if n <= 1 {
@@ -526,6 +540,7 @@ mod tests {
         let ((), stats) = pool.install(|| {
             with_team_stats(2, || {
                 let owner = std::thread::current().id();
+                let mut seen = 0;
                 for _ in 0..3 {
                     run_tasks(2, 2, &mut [], 0, |_, _| {
                         if std::thread::current().id() == owner {
@@ -535,10 +550,15 @@ mod tests {
                             std::thread::sleep(std::time::Duration::from_millis(60));
                         }
                     });
+                    // The running total grows by each job's wait.
+                    assert!(team_waited_ns() >= seen);
+                    seen = team_waited_ns();
                 }
+                assert!(seen > 0);
             })
         });
         assert_eq!(stats.jobs, 3);
+        assert_eq!(team_waited_ns(), 0, "outside a team");
         let joined = joined.into_inner() as u64;
         assert!(joined >= 1, "the helper never joined");
         assert!(stats.waited_ns >= joined * 30_000_000, "{stats:?}, helper joined {joined}");
