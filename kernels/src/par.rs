@@ -157,6 +157,7 @@ struct Team {
     job: UnsafeCell<Job>,
     /// What the owner saw ([`TeamStats`]; only the owner touches them).
     jobs: AtomicU32,
+    helped: AtomicU32,
     waited_ns: AtomicU64,
     longest_ns: AtomicU64,
 }
@@ -168,6 +169,10 @@ struct Team {
 pub struct TeamStats {
     /// Jobs published on the team.
     pub jobs: u32,
+    /// Of those, the jobs at least one helper joined (the others the owner
+    /// ran alone: its helpers were not on a core, or every task was taken
+    /// before they looked).
+    pub helped: u32,
     /// Total time the owner waited at the end of jobs, in nanoseconds.
     pub waited_ns: u64,
     /// The longest of those waits, in nanoseconds.
@@ -219,6 +224,7 @@ pub fn with_team_stats<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) ->
             per: 0,
         }),
         jobs: AtomicU32::new(0),
+        helped: AtomicU32::new(0),
         waited_ns: AtomicU64::new(0),
         longest_ns: AtomicU64::new(0),
     };
@@ -242,6 +248,7 @@ pub fn with_team_stats<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) ->
     );
     let stats = TeamStats {
         jobs: team.jobs.into_inner(),
+        helped: team.helped.into_inner(),
         waited_ns: team.waited_ns.into_inner(),
         longest_wait_ns: team.longest_ns.into_inner(),
     };
@@ -363,7 +370,11 @@ impl Team {
                 team.jobs.fetch_add(1, Ordering::Relaxed);
                 // Acquire: the helpers' writes (their tasks' outputs) happen
                 // before their release decrement.
-                if team.ctl.fetch_and(!OPEN, Ordering::Acquire) & FIELD == 0 {
+                let c = team.ctl.fetch_and(!OPEN, Ordering::Acquire);
+                if (c >> JOINED_SHIFT) & FIELD != 0 {
+                    team.helped.fetch_add(1, Ordering::Relaxed);
+                }
+                if c & FIELD == 0 {
                     return;
                 }
                 // A helper is still inside a task: time the wait (the clock is
@@ -560,6 +571,8 @@ mod tests {
         assert_eq!(stats.jobs, 3);
         assert_eq!(team_waited_ns(), 0, "outside a team");
         let joined = joined.into_inner() as u64;
+        // A helper that joined after the owner took its task ran none.
+        assert!(stats.helped as u64 >= joined && stats.helped <= 3, "{stats:?}, helper ran {joined} tasks");
         assert!(joined >= 1, "the helper never joined");
         assert!(stats.waited_ns >= joined * 30_000_000, "{stats:?}, helper joined {joined}");
         assert!(stats.longest_wait_ns >= 30_000_000 && stats.longest_wait_ns <= stats.waited_ns, "{stats:?}");
