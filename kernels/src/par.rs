@@ -34,6 +34,13 @@
 //! nanoseconds. Outside a team (kernel tests and benches, or a kernel called
 //! from another thread) `run_tasks` falls back to plain rayon jobs.
 //!
+//! **Row splits in proportion.** A GEMM split into one row range per worker
+//! (each range streams all the weights, so finer tasks cost more than they
+//! balance: `gemm::loops::split`) cannot be rebalanced by stealing when one
+//! core runs slower. [`run_split`] sizes the owner's range of such a job to
+//! the two threads' speeds measured on the previous ones (a two-thread team
+//! only; equal ranges elsewhere).
+//!
 //! **Protocol.** One control word holds the job generation, an OPEN bit, how
 //! many helpers joined this job (their slot numbers) and how many are still
 //! inside it. The owner writes the job, then opens it (release); a helper joins
@@ -117,20 +124,33 @@ impl TaskRanges {
     /// Worker `w`'s loop over `n` ranges: its own range front to back, then
     /// the others' from the back, until every range is spent.
     fn work(&self, n: usize, w: usize, body: &Body<'_>, slot: &mut [f32]) {
-        let own = w % n;
-        while let Some(t) = self.r[own].take(true) {
+        self.work_own(n, w, body, slot);
+        self.steal(n, w, body, slot);
+    }
+
+    /// Worker `w`'s own range, front to back.
+    fn work_own(&self, n: usize, w: usize, body: &Body<'_>, slot: &mut [f32]) {
+        while let Some(t) = self.r[w % n].take(true) {
             body(t, slot);
         }
+    }
+
+    /// Worker `w` takes the others' tasks from the back until every range is
+    /// spent; returns how many it took.
+    fn steal(&self, n: usize, w: usize, body: &Body<'_>, slot: &mut [f32]) -> usize {
+        let own = w % n;
+        let mut stolen = 0;
         // Each pass steals one task from the first range (after ours) that
         // still has some; done when a pass finds them all empty.
         'steal: loop {
             for i in 1..n {
                 if let Some(t) = self.r[(own + i) % n].take(false) {
                     body(t, slot);
+                    stolen += 1;
                     continue 'steal;
                 }
             }
-            return;
+            return stolen;
         }
     }
 }
@@ -147,6 +167,8 @@ struct Job {
     ranges: usize,
     scratch: *mut f32,
     per: usize,
+    /// Time each worker's own range ([`run_split`]): helpers record theirs.
+    timed: bool,
 }
 
 /// The shared state of one [`with_team`] call.
@@ -160,6 +182,15 @@ struct Team {
     helped: AtomicU32,
     waited_ns: AtomicU64,
     longest_ns: AtomicU64,
+    /// For a timed job: when the helper joined and when it finished its own
+    /// range (nanoseconds since `epoch`), and whether it then took tasks of
+    /// the owner's range.
+    epoch: std::time::Instant,
+    helper_join_ns: AtomicU64,
+    helper_own_ns: AtomicU64,
+    helper_stole: AtomicBool,
+    /// Helpers that joined the last job (set when it closes).
+    last_joined: AtomicU64,
 }
 
 /// What the owner of a [`with_team`] call saw: how many jobs it published and
@@ -222,11 +253,17 @@ pub fn with_team_stats<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) ->
             ranges: 0,
             scratch: std::ptr::null_mut(),
             per: 0,
+            timed: false,
         }),
         jobs: AtomicU32::new(0),
         helped: AtomicU32::new(0),
         waited_ns: AtomicU64::new(0),
         longest_ns: AtomicU64::new(0),
+        epoch: std::time::Instant::now(),
+        helper_join_ns: AtomicU64::new(0),
+        helper_own_ns: AtomicU64::new(0),
+        helper_stole: AtomicBool::new(false),
+        last_joined: AtomicU64::new(0),
     };
     /// Stops the helpers and unregisters the team, also when `f` panics.
     struct Owner<'a>(&'a Team);
@@ -338,13 +375,39 @@ impl Team {
             let scratch = unsafe { std::slice::from_raw_parts_mut(job.scratch.add(slot * job.per), job.per) };
             // SAFETY: `body` outlives the job (above).
             let body = unsafe { &*job.body };
-            self.ranges.work(job.ranges, slot, body, scratch);
+            if job.timed {
+                // Recorded before `_leave`'s release decrement, which the
+                // owner's wait acquires.
+                self.helper_join_ns.store(self.now_ns(), Ordering::Relaxed);
+                self.ranges.work_own(job.ranges, slot, body, scratch);
+                self.helper_own_ns.store(self.now_ns(), Ordering::Relaxed);
+                let stolen = self.ranges.steal(job.ranges, slot, body, scratch);
+                self.helper_stole.store(stolen > 0, Ordering::Relaxed);
+            } else {
+                self.ranges.work(job.ranges, slot, body, scratch);
+            }
         }
+    }
+
+    /// Nanoseconds since the team started.
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Runs `body` over `tasks` on the owner thread (slot 0) and every helper
     /// that joins (slots 1..workers), returning once all of them are done.
-    fn run(&self, tasks: usize, workers: usize, scratch: &mut [f32], per: usize, body: &Body<'_>) {
+    /// When `timed`, also returns how long the owner and the one helper took
+    /// over their own ranges, `(owner_ns, helper_ns)` — when exactly one
+    /// helper joined and neither took tasks of the other's range.
+    fn run(
+        &self,
+        tasks: usize,
+        workers: usize,
+        scratch: &mut [f32],
+        per: usize,
+        body: &Body<'_>,
+        timed: bool,
+    ) -> Option<(u64, u64)> {
         debug_assert!(scratch.len() >= workers * per);
         // SAFETY (lifetime erasure): helpers use `body` and `scratch` only
         // while counted active, and `Close` below waits for that count to
@@ -356,7 +419,7 @@ impl Team {
         let ranges = self.ranges.deal(tasks, workers);
         // SAFETY: as just said, no one reads `job` now.
         unsafe {
-            *self.job.get() = Job { body: body_static, ranges, scratch: scratch.as_mut_ptr(), per };
+            *self.job.get() = Job { body: body_static, ranges, scratch: scratch.as_mut_ptr(), per, timed };
         }
         let gen = (self.ctl.load(Ordering::Relaxed) >> GEN_SHIFT) + 1;
         let cap = (workers - 1).min(MAX_HELPERS) as u64;
@@ -371,7 +434,9 @@ impl Team {
                 // Acquire: the helpers' writes (their tasks' outputs) happen
                 // before their release decrement.
                 let c = team.ctl.fetch_and(!OPEN, Ordering::Acquire);
-                if (c >> JOINED_SHIFT) & FIELD != 0 {
+                let joined = (c >> JOINED_SHIFT) & FIELD;
+                team.last_joined.store(joined, Ordering::Relaxed);
+                if joined != 0 {
                     team.helped.fetch_add(1, Ordering::Relaxed);
                 }
                 if c & FIELD == 0 {
@@ -389,8 +454,26 @@ impl Team {
                 team.longest_ns.fetch_max(ns, Ordering::Relaxed);
             }
         }
-        let _close = Close(self);
-        self.ranges.work(ranges, 0, body, &mut scratch[..per]);
+        let close = Close(self);
+        let slot = &mut scratch[..per];
+        if !timed {
+            self.ranges.work(ranges, 0, body, slot);
+            return None;
+        }
+        let start = self.now_ns();
+        self.ranges.work_own(ranges, 0, body, slot);
+        let owner_ns = self.now_ns().saturating_sub(start);
+        let stolen = self.ranges.steal(ranges, 0, body, slot);
+        drop(close);
+        // After the wait: the helper's records, stored before it left, are
+        // visible (the wait acquired its release).
+        let one_helper = self.last_joined.load(Ordering::Relaxed) == 1;
+        if !one_helper || stolen > 0 || self.helper_stole.load(Ordering::Relaxed) {
+            return None;
+        }
+        let helper_ns =
+            self.helper_own_ns.load(Ordering::Relaxed).saturating_sub(self.helper_join_ns.load(Ordering::Relaxed));
+        Some((owner_ns, helper_ns))
     }
 }
 
@@ -406,6 +489,22 @@ pub(crate) fn run_tasks<F>(tasks: usize, workers: usize, scratch: &mut [f32], pe
 where
     F: Fn(usize, &mut [f32]) + Sync,
 {
+    run_tasks_timed(tasks, workers, scratch, per, body, false);
+}
+
+/// [`run_tasks`]; with `timed`, on a team, also the owner's and the helper's
+/// times over their own ranges (see `Team::run`).
+fn run_tasks_timed<F>(
+    tasks: usize,
+    workers: usize,
+    scratch: &mut [f32],
+    per: usize,
+    body: F,
+    timed: bool,
+) -> Option<(u64, u64)>
+where
+    F: Fn(usize, &mut [f32]) + Sync,
+{
     let workers = workers.max(1).min(tasks.max(1));
     let need = workers * per;
     assert!(scratch.len() >= need, "par: scratch has {} floats, {workers} workers need {need}", scratch.len());
@@ -414,7 +513,7 @@ where
         for t in 0..tasks {
             body(t, &mut scratch[..]);
         }
-        return;
+        return None;
     }
     let team = TEAM.get();
     if !team.is_null() {
@@ -432,8 +531,7 @@ where
         // SAFETY: TEAM is set only by `with_team` on this thread, to a team on
         // its stack, and cleared before that team is dropped.
         let team = unsafe { &*team };
-        team.run(tasks, workers, scratch, per, &body);
-        return;
+        return team.run(tasks, workers, scratch, per, &body, timed);
     }
     let ranges = TaskRanges::new();
     let n = ranges.deal(tasks, workers);
@@ -443,6 +541,79 @@ where
     } else {
         scratch.par_chunks_mut(per).enumerate().for_each(|(w, slot)| worker(w, slot));
     }
+    None
+}
+
+thread_local! {
+    /// The owner's share of a two-worker [`run_split`], kept per thread across
+    /// teams (a session's inferences run on the thread that calls predict).
+    static OWNER_SHARE: Cell<f64> = const { Cell::new(0.5) };
+}
+
+/// Bounds of the owner's share of a [`run_split`].
+const SHARE_MIN: f64 = 0.2;
+const SHARE_MAX: f64 = 0.8;
+/// How far one measurement moves the share: a quarter of the way to what
+/// it measured, at most [`SHARE_STEP_MAX`] (a helper preempted in the middle
+/// of one job must not hand the owner the next ones).
+const SHARE_GAIN: f64 = 0.25;
+const SHARE_STEP_MAX: f64 = 0.05;
+
+/// The owner's share after a two-worker [`run_split`] in which the owner
+/// took `owner_ns` over `owner_rows` and the helper `helper_ns` over the rest.
+fn next_share(share: f64, owner_rows: usize, owner_ns: u64, helper_rows: usize, helper_ns: u64) -> f64 {
+    if owner_ns == 0 || helper_ns == 0 || owner_rows == 0 || helper_rows == 0 {
+        return share;
+    }
+    let owner_speed = owner_rows as f64 / owner_ns as f64;
+    let helper_speed = helper_rows as f64 / helper_ns as f64;
+    let target = owner_speed / (owner_speed + helper_speed);
+    let step = (SHARE_GAIN * (target - share)).clamp(-SHARE_STEP_MAX, SHARE_STEP_MAX);
+    (share + step).clamp(SHARE_MIN, SHARE_MAX)
+}
+
+/// Runs `body(rows, slot)` on one contiguous range of `0..m` per worker (the
+/// ranges partition `0..m` in order; some may be empty), for kernels whose
+/// rows cost the same and whose tasks stay one per worker because each task
+/// streams all the weights (`gemm::loops::split`'s row split).
+///
+/// With one range per worker, a slower core cannot be rebalanced by
+/// stealing, and the layer waits for it: measured on the 2-core Zen 4 VM, in
+/// runs where the host gave one vCPU less of a core, the owner waited 7–14 %
+/// of each row-split 1×1 layer for the helper. So on the owner of a team of
+/// two workers the ranges follow the threads' measured speeds: each such job
+/// times the owner's and the helper's own ranges and moves the owner's share
+/// towards what they did ([`next_share`]); the share lives on across the
+/// thread's later teams. Elsewhere the ranges are equal. Which rows a worker
+/// computes never changes a row's arithmetic, so results are identical
+/// whatever the share.
+pub(crate) fn run_split<F>(m: usize, workers: usize, scratch: &mut [f32], per: usize, body: F)
+where
+    F: Fn(std::ops::Range<usize>, &mut [f32]) + Sync,
+{
+    let workers = workers.max(1).min(m.max(1));
+    let adaptive = workers == 2 && !TEAM.get().is_null();
+    let share = if adaptive { OWNER_SHARE.get() } else { 1.0 / workers as f64 };
+    // The owner's rows, then the rest in equal ranges.
+    let first = ((m as f64 * share).round() as usize).min(m);
+    let bound = |i: usize| if i == 0 { 0 } else { first + (m - first) * (i - 1) / (workers - 1).max(1) };
+    let times = run_tasks_timed(workers, workers, scratch, per, |t, slot| body(bound(t)..bound(t + 1), slot), adaptive);
+    if let Some((owner_ns, helper_ns)) = times {
+        OWNER_SHARE.set(next_share(share, first, owner_ns, m - first, helper_ns));
+    }
+}
+
+/// The owner's share of the next two-worker [`run_split`] on this thread.
+#[cfg(test)]
+pub(crate) fn owner_share() -> f64 {
+    OWNER_SHARE.get()
+}
+
+/// Sets the owner's share of this thread's next two-worker [`run_split`]s
+/// (tests: results must not depend on it).
+#[cfg(test)]
+pub(crate) fn set_owner_share(share: f64) {
+    OWNER_SHARE.set(share.clamp(SHARE_MIN, SHARE_MAX));
 }
 
 /// Runs `body(i, chunk)` for every `chunk_len`-float chunk of `out` (the last
@@ -622,6 +793,87 @@ mod tests {
         assert_eq!(all[..16], (93..109).collect::<Vec<_>>()[..]);
         all.sort_unstable();
         assert!(all.iter().copied().eq(0..1000));
+    }
+
+    /// Runs `run_split(m, workers)`, checking the ranges partition `0..m` in
+    /// order; returns them.
+    fn split_ranges(m: usize, workers: usize) -> Vec<std::ops::Range<usize>> {
+        let seen = Mutex::new(Vec::new());
+        run_split(m, workers, &mut [], 0, |r, _| seen.lock().unwrap().push(r));
+        let mut v = seen.into_inner().unwrap();
+        v.sort_by_key(|r| (r.start, r.end));
+        assert_eq!(v.len(), workers.max(1).min(m.max(1)), "{m} rows, {workers} workers");
+        assert_eq!(v.first().map_or(0, |r| r.start), 0);
+        assert!(v.windows(2).all(|w| w[0].end == w[1].start), "{v:?}");
+        assert_eq!(v.last().map_or(0, |r| r.end), m);
+        v
+    }
+
+    #[test]
+    fn split_ranges_partition_the_rows() {
+        // Outside a team: equal ranges.
+        for (m, w) in [(0, 2), (1, 3), (10, 2), (196, 2), (197, 3), (64, 8)] {
+            let v = split_ranges(m, w);
+            let (lo, hi) = v.iter().map(|r| r.len()).fold((usize::MAX, 0), |(a, b), l| (a.min(l), b.max(l)));
+            assert!(hi - lo <= 1, "{m} {w}: {v:?}");
+        }
+        // On a team, whatever the share.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        pool.install(|| {
+            with_team(2, || {
+                for share in [0.2, 0.5, 0.8] {
+                    set_owner_share(share);
+                    let v = split_ranges(196, 2);
+                    // The share in force when the job started sized the owner's range.
+                    assert_eq!(v[0].len(), (196.0 * share).round() as usize);
+                    split_ranges(3, 2);
+                }
+            })
+        });
+    }
+
+    #[test]
+    fn the_share_follows_the_measured_speeds() {
+        // Equal speeds: stays. A helper twice as slow per row: the owner's
+        // share moves towards 2/3, at most SHARE_STEP_MAX per job.
+        assert_eq!(next_share(0.5, 100, 1000, 100, 1000), 0.5);
+        let s = next_share(0.5, 100, 1000, 100, 2000);
+        assert!((s - (0.5 + SHARE_GAIN * (2.0 / 3.0 - 0.5))).abs() < 1e-12, "{s}");
+        assert_eq!(next_share(0.5, 100, 1000, 100, 100_000), 0.5 + SHARE_STEP_MAX);
+        assert_eq!(next_share(SHARE_MIN, 100, 100_000, 100, 1000), SHARE_MIN);
+        assert_eq!(next_share(0.6, 0, 0, 100, 1000), 0.6);
+        let mut s = 0.5;
+        for _ in 0..40 {
+            s = next_share(
+                s,
+                (200.0 * s) as usize,
+                (200.0 * s) as u64 * 10,
+                200 - (200.0 * s) as usize,
+                (200.0 * (1.0 - s)) as u64 * 20,
+            );
+        }
+        assert!((s - 2.0 / 3.0).abs() < 0.02, "{s}");
+    }
+
+    #[test]
+    fn a_slower_helper_gets_fewer_rows() {
+        // Each row costs the helper three times what it costs the owner
+        // (sleeps): after a few jobs the owner takes most rows.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let share = pool.install(|| {
+            with_team(2, || {
+                set_owner_share(0.5);
+                let owner = std::thread::current().id();
+                for _ in 0..30 {
+                    run_split(40, 2, &mut [], 0, |rows, _| {
+                        let per_row = if std::thread::current().id() == owner { 20 } else { 60 };
+                        std::thread::sleep(std::time::Duration::from_micros(per_row * rows.len() as u64));
+                    });
+                }
+                owner_share()
+            })
+        });
+        assert!(share > 0.62, "owner share {share}");
     }
 
     #[test]

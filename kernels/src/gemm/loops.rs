@@ -367,9 +367,12 @@ pub(crate) fn task_scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threa
     if !copies_a {
         return 0;
     }
-    let (tm, _) = split(m, k, n, bl.nr, threads);
+    let (tm, tn) = split(m, k, n, bl.nr, threads);
     let (_, kc) = k_blocks(k, bl.kc);
-    round_up_floats(mc_max(bl.mc).min(m.div_ceil(tm)) * kc)
+    // A row split's ranges follow the threads' speeds (`par::run_split`):
+    // a task may get up to all the rows.
+    let rows = if tn == 1 { m } else { m.div_ceil(tm) };
+    round_up_floats(mc_max(bl.mc).min(rows) * kc)
 }
 
 /// Total scratch floats: one task's worth per worker thread.
@@ -452,6 +455,18 @@ pub(crate) unsafe fn run<U: Microkernel>(p: &Problem, out: &mut [f32], scratch: 
     let per = task_scratch_len(Blocking::of::<U>(), p.m, p.k, p.n, threads, p.a.copies_a(U::KC));
     let tiles = p.n.div_ceil(U::NR);
     let c = crate::par::SendPtr(out.as_mut_ptr());
+    if tn == 1 && tm > 1 {
+        // A row split, one range per worker: sized to the workers' speeds.
+        crate::par::run_split(p.m, tm, scratch, per, |rows, scr| {
+            if rows.is_empty() {
+                return;
+            }
+            // SAFETY: the caller guarantees U's ISA and every length; the
+            // ranges partition the rows of C, each run once.
+            unsafe { task::<U>(p, rows, 0..p.n, c.get(), scr) };
+        });
+        return;
+    }
     crate::par::run_tasks(tm * tn, threads, scratch, per, |t, scr| {
         let (ti, tj) = (t / tn, t % tn);
         let rows = p.m * ti / tm..p.m * (ti + 1) / tm;
@@ -966,6 +981,66 @@ pub(crate) unsafe fn gemm_rows_tall<U: TallMicrokernel>(p: &RowsProduct) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn row_splits_give_the_same_bits_whatever_the_threads_share() {
+        // Row-split GEMMs (one range per worker) on a two-thread team, with
+        // the owner's share forced to its bounds and the middle: bit-identical
+        // to one thread. 14×14×1024 → 256 copies its A blocks (scratch sized
+        // for the larger range), 28×28×128 → 512 adds a residual, the 3×3 is
+        // an implicit GEMM.
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        let shapes = [
+            ConvShape::square(1, 14, 14, 1024, 256, 1, 1, 0),
+            ConvShape::square(1, 28, 28, 128, 512, 1, 1, 0),
+            ConvShape::square(1, 28, 28, 32, 40, 3, 1, 1),
+        ];
+        let mut seed = 0x2545_f491_u32;
+        let mut rand = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    (seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+                })
+                .collect()
+        };
+        for isa in crate::Isa::under_test() {
+            for s in &shapes {
+                let (m, k, n) = (s.batch * s.out_h() * s.out_w(), s.kh * s.kw * s.in_c, s.out_c);
+                assert_eq!(split(m, k, n, 16, 2), (2, 1), "{s:?} must be a row split");
+                let (input, w, bias, res) = (rand(s.input_len()), rand(s.weights_len()), rand(n), rand(s.output_len()));
+                let mut packed = vec![0.0; crate::gemm::packed_b_len(k, n)];
+                crate::gemm::pack_b(k, n, &w, &mut packed);
+                let ep = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true, ..Epilogue::default() };
+                let run = |threads: usize| {
+                    let mut out = vec![f32::NAN; s.output_len()];
+                    if s.kh == 1 {
+                        let mut scratch = vec![f32::NAN; crate::gemm::conv1x1_scratch_len(s, threads)];
+                        crate::gemm::conv1x1(isa, s, &input, &packed, &ep, &mut out, &mut scratch, threads);
+                    } else {
+                        let mut scratch = vec![f32::NAN; crate::gemm::implicit_scratch_len(s, threads)];
+                        crate::gemm::conv_implicit(isa, s, &input, &packed, &ep, &mut out, &mut scratch, threads);
+                    }
+                    out
+                };
+                let want = run(1);
+                for share in [0.2, 0.35, 0.5, 0.8] {
+                    let got = pool.install(|| {
+                        crate::par::with_team(2, || {
+                            crate::par::set_owner_share(share);
+                            run(2)
+                        })
+                    });
+                    assert!(
+                        got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{isa} {s:?} share {share}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn k_blocking() {
