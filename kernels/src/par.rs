@@ -37,7 +37,7 @@
 //! **Row splits in proportion.** A GEMM split into one row range per worker
 //! (each range streams all the weights, so finer tasks cost more than they
 //! balance: `gemm::loops::split`) cannot be rebalanced by stealing when one
-//! core runs slower. [`run_split`] sizes the owner's range of such a job to
+//! core runs slower. `run_split` sizes the owner's range of such a job to
 //! the two threads' speeds measured on the previous ones (a two-thread team
 //! only; equal ranges elsewhere).
 //!
