@@ -546,7 +546,8 @@ where
 
 thread_local! {
     /// The owner's share of a two-worker [`run_split`], kept per thread across
-    /// teams (a session's inferences run on the thread that calls predict).
+    /// teams: a model's team is owned by whichever of its pool's threads picks
+    /// up the inference, and each keeps the ratio it measured against the other.
     static OWNER_SHARE: Cell<f64> = const { Cell::new(0.5) };
 }
 
