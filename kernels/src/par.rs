@@ -189,8 +189,6 @@ struct Team {
     helper_join_ns: AtomicU64,
     helper_own_ns: AtomicU64,
     helper_stole: AtomicBool,
-    /// Helpers that joined the last job (set when it closes).
-    last_joined: AtomicU64,
 }
 
 /// What the owner of a [`with_team`] call saw: how many jobs it published and
@@ -263,7 +261,6 @@ pub fn with_team_stats<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) ->
         helper_join_ns: AtomicU64::new(0),
         helper_own_ns: AtomicU64::new(0),
         helper_stole: AtomicBool::new(false),
-        last_joined: AtomicU64::new(0),
     };
     /// Stops the helpers and unregisters the team, also when `f` panics.
     struct Owner<'a>(&'a Team);
@@ -375,16 +372,18 @@ impl Team {
             let scratch = unsafe { std::slice::from_raw_parts_mut(job.scratch.add(slot * job.per), job.per) };
             // SAFETY: `body` outlives the job (above).
             let body = unsafe { &*job.body };
+            // A timed job's records are stored before `_leave`'s release
+            // decrement, which the owner's wait acquires.
             if job.timed {
-                // Recorded before `_leave`'s release decrement, which the
-                // owner's wait acquires.
                 self.helper_join_ns.store(self.now_ns(), Ordering::Relaxed);
-                self.ranges.work_own(job.ranges, slot, body, scratch);
+            }
+            self.ranges.work_own(job.ranges, slot, body, scratch);
+            if job.timed {
                 self.helper_own_ns.store(self.now_ns(), Ordering::Relaxed);
-                let stolen = self.ranges.steal(job.ranges, slot, body, scratch);
+            }
+            let stolen = self.ranges.steal(job.ranges, slot, body, scratch);
+            if job.timed {
                 self.helper_stole.store(stolen > 0, Ordering::Relaxed);
-            } else {
-                self.ranges.work(job.ranges, slot, body, scratch);
             }
         }
     }
@@ -434,9 +433,7 @@ impl Team {
                 // Acquire: the helpers' writes (their tasks' outputs) happen
                 // before their release decrement.
                 let c = team.ctl.fetch_and(!OPEN, Ordering::Acquire);
-                let joined = (c >> JOINED_SHIFT) & FIELD;
-                team.last_joined.store(joined, Ordering::Relaxed);
-                if joined != 0 {
+                if (c >> JOINED_SHIFT) & FIELD != 0 {
                     team.helped.fetch_add(1, Ordering::Relaxed);
                 }
                 if c & FIELD == 0 {
@@ -456,19 +453,17 @@ impl Team {
         }
         let close = Close(self);
         let slot = &mut scratch[..per];
-        if !timed {
-            self.ranges.work(ranges, 0, body, slot);
-            return None;
-        }
-        let start = self.now_ns();
+        let start = timed.then(|| self.now_ns());
         self.ranges.work_own(ranges, 0, body, slot);
-        let owner_ns = self.now_ns().saturating_sub(start);
+        let owner_ns = start.map(|t| self.now_ns().saturating_sub(t));
         let stolen = self.ranges.steal(ranges, 0, body, slot);
         drop(close);
+        let owner_ns = owner_ns?;
         // After the wait: the helper's records, stored before it left, are
-        // visible (the wait acquired its release).
-        let one_helper = self.last_joined.load(Ordering::Relaxed) == 1;
-        if !one_helper || stolen > 0 || self.helper_stole.load(Ordering::Relaxed) {
+        // visible (the wait acquired its release); the closed job's word
+        // still counts the helpers that joined it.
+        let joined = (self.ctl.load(Ordering::Relaxed) >> JOINED_SHIFT) & FIELD;
+        if joined != 1 || stolen > 0 || self.helper_stole.load(Ordering::Relaxed) {
             return None;
         }
         let helper_ns =
