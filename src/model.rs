@@ -763,27 +763,26 @@ impl Session {
         let adapt = m.config.adaptive_threads && times.is_none();
         let threads = if adapt { self.chooser.next() } else { m.config.threads };
         self.last_threads = threads;
-        match &m.pool {
+        let start = Instant::now();
+        // Nanoseconds this thread waited at layer ends for the others.
+        let waited_ns = match &m.pool {
             // One team per inference: the pool's other threads spin between
             // layers instead of being woken for each one.
             Some(pool) if threads > 1 => {
-                let start = Instant::now();
                 let ((), stats) = pool.install(|| {
                     resnet50_kernels::par::with_team_stats(threads, || {
                         executor::run(plan, &m.weights, m.isa, threads, arena, times)
                     })
                 });
-                if adapt {
-                    self.chooser.observe(threads, start.elapsed().as_secs_f64(), stats.waited_ns as f64 * 1e-9);
-                }
+                stats.waited_ns
             }
             _ => {
-                let start = Instant::now();
                 executor::run(plan, &m.weights, m.isa, 1, arena, times);
-                if adapt {
-                    self.chooser.observe(1, start.elapsed().as_secs_f64(), 0.0);
-                }
+                0
             }
+        };
+        if adapt {
+            self.chooser.observe(self.last_threads, start.elapsed().as_secs_f64(), waited_ns as f64 * 1e-9);
         }
         Ok(())
     }
