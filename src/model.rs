@@ -462,6 +462,11 @@ impl Model {
 
     /// The plan, thread pool and shared weights for `config`.
     fn assemble(config: Config, weights: Arc<PreparedWeights>, isa: Isa) -> Result<Model> {
+        if isa == Isa::Avx512 {
+            // Which kernel runs Winograd's products is measured once per
+            // process (1–2 ms): here, not in the first inference.
+            resnet50_kernels::gemm::peak::avx512_full_width();
+        }
         let spec = PlanSpec {
             variant: config.variant,
             batch: config.batch,

@@ -345,6 +345,20 @@ macro_rules! by_rows {
 /// per-layer minima): stage 5's F(2×2) layers 1.51 → 1.26 ms, stages 2–4's
 /// F(4×4)/F(3×3) layers 2–5 % faster, the network 2 % faster at 1 and 2
 /// threads; up to 28 rows (registers allow) gained nothing over 16.
+///
+/// Only where 512-bit FMAs run at the 256-bit rate, though
+/// ([`super::peak::avx512_full_width`]; `gemm_rows` picks). Per `k` this kernel
+/// issues one B load, MR broadcasts and two prefetches for MR FMAs: on
+/// Zen 4 (one 512-bit FMA per cycle) the FMAs bind, but on a core with two
+/// full-width FMA pipes (Zen 5) the loads do — 19 for 16 FMAs against 10
+/// for the 8×32 kernel's 16 — and the 8×32 kernel's extra L1 reads of B
+/// cost less. Same-process A/B on a 2-core Zen 5 VM (alternating inference
+/// by inference, 80 pairs; per-layer medians of 40): the Winograd layers
+/// 8–23 % faster with the 8×32 kernel (stage 4's F(3×3) 18–24 % at two
+/// threads; stage 2's F(4×4), `k` = 64, the same), the network 2.0–3.3 %
+/// (v1 and v1.5, one and two threads, batch 1), batch 8 1.4–3.8 %. Results
+/// are bit-identical either way (both kernels are one FMA chain over k per
+/// element), and unrolling this loop ×4 did not help.
 pub(crate) struct Avx512Tall;
 
 impl TallMicrokernel for Avx512Tall {

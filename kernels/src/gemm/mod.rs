@@ -26,7 +26,7 @@
 //! | scalar | `scalar.rs` | 4×16 | 256 | 128 |
 //! | AVX2+FMA | `avx2.rs` | 6×16 | 256 | 144 |
 //! | AVX-512F | `avx512.rs` | 8×32 (8×16 for an odd last panel) | 512 (192 in Winograd's products) | 192 |
-//! | AVX-512F, tall | `avx512.rs` | 16×16, Winograd's products of 9+ rows | 256 | – |
+//! | AVX-512F, tall | `avx512.rs` | 16×16, Winograd's products of 9+ rows where 512-bit FMAs run at the 256-bit rate ([`peak::avx512_full_width`]) | 256 | – |
 //! | NEON | `neon.rs` | 6×16 | 256 | 144 |
 //!
 //! Rows of A are strips of balanced height `1..=MR` (49 rows → 4×6 + 5×5), so
@@ -172,9 +172,11 @@ pub(crate) unsafe fn gemm_rows(isa: Isa, p: &RowsProduct) {
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => unsafe { loops::gemm_rows::<avx2::Avx2>(p) },
-        // More rows than one 8×32 strip: the tall kernel reads B once.
+        // More rows than one 8×32 strip, on a CPU whose 512-bit FMAs run
+        // at the 256-bit rate: the tall kernel reads B once (see
+        // `avx512::Avx512Tall` for when it pays).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 if p.m > <avx512::Avx512 as loops::Microkernel>::MR => unsafe {
+        Isa::Avx512 if p.m > <avx512::Avx512 as loops::Microkernel>::MR && !peak::avx512_full_width() => unsafe {
             loops::gemm_rows_tall::<avx512::Avx512Tall>(p)
         },
         #[cfg(target_arch = "x86_64")]
@@ -377,6 +379,33 @@ mod tests {
     #[test]
     fn avx512_tall_body_emulated_matches_gemm_rows() {
         use avx512::emulated::{Avx512Emu, Avx512TallEmu};
+        // SAFETY: the emulated kernels need no CPU feature.
+        tall_matches_rows(
+            |p| unsafe { loops::gemm_rows::<Avx512Emu>(p) },
+            |p| unsafe { loops::gemm_rows_tall::<Avx512TallEmu>(p) },
+        );
+    }
+
+    /// The same on the CPU's own AVX-512 (where it has it): which of the two
+    /// kernels runs Winograd's products (`peak::avx512_full_width`) must
+    /// never change a bit.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_tall_kernel_matches_gemm_rows_bit_for_bit() {
+        if !Isa::Avx512.is_supported() {
+            return;
+        }
+        // SAFETY: AVX-512F checked above.
+        tall_matches_rows(
+            |p| unsafe { loops::gemm_rows::<avx512::Avx512>(p) },
+            |p| unsafe { loops::gemm_rows_tall::<avx512::Avx512Tall>(p) },
+        );
+    }
+
+    /// Runs `rows` and `tall` on random products (see the tests above) and
+    /// compares them bit for bit, and with an f64 sum.
+    #[cfg(target_arch = "x86_64")]
+    fn tall_matches_rows(rows: impl Fn(&RowsProduct), tall: impl Fn(&RowsProduct)) {
         let mut seed = 5u64;
         let mut pick = |n: usize| (lcg(&mut seed).abs() * n as f32) as usize % n;
         for m in 1..=40 {
@@ -392,13 +421,10 @@ mod tests {
             let mut got = vec![f32::NAN; m * ldc];
             let (a_ptr, b_ptr, after) = (a.as_ptr(), b.as_ptr(), after.as_ptr());
             let at = |c: *mut f32| RowsProduct { m, k, a: a_ptr, lda, b: b_ptr, n, c, ldc, b_after: after };
-            // SAFETY: A has m rows of lda ≥ k floats, B `panels` panels of
-            // k × 16, C m rows of ldc ≥ n; the emulated kernels need no CPU
-            // feature.
-            unsafe {
-                loops::gemm_rows::<Avx512Emu>(&at(want.as_mut_ptr()));
-                loops::gemm_rows_tall::<Avx512TallEmu>(&at(got.as_mut_ptr()));
-            }
+            // A has m rows of lda ≥ k floats, B `panels` panels of k × 16,
+            // C m rows of ldc ≥ n: what the kernels' contract asks.
+            rows(&at(want.as_mut_ptr()));
+            tall(&at(got.as_mut_ptr()));
             for r in 0..m {
                 for j in 0..ldc {
                     let (g, w) = (got[r * ldc + j], want[r * ldc + j]);

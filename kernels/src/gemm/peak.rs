@@ -43,6 +43,42 @@ pub fn fma_probe(isa: Isa, iters: u64) -> u64 {
     }
 }
 
+/// Whether this CPU's 512-bit FMAs deliver about twice the flops of its
+/// 256-bit ones (two full-width FMA pipes: Zen 5, Intel cores with two
+/// 512-bit FMA units) rather than the same (Zen 4, which runs a 512-bit FMA
+/// as two halves on its 256-bit pipes; Intel cores with one 512-bit unit).
+/// `false` without AVX-512F.
+///
+/// Measured once per process, on first use (1.5 ms on a Zen 5): the best
+/// of five interleaved runs of the AVX-512 and the AVX2 [`fma_probe`], full
+/// width when the first reaches 1.5× the second (the two cases are 2× and
+/// 1×; a preempted run only lowers one reading, which the best of five
+/// discards). It picks the kernel of Winograd's products
+/// (`gemm_rows`), which never changes a result: both candidates are one FMA
+/// chain over k per element.
+///
+/// ```
+/// use resnet50_kernels::{gemm::peak::avx512_full_width, Isa};
+/// let full = avx512_full_width();
+/// assert!(!full || Isa::Avx512.is_supported());
+/// assert_eq!(full, avx512_full_width()); // measured once
+/// ```
+pub fn avx512_full_width() -> bool {
+    static FULL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FULL.get_or_init(|| {
+        if !Isa::Avx512.is_supported() || !Isa::Avx2.is_supported() {
+            return false;
+        }
+        let (mut w512, mut w256) = (0.0f64, 0.0f64);
+        for _ in 0..5 {
+            // 1.2 M FMAs each: 0.15–0.3 ms.
+            w256 = w256.max(fma_peak_gflops(Isa::Avx2, 100_000));
+            w512 = w512.max(fma_peak_gflops(Isa::Avx512, 50_000));
+        }
+        w512 > 1.5 * w256
+    })
+}
+
 /// Runs `isa`'s GEMM microkernel `tiles` times on one full `MR × NR` tile
 /// with a `kc`-long k loop and the bias + ReLU epilogue (with `residual`,
 /// bias + residual + ReLU, the residual read from the C tile itself as in a
