@@ -379,7 +379,9 @@ mod tests {
     #[test]
     fn avx512_tall_body_emulated_matches_gemm_rows() {
         use avx512::emulated::{Avx512Emu, Avx512TallEmu};
-        // SAFETY: the emulated kernels need no CPU feature.
+        // SAFETY: `tall_matches_rows` passes products whose A, B and C
+        // extents meet the kernels' contract; the emulated kernels need no
+        // CPU feature.
         tall_matches_rows(
             |p| unsafe { loops::gemm_rows::<Avx512Emu>(p) },
             |p| unsafe { loops::gemm_rows_tall::<Avx512TallEmu>(p) },
@@ -395,7 +397,8 @@ mod tests {
         if !Isa::Avx512.is_supported() {
             return;
         }
-        // SAFETY: AVX-512F checked above.
+        // SAFETY: `tall_matches_rows` passes products whose A, B and C
+        // extents meet the kernels' contract; AVX-512F checked above.
         tall_matches_rows(
             |p| unsafe { loops::gemm_rows::<avx512::Avx512>(p) },
             |p| unsafe { loops::gemm_rows_tall::<avx512::Avx512Tall>(p) },
@@ -403,7 +406,10 @@ mod tests {
     }
 
     /// Runs `rows` and `tall` on random products (see the tests above) and
-    /// compares them bit for bit, and with an f64 sum.
+    /// compares them bit for bit, and with an f64 sum. Every product it
+    /// passes has A readable for `m` rows of `lda ≥ k` floats, B for its
+    /// `ceil(n / 16)` panels of `k × 16`, C writable for `m` rows of
+    /// `ldc ≥ n`: what `gemm_rows` and `gemm_rows_tall` ask.
     #[cfg(target_arch = "x86_64")]
     fn tall_matches_rows(rows: impl Fn(&RowsProduct), tall: impl Fn(&RowsProduct)) {
         let mut seed = 5u64;
@@ -421,8 +427,6 @@ mod tests {
             let mut got = vec![f32::NAN; m * ldc];
             let (a_ptr, b_ptr, after) = (a.as_ptr(), b.as_ptr(), after.as_ptr());
             let at = |c: *mut f32| RowsProduct { m, k, a: a_ptr, lda, b: b_ptr, n, c, ldc, b_after: after };
-            // A has m rows of lda ≥ k floats, B `panels` panels of k × 16,
-            // C m rows of ldc ≥ n: what the kernels' contract asks.
             rows(&at(want.as_mut_ptr()));
             tall(&at(got.as_mut_ptr()));
             for r in 0..m {
