@@ -109,8 +109,9 @@ enum Command {
         /// Print one JSON object on stdout instead of a table.
         #[arg(long)]
         json: bool,
-        /// Also time every layer (mean over --iters runs) and print a per-layer table
-        /// (with --json: a "layers" array).
+        /// Also time every layer over --iters more runs and print a per-layer table of
+        /// median, minimum and mean times (with --json: a "layers" array with `median_ms`,
+        /// `min_ms` and the mean as `ms`).
         #[arg(long)]
         profile: bool,
         /// Also time the same model and weights on this many threads, alternating
@@ -605,8 +606,14 @@ fn bench(
         (0..3).map(|_| resnet50_kernels::gemm::peak::fma_peak_gflops(m.isa(), 4_000_000)).fold(0.0, f64::max);
     let peak = core_peak * c.threads as f64;
     let layers = if profile { session.profile(&input, iters as usize).map_err(|e| e.to_string())? } else { Vec::new() };
-    let layer_gflops =
-        |l: &resnet50::StepTime| if l.seconds > 0.0 { 2.0 * l.macs as f64 / l.seconds / 1e9 } else { 0.0 };
+    // A layer's GFLOP/s at its median time.
+    let layer_gflops = |l: &resnet50::StepTime| {
+        if l.median_seconds > 0.0 {
+            2.0 * l.macs as f64 / l.median_seconds / 1e9
+        } else {
+            0.0
+        }
+    };
     if json {
         let mut v = serde_json::json!({
             "variant": c.variant.name(), "batch": batch, "threads": c.threads, "isa": m.isa().name(),
@@ -625,7 +632,13 @@ fn bench(
         if profile {
             v["layers"] = layers
                 .iter()
-                .map(|l| serde_json::json!({"name": l.name, "kernel": l.kind, "ms": l.seconds * 1e3, "wait_ms": l.waited * 1e3, "macs": l.macs, "gflops": layer_gflops(l)}))
+                .map(|l| {
+                    serde_json::json!({
+                        "name": l.name, "kernel": l.kind, "ms": l.seconds * 1e3,
+                        "median_ms": l.median_seconds * 1e3, "min_ms": l.min_seconds * 1e3,
+                        "wait_ms": l.waited * 1e3, "macs": l.macs, "gflops": layer_gflops(l),
+                    })
+                })
                 .collect();
         }
         println!("{v}");
@@ -653,26 +666,39 @@ fn bench(
             );
         }
         if profile {
-            let total: f64 = layers.iter().map(|l| l.seconds).sum();
-            // With threads: how long the calling thread waited at the layer's
-            // end for the others (imbalance, or a preempted thread).
+            // Medians first: on a shared machine a few slow runs move a
+            // layer's mean; the sum of the minima is what the plan can do.
+            let sum = |f: fn(&resnet50::StepTime) -> f64| layers.iter().map(f).sum::<f64>() * 1e3;
+            let total = sum(|l| l.median_seconds);
+            // With threads: how long (mean) the calling thread waited at the
+            // layer's end for the others (imbalance, or a preempted thread).
             let waits = c.threads > 1;
             let wait_head = if waits { format!("{:>9}", "wait ms") } else { String::new() };
-            println!("\n  {:<22}{:<14}{:>10}{:>8}{:>10}{wait_head}", "layer", "kernel", "ms", "%", "GFLOP/s");
+            println!(
+                "\n  {:<22}{:<14}{:>10}{:>9}{:>9}{:>8}{:>10}{wait_head}",
+                "layer", "kernel", "median ms", "min ms", "mean ms", "%", "GFLOP/s"
+            );
             for l in &layers {
                 let wait = if waits { format!("{:>9.3}", l.waited * 1e3) } else { String::new() };
                 println!(
-                    "  {:<22}{:<14}{:>10.3}{:>7.1}%{:>10.1}{wait}",
+                    "  {:<22}{:<14}{:>10.3}{:>9.3}{:>9.3}{:>7.1}%{:>10.1}{wait}",
                     l.name,
                     l.kind,
+                    l.median_seconds * 1e3,
+                    l.min_seconds * 1e3,
                     l.seconds * 1e3,
-                    100.0 * l.seconds / total,
+                    100.0 * l.median_seconds * 1e3 / total,
                     layer_gflops(l)
                 );
             }
-            let waited: f64 = layers.iter().map(|l| l.waited).sum();
-            let wait = if waits { format!("{:>27.3}", waited * 1e3) } else { String::new() };
-            println!("  {:<36}{:>10.3}{wait}", "total (profiled)", total * 1e3);
+            let wait = if waits { format!("{:>27.3}", sum(|l| l.waited)) } else { String::new() };
+            println!(
+                "  {:<36}{:>10.3}{:>9.3}{:>9.3}{wait}",
+                "total (sums over layers)",
+                total,
+                sum(|l| l.min_seconds),
+                sum(|l| l.seconds)
+            );
         }
     }
     Ok(())

@@ -792,8 +792,10 @@ impl Session {
         Ok(())
     }
 
-    /// Runs `iters` predicts and returns each step's mean time, in plan order
-    /// (for `resnet50 bench --profile`). Allocates its result.
+    /// Runs `iters` predicts and returns each step's mean, median and
+    /// minimum time, in plan order (for `resnet50 bench --profile`).
+    /// Allocates its result (and the `iters` per-run times it keeps for the
+    /// medians).
     ///
     /// ```
     /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).build()?;
@@ -804,15 +806,27 @@ impl Session {
     /// ```
     pub fn profile(&mut self, input: &[f32], iters: usize) -> Result<Vec<StepTime>> {
         let plan = self.model.inner.plan.clone();
+        let iters = iters.max(1);
         let mut times = vec![[0.0; 2]; plan.steps.len()];
-        for _ in 0..iters.max(1) {
-            self.run(input, Some(&mut times))?;
+        // Each step's time in every run, for its median and minimum: on a
+        // shared machine a few slow runs move a layer's mean well away from
+        // its typical time.
+        let mut runs = vec![Vec::with_capacity(iters); plan.steps.len()];
+        let mut one = vec![[0.0; 2]; plan.steps.len()];
+        for _ in 0..iters {
+            one.iter_mut().for_each(|x| *x = [0.0; 2]);
+            self.run(input, Some(&mut one))?;
+            for ((total, run), &[t, w]) in times.iter_mut().zip(&mut runs).zip(&one) {
+                *total = [total[0] + t, total[1] + w];
+                run.push(t);
+            }
         }
         Ok(plan
             .steps
             .iter()
             .zip(&times)
-            .map(|(s, &[t, w])| {
+            .zip(&mut runs)
+            .map(|((s, &[t, w]), run)| {
                 let (kind, macs) = match &s.op {
                     Op::Conv { kernel, shape, .. } => (kernel.algo.name(), shape.macs()),
                     Op::MaxPool(_) => ("maxpool", 0),
@@ -820,8 +834,17 @@ impl Session {
                     Op::Dense { n, k, m } => ("dense", (n * k * m) as u64),
                     Op::Softmax { .. } => ("softmax", 0),
                 };
-                let per_run = |x: f64| x / iters.max(1) as f64;
-                StepTime { name: s.name.clone(), kind, macs, seconds: per_run(t), waited: per_run(w) }
+                let per_run = |x: f64| x / iters as f64;
+                run.sort_by(f64::total_cmp);
+                StepTime {
+                    name: s.name.clone(),
+                    kind,
+                    macs,
+                    seconds: per_run(t),
+                    median_seconds: median_of_sorted(run),
+                    min_seconds: run[0],
+                    waited: per_run(w),
+                }
             })
             .collect())
     }
@@ -897,6 +920,17 @@ impl Session {
     }
 }
 
+/// The median of a sorted, non-empty slice (the mean of the middle two for
+/// an even length).
+fn median_of_sorted(v: &[f64]) -> f64 {
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// One step's share of a run, from [`Session::profile`].
 ///
 /// ```
@@ -904,8 +938,11 @@ impl Session {
 /// let steps = model.session()?.profile(&vec![0.0; model.input_len()], 1)?;
 /// assert_eq!(steps[0].name, "conv1");
 /// assert!(steps.iter().all(|s| s.seconds >= 0.0 && s.waited == 0.0)); // one thread waits for no one
+/// // One run: its time is the mean, the median and the minimum.
+/// assert!(steps.iter().all(|s| s.seconds == s.median_seconds && s.seconds == s.min_seconds));
 /// let two = model.with_threads(2)?.session()?.profile(&vec![0.0; model.input_len()], 3)?;
 /// assert!(two.iter().all(|s| (0.0..=s.seconds).contains(&s.waited)));
+/// assert!(two.iter().all(|s| s.min_seconds <= s.median_seconds && s.min_seconds <= s.seconds));
 /// # Ok::<(), resnet50::Error>(())
 /// ```
 #[derive(Clone, Debug, PartialEq)]
@@ -918,6 +955,12 @@ pub struct StepTime {
     pub macs: u64,
     /// Mean wall time per run, seconds.
     pub seconds: f64,
+    /// Median wall time over the runs, seconds (the middle two's mean for an
+    /// even count): what the step typically took, less moved than the mean
+    /// by a few runs that other processes slowed down.
+    pub median_seconds: f64,
+    /// Shortest wall time over the runs, seconds.
+    pub min_seconds: f64,
     /// Of `seconds`, how long the calling thread waited at the ends of the
     /// step's kernels for the model's other threads still in a task (their
     /// imbalance, or a preempted thread; 0 on one thread).
@@ -927,6 +970,13 @@ pub struct StepTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn median_of_sorted_takes_the_middle_or_the_mean_of_the_middle_two() {
+        assert_eq!(median_of_sorted(&[2.0]), 2.0);
+        assert_eq!(median_of_sorted(&[1.0, 2.0, 10.0]), 2.0);
+        assert_eq!(median_of_sorted(&[1.0, 2.0, 4.0, 10.0]), 3.0);
+    }
 
     #[test]
     fn a_session_fallen_back_to_one_thread_gives_the_same_answers() {

@@ -96,6 +96,28 @@ fn bench_json_has_the_documented_fields() {
 }
 
 #[test]
+fn bench_profile_json_gives_each_layer_its_median_minimum_and_mean() {
+    let out = bin()
+        .args(["bench", "--json", "--profile", "--iters", "3", "--warmup", "0", "--input-size", "64x64"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layers = v["layers"].as_array().expect("a layers array");
+    // conv1 … predictions (and the softmax): every step of the plan.
+    assert!(layers.len() > 53, "{} layers", layers.len());
+    assert_eq!(layers[0]["name"], "conv1");
+    for l in layers {
+        let f = |k: &str| l[k].as_f64().unwrap_or_else(|| panic!("{k} missing in {l}"));
+        let (mean, median, min) = (f("ms"), f("median_ms"), f("min_ms"));
+        // Three runs: the minimum is one of them, the median another, and
+        // neither exceeds the largest, which the mean is at most.
+        assert!(min >= 0.0 && min <= median && min <= mean, "{l}");
+        assert!(median <= 3.0 * mean, "{l}");
+    }
+}
+
+#[test]
 fn bench_baseline_threads_alternates_and_reports_the_speedup() {
     let out = bin()
         .args(["bench", "--json", "--iters", "3", "--warmup", "0", "--input-size", "64x64"])
