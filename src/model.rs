@@ -811,7 +811,8 @@ impl Session {
         // Each step's time in every run, for its median and minimum: on a
         // shared machine a few slow runs move a layer's mean well away from
         // its typical time.
-        let mut runs = vec![Vec::with_capacity(iters); plan.steps.len()];
+        // (Reserved up to a bound: a caller's absurd `iters` only runs long.)
+        let mut runs = vec![Vec::with_capacity(iters.min(1 << 12)); plan.steps.len()];
         let mut one = vec![[0.0; 2]; plan.steps.len()];
         for _ in 0..iters {
             one.iter_mut().for_each(|x| *x = [0.0; 2]);
