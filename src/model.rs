@@ -807,27 +807,28 @@ impl Session {
     pub fn profile(&mut self, input: &[f32], iters: usize) -> Result<Vec<StepTime>> {
         let plan = self.model.inner.plan.clone();
         let iters = iters.max(1);
-        let mut times = vec![[0.0; 2]; plan.steps.len()];
-        // Each step's time in every run, for its median and minimum: on a
+        let steps = plan.steps.len();
+        // Each step's time in every run (its mean, median and minimum: on a
         // shared machine a few slow runs move a layer's mean well away from
-        // its typical time.
-        // (Reserved up to a bound: a caller's absurd `iters` only runs long.)
-        let mut runs = vec![Vec::with_capacity(iters.min(1 << 12)); plan.steps.len()];
-        let mut one = vec![[0.0; 2]; plan.steps.len()];
+        // its typical time) and its waits summed over the runs. Reserved up
+        // to a bound: a caller's absurd `iters` only runs long.
+        let mut runs = vec![Vec::with_capacity(iters.min(1 << 12)); steps];
+        let mut waited = vec![0.0; steps];
+        let mut one = vec![[0.0; 2]; steps];
         for _ in 0..iters {
-            one.iter_mut().for_each(|x| *x = [0.0; 2]);
+            one.fill([0.0; 2]);
             self.run(input, Some(&mut one))?;
-            for ((total, run), &[t, w]) in times.iter_mut().zip(&mut runs).zip(&one) {
-                *total = [total[0] + t, total[1] + w];
+            for ((run, w), &[t, wt]) in runs.iter_mut().zip(&mut waited).zip(&one) {
                 run.push(t);
+                *w += wt;
             }
         }
         Ok(plan
             .steps
             .iter()
-            .zip(&times)
             .zip(&mut runs)
-            .map(|((s, &[t, w]), run)| {
+            .zip(&waited)
+            .map(|((s, run), &w)| {
                 let (kind, macs) = match &s.op {
                     Op::Conv { kernel, shape, .. } => (kernel.algo.name(), shape.macs()),
                     Op::MaxPool(_) => ("maxpool", 0),
@@ -835,16 +836,18 @@ impl Session {
                     Op::Dense { n, k, m } => ("dense", (n * k * m) as u64),
                     Op::Softmax { .. } => ("softmax", 0),
                 };
-                let per_run = |x: f64| x / iters as f64;
+                let seconds = run.iter().sum::<f64>() / iters as f64;
                 run.sort_by(f64::total_cmp);
                 StepTime {
                     name: s.name.clone(),
                     kind,
                     macs,
-                    seconds: per_run(t),
-                    median_seconds: median_of_sorted(run),
+                    seconds,
+                    // The upper middle of an even count, as `resnet50 bench`'s
+                    // end-to-end median.
+                    median_seconds: run[run.len() / 2],
                     min_seconds: run[0],
-                    waited: per_run(w),
+                    waited: w / iters as f64,
                 }
             })
             .collect())
@@ -921,17 +924,6 @@ impl Session {
     }
 }
 
-/// The median of a sorted, non-empty slice (the mean of the middle two for
-/// an even length).
-fn median_of_sorted(v: &[f64]) -> f64 {
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 /// One step's share of a run, from [`Session::profile`].
 ///
 /// ```
@@ -956,9 +948,9 @@ pub struct StepTime {
     pub macs: u64,
     /// Mean wall time per run, seconds.
     pub seconds: f64,
-    /// Median wall time over the runs, seconds (the middle two's mean for an
-    /// even count): what the step typically took, less moved than the mean
-    /// by a few runs that other processes slowed down.
+    /// Median wall time over the runs, seconds (the upper one of an even
+    /// count): what the step typically took, less moved than the mean by a
+    /// few runs that other processes slowed down.
     pub median_seconds: f64,
     /// Shortest wall time over the runs, seconds.
     pub min_seconds: f64,
@@ -971,13 +963,6 @@ pub struct StepTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn median_of_sorted_takes_the_middle_or_the_mean_of_the_middle_two() {
-        assert_eq!(median_of_sorted(&[2.0]), 2.0);
-        assert_eq!(median_of_sorted(&[1.0, 2.0, 10.0]), 2.0);
-        assert_eq!(median_of_sorted(&[1.0, 2.0, 4.0, 10.0]), 3.0);
-    }
 
     #[test]
     fn a_session_fallen_back_to_one_thread_gives_the_same_answers() {
