@@ -752,42 +752,50 @@ impl Session {
     /// Lets `fill` write the input (exactly [`Model::input_len`] floats, NHWC)
     /// into the arena, checks it is finite when the model asks, and runs the
     /// plan. Allocates nothing.
-    pub(crate) fn run_with(&mut self, fill: impl FnOnce(&mut [f32]), times: Option<&mut [[f64; 2]]>) -> Result<()> {
+    pub(crate) fn run_with(
+        &mut self,
+        fill: impl FnOnce(&mut [f32]) + Send,
+        times: Option<&mut [[f64; 2]]>,
+    ) -> Result<()> {
         let m = &self.model.inner;
         let plan = &m.plan;
         let arena = self.arena.as_mut_slice();
-        let dst = &mut arena[plan.buffers[plan.input].range()];
-        fill(dst);
-        if m.config.reject_non_finite {
-            if let Some(i) = dst.iter().position(|v| !v.is_finite()) {
-                return Err(Error::Input(format!("input[{i}] is not finite ({})", dst[i])));
-            }
-        }
         // Profiles time the configured threads; otherwise the chooser may
         // pick one thread for this inference (see `adaptive`).
         let adapt = m.config.adaptive_threads && times.is_none();
         let threads = if adapt { self.chooser.next() } else { m.config.threads };
-        self.last_threads = threads;
+        let load = |arena: &mut [f32]| {
+            let dst = &mut arena[plan.buffers[plan.input].range()];
+            fill(dst);
+            if m.config.reject_non_finite {
+                if let Some(i) = dst.iter().position(|v| !v.is_finite()) {
+                    return Err(Error::Input(format!("input[{i}] is not finite ({})", dst[i])));
+                }
+            }
+            Ok(())
+        };
         let start = Instant::now();
         // Nanoseconds this thread waited at layer ends for the others.
-        let waited_ns = match &m.pool {
+        let (loaded, waited_ns) = match &m.pool {
             // One team per inference: the pool's other threads spin between
-            // layers instead of being woken for each one.
+            // layers instead of being woken for each one. The input is
+            // written inside it, so that a helper asleep since the last
+            // inference wakes up (tens of µs on an idle vCPU) while the
+            // owner copies, not while the first layer waits for it.
             Some(pool) if threads > 1 => {
-                let ((), stats) = pool.install(|| {
+                let (loaded, stats) = pool.install(|| {
                     resnet50_kernels::par::with_team_stats(threads, || {
-                        executor::run(plan, &m.weights, m.isa, threads, arena, times)
+                        load(arena).map(|()| executor::run(plan, &m.weights, m.isa, threads, arena, times))
                     })
                 });
-                stats.waited_ns
+                (loaded, stats.waited_ns)
             }
-            _ => {
-                executor::run(plan, &m.weights, m.isa, 1, arena, times);
-                0
-            }
+            _ => (load(arena).map(|()| executor::run(plan, &m.weights, m.isa, 1, arena, times)), 0),
         };
+        loaded?;
+        self.last_threads = threads;
         if adapt {
-            self.chooser.observe(self.last_threads, start.elapsed().as_secs_f64(), waited_ns as f64 * 1e-9);
+            self.chooser.observe(threads, start.elapsed().as_secs_f64(), waited_ns as f64 * 1e-9);
         }
         Ok(())
     }

@@ -106,6 +106,33 @@ fn backbone_feature_maps_match_the_reference() {
 }
 
 #[test]
+fn a_rejected_input_leaves_a_threaded_session_as_it_was() {
+    // The input is written and checked inside the thread team (one thread or
+    // two): a non-finite value must still fail the call before any layer
+    // runs, leave the session's thread count alone, and not wedge the team
+    // for the next call.
+    for threads in [1, 2] {
+        let model =
+            ResNet50::new().input_shape(32, 32, 3).classes(3).threads(threads).adaptive_threads(false).build().unwrap();
+        let mut s = model.session().unwrap();
+        let x = init::deterministic_input(1, 32, 32);
+        let want = s.predict(&x).unwrap().to_vec();
+        assert_eq!(s.last_threads(), threads);
+        let mut bad = x.clone();
+        bad[100] = f32::INFINITY;
+        let err = s.predict(&bad).unwrap_err().to_string();
+        assert!(err.contains("input[100] is not finite (inf)"), "{err}");
+        assert_eq!(s.last_threads(), threads);
+        let zeros = vec![0.0; x.len()];
+        let other = s.predict(&zeros).unwrap().to_vec();
+        assert_ne!(other, want, "threads {threads}: a second input must give another answer");
+        let err = s.predict(&bad).unwrap_err().to_string();
+        assert!(err.contains("not finite"), "{err}");
+        assert_eq!(s.predict(&x).unwrap(), &want[..], "threads {threads}");
+    }
+}
+
+#[test]
 fn non_finite_inputs_can_pass_through() {
     let model = ResNet50::new().input_shape(32, 32, 3).classes(2).reject_non_finite(false).build().unwrap();
     let mut x = vec![0.1; 32 * 32 * 3];
