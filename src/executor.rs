@@ -50,16 +50,20 @@ pub(crate) fn run(
     let (acts, scratch) = arena.split_at_mut(plan.activations_len);
     let images = if plan.per_image > 0 { plan.spec.batch } else { 0 };
     for image in 0..images {
-        for t in 0..plan.per_image {
-            run_step(plan, t, Some(image), weights, isa, threads, acts, scratch, times.as_deref_mut());
+        let mut t = 0;
+        while t < plan.per_image {
+            t += run_step(plan, t, Some(image), weights, isa, threads, acts, scratch, times.as_deref_mut());
         }
     }
-    for t in plan.per_image..plan.steps.len() {
-        run_step(plan, t, None, weights, isa, threads, acts, scratch, times.as_deref_mut());
+    let mut t = plan.per_image;
+    while t < plan.steps.len() {
+        t += run_step(plan, t, None, weights, isa, threads, acts, scratch, times.as_deref_mut());
     }
 }
 
-/// Runs step `t`: on the whole batch, or on image `image` alone.
+/// Runs step `t`: on the whole batch, or on image `image` alone. Returns
+/// how many steps it ran: 2 when step `t + 1` is a max-pool fused into
+/// step `t` ([`Plan::fused_pool`]).
 #[allow(clippy::too_many_arguments)]
 fn run_step(
     plan: &Plan,
@@ -71,8 +75,9 @@ fn run_step(
     acts: &mut [f32],
     scratch: &mut [f32],
     times: Option<&mut [[f64; 2]]>,
-) {
+) -> usize {
     let step = &plan.steps[t];
+    let mut ran = 1;
     let start = times.is_some().then(|| (std::time::Instant::now(), resnet50_kernels::par::team_waited_ns()));
     // A buffer's range for this run: one image's part of a batch-wide
     // buffer, or all of it (the whole batch, or a one-image buffer: in a
@@ -92,6 +97,16 @@ fn run_step(
     let (out_r, in_r) = (range(step.output), range(step.input));
     match &step.op {
         Op::Softmax { rows, cols } => reference::softmax_rows(images(*rows), *cols, &mut acts[out_r]),
+        Op::Conv { layer, kernel, shape, relu, .. } if plan.fused_pool(t).is_some() => {
+            // The stem and its max-pool in one pass, into the pool's output.
+            let pool = plan.fused_pool(t).expect("checked by the guard");
+            let (shape, pool) =
+                (&ConvShape { batch: images(shape.batch), ..*shape }, &PoolShape { batch: images(pool.batch), ..pool });
+            let (_, packed) = weights.conv(*layer);
+            let (out, [inp, _]) = views(acts, range(plan.steps[t + 1].output), [Some(in_r), None]);
+            kernel.run_maxpool(isa, packed, shape, inp.expect("conv input"), *relu, pool, out, scratch, threads);
+            ran = 2;
+        }
         Op::Conv { layer, kernel, shape, residual, residual_subsample, relu } => {
             let shape = &ConvShape { batch: images(shape.batch), ..*shape };
             // The plan's kernel: the packed one, its stride maybe changed (early stride).
@@ -130,4 +145,5 @@ fn run_step(
         times[t][0] += start.elapsed().as_secs_f64();
         times[t][1] += (resnet50_kernels::par::team_waited_ns() - waited) as f64 * 1e-9;
     }
+    ran
 }

@@ -674,14 +674,16 @@ fn bench(
             // layer's end for the others (imbalance, or a preempted thread).
             let waits = c.threads > 1;
             let wait_head = if waits { format!("{:>9}", "wait ms") } else { String::new() };
+            // The kernel column as wide as its longest name.
+            let kw = layers.iter().map(|l| l.kind.len()).max().unwrap_or(0).max(6) + 2;
             println!(
-                "\n  {:<22}{:<14}{:>10}{:>9}{:>9}{:>8}{:>10}{wait_head}",
+                "\n  {:<22}{:<kw$}{:>10}{:>9}{:>9}{:>8}{:>10}{wait_head}",
                 "layer", "kernel", "median ms", "min ms", "mean ms", "%", "GFLOP/s"
             );
             for l in &layers {
                 let wait = if waits { format!("{:>9.3}", l.waited * 1e3) } else { String::new() };
                 println!(
-                    "  {:<22}{:<14}{:>10.3}{:>9.3}{:>9.3}{:>7.1}%{:>10.1}{wait}",
+                    "  {:<22}{:<kw$}{:>10.3}{:>9.3}{:>9.3}{:>7.1}%{:>10.1}{wait}",
                     l.name,
                     l.kind,
                     l.median_seconds * 1e3,
@@ -692,8 +694,9 @@ fn bench(
                 );
             }
             let wait = if waits { format!("{:>27.3}", sum(|l| l.waited)) } else { String::new() };
+            let w = 22 + kw;
             println!(
-                "  {:<36}{:>10.3}{:>9.3}{:>9.3}{wait}",
+                "  {:<w$}{:>10.3}{:>9.3}{:>9.3}{wait}",
                 "total (sums over layers)",
                 total,
                 sum(|l| l.min_seconds),

@@ -834,11 +834,17 @@ impl Session {
         Ok(plan
             .steps
             .iter()
+            .enumerate()
             .zip(&mut runs)
             .zip(&waited)
-            .map(|((s, run), &w)| {
+            .map(|(((t, s), run), &w)| {
+                // A max-pool fused into the convolution before it
+                // (`Plan::fused_pool`) takes no time of its own.
+                let fused_into = |t: usize| plan.fused_pool(t).is_some();
                 let (kind, macs) = match &s.op {
+                    Op::Conv { shape, .. } if fused_into(t) => ("implicit_gemm+maxpool", shape.macs()),
                     Op::Conv { kernel, shape, .. } => (kernel.algo.name(), shape.macs()),
+                    Op::MaxPool(_) if t > 0 && fused_into(t - 1) => ("maxpool (fused)", 0),
                     Op::MaxPool(_) => ("maxpool", 0),
                     Op::GlobalPool { .. } => ("global_pool", 0),
                     Op::Dense { n, k, m } => ("dense", (n * k * m) as u64),
@@ -950,7 +956,9 @@ impl Session {
 pub struct StepTime {
     /// Layer name.
     pub name: String,
-    /// Kernel (`gemm1x1`, `winograd_f4x4`, `winograd_f3x3`, `winograd_f2x2`, `implicit_gemm`, `maxpool`, …).
+    /// Kernel (`gemm1x1`, `winograd_f4x4`, `winograd_f3x3`, `winograd_f2x2`, `implicit_gemm`, `maxpool`, …;
+    /// the stem with its max-pool fused, `implicit_gemm+maxpool`, and the
+    /// pool's own step then `maxpool (fused)`, with no time of its own).
     pub kind: &'static str,
     /// Multiply-accumulates of the step (direct-convolution count).
     pub macs: u64,

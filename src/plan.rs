@@ -490,10 +490,21 @@ impl Plan {
             .enumerate()
             .map(|(t, s)| match &s.op {
                 Op::Conv { kernel, shape, .. } => {
-                    let whole = kernel.scratch_len(shape.batch, shape.in_h, shape.in_w, spec.threads);
-                    let one =
-                        if t < per_image { kernel.scratch_len(1, shape.in_h, shape.in_w, spec.threads) } else { 0 };
-                    whole.max(one)
+                    // The whole batch, or one image (a per-image step).
+                    let batches = if t < per_image { [shape.batch, 1] } else { [shape.batch; 2] };
+                    let fused = plan.fused_pool(t);
+                    batches
+                        .into_iter()
+                        .map(|n| {
+                            let plain = kernel.scratch_len(n, shape.in_h, shape.in_w, spec.threads);
+                            let shape = ConvShape { batch: n, ..*shape };
+                            let pool = fused.map_or(0, |p| {
+                                kernel.maxpool_scratch_len(&shape, &PoolShape { batch: n, ..p }, spec.threads)
+                            });
+                            plain.max(pool)
+                        })
+                        .max()
+                        .unwrap_or(0)
                 }
                 _ => 0,
             })
@@ -501,6 +512,41 @@ impl Plan {
             .unwrap_or(0);
         plan.scratch_len = round_up_floats(plan.scratch_len);
         Ok(plan)
+    }
+
+    /// The max-pool that step `t` (a convolution) runs fused with it
+    /// ([`ConvKernel::run_maxpool`]), skipping step `t + 1`: when step `t + 1`
+    /// is a max-pool over step `t`'s whole output, nothing else reads that
+    /// output, no residual is added, both steps run on the whole batch or both
+    /// image by image, and the kernel fuses the pair — ResNet50's stem
+    /// (`conv1` + `pool1`) on the fast kernels. The convolution's output is
+    /// then never written (its buffer stays in the plan, unused); `pool1`'s
+    /// time shows in `conv1`'s.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(64, 64, 3).classes(10).build()?;
+    /// let plan = model.plan();
+    /// assert!(plan.fused_pool(0).is_some() && plan.steps[1].name == "pool1");
+    /// assert!(plan.fused_pool(1).is_none() && plan.fused_pool(2).is_none());
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
+    pub fn fused_pool(&self, t: usize) -> Option<PoolShape> {
+        let (Some(conv), Some(next)) = (self.steps.get(t), self.steps.get(t + 1)) else {
+            return None;
+        };
+        let (Op::Conv { kernel, shape, residual: None, .. }, Op::MaxPool(pool)) = (&conv.op, &next.op) else {
+            return None;
+        };
+        let private = next.input == conv.output
+            && conv.output != self.output
+            && self.steps.iter().enumerate().all(|(u, s)| {
+                let reads =
+                    s.input == conv.output || matches!(s.op, Op::Conv { residual: Some(r), .. } if r == conv.output);
+                u == t + 1 || !reads
+            })
+            && self.features.as_ref().is_none_or(|f| !f.stages.contains(&conv.output) && f.embedding != conv.output);
+        let same_regime = (t < self.per_image) == (t + 1 < self.per_image);
+        (private && same_regime && kernel.fuses_maxpool(shape, pool)).then_some(*pool)
     }
 
     /// Steps during which each buffer is live: from the step that writes it
@@ -527,6 +573,14 @@ impl Plan {
             touch(s.output);
             if let Op::Conv { residual: Some(r), .. } = s.op {
                 touch(r);
+            }
+        }
+        // A convolution fused with the max-pool after it reads its input
+        // while it writes the pool's output.
+        for t in 0..self.steps.len() {
+            if self.fused_pool(t).is_some() {
+                let input = self.steps[t].input;
+                life[input].1 = life[input].1.max(t + 1);
             }
         }
         life[self.output].1 = self.steps.len();

@@ -161,6 +161,8 @@ fn a_batch_run_image_by_image_gives_each_image_its_own_answer() {
         };
         let (five, one) = (build(5), build(1));
         assert!(five.plan().per_image > 0 && one.plan().per_image == 0);
+        // The stem runs with its max-pool fused, image by image and batched.
+        assert!(five.plan().fused_pool(0).is_some() && one.plan().fused_pool(0).is_some());
         let x = init::deterministic_input(5, 128, 128);
         let y = five.predict(&x).unwrap();
         let per = x.len() / 5;

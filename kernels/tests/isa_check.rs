@@ -23,7 +23,9 @@
 use std::process::ExitCode;
 
 use resnet50_kernels::shape::PoolShape;
-use resnet50_kernels::{pool, reference, AlignedBuf, ConvAlgo, ConvKernel, ConvParams, Epilogue, Isa, Subsample};
+use resnet50_kernels::{
+    gemm, pool, reference, AlignedBuf, ConvAlgo, ConvKernel, ConvParams, ConvShape, Epilogue, Isa, Subsample,
+};
 
 /// xorshift64*: deterministic, dependency-free.
 struct Rng(u64);
@@ -334,6 +336,27 @@ fn run_pool_checks(isa: Isa, tally: &mut Tally) {
             &format!("{isa:6} max_pool {k}x{k}/{stride} pad{pad} n{batch} {in_h}x{in_w}x{c}"),
             compare(&got, &want, 0.0),
         );
+    }
+    // The stem with its max-pool fused, against the two steps: bit for bit.
+    for (batch, h, w, cin, cout) in [(2, 30, 22, 3, 16), (1, 9, 13, 3, 64)] {
+        let s = ConvShape::square(batch, h, w, cin, cout, 7, 2, 3);
+        let pool = PoolShape { batch, in_h: s.out_h(), in_w: s.out_w(), c: cout, k: 3, stride: 2, pad: 1 };
+        let x = rng.fill(s.input_len(), 1.0);
+        let wts = rng.fill(s.weights_len(), 0.2);
+        let bias = rng.fill(cout, 0.5);
+        let ep = Epilogue::bias_relu(&bias, true);
+        let k = 49 * cin;
+        let mut packed = vec![0f32; gemm::packed_b_len(k, cout)];
+        gemm::pack_b(k, cout, &wts, &mut packed);
+        let mut conv = vec![0f32; s.output_len()];
+        let mut scratch = vec![0f32; gemm::implicit_scratch_len(&s, 1)];
+        gemm::conv_implicit(isa, &s, &x, &packed, &ep, &mut conv, &mut scratch, 1);
+        let mut want = vec![0f32; pool.output_len()];
+        pool::max_pool2d(isa, &pool, &conv, &mut want, 1);
+        let mut got = vec![f32::NAN; pool.output_len()];
+        let mut scratch = vec![f32::NAN; gemm::implicit_maxpool_scratch_len(&s, &pool, 1)];
+        gemm::conv_implicit_maxpool(isa, &s, &pool, &x, &packed, &ep, &mut got, &mut scratch, 1);
+        tally.record(&format!("{isa:6} stem+max_pool fused n{batch} {h}x{w}x{cin}->{cout}"), compare(&got, &want, 0.0));
     }
     for (n, h, w, c) in [(2, 3, 5, 19), (1, 1, 1, 7), (1, 7, 7, 2048)] {
         let x = rng.fill(n * h * w * c, 1.0);

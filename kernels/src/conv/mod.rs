@@ -21,7 +21,7 @@
 
 use crate::buffer::round_up_floats;
 use crate::isa::Isa;
-use crate::shape::{ConvShape, Epilogue, Subsample};
+use crate::shape::{ConvShape, Epilogue, PoolShape, Subsample};
 use crate::winograd::WinogradTile;
 use crate::{gemm, reference, winograd};
 
@@ -357,6 +357,61 @@ impl ConvKernel {
         self.run_with(isa, packed, shape, input, ep, output, scratch, threads);
     }
 
+    /// Whether [`ConvKernel::run_maxpool`] runs this convolution on `shape`
+    /// together with the max-pool `pool` over its output: implicit GEMM
+    /// followed by a 3×3/2 pool with padding 1 ([`gemm::fuses_maxpool`]).
+    pub fn fuses_maxpool(&self, shape: &ConvShape, pool: &PoolShape) -> bool {
+        self.algo == ConvAlgo::ImplicitGemm && gemm::fuses_maxpool(shape, pool)
+    }
+
+    /// Floats of scratch memory [`ConvKernel::run_maxpool`] needs (0 unless
+    /// it [fuses](ConvKernel::fuses_maxpool) `pool`).
+    pub fn maxpool_scratch_len(&self, shape: &ConvShape, pool: &PoolShape, threads: usize) -> usize {
+        if self.fuses_maxpool(shape, pool) {
+            gemm::implicit_maxpool_scratch_len(shape, pool, threads)
+        } else {
+            0
+        }
+    }
+
+    /// Runs the convolution and the max-pool `pool` over its output in one
+    /// pass ([`gemm::conv_implicit_maxpool`]): `output` is the pool's. The
+    /// results are those of [`ConvKernel::run`] then
+    /// [`crate::pool::max_pool2d`], bit for bit.
+    ///
+    /// # Panics
+    /// If the kernel does not [fuse](ConvKernel::fuses_maxpool) `pool`, or as
+    /// [`ConvKernel::run`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn run_maxpool(
+        &self,
+        isa: Isa,
+        packed: &[f32],
+        shape: &ConvShape,
+        input: &[f32],
+        relu: bool,
+        pool: &PoolShape,
+        output: &mut [f32],
+        scratch: &mut [f32],
+        threads: usize,
+    ) {
+        assert!(self.fuses_maxpool(shape, pool), "run_maxpool: {:?} does not fuse {pool:?}", self.algo);
+        let (bias, w) = self.checked_parts(isa, packed, shape);
+        let ep = Epilogue { bias: Some(bias), relu, ..Default::default() };
+        gemm::conv_implicit_maxpool(isa, shape, pool, input, w, &ep, output, scratch, threads);
+    }
+
+    /// Checks the shape, packed length and ISA; returns the packed bias (`cout`
+    /// floats) and the packed weights after it.
+    fn checked_parts<'p>(&self, isa: Isa, packed: &'p [f32], shape: &ConvShape) -> (&'p [f32], &'p [f32]) {
+        let p = &self.params;
+        assert_eq!(*shape, p.shape(shape.batch, shape.in_h, shape.in_w), "run: shape does not match the kernel");
+        assert_eq!(packed.len(), self.packed_len(), "run: packed weights length");
+        assert!(isa.is_supported(), "run: ISA {isa} not supported by this CPU");
+        let (bias, w) = packed.split_at(self.bias_len());
+        (&bias[..p.cout], w)
+    }
+
     /// Checks the shared arguments, puts the packed bias into `ep` and runs the algorithm.
     #[allow(clippy::too_many_arguments)]
     fn run_with(
@@ -370,12 +425,8 @@ impl ConvKernel {
         scratch: &mut [f32],
         threads: usize,
     ) {
-        let p = &self.params;
-        assert_eq!(*shape, p.shape(shape.batch, shape.in_h, shape.in_w), "run: shape does not match the kernel");
-        assert_eq!(packed.len(), self.packed_len(), "run: packed weights length");
-        assert!(isa.is_supported(), "run: ISA {isa} not supported by this CPU");
-        let (bias, w) = packed.split_at(self.bias_len());
-        let ep = Epilogue { bias: Some(&bias[..p.cout]), ..ep };
+        let (bias, w) = self.checked_parts(isa, packed, shape);
+        let ep = Epilogue { bias: Some(bias), ..ep };
         match self.algo {
             ConvAlgo::Direct => reference::conv2d(shape, input, &w[..shape.weights_len()], &ep, output),
             ConvAlgo::Gemm1x1 => gemm::conv1x1(isa, shape, input, w, &ep, output, scratch, threads),

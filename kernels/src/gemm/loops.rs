@@ -19,7 +19,8 @@
 
 use super::pack::{direct_kc, im2col_block, is_padding_row, padded_row_len, padded_rows, pixel_rows, tap_rows, PANEL};
 use crate::buffer::round_up_floats;
-use crate::shape::{ConvShape, Epilogue};
+use crate::isa::Isa;
+use crate::shape::{ConvShape, Epilogue, PoolShape};
 use std::ops::Range;
 
 /// Most rows any microkernel handles (the array size of [`Tile::a`]).
@@ -436,6 +437,89 @@ impl Problem<'_> {
         };
         (direct, nk, kcb)
     }
+}
+
+/// Output rows of the convolution one worker of [`run_maxpool`] keeps: a
+/// 3×3/2 window reads three, and the next pool row two new ones while the
+/// third stays.
+const POOL_RING_ROWS: usize = 4;
+
+/// Scratch floats of one worker of [`run_maxpool`] on blocking `bl`: its
+/// ring of [`POOL_RING_ROWS`] output rows (`ow` pixels × `n` channels each)
+/// and one GEMM task's scratch for up to that many rows.
+pub(crate) fn maxpool_worker_len(bl: Blocking, ow: usize, k: usize, n: usize, copies_a: bool) -> usize {
+    round_up_floats(POOL_RING_ROWS * ow * n) + task_scratch_len(bl, POOL_RING_ROWS * ow, k, n, 1, copies_a)
+}
+
+/// Runs `p` (an implicit GEMM convolution: the stem) and the 3×3/2 max-pool
+/// `pool` over its output (`pool` reads the whole output, padding 1) into
+/// `out`, the pool's output, without writing the convolution's output to
+/// memory: each worker takes a range of pool rows ([`crate::par::run_split`])
+/// and computes the convolution rows they need into a ring of
+/// [`POOL_RING_ROWS`] rows in its own scratch, then pools them while they
+/// are in L2. A worker's first pool row recomputes the one convolution row it
+/// shares with the range before (one row in `oh / workers`). Every
+/// convolution row is the same GEMM as in [`run`] and the pool takes the same
+/// pixels in the same order as `pool::max_pool2d`: the results are those of
+/// the two unfused steps, bit for bit.
+///
+/// # Safety
+/// As [`run`], with `out.len() == pool.output_len()` and `scratch` holding
+/// `threads · maxpool_worker_len(..)` floats for `U`'s blocking; `pool` is a
+/// 3×3/2 pool with padding 1 over the `[batch, out_h, out_w, n]` output.
+pub(crate) unsafe fn run_maxpool<U: Microkernel>(
+    p: &Problem,
+    pool: &PoolShape,
+    isa: Isa,
+    out: &mut [f32],
+    scratch: &mut [f32],
+    threads: usize,
+) {
+    let shape = match p.a {
+        ASource::Pixels(shape, _) | ASource::Im2col(shape, _) | ASource::Padded(shape, _) => shape,
+    };
+    let (oh, ow, n) = (shape.out_h(), shape.out_w(), p.n);
+    debug_assert!(pool.k == 3 && pool.stride == 2 && pool.pad == 1 && (pool.in_h, pool.in_w, pool.c) == (oh, ow, n));
+    let ring_len = round_up_floats(POOL_RING_ROWS * ow * n);
+    let per = maxpool_worker_len(Blocking::of::<U>(), ow, p.k, n, p.a.copies_a(U::KC));
+    let (ph, row_len) = (pool.out_h(), pool.out_w() * n);
+    let dst = crate::par::SendPtr(out.as_mut_ptr());
+    crate::par::run_split(pool.batch * ph, threads, scratch, per, |rows, slot| {
+        let (ring, task_scratch) = slot.split_at_mut(ring_len);
+        // (image, first convolution row not yet in the ring) of the last pool row.
+        let mut done: Option<(usize, usize)> = None;
+        for r in rows {
+            let (img, py) = (r / ph, r % ph);
+            // The window's rows inside the image: 2·py − 1 ..= 2·py + 1.
+            let (lo, hi) = ((2 * py).saturating_sub(1), (2 * py + 2).min(oh));
+            let mut from = match done {
+                Some((i, next)) if i == img => next.max(lo),
+                _ => lo,
+            };
+            // Row y lives in ring slot y % POOL_RING_ROWS; one GEMM per run of
+            // rows that does not wrap around the ring.
+            while from < hi {
+                let slot0 = from % POOL_RING_ROWS;
+                let to = hi.min(from + POOL_RING_ROWS - slot0);
+                let pixels = (img * oh + from) * ow..(img * oh + to) * ow;
+                // C's row `pixels.start` at ring slot `slot0` (wrapping
+                // arithmetic: only rows in `pixels` are written).
+                let c = ring.as_mut_ptr().wrapping_add(slot0 * ow * n).wrapping_sub(pixels.start * n);
+                // SAFETY: the caller's contract for `p` and `U`; C rows
+                // `pixels` are ring slots slot0..slot0 + (to − from), inside
+                // this worker's ring; the task scratch holds an A block of up
+                // to POOL_RING_ROWS rows (`maxpool_worker_len`).
+                unsafe { task::<U>(p, pixels, 0..n, c, task_scratch) };
+                from = to;
+            }
+            done = Some((img, hi));
+            // SAFETY: pool row r is `row_len` floats inside `out` (r < batch ·
+            // ph), written by this worker alone (run_split's ranges partition
+            // the rows) while `out` is borrowed mutably for the whole call.
+            let o = unsafe { std::slice::from_raw_parts_mut(dst.get().add(r * row_len), row_len) };
+            crate::pool::max_pool_row_at(isa, pool, ring, |y| (y % POOL_RING_ROWS) * ow * n, py, o);
+        }
+    });
 }
 
 /// Runs `p` on microkernel `U`: the [`split`] task grid, on `threads` workers

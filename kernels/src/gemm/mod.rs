@@ -66,7 +66,7 @@ pub use pack::{pack_b, packed_b_len, PANEL};
 
 use crate::buffer::round_up_floats;
 use crate::isa::Isa;
-use crate::shape::{ConvShape, Epilogue};
+use crate::shape::{ConvShape, Epilogue, PoolShape};
 pub(crate) use loops::RowsProduct;
 use loops::{ASource, Blocking, Problem};
 
@@ -124,7 +124,7 @@ fn check(
     input: &[f32],
     packed: &[f32],
     ep: &Epilogue,
-    output: &[f32],
+    [output_len, want_output]: [usize; 2],
     scratch: &[f32],
     need_scratch: usize,
 ) {
@@ -132,7 +132,7 @@ fn check(
     assert!(isa.is_supported(), "{what}: ISA {isa} not supported by this CPU");
     let (_, k, n) = gemm_dims(shape);
     assert_eq!(input.len(), shape.input_len(), "{what}: input length");
-    assert_eq!(output.len(), shape.output_len(), "{what}: output length");
+    assert_eq!(output_len, want_output, "{what}: output length");
     assert!(
         packed.len() >= packed_b_len(k, n),
         "{what}: packed weights hold {} floats, need packed_b_len({k}, {n}) = {}",
@@ -219,7 +219,7 @@ pub fn conv1x1(
         "conv1x1: needs a 1×1 kernel without padding, got {shape:?}"
     );
     let need = conv1x1_scratch_len(shape, threads);
-    check("conv1x1", isa, shape, input, packed, ep, output, scratch, need);
+    check("conv1x1", isa, shape, input, packed, ep, [output.len(), shape.output_len()], scratch, need);
     let (m, k, n) = gemm_dims(shape);
     let p = Problem { m, k, n, a: ASource::Pixels(shape, input), b: packed, ep };
     dispatch(isa, &p, output, scratch, threads);
@@ -246,23 +246,113 @@ pub fn conv_implicit(
     threads: usize,
 ) {
     let need = implicit_scratch_len(shape, threads);
-    check("conv_implicit", isa, shape, input, packed, ep, output, scratch, need);
+    check("conv_implicit", isa, shape, input, packed, ep, [output.len(), shape.output_len()], scratch, need);
+    with_implicit_problem(isa, shape, input, packed, ep, scratch, threads, |p, rest| {
+        dispatch(isa, p, output, rest, threads)
+    });
+}
+
+/// Calls `run` with the implicit GEMM problem of `shape` and the scratch
+/// left for its tasks: on a kernel that reads A in runs, after writing the
+/// input with its padding out at the front of `scratch` (one padded row per
+/// task; see [`implicit_scratch_len`]).
+#[allow(clippy::too_many_arguments)]
+fn with_implicit_problem(
+    isa: Isa,
+    shape: &ConvShape,
+    input: &[f32],
+    packed: &[f32],
+    ep: &Epilogue,
+    scratch: &mut [f32],
+    threads: usize,
+    run: impl FnOnce(&Problem, &mut [f32]),
+) {
     let (m, k, n) = gemm_dims(shape);
     if takes_runs(isa) && pack::reads_padded(shape) {
-        // The input with its padding written out, at the front of scratch
-        // (see implicit_scratch_len), one padded row per task.
         let len = pack::padded_len(shape);
         let (padded, rest) = scratch.split_at_mut(round_up_floats(len));
         let padded = &mut padded[..len];
         crate::par::for_each_chunk(padded, pack::padded_row_len(shape), threads, |i, row| {
             pack::pad_row(shape, input, i, row)
         });
-        let p = Problem { m, k, n, a: ASource::Padded(shape, padded), b: packed, ep };
-        dispatch(isa, &p, output, rest, threads);
+        run(&Problem { m, k, n, a: ASource::Padded(shape, padded), b: packed, ep }, rest);
     } else {
-        let p = Problem { m, k, n, a: ASource::Im2col(shape, input), b: packed, ep };
-        dispatch(isa, &p, output, scratch, threads);
+        run(&Problem { m, k, n, a: ASource::Im2col(shape, input), b: packed, ep }, scratch);
     }
+}
+
+/// Whether [`conv_implicit_maxpool`] runs `shape` followed by `pool`: a
+/// 3×3/2 max-pool with padding 1 over the convolution's whole output, as
+/// ResNet50's stem has (7×7/2 convolution, ReLU, 3×3/2 max-pool).
+pub fn fuses_maxpool(shape: &ConvShape, pool: &PoolShape) -> bool {
+    shape.is_valid()
+        && (pool.k, pool.stride, pool.pad) == (3, 2, 1)
+        && (pool.batch, pool.in_h, pool.in_w, pool.c) == (shape.batch, shape.out_h(), shape.out_w(), shape.out_c)
+}
+
+/// Scratch floats [`conv_implicit_maxpool`] needs (0 unless
+/// [`fuses_maxpool`]): the padded input where the kernel reads one, and per
+/// worker a ring of four output rows and one GEMM task's scratch.
+pub fn implicit_maxpool_scratch_len(shape: &ConvShape, pool: &PoolShape, threads: usize) -> usize {
+    if !fuses_maxpool(shape, pool) {
+        return 0;
+    }
+    let padded = if pack::reads_padded(shape) { round_up_floats(pack::padded_len(shape)) } else { 0 };
+    let (_, k, n) = gemm_dims(shape);
+    let worker = blockings()
+        .map(|bl| loops::maxpool_worker_len(bl, shape.out_w(), k, n, loops::copies_a(shape, true, bl.kc)))
+        .max()
+        .unwrap_or(0);
+    padded + threads.max(1) * worker
+}
+
+/// [`conv_implicit`] followed by the max-pool `pool` over its output, in one
+/// pass: `output` is the pool's (`pool.output_len()` floats) and the
+/// convolution's output is never written to memory — each worker keeps the
+/// few rows its pool rows need in its scratch (see `loops::run_maxpool`).
+/// Saves writing and reading back the convolution's output (ResNet50's stem:
+/// 3.2 MB per image). The results are those of `conv_implicit` then
+/// [`crate::pool::max_pool2d`], bit for bit.
+///
+/// `scratch` at least [`implicit_maxpool_scratch_len`] floats.
+///
+/// # Panics
+/// If not [`fuses_maxpool`]`(shape, pool)`, the epilogue adds a residual, or
+/// as [`conv_implicit`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv_implicit_maxpool(
+    isa: Isa,
+    shape: &ConvShape,
+    pool: &PoolShape,
+    input: &[f32],
+    packed: &[f32],
+    ep: &Epilogue,
+    output: &mut [f32],
+    scratch: &mut [f32],
+    threads: usize,
+) {
+    assert!(fuses_maxpool(shape, pool), "conv_implicit_maxpool: {pool:?} is not a 3×3/2 pool over {shape:?}");
+    assert!(
+        ep.residual.is_none() && !ep.residual_in_output,
+        "conv_implicit_maxpool: a residual needs the convolution's output"
+    );
+    let need = implicit_maxpool_scratch_len(shape, pool, threads);
+    check("conv_implicit_maxpool", isa, shape, input, packed, ep, [output.len(), pool.output_len()], scratch, need);
+    with_implicit_problem(isa, shape, input, packed, ep, scratch, threads, |p, rest| {
+        // SAFETY (all arms): `check` validated every length against the
+        // shape, `fuses_maxpool` the pool against the convolution's output,
+        // the scratch against `implicit_maxpool_scratch_len` (the maximum
+        // over all kernels), and `isa.is_supported()`.
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { loops::run_maxpool::<avx2::Avx2>(p, pool, isa, output, rest, threads) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { loops::run_maxpool::<avx512::Avx512>(p, pool, isa, output, rest, threads) },
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => unsafe { loops::run_maxpool::<neon::Neon>(p, pool, isa, output, rest, threads) },
+            _ => unsafe { loops::run_maxpool::<scalar::Scalar>(p, pool, isa, output, rest, threads) },
+        }
+    });
 }
 
 /// Whether `isa`'s microkernel reads A rows in runs
@@ -489,5 +579,76 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The stem with its max-pool fused against the two steps unfused, bit
+    /// for bit: every ISA, 1–3 threads (one range of pool rows each, so
+    /// ranges start mid-image and recompute a shared row), batches of 1–3
+    /// (a range crossing images), odd and even maps down to 1×1, ReLU or
+    /// not (the pool then meets negative values), kernels that read a
+    /// padded input and ones that gather im2col blocks.
+    #[test]
+    fn fused_maxpool_matches_conv_then_pool() {
+        let mut seed = 7u64;
+        let mut pick = |n: usize| (lcg(&mut seed).abs() * n as f32) as usize % n;
+        let mut cases = 0;
+        for case in 0..40 {
+            let (k, stride, pad) = [(7, 2, 3), (3, 1, 1), (3, 2, 1), (1, 1, 0)][case % 4];
+            let (h, w) = (1 + pick(40), 1 + pick(40));
+            let s = ConvShape::square(1 + pick(3), h, w, 1 + pick(8), 1 + pick(70), k, stride, pad);
+            if !s.is_valid() {
+                continue;
+            }
+            let pool =
+                PoolShape { batch: s.batch, in_h: s.out_h(), in_w: s.out_w(), c: s.out_c, k: 3, stride: 2, pad: 1 };
+            assert!(fuses_maxpool(&s, &pool));
+            let mut seed2 = case as u64 + 100;
+            let input: Vec<f32> = (0..s.input_len()).map(|_| lcg(&mut seed2)).collect();
+            let w: Vec<f32> = (0..s.weights_len()).map(|_| lcg(&mut seed2)).collect();
+            let bias: Vec<f32> = (0..s.out_c).map(|_| lcg(&mut seed2)).collect();
+            let ep = Epilogue::bias_relu(&bias, case % 3 != 0);
+            let kk = s.kh * s.kw * s.in_c;
+            let mut packed = vec![0.0; packed_b_len(kk, s.out_c)];
+            pack_b(kk, s.out_c, &w, &mut packed);
+            for isa in Isa::under_test() {
+                for threads in [1, 2, 3] {
+                    let mut conv = vec![0.0; s.output_len()];
+                    let mut scratch = vec![0.0; implicit_scratch_len(&s, threads)];
+                    conv_implicit(isa, &s, &input, &packed, &ep, &mut conv, &mut scratch, threads);
+                    let mut want = vec![0.0; pool.output_len()];
+                    crate::pool::max_pool2d(isa, &pool, &conv, &mut want, threads);
+                    let mut got = vec![f32::NAN; pool.output_len()];
+                    let mut scratch = vec![f32::NAN; implicit_maxpool_scratch_len(&s, &pool, threads)];
+                    conv_implicit_maxpool(isa, &s, &pool, &input, &packed, &ep, &mut got, &mut scratch, threads);
+                    let same = got.iter().zip(&want).all(|(g, w)| g.to_bits() == w.to_bits());
+                    assert!(same, "{isa} t{threads} {s:?}: fused max-pool differs from conv then pool");
+                    cases += 1;
+                }
+            }
+        }
+        assert!(cases >= 90, "only {cases} cases ran");
+    }
+
+    #[test]
+    fn fused_maxpool_takes_only_a_3x3_stride_2_pool_over_the_whole_output() {
+        let s = ConvShape::square(1, 32, 32, 3, 8, 7, 2, 3);
+        let pool = PoolShape { batch: 1, in_h: 16, in_w: 16, c: 8, k: 3, stride: 2, pad: 1 };
+        assert!(fuses_maxpool(&s, &pool));
+        assert!(!fuses_maxpool(&s, &PoolShape { k: 2, pad: 0, ..pool }));
+        assert!(!fuses_maxpool(&s, &PoolShape { stride: 1, ..pool }));
+        assert!(!fuses_maxpool(&s, &PoolShape { in_h: 15, ..pool }));
+        assert!(!fuses_maxpool(&s, &PoolShape { c: 9, ..pool }));
+        assert!(!fuses_maxpool(&s, &PoolShape { batch: 2, ..pool }));
+        assert_eq!(implicit_maxpool_scratch_len(&s, &PoolShape { k: 2, ..pool }, 2), 0);
+        let bias = [0.0; 8];
+        let res = vec![0.0; s.output_len()];
+        let ep = Epilogue { bias: Some(&bias), residual: Some(&res), ..Default::default() };
+        let r = std::panic::catch_unwind(|| {
+            let (input, packed) = (vec![0.0; s.input_len()], vec![0.0; packed_b_len(147, 8)]);
+            let mut out = vec![0.0; pool.output_len()];
+            let mut scratch = vec![0.0; implicit_maxpool_scratch_len(&s, &pool, 1)];
+            conv_implicit_maxpool(Isa::Scalar, &s, &pool, &input, &packed, &ep, &mut out, &mut scratch, 1);
+        });
+        assert!(r.is_err(), "a residual must be refused");
     }
 }

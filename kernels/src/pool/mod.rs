@@ -49,15 +49,32 @@ const MAX_WINDOW: usize = 64;
 
 /// One output row `(n, oy)` of the max-pool.
 fn max_pool_row(isa: Isa, s: &PoolShape, input: &[f32], n: usize, oy: usize, out: &mut [f32]) {
+    max_pool_row_at(isa, s, input, |y| (n * s.in_h + y) * s.in_w * s.c, oy, out);
+}
+
+/// Output row `oy` of the max-pool `s` of one image whose input row `y`
+/// starts at `input[row(y)]` (the image's `in_w · c` floats of it): for a
+/// caller that keeps only the few input rows a window needs (the stem's
+/// fused pool, `gemm::conv_implicit_maxpool`). The same pixels in the same
+/// order as [`max_pool2d`], so the same bits.
+pub(crate) fn max_pool_row_at(
+    isa: Isa,
+    s: &PoolShape,
+    input: &[f32],
+    row: impl Fn(usize) -> usize,
+    oy: usize,
+    out: &mut [f32],
+) {
     let c = s.c;
     let y0 = (oy * s.stride) as isize - s.pad as isize;
     let mut bases = [0usize; MAX_WINDOW];
     for ox in 0..s.out_w() {
         let o = &mut out[ox * c..(ox + 1) * c];
         let x0 = (ox * s.stride) as isize - s.pad as isize;
+        let row = &row;
         let pixels = (y0.max(0)..(y0 + s.k as isize).min(s.in_h as isize)).flat_map(|y| {
-            (x0.max(0)..(x0 + s.k as isize).min(s.in_w as isize))
-                .map(move |x| ((n * s.in_h + y as usize) * s.in_w + x as usize) * c)
+            let base = row(y as usize);
+            (x0.max(0)..(x0 + s.k as isize).min(s.in_w as isize)).map(move |x| base + x as usize * c)
         });
         if s.k * s.k <= MAX_WINDOW {
             let mut nb = 0;
