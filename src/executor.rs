@@ -77,7 +77,6 @@ fn run_step(
     times: Option<&mut [[f64; 2]]>,
 ) -> usize {
     let step = &plan.steps[t];
-    let mut ran = 1;
     let start = times.is_some().then(|| (std::time::Instant::now(), resnet50_kernels::par::team_waited_ns()));
     // A buffer's range for this run: one image's part of a batch-wide
     // buffer, or all of it (the whole batch, or a one-image buffer: in a
@@ -95,19 +94,18 @@ fn run_step(
     // The images a kernel sees: one in a per-image run, else the step's own count.
     let images = |n: usize| if image.is_some() { 1 } else { n };
     let (out_r, in_r) = (range(step.output), range(step.input));
-    match &step.op {
-        Op::Softmax { rows, cols } => reference::softmax_rows(images(*rows), *cols, &mut acts[out_r]),
-        Op::Conv { layer, kernel, shape, relu, .. } if plan.fused_pool(t).is_some() => {
+    let fused = plan.fused_pool(t);
+    match (&step.op, fused) {
+        (Op::Softmax { rows, cols }, _) => reference::softmax_rows(images(*rows), *cols, &mut acts[out_r]),
+        (Op::Conv { layer, kernel, shape, relu, .. }, Some(pool)) => {
             // The stem and its max-pool in one pass, into the pool's output.
-            let pool = plan.fused_pool(t).expect("checked by the guard");
             let (shape, pool) =
                 (&ConvShape { batch: images(shape.batch), ..*shape }, &PoolShape { batch: images(pool.batch), ..pool });
             let (_, packed) = weights.conv(*layer);
             let (out, [inp, _]) = views(acts, range(plan.steps[t + 1].output), [Some(in_r), None]);
             kernel.run_maxpool(isa, packed, shape, inp.expect("conv input"), *relu, pool, out, scratch, threads);
-            ran = 2;
         }
-        Op::Conv { layer, kernel, shape, residual, residual_subsample, relu } => {
+        (Op::Conv { layer, kernel, shape, residual, residual_subsample, relu }, _) => {
             let shape = &ConvShape { batch: images(shape.batch), ..*shape };
             // The plan's kernel: the packed one, its stride maybe changed (early stride).
             let (_, packed) = weights.conv(*layer);
@@ -122,18 +120,18 @@ fn run_step(
                 kernel.run(isa, packed, shape, inp, res, *residual_subsample, *relu, out, scratch, threads);
             }
         }
-        Op::MaxPool(shape) => {
+        (Op::MaxPool(shape), _) => {
             let shape = &PoolShape { batch: images(shape.batch), ..*shape };
             let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
             pool::max_pool2d(isa, shape, inp.expect("pool input"), out, threads);
         }
-        Op::GlobalPool { kind, nhwc: [n, h, w, c] } => {
+        (Op::GlobalPool { kind, nhwc: [n, h, w, c] }, _) => {
             let n = images(*n);
             let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
             let inp = inp.expect("pool input");
             pool::global_pool(isa, *kind == Pooling::Max, n, *h, *w, *c, inp, out);
         }
-        Op::Dense { n, k, m } => {
+        (Op::Dense { n, k, m }, _) => {
             let n = images(*n);
             let (out, [inp, _]) = views(acts, out_r, [Some(in_r), None]);
             let (kr, br, _) = weights.fc.clone().expect("plan with a classifier has fc weights");
@@ -145,5 +143,5 @@ fn run_step(
         times[t][0] += start.elapsed().as_secs_f64();
         times[t][1] += (resnet50_kernels::par::team_waited_ns() - waited) as f64 * 1e-9;
     }
-    ran
+    1 + usize::from(fused.is_some())
 }

@@ -179,6 +179,15 @@ impl Step {
     pub fn residual_in_output(&self) -> bool {
         matches!(self.op, Op::Conv { residual: Some(r), .. } if r == self.output)
     }
+
+    /// The buffers the step reads: its input and, for a convolution, its residual.
+    fn reads(&self) -> impl Iterator<Item = BufId> {
+        let residual = match self.op {
+            Op::Conv { residual, .. } => residual,
+            _ => None,
+        };
+        std::iter::once(self.input).chain(residual)
+    }
 }
 
 /// What a plan is built from.
@@ -539,11 +548,7 @@ impl Plan {
         };
         let private = next.input == conv.output
             && conv.output != self.output
-            && self.steps.iter().enumerate().all(|(u, s)| {
-                let reads =
-                    s.input == conv.output || matches!(s.op, Op::Conv { residual: Some(r), .. } if r == conv.output);
-                u == t + 1 || !reads
-            })
+            && self.steps.iter().enumerate().all(|(u, s)| u == t + 1 || s.reads().all(|id| id != conv.output))
             && self.features.as_ref().is_none_or(|f| !f.stages.contains(&conv.output) && f.embedding != conv.output);
         let same_regime = (t < self.per_image) == (t + 1 < self.per_image);
         (private && same_regime && kernel.fuses_maxpool(shape, pool)).then_some(*pool)
@@ -569,11 +574,7 @@ impl Plan {
                 life[id].0 = life[id].0.min(t);
                 life[id].1 = life[id].1.max(t);
             };
-            touch(s.input);
-            touch(s.output);
-            if let Op::Conv { residual: Some(r), .. } = s.op {
-                touch(r);
-            }
+            s.reads().chain([s.output]).for_each(&mut touch);
         }
         // A convolution fused with the max-pool after it reads its input
         // while it writes the pool's output.

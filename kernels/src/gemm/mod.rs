@@ -143,20 +143,41 @@ fn check(
     assert!(scratch.len() >= need_scratch, "{what}: scratch holds {} floats, need {need_scratch}", scratch.len());
 }
 
+/// `$body` with the type `$u` bound to the GEMM microkernel of `$isa` (the
+/// scalar one for any ISA without a kernel on this architecture): the one
+/// ISA dispatch of the convolutions' loop nests.
+macro_rules! with_microkernel {
+    ($isa:expr, $u:ident => $body:expr) => {
+        match $isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                type $u = avx2::Avx2;
+                $body
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                type $u = avx512::Avx512;
+                $body
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => {
+                type $u = neon::Neon;
+                $body
+            }
+            _ => {
+                type $u = scalar::Scalar;
+                $body
+            }
+        }
+    };
+}
+
 /// Runs `p` on the microkernel of `isa` (already checked to be supported).
 fn dispatch(isa: Isa, p: &Problem, output: &mut [f32], scratch: &mut [f32], threads: usize) {
-    // SAFETY (all arms): `check` validated every length against the shape and
-    // the scratch against `scratch_len` (the maximum over all kernels), and
+    // SAFETY: `check` validated every length against the shape and the
+    // scratch against `scratch_len` (the maximum over all kernels), and
     // `isa.is_supported()` for the SIMD kernels.
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { loops::run::<avx2::Avx2>(p, output, scratch, threads) },
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { loops::run::<avx512::Avx512>(p, output, scratch, threads) },
-        #[cfg(target_arch = "aarch64")]
-        Isa::Neon => unsafe { loops::run::<neon::Neon>(p, output, scratch, threads) },
-        _ => unsafe { loops::run::<scalar::Scalar>(p, output, scratch, threads) },
-    }
+    with_microkernel!(isa, U => unsafe { loops::run::<U>(p, output, scratch, threads) })
 }
 
 /// `p` (`C[m × n] = A[m × k] · B[k × n]`) on the calling thread with the
@@ -339,19 +360,11 @@ pub fn conv_implicit_maxpool(
     let need = implicit_maxpool_scratch_len(shape, pool, threads);
     check("conv_implicit_maxpool", isa, shape, input, packed, ep, [output.len(), pool.output_len()], scratch, need);
     with_implicit_problem(isa, shape, input, packed, ep, scratch, threads, |p, rest| {
-        // SAFETY (all arms): `check` validated every length against the
-        // shape, `fuses_maxpool` the pool against the convolution's output,
-        // the scratch against `implicit_maxpool_scratch_len` (the maximum
-        // over all kernels), and `isa.is_supported()`.
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => unsafe { loops::run_maxpool::<avx2::Avx2>(p, pool, isa, output, rest, threads) },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => unsafe { loops::run_maxpool::<avx512::Avx512>(p, pool, isa, output, rest, threads) },
-            #[cfg(target_arch = "aarch64")]
-            Isa::Neon => unsafe { loops::run_maxpool::<neon::Neon>(p, pool, isa, output, rest, threads) },
-            _ => unsafe { loops::run_maxpool::<scalar::Scalar>(p, pool, isa, output, rest, threads) },
-        }
+        // SAFETY: `check` validated every length against the shape,
+        // `fuses_maxpool` the pool against the convolution's output, the
+        // scratch against `implicit_maxpool_scratch_len` (the maximum over
+        // all kernels), and `isa.is_supported()`.
+        with_microkernel!(isa, U => unsafe { loops::run_maxpool::<U>(p, pool, isa, output, rest, threads) })
     });
 }
 

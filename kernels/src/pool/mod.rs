@@ -71,7 +71,6 @@ pub(crate) fn max_pool_row_at(
     for ox in 0..s.out_w() {
         let o = &mut out[ox * c..(ox + 1) * c];
         let x0 = (ox * s.stride) as isize - s.pad as isize;
-        let row = &row;
         let pixels = (y0.max(0)..(y0 + s.k as isize).min(s.in_h as isize)).flat_map(|y| {
             let base = row(y as usize);
             (x0.max(0)..(x0 + s.k as isize).min(s.in_w as isize)).map(move |x| base + x as usize * c)
