@@ -211,29 +211,36 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
                 }
             }
         }
-        // Spread L2 prefetch (pf_lines lines per panel over the kc/4 groups,
-        // 16.16 fixed point) and, for the last strip, the next micro-panel
-        // into L1 one line per k step. Hints only: never fault.
+        // Spread L2 prefetch of the next micro-panel (pf_lines lines per
+        // panel over the kc/4 groups, 16.16 fixed point). Hints only: never
+        // fault.
         //
         // One loop for every case (an absent target is replaced by this
         // tile's own B panel, whose lines are loaded anyway): with a separate
         // loop per case, as in the AVX2 kernel, LLVM's register allocator
         // spilled all 16 accumulators to the stack after every FMA (the
         // kernel ran at 38 % of peak on Zen 4 instead of ~90 %).
+        //
+        // No L1 prefetch of B (`t.pf_l1`, which the AVX2 kernel takes): the
+        // last strip used to pull the next micro-panel into L1 a line per k
+        // step, every other strip its own lines. On a Sapphire Rapids core
+        // (2 vCPUs, 2026-12-02) those two PREFETCHT0s per 16 FMAs cost the
+        // kernel in L1 75 → 88 % of peak and the network 2.6–4.3 % (same
+        // process, alternating inference by inference: v1 one thread 0.974,
+        // two 0.957, v1.5 one 0.961; null 0.994); on Zen 5 (stop 29) dropping
+        // them measured within ±0.4 %. Dropping the L2 spread instead made
+        // v1 9 % slower there, the next tile's C prefetch 2 %.
         let spread = !t.pf.is_null() && t.pf_lines > 0;
         let pf_base = if spread { t.pf } else { t.b };
-        let l1_base = if t.pf_l1.is_null() { t.b } else { t.pf_l1 };
         let pf: [*const i8; NV] = std::array::from_fn(|v| pf_base.wrapping_add(v * t.b_next) as *const i8);
-        let l1: [*const i8; NV] = std::array::from_fn(|v| l1_base.wrapping_add(v * t.b_next) as *const i8);
         let step_fx = if spread { t.pf_step } else { 0 };
         let mut line_fx = 0usize;
         // Runs of each A row (SEG: one per kernel row of a padded input;
-        // B's rows and the L1 prefetch continue across them).
+        // B's rows continue across them).
         let (segs, run) = if SEG { (t.segs, t.kc / t.segs) } else { (1, t.kc) };
         for s in 0..segs {
             let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r].wrapping_add(s * t.seg_stride));
             let bp: [*const f32; NV] = std::array::from_fn(|v| t.b.wrapping_add(v * t.b_next + 16 * s * run));
-            let l1: [*const i8; NV] = std::array::from_fn(|v| l1[v].wrapping_add(64 * s * run));
             // One k step: NV B loads, MR broadcasts, NV·MR FMAs.
             macro_rules! step {
                 ($k:expr) => {{
@@ -262,9 +269,6 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
                 // the tile contract; prefetches never fault).
                 next_tile_lines::<MR, NV>(t, (s * run + k) / 4, |p| V::prefetch(p));
                 for u in 0..4 {
-                    for p in &l1 {
-                        V::prefetch(p.wrapping_add(64 * (k + u)));
-                    }
                     step!(k + u);
                 }
                 k += 4;
