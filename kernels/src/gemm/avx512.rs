@@ -224,12 +224,13 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
         // No L1 prefetch of B (`t.pf_l1`, which the AVX2 kernel takes): the
         // last strip used to pull the next micro-panel into L1 a line per k
         // step, every other strip its own lines. On a Sapphire Rapids core
-        // (2 vCPUs, 2026-12-02) those two PREFETCHT0s per 16 FMAs cost the
-        // kernel in L1 75 → 88 % of peak and the network 2.6–4.3 % (same
-        // process, alternating inference by inference: v1 one thread 0.974,
-        // two 0.957, v1.5 one 0.961; null 0.994); on Zen 5 (stop 29) dropping
-        // them measured within ±0.4 %. Dropping the L2 spread instead made
-        // v1 9 % slower there, the next tile's C prefetch 2 %.
+        // (2 vCPUs, 2026-12-02) those two PREFETCHT0s per 16 FMAs held the
+        // kernel in L1 at 75 % of peak (88 % without) and cost the network
+        // 2.6–4.3 % (same process, alternating inference by inference: v1
+        // one thread 0.974, two 0.957, v1.5 one 0.961; null 0.994); on Zen 5
+        // (stop 29) dropping them measured within ±0.4 %. On the same
+        // Sapphire Rapids core, dropping the L2 spread instead made v1 9 %
+        // slower, dropping the next tile's C prefetch 2 %.
         let spread = !t.pf.is_null() && t.pf_lines > 0;
         let pf_base = if spread { t.pf } else { t.b };
         let pf: [*const i8; NV] = std::array::from_fn(|v| pf_base.wrapping_add(v * t.b_next) as *const i8);

@@ -102,8 +102,9 @@ pub(crate) struct Tile {
     pub pf_step: usize,
     /// Null, or the next B micro-panel to pull into L1 during this tile, one
     /// line per `k` step (`kc` lines; and at `pf_l1 + b_next` for 32-column
-    /// kernels): given to the last strip before that panel is used. The
-    /// AVX2 and NEON kernels take it; the AVX-512 one does not (see there).
+    /// kernels): given to the last strip before that panel is used. Only
+    /// the AVX2 kernel takes it (the AVX-512 one measured faster without an
+    /// L1 prefetch, see there; NEON pulls its share of [`Tile::pf`] into L1).
     pub pf_l1: *const f32,
     /// Runs of A per row (1: each row is `kc` contiguous floats). With
     /// several (kernels with [`Microkernel::SEGMENTS`] only) row `r`'s
@@ -779,7 +780,7 @@ unsafe fn task_rows<U: Microkernel>(
                 // block. Its kc' lines (kc' rows of 64 bytes) are prefetched
                 // into L2 a share per strip while tile jr is computed (for
                 // small M, B streams from L3/DRAM), and into L1 by the last
-                // strip (for large M, B is already in L2; AVX2 and NEON only).
+                // strip (for large M, B is already in L2; AVX2 only).
                 let next_panel = |jr: usize| -> (*const f32, usize) {
                     if jr + U::NR < jc_end {
                         (panel(jr + U::NR), kc)

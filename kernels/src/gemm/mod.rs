@@ -35,7 +35,7 @@
 //! AVX-512: the loop nest's next tile's C and residual rows, spread over
 //! the k loop, see `loops::next_tile_lines`), and prefetch the next B
 //! micro-panel: a share per strip into L2 (small-M layers stream B from
-//! L3/DRAM) and (AVX2, NEON) the whole panel into L1 in the last strip. The loop nest
+//! L3/DRAM) and (AVX2) the whole panel into L1 in the last strip. The loop nest
 //! itself prefetches nothing: it used to pull the next A block into L2 a
 //! share per tile, which the same-process A/B on Zen 4 measured 2–6 %
 //! slower on every 56×56 and 28×28 1×1 layer (AVX-512 and AVX2) once the
