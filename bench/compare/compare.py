@@ -78,6 +78,10 @@ def self_test() -> None:
     assert [float(v) for v in det("conv1/kernel", (4,), -1.0, 1.0)] == want
     want = [-0.8043633699417114, -0.705042839050293, 0.14816880226135254]
     assert [float(v) for v in det("input", (3,), -1.0, 1.0)] == want
+    # steal as a share of the CPU time wanted, never of the idle time
+    assert steal_pct((10, 100), (20, 190)) == 10.0
+    assert steal_pct((10, 100), (10, 100)) is None and steal_pct(None, (1, 1)) is None
+    assert steal_pct((10, 100), (5, 200)) is None  # counters went backwards: no figure
 
 
 @dataclass
@@ -263,6 +267,9 @@ class Round:
     p90_ms: float
     min_ms: float
     times_ms: list[float] | None = None
+    # % of the CPU time wanted that the hypervisor stole during the round (its
+    # process start and warm-up included); None where /proc/stat is absent
+    steal_pct: float | None = None
 
 
 def round_from_times(times: list[float]) -> Round:
@@ -513,6 +520,7 @@ class Result:
             "iters_total": sum(r.iters for r in self.rounds),
             "rounds": [{"iters": r.iters, "median_ms": round(r.median_ms, 3),
                         "p90_ms": round(r.p90_ms, 3), "min_ms": round(r.min_ms, 3),
+                        **({"steal_pct": round(r.steal_pct, 2)} if r.steal_pct is not None else {}),
                         **({"times_ms": r.times_ms} if r.times_ms else {})} for r in self.rounds],
         }
 
@@ -539,6 +547,37 @@ def loadavg() -> list[float] | None:
         return [round(x, 2) for x in os.getloadavg()]
     except OSError:
         return None
+
+
+def cpu_ticks() -> tuple[int, int] | None:
+    """(steal, busy) clock ticks summed over all CPUs since boot, from the first
+    line of /proc/stat, or None where there is none (not Linux). busy = user + nice
+    + system + irq + softirq (guest time is already inside user and nice)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()
+    except OSError:
+        return None
+    if len(fields) < 9 or fields[0] != "cpu":
+        return None
+    try:
+        v = [int(x) for x in fields[1:9]]
+    except ValueError:
+        return None
+    return v[7], v[0] + v[1] + v[2] + v[5] + v[6]
+
+
+def steal_pct(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Steal between two `cpu_ticks()` readings, as a percentage of the CPU time
+    the guest's CPUs wanted (busy + stolen); None without readings or ticks. On a
+    shared VM this is the time the hypervisor ran something else while an engine
+    was ready to run: one reason its rounds differ."""
+    if before is None or after is None:
+        return None
+    steal, busy = after[0] - before[0], after[1] - before[1]
+    if steal < 0 or busy < 0 or steal + busy == 0:
+        return None
+    return 100.0 * steal / (steal + busy)
 
 
 def git_state() -> dict:
@@ -739,10 +778,13 @@ def main(argv=None) -> int:
                         else:
                             n = int(round(args.seconds_per_round * 1e3 / max(est[k], 1e-3)))
                             n = max(args.min_iters, min(args.max_iters, n))
+                        t0 = cpu_ticks()
                         rd = eng[k].run_round(n, args.warmup)
+                        rd.steal_pct = steal_pct(t0, cpu_ticks())
                         est[k] = rd.median_ms
                         res[k].rounds.append(rd)
-                        line.append(f"{k} {rd.median_ms:8.2f} ms x{n}")
+                        st = "" if rd.steal_pct is None else f" st {rd.steal_pct:4.1f}%"
+                        line.append(f"{k} {rd.median_ms:8.2f} ms x{n}{st}")
                     log(f"   round {r + 1}/{args.rounds}: " + "   ".join(line))
                 row = {"variant": variant, "batch": batch, "threads": threads, "engines": {}}
                 for k, e in eng.items():
@@ -799,6 +841,17 @@ def main(argv=None) -> int:
             for k in ratio_cols:
                 v = sorted(row["round_ratios_ours_over"][k])
                 s += f"   ours/{names[k]} {statistics.median(v):.3f} [{v[0]:.3f} - {v[-1]:.3f}]"
+            log(s)
+    steals = [(row, k, [r["steal_pct"] for r in row["engines"][k]["rounds"] if "steal_pct" in r])
+              for row in results for k in cols]
+    if any(v for _, _, v in steals):
+        log("\nsteal: % of the CPU time each engine's rounds wanted that the hypervisor gave to "
+            "others (median [max] over rounds; `st` in the round lines)")
+        for row in results:
+            s = f"{row['variant'] + ' b' + str(row['batch']) + ' t' + str(row['threads']):<13}"
+            for r, k, v in steals:
+                if r is row and v:
+                    s += f"   {names[k]} {statistics.median(v):4.1f} [{max(v):4.1f}]"
             log(s)
     log(f"\nwall time {report['wall_s']} s; load average start {report['load_start']} end {report['load_end']}")
     if args.json_out:
