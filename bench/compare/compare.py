@@ -622,6 +622,11 @@ def ov_defaults() -> dict:
     return out
 
 
+def config_label(row: dict) -> str:
+    """A result row's configuration as the tables print it, padded to 13."""
+    return f"{row['variant'] + ' b' + str(row['batch']) + ' t' + str(row['threads']):<13}"
+
+
 def parse_configs(s: str) -> list[tuple[int, int]]:
     out = []
     for part in s.split(","):
@@ -824,7 +829,7 @@ def main(argv=None) -> int:
     log(head)
     log("-" * len(head))
     for row in results:
-        s = f"{row['variant'] + ' b' + str(row['batch']) + ' t' + str(row['threads']):<13}"
+        s = config_label(row)
         for k in cols:
             e = row["engines"][k]
             s += f"{e['median_ms']:>11.1f} /{e['p90_ms']:>7.1f}"
@@ -837,20 +842,21 @@ def main(argv=None) -> int:
         log("\nper-round ratios ours/peer (each round runs the engines back to back): "
             "median [min - max] over rounds")
         for row in results:
-            s = f"{row['variant'] + ' b' + str(row['batch']) + ' t' + str(row['threads']):<13}"
+            s = config_label(row)
             for k in ratio_cols:
                 v = sorted(row["round_ratios_ours_over"][k])
                 s += f"   ours/{names[k]} {statistics.median(v):.3f} [{v[0]:.3f} - {v[-1]:.3f}]"
             log(s)
-    steals = [(row, k, [r["steal_pct"] for r in row["engines"][k]["rounds"] if "steal_pct" in r])
-              for row in results for k in cols]
-    if any(v for _, _, v in steals):
+    def steals(row, k):
+        return [r["steal_pct"] for r in row["engines"][k]["rounds"] if "steal_pct" in r]
+
+    if any(steals(row, k) for row in results for k in cols):
         log("\nsteal: % of the CPU time each engine's rounds wanted that the hypervisor gave to "
             "others (median [max] over rounds; `st` in the round lines)")
         for row in results:
-            s = f"{row['variant'] + ' b' + str(row['batch']) + ' t' + str(row['threads']):<13}"
-            for r, k, v in steals:
-                if r is row and v:
+            s = config_label(row)
+            for k in cols:
+                if v := steals(row, k):
                     s += f"   {names[k]} {statistics.median(v):4.1f} [{max(v):4.1f}]"
             log(s)
     log(f"\nwall time {report['wall_s']} s; load average start {report['load_start']} end {report['load_end']}")
