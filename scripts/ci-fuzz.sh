@@ -7,6 +7,7 @@
 #   infer               the inference API (build, reshape, session, predict,
 #                       predict_into, features) on arbitrary configurations,
 #                       absurd sizes and non-finite inputs
+#   proc_stat           the /proc/stat parser of the steal time (resnet50::steal)
 # FUZZ_SECONDS (default 35, at most 60) per target, FUZZ_JOBS targets at a time
 # (default: the core count). Needs cargo-fuzz (installed
 # here if missing) and a nightly compiler: the nightly toolchain when rustup has
@@ -39,7 +40,7 @@ cd fuzz
 # each is single-threaded, and CI's cores are otherwise idle by now.
 jobs="${FUZZ_JOBS:-$(nproc)}"
 [ "$jobs" -ge 1 ] || jobs=1
-targets=(native native_checksummed safetensors keras_h5 infer)
+targets=(native native_checksummed safetensors keras_h5 infer proc_stat)
 echo "== building the fuzz targets"
 cargo "${toolchain[@]}" fuzz build --sanitizer none
 

@@ -98,6 +98,7 @@ pub mod npy;
 pub mod plan;
 pub mod prepare;
 pub mod preprocess;
+pub mod steal;
 pub mod summary;
 pub mod weights;
 
