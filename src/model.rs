@@ -450,6 +450,7 @@ impl Model {
                         width: config.width,
                         early_stride: !config.feature_maps,
                         portable: false,
+                        full_width_avx512: isa == Isa::Avx512 && resnet50_kernels::gemm::peak::avx512_full_width(),
                     }
                 };
                 // ε: the configuration's, else the source's (e.g. 1e-3 for the 2016 Keras file), else the variant's.

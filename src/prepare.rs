@@ -74,7 +74,9 @@ impl std::fmt::Debug for Store {
 /// use resnet50::{arch::conv_specs, init, Variant};
 /// use resnet50_kernels::ConvAlgo;
 /// let w = init::deterministic(Variant::V1, None);
-/// let fast = KernelChoice::FastFor { batch: 1, height: 64, width: 64, early_stride: true, portable: true };
+/// let fast = KernelChoice::FastFor {
+///     batch: 1, height: 64, width: 64, early_stride: true, portable: true, full_width_avx512: false,
+/// };
 /// for choice in [KernelChoice::Reference, KernelChoice::Fast, fast] {
 ///     let p = PreparedWeights::new(&w, 1e-5, choice, false)?;
 ///     // These choices keep each layer's parameters; only the algorithm differs.
@@ -84,7 +86,9 @@ impl std::fmt::Debug for Store {
 /// }
 /// // Not portable: v1's early-stride 3×3 layers that get a stride-2 Winograd
 /// // tile are packed as stride-2 kernels (the plan must apply the early stride).
-/// let only = KernelChoice::FastFor { batch: 1, height: 224, width: 224, early_stride: true, portable: false };
+/// let only = KernelChoice::FastFor {
+///     batch: 1, height: 224, width: 224, early_stride: true, portable: false, full_width_avx512: false,
+/// };
 /// let p = PreparedWeights::new(&w, 1e-5, only, false)?;
 /// let strided = p.kernels().into_iter().zip(conv_specs(Variant::V1)).filter(|(k, s)| k.params.stride != s.stride);
 /// assert!(strided.count() >= 1);
@@ -98,7 +102,7 @@ pub enum KernelChoice {
     /// Winograd for every 3×3 stride-1 layer.
     Fast,
     /// The fastest algorithm for each convolution at this input size and batch
-    /// ([`ConvParams::best_algo_for`]); another size still runs, maybe slower.
+    /// ([`ConvParams::best_algo_for_cpu`]); another size still runs, maybe slower.
     FastFor {
         /// Images per call.
         batch: usize,
@@ -116,6 +120,11 @@ pub enum KernelChoice {
         /// may get a stride-2 Winograd tile, packed as stride-2 kernels that
         /// only a plan with the early stride accepts.
         portable: bool,
+        /// Pick for AVX-512 kernels on a CPU with two full-width 512-bit FMA
+        /// pipes ([`resnet50_kernels::gemm::peak::avx512_full_width`]): see
+        /// [`ConvParams::best_algo_for_cpu`]. False for any other CPU or ISA,
+        /// and for weights meant for any machine (a native file).
+        full_width_avx512: bool,
     },
 }
 
@@ -165,9 +174,9 @@ impl PreparedWeights {
                 let (p, algo) = match choice {
                     KernelChoice::Reference => (p, ConvAlgo::Direct),
                     KernelChoice::Fast => (p, p.best_algo()),
-                    KernelChoice::FastFor { batch, portable, .. } => {
+                    KernelChoice::FastFor { batch, portable, full_width_avx512, .. } => {
                         let q = ConvParams { stride: strides[i], ..p };
-                        let algo = q.best_algo_for(batch, sizes[i][0], sizes[i][1]);
+                        let algo = q.best_algo_for_cpu(batch, sizes[i][0], sizes[i][1], full_width_avx512);
                         // A layer the plan runs at another stride than its own
                         // (v1's early stride), with an algorithm that runs
                         // only at that stride (a strided Winograd tile): a

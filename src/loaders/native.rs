@@ -509,8 +509,16 @@ pub fn to_bytes(w: &CanonicalWeights, eps: f32) -> Result<Vec<u8>> {
     let p = PreparedWeights::new(
         w,
         eps,
-        // Portable: a model with feature maps (no early stride) runs it too.
-        KernelChoice::FastFor { batch: 1, height: 224, width: 224, early_stride: true, portable: true },
+        // Portable: a model with feature maps (no early stride) runs it too,
+        // and the choice does not depend on the CPU that converts it.
+        KernelChoice::FastFor {
+            batch: 1,
+            height: 224,
+            width: 224,
+            early_stride: true,
+            portable: true,
+            full_width_avx512: false,
+        },
         true,
     )?;
     let classes = p.fc.as_ref().map_or(0, |f| f.2);

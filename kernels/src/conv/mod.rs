@@ -156,12 +156,47 @@ impl ConvParams {
     /// picks by [`ConvParams::estimated_cost`] between implicit GEMM and
     /// the Winograd tiles of the layer's stride (F(2×2), F(3×3), F(4×4) at
     /// stride 1; F(2×2), F(4×4) at stride 2; ties go to the smaller weights).
+    ///
+    /// This is the choice for a CPU whose 512-bit FMAs run at the 256-bit
+    /// rate, or that has no AVX-512 (the cost model was measured on Zen 4);
+    /// [`ConvParams::best_algo_for_cpu`] also knows the other kind.
     pub fn best_algo_for(&self, batch: usize, in_h: usize, in_w: usize) -> ConvAlgo {
+        self.best_algo_for_cpu(batch, in_h, in_w, false)
+    }
+
+    /// [`ConvParams::best_algo_for`] for kernels that run on AVX-512 with
+    /// two full-width FMA pipes when `full_width_avx512`
+    /// ([`crate::gemm::peak::avx512_full_width`]): there the stride-2
+    /// F(4×4) tile is never picked.
+    ///
+    /// Why: F(4×4)/2 saves a fifth of F(2×2)/2's multiplications (81
+    /// positions for 16 outputs against 25 for 4), at the price of 2.3×
+    /// the weight matrices and products of 36–81 positions over few tiles.
+    /// Where the FMAs are the bottleneck (Zen 4: 512-bit FMAs at half rate)
+    /// the saving wins (56×56×128 at batch 1: 1.53 ms against 1.91); with
+    /// twice the FMA rate it does not. Measured on a Sapphire Rapids-class
+    /// Xeon (2026-12-03, AVX-512, `winograd_ab`, cold weights, medians of 40
+    /// interleaved rounds), F(4×4)/2 against F(2×2)/2: 56×56×128 1.20× at
+    /// one thread, 1.10× at two, 1.06× at batch 8; 56×56×64 (v1's early
+    /// stride) 1.03×, 1.07×, 1.04×; 28×28×128 at batch 8 1.37×; 14×14×256 at
+    /// batch 8 1.22×; 14×14×512 at batch 8 a tie (implicit GEMM 0.96×,
+    /// F(4×4)/2 0.97×). In the network (same process, alternated models,
+    /// per-layer medians): v1.5's conv3_block1_2 0.82–0.86× with F(2×2)/2
+    /// at one and two threads, v1's conv2_block3_2 0.87–0.91×.
+    ///
+    /// The two choices round differently (same tolerance against the
+    /// reference), so a model's outputs may differ in the last bits between
+    /// the two kinds of CPU; on one machine they are fixed.
+    pub fn best_algo_for_cpu(&self, batch: usize, in_h: usize, in_w: usize, full_width_avx512: bool) -> ConvAlgo {
         let algo = self.best_algo();
         let winograd: &[WinogradTile] = if self.supports(ConvAlgo::Winograd(WinogradTile::F4x4)) {
             &[WinogradTile::F2x2, WinogradTile::F3x3, WinogradTile::F4x4]
         } else if self.supports(ConvAlgo::Winograd(WinogradTile::F2x2S2)) {
-            &[WinogradTile::F2x2S2, WinogradTile::F4x4S2]
+            if full_width_avx512 {
+                &[WinogradTile::F2x2S2]
+            } else {
+                &[WinogradTile::F2x2S2, WinogradTile::F4x4S2]
+            }
         } else {
             return algo;
         };
@@ -479,6 +514,19 @@ mod tests {
         assert_eq!(s2(256).best_algo_for(8, 28, 28), f2s2);
         assert_eq!(s2(512).best_algo_for(1, 14, 14), ConvAlgo::ImplicitGemm);
         assert_eq!(s2(512).best_algo_for(8, 14, 14), f4s2);
+        // With two full-width 512-bit FMA pipes (Sapphire Rapids class,
+        // measured: see best_algo_for_cpu) never F(4×4)/2; the rest as above.
+        let full = |p: ConvParams, b: usize, hw: usize| p.best_algo_for_cpu(b, hw, hw, true);
+        assert_eq!(full(s2(128), 1, 56), f2s2);
+        assert_eq!(full(s2(128), 8, 56), f2s2);
+        assert_eq!(full(s2(64), 1, 56), f2s2);
+        assert_eq!(full(s2(256), 1, 28), f2s2);
+        assert_eq!(full(s2(512), 1, 14), ConvAlgo::ImplicitGemm);
+        assert_ne!(full(s2(512), 8, 14), f4s2);
+        assert_eq!(full(c3(512), 1, 7), f2);
+        assert_eq!(full(c3(256), 1, 14), f3);
+        assert_eq!(full(c3(64), 1, 56), f4);
+        assert_eq!(full(pw, 1, 1), ConvAlgo::Gemm1x1);
         assert!(!c3(64).supports(f2s2) && !s2(64).supports(ConvAlgo::Winograd(WinogradTile::F2x2)));
         let s2_pad0 = ConvParams { pad: [0; 4], ..s2(64) };
         assert_eq!(s2_pad0.best_algo_for(1, 56, 56), ConvAlgo::ImplicitGemm);

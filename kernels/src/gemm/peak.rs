@@ -55,7 +55,9 @@ pub fn fma_probe(isa: Isa, iters: u64) -> u64 {
 /// 1×; a preempted run only lowers one reading, which the best of five
 /// discards). It picks the kernel of Winograd's products
 /// (`gemm_rows`), which never changes a result: both candidates are one FMA
-/// chain over k per element.
+/// chain over k per element. A model built for AVX-512 also asks it whether
+/// its stride-2 3×3 layers may take the F(4×4)/2 Winograd tile
+/// ([`crate::ConvParams::best_algo_for_cpu`]), which rounds differently.
 ///
 /// ```
 /// use resnet50_kernels::{gemm::peak::avx512_full_width, Isa};
