@@ -39,3 +39,42 @@ fn v1_fast_matches_reference() {
 fn v1_5_fast_matches_reference() {
     compare(Variant::V1_5, 64, 71, 1);
 }
+
+/// The stride-2 3×3 layers' algorithm follows the CPU the model runs on
+/// (`ConvParams::best_algo_for_cpu`): on AVX-512 with two full-width FMA pipes
+/// v1.5's 56×56×128 3×3/2 takes F(2×2)/2, elsewhere (AVX2 on any CPU, AVX-512
+/// at half rate) the cost model's F(4×4)/2 — and both give the reference's
+/// answer on the same layer shapes (a 224×224 image, no classifier).
+#[test]
+fn stride_2_winograd_tile_follows_the_fma_width() {
+    use resnet50::plan::Op;
+    use resnet50_kernels::{gemm::peak::avx512_full_width, ConvAlgo, WinogradTile};
+    let weights = Arc::new(init::deterministic(Variant::V1_5, Some(3)));
+    let base = ResNet50::new()
+        .variant(Variant::V1_5)
+        .weights(WeightsSource::Canonical(weights))
+        .include_top(false)
+        .pooling(Pooling::Avg);
+    let x = init::deterministic_input(1, 224, 224);
+    let reference = base.clone().reference_kernels(true).build().unwrap().predict(&x).unwrap();
+    let max_ref = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(max_ref > 0.0);
+    for isa in Isa::under_test().into_iter().filter(|&i| i != Isa::Scalar) {
+        let model = base.clone().isa(isa).build().unwrap();
+        let algo = model
+            .plan()
+            .steps
+            .iter()
+            .find_map(|s| match &s.op {
+                Op::Conv { kernel, .. } if s.name == "conv3_block1_2" => Some(kernel.algo),
+                _ => None,
+            })
+            .expect("v1.5 has conv3_block1_2");
+        let full = isa == Isa::Avx512 && avx512_full_width();
+        let want = if full { WinogradTile::F2x2S2 } else { WinogradTile::F4x4S2 };
+        assert_eq!(algo, ConvAlgo::Winograd(want), "isa {isa}, full-width AVX-512 {full}");
+        let y = model.predict(&x).unwrap();
+        let max_err = y.iter().zip(&reference).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(max_err <= 1e-3 * max_ref, "isa {isa}: max |Δ| {max_err} vs max |ref| {max_ref}");
+    }
+}
