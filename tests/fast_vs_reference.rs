@@ -5,6 +5,21 @@ use std::sync::Arc;
 
 use resnet50::{init, Isa, Pooling, ResNet50, Variant, WeightsSource};
 
+/// `base` with the scalar reference kernels on `x`: the output, whose largest
+/// magnitude must be positive.
+fn reference_output(base: &ResNet50, x: &[f32]) -> Vec<f32> {
+    let reference = base.clone().reference_kernels(true).build().unwrap().predict(x).unwrap();
+    assert!(reference.iter().fold(0.0f32, |m, v| m.max(v.abs())) > 0.0);
+    reference
+}
+
+/// Every value of `y` within 1e-3 × (the reference's largest magnitude) of its reference value.
+fn assert_matches_reference(y: &[f32], reference: &[f32], what: &str) {
+    let max_ref = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let max_err = y.iter().zip(reference).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(max_err <= 1e-3 * max_ref, "{what}: max |Δ| {max_err} vs max |ref| {max_ref}");
+}
+
 fn compare(variant: Variant, h: usize, w: usize, batch: usize) {
     let weights = Arc::new(init::deterministic(variant, Some(10)));
     let base = ResNet50::new()
@@ -15,17 +30,11 @@ fn compare(variant: Variant, h: usize, w: usize, batch: usize) {
         .input_shape(h, w, 3)
         .batch(batch);
     let x = init::deterministic_input(batch, h, w);
-    let reference = base.clone().reference_kernels(true).build().unwrap().predict(&x).unwrap();
-    let max_ref = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    assert!(max_ref > 0.0);
+    let reference = reference_output(&base, &x);
     for isa in Isa::under_test() {
         for threads in [1, 2, 3] {
             let y = base.clone().isa(isa).threads(threads).build().unwrap().predict(&x).unwrap();
-            let max_err = y.iter().zip(&reference).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(
-                max_err <= 1e-3 * max_ref,
-                "{variant} {h}x{w} isa {isa} threads {threads}: max |Δ| {max_err} vs max |ref| {max_ref}"
-            );
+            assert_matches_reference(&y, &reference, &format!("{variant} {h}x{w} isa {isa} threads {threads}"));
         }
     }
 }
@@ -56,9 +65,7 @@ fn stride_2_winograd_tile_follows_the_fma_width() {
         .include_top(false)
         .pooling(Pooling::Avg);
     let x = init::deterministic_input(1, 224, 224);
-    let reference = base.clone().reference_kernels(true).build().unwrap().predict(&x).unwrap();
-    let max_ref = reference.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    assert!(max_ref > 0.0);
+    let reference = reference_output(&base, &x);
     for isa in Isa::under_test().into_iter().filter(|&i| i != Isa::Scalar) {
         let model = base.clone().isa(isa).build().unwrap();
         let algo = model
@@ -73,8 +80,6 @@ fn stride_2_winograd_tile_follows_the_fma_width() {
         let full = isa == Isa::Avx512 && avx512_full_width();
         let want = if full { WinogradTile::F2x2S2 } else { WinogradTile::F4x4S2 };
         assert_eq!(algo, ConvAlgo::Winograd(want), "isa {isa}, full-width AVX-512 {full}");
-        let y = model.predict(&x).unwrap();
-        let max_err = y.iter().zip(&reference).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(max_err <= 1e-3 * max_ref, "isa {isa}: max |Δ| {max_err} vs max |ref| {max_ref}");
+        assert_matches_reference(&model.predict(&x).unwrap(), &reference, &format!("isa {isa}"));
     }
 }
