@@ -147,9 +147,63 @@ impl FromStr for Isa {
     }
 }
 
+/// Ways of associativity of this CPU's level-1 data cache, from CPUID
+/// (Intel's deterministic cache parameters, leaf 4; AMD's, leaf
+/// 0x8000001D, or its L1 descriptor, leaf 0x80000005), measured once per
+/// process; `None` where it cannot tell (other architectures, a hypervisor
+/// that hides the leaves). The 1×1 GEMM asks it whether rows of A that alias
+/// in the L1 must be copied apart ([`crate::gemm`]'s `packs_pixels`).
+pub(crate) fn l1d_ways() -> Option<usize> {
+    static WAYS: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *WAYS.get_or_init(detect_l1d_ways)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect_l1d_ways() -> Option<usize> {
+    // `unsafe` for the toolchains before `__cpuid_count` became a safe function.
+    #[allow(unused_unsafe)]
+    fn __cpuid_count(leaf: u32, sub: u32) -> std::arch::x86_64::CpuidResult {
+        // SAFETY: CPUID exists on every x86-64 CPU; an unknown leaf returns
+        // zeros or the highest basic leaf's values, which the callers read as
+        // "not described".
+        unsafe { std::arch::x86_64::__cpuid_count(leaf, sub) }
+    }
+    // Leaves 4 and 0x8000001D list the caches one subleaf each: type in
+    // EAX[4:0] (0 = no more, 1 = data, 3 = unified), level in EAX[7:5],
+    // ways − 1 in EBX[31:22].
+    let scan = |leaf: u32| {
+        (0..16).map(|sub| __cpuid_count(leaf, sub)).take_while(|r| r.eax & 31 != 0).find_map(|r| {
+            let (kind, level) = (r.eax & 31, (r.eax >> 5) & 7);
+            ((kind == 1 || kind == 3) && level == 1).then_some(((r.ebx >> 22) + 1) as usize)
+        })
+    };
+    let max_basic = __cpuid_count(0, 0).eax;
+    let max_ext = __cpuid_count(0x8000_0000, 0).eax;
+    let amd_l1 = || {
+        // L1 data cache associativity in ECX[23:16] (0xFF: fully associative).
+        let ways = ((__cpuid_count(0x8000_0005, 0).ecx >> 16) & 0xff) as usize;
+        (ways != 0 && ways != 0xff).then_some(ways)
+    };
+    (if max_basic >= 4 { scan(4) } else { None })
+        .or_else(|| if max_ext >= 0x8000_001d { scan(0x8000_001d) } else { None })
+        .or_else(|| if max_ext >= 0x8000_0005 { amd_l1() } else { None })
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect_l1d_ways() -> Option<usize> {
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn l1d_ways_is_plausible_and_measured_once() {
+        let ways = l1d_ways();
+        assert!(ways.is_none_or(|w| (1..=64).contains(&w)), "{ways:?}");
+        assert_eq!(ways, l1d_ways());
+    }
 
     #[test]
     fn scalar_always_supported_and_names_round_trip() {

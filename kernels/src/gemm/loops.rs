@@ -339,16 +339,41 @@ pub(crate) fn split(m: usize, k: usize, n: usize, nr: usize, threads: usize) -> 
     (best.0, best.1)
 }
 
-/// Whether a 1×1 convolution copies its A blocks into scratch instead of
-/// reading the input in place: when an A block's consecutive rows lie a
-/// multiple of 4 KiB apart (`4·cin·stride_w` bytes: ResNet50's `cin` = 1024
-/// and 2048, and 512 at stride 2) they map to the same few sets of the L1
-/// and L2 caches and evict each other while a strip streams them (196×1024×256
-/// ran at 73 % of peak against 87 % for K = 512). A contiguous copy costs one
-/// pass over A per column slice.
-pub(crate) fn packs_pixels(shape: &ConvShape) -> bool {
+/// Whether a 1×1 convolution's A rows alias in the caches: consecutive
+/// rows (output pixels) a multiple of 4 KiB apart (`4·cin·stride_w` bytes:
+/// ResNet50's `cin` = 1024 and 2048, and 512 at stride 2) map to one set of
+/// a 64-set L1 (and to few sets of the L2), so the `MR` rows of a strip
+/// compete for that set's ways while the strip streams them.
+fn rows_alias(shape: &ConvShape) -> bool {
     let row_bytes = 4 * shape.in_c * shape.stride_w;
     shape.kh == 1 && shape.kw == 1 && row_bytes.is_multiple_of(4096)
+}
+
+/// L1 data caches with fewer ways than this get aliasing A rows copied
+/// apart ([`packs_pixels_on`]): a strip's rows take up to [`MAX_MR`] ways
+/// of one set, and the B micro-panel and C tile need a few more.
+const PACK_BELOW_L1_WAYS: usize = MAX_MR + 4;
+
+/// Whether a 1×1 convolution copies its A blocks into scratch instead of
+/// reading the input in place, on a CPU whose L1 data cache has `l1d_ways`
+/// ways (`None`: unknown): when its rows alias ([`rows_alias`]) and the
+/// L1 has fewer than [`PACK_BELOW_L1_WAYS`] ways. A contiguous copy costs
+/// one pass over A per column slice.
+///
+/// Measured: on an 8-way L1 (Zen 3, AVX2's 6-row strips) 196×1024×256 ran
+/// at 73 % of peak in place against 87 % for K = 512 rows that do not alias,
+/// and the copy brought it back (abf7905). On a 12-way L1 (a Sapphire
+/// Rapids-class Xeon, AVX-512's 8-row strips; same process, alternated
+/// inference by inference, 60 rounds) reading in place was the faster:
+/// `conv4_block2..6_1` (14×14, 1024→256) 2–7 % and stage 5's `_1` layers
+/// (2048→512) 1–9 % at one and two threads, v1 and v1.5.
+fn packs_pixels_on(shape: &ConvShape, l1d_ways: Option<usize>) -> bool {
+    rows_alias(shape) && l1d_ways.is_none_or(|ways| ways < PACK_BELOW_L1_WAYS)
+}
+
+/// [`packs_pixels_on`] this CPU ([`crate::isa::l1d_ways`]).
+pub(crate) fn packs_pixels(shape: &ConvShape) -> bool {
+    packs_pixels_on(shape, crate::isa::l1d_ways())
 }
 
 /// Whether each task copies A blocks into its scratch: an implicit GEMM
@@ -388,6 +413,9 @@ pub(crate) fn scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threads: u
 pub(crate) enum ASource<'a> {
     /// 1×1 convolution (no padding, any stride): row `m` is the input pixel's channel vector.
     Pixels(&'a ConvShape, &'a [f32]),
+    /// The same rows, each `ic` block copied next to each other into the
+    /// task's scratch first (rows that alias in the L1: [`packs_pixels`]).
+    PackedPixels(&'a ConvShape, &'a [f32]),
     /// Any convolution: read in place tap by tap when `cin` splits into
     /// whole K blocks ([`direct_kc`]), else im2col rows gathered into
     /// scratch per `ic` block.
@@ -404,7 +432,7 @@ impl ASource<'_> {
     fn direct_kc(&self, kc_max: usize) -> Option<usize> {
         match self {
             ASource::Im2col(shape, _) => direct_kc(shape, kc_max),
-            ASource::Pixels(..) | ASource::Padded(..) => None,
+            ASource::Pixels(..) | ASource::PackedPixels(..) | ASource::Padded(..) => None,
         }
     }
 
@@ -412,8 +440,8 @@ impl ASource<'_> {
     fn copies_a(&self, kc_max: usize) -> bool {
         match self {
             ASource::Im2col(shape, _) => copies_a(shape, true, kc_max),
-            ASource::Pixels(shape, _) => copies_a(shape, false, kc_max),
-            ASource::Padded(..) => false,
+            ASource::PackedPixels(..) => true,
+            ASource::Pixels(..) | ASource::Padded(..) => false,
         }
     }
 }
@@ -478,7 +506,10 @@ pub(crate) unsafe fn run_maxpool<U: Microkernel>(
     threads: usize,
 ) {
     let shape = match p.a {
-        ASource::Pixels(shape, _) | ASource::Im2col(shape, _) | ASource::Padded(shape, _) => shape,
+        ASource::Pixels(shape, _)
+        | ASource::PackedPixels(shape, _)
+        | ASource::Im2col(shape, _)
+        | ASource::Padded(shape, _) => shape,
     };
     let (oh, ow, n) = (shape.out_h(), shape.out_w(), p.n);
     debug_assert!(pool.k == 3 && pool.stride == 2 && pool.pad == 1 && (pool.in_h, pool.in_w, pool.c) == (oh, ow, n));
@@ -651,7 +682,10 @@ unsafe fn task_rows<U: Microkernel>(
     // ic blocks: see `mc_block`.
     let mc = mc_block(rows.len(), U::MC, U::MR);
     let shape = match p.a {
-        ASource::Pixels(shape, _) | ASource::Im2col(shape, _) | ASource::Padded(shape, _) => shape,
+        ASource::Pixels(shape, _)
+        | ASource::PackedPixels(shape, _)
+        | ASource::Im2col(shape, _)
+        | ASource::Padded(shape, _) => shape,
     };
     // Padded input: runs of one kernel row each, a padded row apart.
     let (segs, seg_stride) = match p.a {
@@ -676,7 +710,7 @@ unsafe fn task_rows<U: Microkernel>(
                 // k0 + kc <= cin for 1×1; see tap_rows for in-place taps).
                 let a_block = &mut a_rows[..mcur];
                 match p.a {
-                    ASource::Pixels(shape, input) if packs_pixels(shape) => {
+                    ASource::PackedPixels(shape, input) => {
                         // Copy the block's rows next to each other (see packs_pixels).
                         pixel_rows(shape, ic, &mut offs[..mcur]);
                         for (r, o) in offs[..mcur].iter().enumerate() {
@@ -1072,9 +1106,9 @@ mod tests {
     fn row_splits_give_the_same_bits_whatever_the_threads_share() {
         // Row-split GEMMs (one range per worker) on a two-thread team, with
         // the owner's share forced to its bounds and the middle: bit-identical
-        // to one thread. 14×14×1024 → 256 copies its A blocks (scratch sized
-        // for the larger range), 28×28×128 → 512 adds a residual, the 3×3 is
-        // an implicit GEMM.
+        // to one thread. 14×14×1024 → 256 has aliasing rows (copied into
+        // scratch sized for the larger range on an L1 with few ways),
+        // 28×28×128 → 512 adds a residual, the 3×3 is an implicit GEMM.
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let shapes = [
             ConvShape::square(1, 14, 14, 1024, 256, 1, 1, 0),
@@ -1139,19 +1173,75 @@ mod tests {
     }
 
     #[test]
-    fn packs_rows_that_alias() {
+    fn packs_rows_that_alias_on_an_l1_with_few_ways() {
         let one = |cin, stride| ConvShape::square(1, 14, 14, cin, 64, 1, stride, 0);
         // ResNet50's cin = 1024 and 2048 (rows 4 and 8 KiB apart) and 512 at
         // stride 2 (4 KiB); not 512 at stride 1 (2 KiB) or 256 at stride 2.
-        for (cin, stride, packs) in [(1024, 1, true), (2048, 1, true), (512, 2, true), (1024, 2, true)] {
-            assert_eq!(packs_pixels(&one(cin, stride)), packs, "{cin}/{stride}");
+        for (cin, stride) in [(1024, 1), (2048, 1), (512, 2), (1024, 2)] {
+            let s = one(cin, stride);
+            assert!(rows_alias(&s), "{cin}/{stride}");
+            // Copied on an 8-way L1 (Zen 3/4) and where the ways are
+            // unknown, read in place on a 12-way one.
+            assert!(packs_pixels_on(&s, Some(8)) && packs_pixels_on(&s, None), "{cin}/{stride}");
+            assert!(!packs_pixels_on(&s, Some(12)) && !packs_pixels_on(&s, Some(16)), "{cin}/{stride}");
         }
         for (cin, stride) in [(512, 1), (256, 2), (64, 1), (1000, 1), (768, 1)] {
-            assert!(!packs_pixels(&one(cin, stride)), "{cin}/{stride}");
+            assert!(!rows_alias(&one(cin, stride)) && !packs_pixels_on(&one(cin, stride), Some(8)), "{cin}/{stride}");
         }
         // Only 1×1 convolutions read pixel rows.
-        assert!(!packs_pixels(&ConvShape::square(1, 7, 7, 1024, 64, 3, 1, 1)));
-        assert!(copies_a(&one(512, 2), false, 256) && !copies_a(&one(512, 1), false, 256));
+        assert!(!rows_alias(&ConvShape::square(1, 7, 7, 1024, 64, 3, 1, 1)));
+        assert_eq!(copies_a(&one(512, 2), false, 256), packs_pixels(&one(512, 2)));
+        assert!(!copies_a(&one(512, 1), false, 256));
+    }
+
+    #[test]
+    fn packed_and_in_place_rows_give_the_same_bits() {
+        // Whether a 1×1 convolution copies its A blocks depends on the
+        // CPU's L1 (`packs_pixels`); both must give the same bits, on every
+        // ISA under test, at one and two threads: aliasing rows (one ic
+        // block; two images at stride 2, several blocks), and rows that
+        // never alias (copied here all the same).
+        let shapes = [
+            ConvShape::square(1, 14, 14, 1024, 256, 1, 1, 0),
+            ConvShape::square(2, 28, 28, 512, 72, 1, 2, 0),
+            ConvShape::square(1, 9, 9, 40, 24, 1, 1, 0),
+        ];
+        let mut seed = 0x9e37_79b9_u32;
+        let mut rand = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    (seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+                })
+                .collect()
+        };
+        for isa in crate::Isa::under_test() {
+            for s in &shapes {
+                let (m, k, n) = (s.batch * s.out_h() * s.out_w(), s.in_c, s.out_c);
+                let (input, w, bias) = (rand(s.input_len()), rand(s.weights_len()), rand(n));
+                let mut packed = vec![0.0; crate::gemm::packed_b_len(k, n)];
+                crate::gemm::pack_b(k, n, &w, &mut packed);
+                let ep = Epilogue::bias_relu(&bias, true);
+                for threads in [1, 2] {
+                    let run = |a: ASource| {
+                        let p = Problem { m, k, n, a, b: &packed, ep: &ep };
+                        let len = crate::gemm::blockings().map(|bl| scratch_len(bl, m, k, n, threads, true)).max();
+                        let mut scratch = vec![f32::NAN; len.unwrap_or(0)];
+                        let mut out = vec![f32::NAN; m * n];
+                        crate::gemm::dispatch(isa, &p, &mut out, &mut scratch, threads);
+                        out
+                    };
+                    let (in_place, copied) = (run(ASource::Pixels(s, &input)), run(ASource::PackedPixels(s, &input)));
+                    assert!(
+                        in_place.iter().zip(&copied).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{isa} {s:?} threads {threads}"
+                    );
+                    assert!(in_place.iter().all(|x| x.is_finite()), "{isa} {s:?}: every output written");
+                }
+            }
+        }
     }
 
     #[test]

@@ -242,7 +242,9 @@ pub fn conv1x1(
     let need = conv1x1_scratch_len(shape, threads);
     check("conv1x1", isa, shape, input, packed, ep, [output.len(), shape.output_len()], scratch, need);
     let (m, k, n) = gemm_dims(shape);
-    let p = Problem { m, k, n, a: ASource::Pixels(shape, input), b: packed, ep };
+    let a =
+        if loops::packs_pixels(shape) { ASource::PackedPixels(shape, input) } else { ASource::Pixels(shape, input) };
+    let p = Problem { m, k, n, a, b: packed, ep };
     dispatch(isa, &p, output, scratch, threads);
 }
 
