@@ -1102,6 +1102,18 @@ pub(crate) unsafe fn gemm_rows_tall<U: TallMicrokernel>(p: &RowsProduct) {
 mod tests {
     use super::*;
 
+    /// `n` values in [-1, 1) from the xorshift32 state `seed` (advanced).
+    fn xorshift_values(seed: &mut u32, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 17;
+                *seed ^= *seed << 5;
+                (*seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0
+            })
+            .collect()
+    }
+
     #[test]
     fn row_splits_give_the_same_bits_whatever_the_threads_share() {
         // Row-split GEMMs (one range per worker) on a two-thread team, with
@@ -1116,16 +1128,7 @@ mod tests {
             ConvShape::square(1, 28, 28, 32, 40, 3, 1, 1),
         ];
         let mut seed = 0x2545_f491_u32;
-        let mut rand = |n: usize| -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 17;
-                    seed ^= seed << 5;
-                    (seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-                })
-                .collect()
-        };
+        let mut rand = |n: usize| xorshift_values(&mut seed, n);
         for isa in crate::Isa::under_test() {
             for s in &shapes {
                 let (m, k, n) = (s.batch * s.out_h() * s.out_w(), s.kh * s.kw * s.in_c, s.out_c);
@@ -1207,16 +1210,7 @@ mod tests {
             ConvShape::square(1, 9, 9, 40, 24, 1, 1, 0),
         ];
         let mut seed = 0x9e37_79b9_u32;
-        let mut rand = |n: usize| -> Vec<f32> {
-            (0..n)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 17;
-                    seed ^= seed << 5;
-                    (seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0
-                })
-                .collect()
-        };
+        let mut rand = |n: usize| xorshift_values(&mut seed, n);
         for isa in crate::Isa::under_test() {
             for s in &shapes {
                 let (m, k, n) = (s.batch * s.out_h() * s.out_w(), s.in_c, s.out_c);
