@@ -162,7 +162,7 @@ pub(crate) fn l1d_ways() -> Option<usize> {
 fn detect_l1d_ways() -> Option<usize> {
     // `unsafe` for the toolchains before `__cpuid_count` became a safe function.
     #[allow(unused_unsafe)]
-    fn __cpuid_count(leaf: u32, sub: u32) -> std::arch::x86_64::CpuidResult {
+    fn cpuid(leaf: u32, sub: u32) -> std::arch::x86_64::CpuidResult {
         // SAFETY: CPUID exists on every x86-64 CPU; an unknown leaf returns
         // zeros or the highest basic leaf's values, which the callers read as
         // "not described".
@@ -172,16 +172,16 @@ fn detect_l1d_ways() -> Option<usize> {
     // EAX[4:0] (0 = no more, 1 = data, 3 = unified), level in EAX[7:5],
     // ways − 1 in EBX[31:22].
     let scan = |leaf: u32| {
-        (0..16).map(|sub| __cpuid_count(leaf, sub)).take_while(|r| r.eax & 31 != 0).find_map(|r| {
+        (0..16).map(|sub| cpuid(leaf, sub)).take_while(|r| r.eax & 31 != 0).find_map(|r| {
             let (kind, level) = (r.eax & 31, (r.eax >> 5) & 7);
             ((kind == 1 || kind == 3) && level == 1).then_some(((r.ebx >> 22) + 1) as usize)
         })
     };
-    let max_basic = __cpuid_count(0, 0).eax;
-    let max_ext = __cpuid_count(0x8000_0000, 0).eax;
+    let max_basic = cpuid(0, 0).eax;
+    let max_ext = cpuid(0x8000_0000, 0).eax;
     let amd_l1 = || {
         // L1 data cache associativity in ECX[23:16] (0xFF: fully associative).
-        let ways = ((__cpuid_count(0x8000_0005, 0).ecx >> 16) & 0xff) as usize;
+        let ways = ((cpuid(0x8000_0005, 0).ecx >> 16) & 0xff) as usize;
         (ways != 0 && ways != 0xff).then_some(ways)
     };
     (if max_basic >= 4 { scan(4) } else { None })

@@ -427,7 +427,17 @@ pub(crate) enum ASource<'a> {
     Padded(&'a ConvShape, &'a [f32]),
 }
 
-impl ASource<'_> {
+impl<'a> ASource<'a> {
+    /// The convolution whose input the rows come from.
+    fn shape(&self) -> &'a ConvShape {
+        match *self {
+            ASource::Pixels(shape, _)
+            | ASource::PackedPixels(shape, _)
+            | ASource::Im2col(shape, _)
+            | ASource::Padded(shape, _) => shape,
+        }
+    }
+
     /// The K block of an implicit GEMM read in place on blocking `kc_max`.
     fn direct_kc(&self, kc_max: usize) -> Option<usize> {
         match self {
@@ -505,12 +515,7 @@ pub(crate) unsafe fn run_maxpool<U: Microkernel>(
     scratch: &mut [f32],
     threads: usize,
 ) {
-    let shape = match p.a {
-        ASource::Pixels(shape, _)
-        | ASource::PackedPixels(shape, _)
-        | ASource::Im2col(shape, _)
-        | ASource::Padded(shape, _) => shape,
-    };
+    let shape = p.a.shape();
     let (oh, ow, n) = (shape.out_h(), shape.out_w(), p.n);
     debug_assert!(pool.k == 3 && pool.stride == 2 && pool.pad == 1 && (pool.in_h, pool.in_w, pool.c) == (oh, ow, n));
     let ring_len = round_up_floats(POOL_RING_ROWS * ow * n);
@@ -681,12 +686,7 @@ unsafe fn task_rows<U: Microkernel>(
     };
     // ic blocks: see `mc_block`.
     let mc = mc_block(rows.len(), U::MC, U::MR);
-    let shape = match p.a {
-        ASource::Pixels(shape, _)
-        | ASource::PackedPixels(shape, _)
-        | ASource::Im2col(shape, _)
-        | ASource::Padded(shape, _) => shape,
-    };
+    let shape = p.a.shape();
     // Padded input: runs of one kernel row each, a padded row apart.
     let (segs, seg_stride) = match p.a {
         ASource::Padded(s, _) => (s.kh, padded_row_len(s)),
