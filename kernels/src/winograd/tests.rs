@@ -236,6 +236,56 @@ fn gemm_kernels_match_scalar_sums() {
     }
 }
 
+/// `pack_for` (a panel of 16 output channels at a time) against `U = G g Gᵀ`
+/// written out one (input, output) channel pair at a time, with the sums as
+/// iterator sums: equal values for every tile, odd channel counts, partial
+/// last panels (zero padded), and zero weights.
+#[test]
+fn pack_for_matches_the_transform_pair_by_pair() {
+    fn by_pairs(tile: WinogradTile, cin: usize, cout: usize, w: &[f32]) -> Vec<f32> {
+        let mut out = vec![0.0; packed_len_for(tile, cin, cout)];
+        let u = &mut out[HEADER_LEN..];
+        let (g, side, np) = (g_rows(tile), tile.weight_side(), cout.div_ceil(PANEL));
+        for ci in 0..cin {
+            for co in 0..cout {
+                let wv = |ky: usize, kx: usize| w[((ky * 3 + kx) * cin + ci) * cout + co] as f64;
+                for (a, ga) in g.iter().enumerate() {
+                    let t: [f64; 3] = std::array::from_fn(|kx| (0..3).map(|ky| ga[ky] * wv(ky, kx)).sum());
+                    for (b, gb) in g.iter().enumerate() {
+                        let v: f64 = (0..3).map(|kx| t[kx] * gb[kx]).sum();
+                        u[(((a * side + b) * np + co / PANEL) * cin + ci) * PANEL + co % PANEL] = v as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    for tile in WinogradTile::ALL {
+        for (cin, cout) in [(1, 1), (3, 37), (17, 16), (5, 33)] {
+            let w: Vec<f32> = (0..9 * cin * cout)
+                .map(|i| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if i % 11 == 0 {
+                        0.0
+                    } else {
+                        (seed >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+                    }
+                })
+                .collect();
+            let mut got = vec![f32::NAN; packed_len_for(tile, cin, cout)];
+            pack_for(tile, cin, cout, &w, &mut got);
+            let want = by_pairs(tile, cin, cout, &w);
+            assert_eq!(got[..4], [tile.m() as f32, cin as f32, cout as f32, tile.stride() as f32]);
+            for (i, (x, y)) in got.iter().zip(&want).enumerate().skip(HEADER_LEN) {
+                assert!(x == y, "{tile:?} {cin}→{cout}: float {i} is {x}, the transform gives {y}");
+            }
+        }
+    }
+}
+
 #[test]
 fn plans_for_resnet50_shapes() {
     for (hw, c) in [(56, 64), (28, 128), (14, 256), (7, 512)] {
