@@ -70,7 +70,7 @@ else
     echo "== cross build: resnet50-kernels (release)"
     cargo build --locked --release --target "$TARGET" -p resnet50-kernels --lib
     echo "== compile kernels/tests/isa_check.rs against it"
-    "$RUSTC" --edition 2021 --crate-type bin --crate-name isa_check \
+    "$RUSTC" --edition 2024 --crate-type bin --crate-name isa_check \
         --target "$TARGET" -C opt-level=3 -C codegen-units=4 \
         -C linker=aarch64-linux-gnu-gcc -D warnings \
         --extern resnet50_kernels="$OUT/libresnet50_kernels.rlib" -L "dependency=$OUT/deps" \

@@ -261,7 +261,7 @@ mod tests {
         let used = drive(&mut c, 1000 + 2 * MAX_EXPLORE_GAP as usize, quiet);
         // Probes of one thread after 8, 16, 32, … 1024 inferences on two;
         // each loses.
-        let ones: Vec<usize> = used.iter().enumerate().filter(|(_, &t)| t == 1).map(|(i, _)| i).collect();
+        let ones: Vec<usize> = used.iter().enumerate().filter(|&(_, &t)| t == 1).map(|(i, _)| i).collect();
         assert_eq!(ones, [8, 25, 58, 123, 252, 509, 1022, 2047]);
         assert!(!c.on_one());
     }

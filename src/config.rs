@@ -434,10 +434,10 @@ impl Config {
         if self.threads == 0 || self.threads > MAX_THREADS {
             return Err(Error::Config(format!("threads must be in 1..={MAX_THREADS}, got {}", self.threads)));
         }
-        if let Some(eps) = self.bn_epsilon {
-            if !(eps.is_finite() && eps > 0.0) {
-                return Err(Error::Config(format!("BatchNorm epsilon must be positive and finite, got {eps}")));
-            }
+        if let Some(eps) = self.bn_epsilon
+            && !(eps.is_finite() && eps > 0.0)
+        {
+            return Err(Error::Config(format!("BatchNorm epsilon must be positive and finite, got {eps}")));
         }
         if matches!(self.weights, WeightsSource::Imagenet) && self.include_top {
             if self.classes != 1000 {
@@ -453,10 +453,10 @@ impl Config {
                 )));
             }
         }
-        if let Some(isa) = self.isa {
-            if !isa.is_supported() {
-                return Err(Error::Config(format!("ISA {isa} is not supported by this CPU")));
-            }
+        if let Some(isa) = self.isa
+            && !isa.is_supported()
+        {
+            return Err(Error::Config(format!("ISA {isa} is not supported by this CPU")));
         }
         Ok(())
     }

@@ -322,7 +322,7 @@ fn run(cli: Cli) -> CliResult<()> {
                     return Err(format!(
                         "{}: expected an NHWC tensor [N, H, W, 3] or [H, W, 3], got shape {shape:?}",
                         input.display()
-                    ))
+                    ));
                 }
             };
             let m = model.build(Some(nhwc))?;

@@ -367,13 +367,13 @@ fn resolve_weights(config: &Config) -> Result<Resolved> {
             None => {
                 return Err(Error::Weights(format!(
                     "include_top=true but {source} has no classifier (a \"notop\" file): build with include_top=false"
-                )))
+                )));
             }
             Some(fc) if fc.classes != config.classes => {
                 return Err(Error::Weights(format!(
                     "{source} has a classifier with {} classes but the model asks for {}",
                     fc.classes, config.classes
-                )))
+                )));
             }
             _ => {}
         }
@@ -395,26 +395,26 @@ fn native_weights(config: &Config, n: loaders::NativeWeights) -> Result<Arc<Prep
             "{file}: a native file holds weights packed for the fast kernels; the reference kernels need the original weights file"
         )));
     }
-    if let Some(eps) = config.bn_epsilon {
-        if eps != n.bn_epsilon {
-            return Err(Error::Weights(format!(
+    if let Some(eps) = config.bn_epsilon
+        && eps != n.bn_epsilon
+    {
+        return Err(Error::Weights(format!(
                 "{file}: BatchNorm was folded with epsilon {} when the file was written, the model asks for {eps}; re-run `resnet50 convert` (epsilon is fixed in a native file)",
                 n.bn_epsilon
             )));
-        }
     }
     if config.include_top {
         match n.classes {
             None => {
                 return Err(Error::Weights(format!(
                     "{file}: include_top=true but the file has no classifier: build with include_top=false"
-                )))
+                )));
             }
             Some(c) if c != config.classes => {
                 return Err(Error::Weights(format!(
                     "{file}: has a classifier with {c} classes but the model asks for {}",
                     config.classes
-                )))
+                )));
             }
             _ => {}
         }
@@ -768,10 +768,10 @@ impl Session {
         let load = |arena: &mut [f32]| {
             let dst = &mut arena[plan.buffers[plan.input].range()];
             fill(dst);
-            if m.config.reject_non_finite {
-                if let Some(i) = dst.iter().position(|v| !v.is_finite()) {
-                    return Err(Error::Input(format!("input[{i}] is not finite ({})", dst[i])));
-                }
+            if m.config.reject_non_finite
+                && let Some(i) = dst.iter().position(|v| !v.is_finite())
+            {
+                return Err(Error::Input(format!("input[{i}] is not finite ({})", dst[i])));
             }
             Ok(())
         };

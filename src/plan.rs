@@ -181,7 +181,7 @@ impl Step {
     }
 
     /// The buffers the step reads: its input and, for a convolution, its residual.
-    fn reads(&self) -> impl Iterator<Item = BufId> {
+    fn reads(&self) -> impl Iterator<Item = BufId> + use<> {
         let residual = match self.op {
             Op::Conv { residual, .. } => residual,
             _ => None,
@@ -432,7 +432,7 @@ impl Plan {
                          (the early stride applies to v1 without feature maps, to the last block of stages 2-4): \
                          prepare the weights with early_stride false, or portable",
                         specs[i2].name, specs[i2].stride
-                    )))
+                    )));
                 }
             };
             let t = conv(&mut b, i2, k2, t, None, None, true)?;

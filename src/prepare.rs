@@ -260,7 +260,10 @@ impl PreparedWeights {
         match end {
             Some(end) if end <= map.len() => {}
             _ => {
-                return bad(format!("region of {floats} floats at byte {start} exceeds the {} mapped bytes", map.len()))
+                return bad(format!(
+                    "region of {floats} floats at byte {start} exceeds the {} mapped bytes",
+                    map.len()
+                ));
             }
         }
         if !(map.as_ptr() as usize + start).is_multiple_of(ALIGN) {

@@ -141,3 +141,58 @@ fn bench_baseline_threads_alternates_and_reports_the_speedup() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v.get("baseline").is_none() && v.get("speedup").is_none(), "{v}");
 }
+
+/// `--weights imagenet` looks in the caches that `KERAS_HOME`, `RESNET50_HOME`
+/// and `HOME` name (set for the child process only), lists every path it tried
+/// and the command that fills the cache when nothing is there, and runs with
+/// the cached file once it is.
+#[test]
+fn weights_imagenet_follows_the_cache_variables() {
+    let dir = tmp();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let (x_path, y_path) = (dir.path().join("x.npy"), dir.path().join("y.npy"));
+    let x = resnet50::init::deterministic_input(1, 32, 32);
+    resnet50::npy::write_f32(&x_path, &[1, 32, 32, 3], &x).unwrap();
+    let infer = |variant: &str| {
+        let mut c = bin();
+        c.env("HOME", &home)
+            .env("KERAS_HOME", home.join("keras"))
+            .env("RESNET50_HOME", home.join("r50"))
+            .args(["infer", "--weights", "imagenet", "--no-top", "--variant", variant, "--input"])
+            .arg(&x_path)
+            .arg("--output")
+            .arg(&y_path);
+        c.output().unwrap()
+    };
+    let out = infer("v1.5");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("r50/resnet50-v1.5.safetensors") && e.contains("save_file"), "{e}");
+    let out = infer("v1");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && e.contains("keras/models/resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+            && e.contains("home/.keras/models/resnet50_weights_tf_dim_ordering_tf_kernels.h5")
+            && e.contains("include_top=False"),
+        "{e}"
+    );
+    // A file in the cache is found and runs the same network as that file named directly.
+    let w = resnet50::init::deterministic(resnet50::Variant::V1_5, None);
+    let tensors = resnet50::loaders::export::safetensors_tensors(&w, resnet50::loaders::names::Scheme::Torchvision);
+    std::fs::create_dir_all(home.join("r50")).unwrap();
+    let p = home.join("r50").join(resnet50::loaders::imagenet::TORCH_FILE);
+    std::fs::write(&p, resnet50::loaders::export::safetensors_bytes(&tensors).unwrap()).unwrap();
+    let out = infer("v1.5");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (shape, y) = resnet50::npy::read_f32(&y_path).unwrap();
+    assert_eq!(shape, vec![1, 1, 1, 2048]);
+    let model = resnet50::ResNet50::new()
+        .variant(resnet50::Variant::V1_5)
+        .include_top(false)
+        .input_shape(32, 32, 3)
+        .weights(resnet50::WeightsSource::File(p))
+        .build()
+        .unwrap();
+    assert_eq!(model.predict(&x).unwrap(), y);
+}

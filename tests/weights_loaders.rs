@@ -277,38 +277,3 @@ fn native_file_is_used_in_place_and_matches() {
     std::fs::remove_file(&src).unwrap();
     std::fs::remove_file(&dst).unwrap();
 }
-
-#[test]
-fn imagenet_lookup_lists_every_path_and_the_command() {
-    let tmp = tmp();
-    let dir = tmp.path();
-    // Point every cache at an empty directory (this test owns these variables
-    // in this process; no other test in this binary reads them).
-    let empty = dir.join("empty-home");
-    std::fs::create_dir_all(&empty).unwrap();
-    std::env::set_var("KERAS_HOME", empty.join("keras"));
-    std::env::set_var("RESNET50_HOME", empty.join("r50"));
-    let e = loaders::imagenet::find(Variant::V1_5, true).unwrap_err().to_string();
-    assert!(e.contains("r50/resnet50-v1.5.safetensors") && e.contains("save_file"), "{e}");
-    let e = loaders::imagenet::find(Variant::V1, false).unwrap_err().to_string();
-    assert!(
-        e.contains("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5") && e.contains("include_top=False"),
-        "{e}"
-    );
-    // A file in the cache is found and loaded through the model.
-    let w = weights(Variant::V1_5, false);
-    std::fs::create_dir_all(empty.join("r50")).unwrap();
-    let p = empty.join("r50").join(loaders::imagenet::TORCH_FILE);
-    std::fs::write(&p, export::safetensors_bytes(&export::safetensors_tensors(w, Scheme::Torchvision)).unwrap())
-        .unwrap();
-    assert_eq!(loaders::imagenet::find(Variant::V1_5, false).unwrap(), p);
-    let m = ResNet50::new()
-        .variant(Variant::V1_5)
-        .include_top(false)
-        .input_shape(32, 32, 3)
-        .weights(WeightsSource::Imagenet)
-        .build()
-        .unwrap();
-    assert_eq!(m.output_shape(), &[1, 1, 1, 2048]);
-    std::fs::remove_file(&p).unwrap();
-}

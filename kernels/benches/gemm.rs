@@ -210,8 +210,9 @@ mod cpu_clock {
         tv_nsec: i64,
     }
     const CLOCK_THREAD_CPUTIME_ID: i32 = 3;
-    extern "C" {
-        // glibc / musl, already linked by std.
+    // SAFETY: POSIX's `clock_gettime` signature on 64-bit Linux (glibc / musl,
+    // already linked by std).
+    unsafe extern "C" {
         fn clock_gettime(clk: i32, ts: *mut Timespec) -> i32;
     }
 

@@ -325,8 +325,8 @@ impl Team {
         let mut idle = 0u32;
         while !self.shutdown.load(Ordering::Acquire) {
             let c = self.ctl.load(Ordering::Relaxed);
-            let gen = c >> GEN_SHIFT;
-            if c & OPEN == 0 || gen == seen {
+            let generation = c >> GEN_SHIFT;
+            if c & OPEN == 0 || generation == seen {
                 idle = idle.saturating_add(1);
                 // Pure spinning for roughly the gap between two kernels, then
                 // give the core away between checks (an oversubscribed
@@ -342,14 +342,14 @@ impl Team {
             }
             let joined = (c >> JOINED_SHIFT) & FIELD;
             if joined >= (c >> CAP_SHIFT) & FIELD {
-                seen = gen; // every slot of this job is taken
+                seen = generation; // every slot of this job is taken
                 continue;
             }
             let joined_c = c + ACTIVE_ONE + (1 << JOINED_SHIFT);
             if self.ctl.compare_exchange_weak(c, joined_c, Ordering::Acquire, Ordering::Relaxed).is_err() {
                 continue;
             }
-            seen = gen;
+            seen = generation;
             idle = 0;
             /// Leaves the job, also when the kernel body panics.
             struct Leave<'a>(&'a AtomicU64);
@@ -420,9 +420,9 @@ impl Team {
         unsafe {
             *self.job.get() = Job { body: body_static, ranges, scratch: scratch.as_mut_ptr(), per, timed };
         }
-        let gen = (self.ctl.load(Ordering::Relaxed) >> GEN_SHIFT) + 1;
+        let generation = (self.ctl.load(Ordering::Relaxed) >> GEN_SHIFT) + 1;
         let cap = (workers - 1).min(MAX_HELPERS) as u64;
-        self.ctl.store((gen << GEN_SHIFT) | OPEN | (cap << CAP_SHIFT), Ordering::Release);
+        self.ctl.store((generation << GEN_SHIFT) | OPEN | (cap << CAP_SHIFT), Ordering::Release);
 
         /// Closes the job and waits out its helpers, also on unwind.
         struct Close<'a>(&'a Team);

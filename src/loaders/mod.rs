@@ -481,14 +481,14 @@ impl<'a> Assembler<'a> {
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
             return Err(tensor_err(self.path, source, format!("value [{i}] is not finite ({})", values[i])));
         }
-        if let Slot::Conv(_, Part::Var) = slot {
-            if let Some(i) = values.iter().position(|&v| v < 0.0) {
-                return Err(tensor_err(
-                    self.path,
-                    source,
-                    format!("a BatchNorm variance must not be negative, value [{i}] is {}", values[i]),
-                ));
-            }
+        if let Slot::Conv(_, Part::Var) = slot
+            && let Some(i) = values.iter().position(|&v| v < 0.0)
+        {
+            return Err(tensor_err(
+                self.path,
+                source,
+                format!("a BatchNorm variance must not be negative, value [{i}] is {}", values[i]),
+            ));
         }
         let values = match slot {
             Slot::Conv(_, Part::Kernel) if self.torch => oihw_to_hwio(&values, shape),

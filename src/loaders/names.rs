@@ -496,18 +496,19 @@ pub fn deeper_resnet_hint(key: &str) -> Option<String> {
     let torch = key.split('.').collect::<Vec<_>>();
     let mut hit = false;
     for w in torch.windows(2) {
-        if let (Some(l), Ok(b)) = (w[0].strip_prefix("layer"), w[1].parse::<usize>()) {
-            if let Ok(l) = l.parse::<usize>() {
-                hit |= (1..=4).contains(&l) && deeper(l - 1, b);
-            }
+        if let (Some(l), Ok(b)) = (w[0].strip_prefix("layer"), w[1].parse::<usize>())
+            && let Ok(l) = l.parse::<usize>()
+        {
+            hit |= (1..=4).contains(&l) && deeper(l - 1, b);
         }
     }
     // HF: stages.{s}.layers.{b}
     for w in torch.windows(4) {
-        if w[0] == "stages" && w[2] == "layers" {
-            if let (Ok(s), Ok(b)) = (w[1].parse::<usize>(), w[3].parse::<usize>()) {
-                hit |= deeper(s, b);
-            }
+        if w[0] == "stages"
+            && w[2] == "layers"
+            && let (Ok(s), Ok(b)) = (w[1].parse::<usize>(), w[3].parse::<usize>())
+        {
+            hit |= deeper(s, b);
         }
     }
     // Keras: conv{2..5}_block{b}_ (b 1-based)

@@ -87,7 +87,7 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
                     path,
                     key,
                     format!("has element type {other:?}; expected F32 (or F16, BF16, F64)"),
-                ))
+                ));
             }
         };
         asm.check_shape(slot, key, view.shape())?;

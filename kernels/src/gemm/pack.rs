@@ -57,7 +57,7 @@ pub fn pack_b(k: usize, n: usize, b: &[f32], out: &mut [f32]) {
 
 /// `(image, oy, ox)` of output pixels `m0, m0 + 1, …` of `s` (row-major over
 /// the batch), stepped without a division per pixel.
-fn out_pixels(s: &ConvShape, m0: usize) -> impl Iterator<Item = (usize, usize, usize)> {
+fn out_pixels(s: &ConvShape, m0: usize) -> impl Iterator<Item = (usize, usize, usize)> + use<> {
     let (oh, ow) = (s.out_h(), s.out_w());
     let mut at = (m0 / (oh * ow), (m0 / ow) % oh, m0 % ow);
     std::iter::repeat(()).map(move |()| {

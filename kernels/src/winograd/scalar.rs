@@ -69,11 +69,13 @@ impl Simd for F32x8 {
     }
     #[inline(always)]
     unsafe fn mul_add(a: Self, b: Self, c: Self) -> Self {
-        a.map2(b, |x, y| x * y).add(c)
+        // SAFETY: plain f32 arithmetic on lanes (the trait's contract holds trivially).
+        unsafe { a.map2(b, |x, y| x * y).add(c) }
     }
     #[inline(always)]
     unsafe fn neg_mul_add(a: Self, b: Self, c: Self) -> Self {
-        c.sub(a.map2(b, |x, y| x * y))
+        // SAFETY: plain f32 arithmetic on lanes (the trait's contract holds trivially).
+        unsafe { c.sub(a.map2(b, |x, y| x * y)) }
     }
     #[inline(always)]
     unsafe fn relu(self) -> Self {

@@ -280,85 +280,101 @@ pub(crate) struct OutTile {
 /// 1-D Bᵀ of F(4×4) on six vectors (17 operations).
 #[inline(always)]
 pub(crate) unsafe fn bt6<S: Simd>(d: [S; 6]) -> [S; 6] {
-    let (half, two, c15, c25) = (S::splat(0.5), S::splat(2.0), S::splat(1.5), S::splat(2.5));
-    let a = d[3].sub(d[1]);
-    let t = d[4].sub(d[2]);
-    // r0 = d0 + d4 − 2·d2 − 3/2·(d3 − d1)
-    let r0 = S::neg_mul_add(c15, a, S::neg_mul_add(two, d[2], d[0].add(d[4])));
-    // r1 = d4 − d1 − 5/2·d2 − 1/2·d3
-    let r1 = S::neg_mul_add(half, d[3], S::neg_mul_add(c25, d[2], d[4].sub(d[1])));
-    // r2 = d4 + d1 + 1/2·d2 − 5/2·d3
-    let r2 = S::neg_mul_add(c25, d[3], S::mul_add(half, d[2], d[4].add(d[1])));
-    // r3 = (d4 − d2) + 1/2·(d3 − d1)
-    let r3 = S::mul_add(half, a, t);
-    // r4 = (d4 − d2) − 2·(d3 − d1)
-    let r4 = S::neg_mul_add(two, a, t);
-    // r5 = d1 + d5 − 2·d3 + 3/2·(d2 − d4)
-    let r5 = S::mul_add(c15, d[2].sub(d[4]), S::neg_mul_add(two, d[3], d[1].add(d[5])));
-    [r0, r1, r2, r3, r4, r5]
+    // SAFETY: the caller enabled S's features.
+    unsafe {
+        let (half, two, c15, c25) = (S::splat(0.5), S::splat(2.0), S::splat(1.5), S::splat(2.5));
+        let a = d[3].sub(d[1]);
+        let t = d[4].sub(d[2]);
+        // r0 = d0 + d4 − 2·d2 − 3/2·(d3 − d1)
+        let r0 = S::neg_mul_add(c15, a, S::neg_mul_add(two, d[2], d[0].add(d[4])));
+        // r1 = d4 − d1 − 5/2·d2 − 1/2·d3
+        let r1 = S::neg_mul_add(half, d[3], S::neg_mul_add(c25, d[2], d[4].sub(d[1])));
+        // r2 = d4 + d1 + 1/2·d2 − 5/2·d3
+        let r2 = S::neg_mul_add(c25, d[3], S::mul_add(half, d[2], d[4].add(d[1])));
+        // r3 = (d4 − d2) + 1/2·(d3 − d1)
+        let r3 = S::mul_add(half, a, t);
+        // r4 = (d4 − d2) − 2·(d3 − d1)
+        let r4 = S::neg_mul_add(two, a, t);
+        // r5 = d1 + d5 − 2·d3 + 3/2·(d2 − d4)
+        let r5 = S::mul_add(c15, d[2].sub(d[4]), S::neg_mul_add(two, d[3], d[1].add(d[5])));
+        [r0, r1, r2, r3, r4, r5]
+    }
 }
 
 /// 1-D Aᵀ of F(4×4) on six vectors.
 #[inline(always)]
 pub(crate) unsafe fn at6<S: Simd>(m: [S; 6]) -> [S; 4] {
-    let s12 = m[1].add(m[2]);
-    let d12 = m[1].sub(m[2]);
-    let o0 = m[0].add(s12).add(m[3]).add(m[4]);
-    let o1 = S::neg_mul_add(S::splat(0.5), m[4], S::mul_add(S::splat(2.0), m[3], d12));
-    let o2 = S::mul_add(S::splat(0.25), m[4], S::mul_add(S::splat(4.0), m[3], s12));
-    let o3 = S::neg_mul_add(S::splat(0.125), m[4], S::mul_add(S::splat(8.0), m[3], d12)).add(m[5]);
-    [o0, o1, o2, o3]
+    // SAFETY: the caller enabled S's features.
+    unsafe {
+        let s12 = m[1].add(m[2]);
+        let d12 = m[1].sub(m[2]);
+        let o0 = m[0].add(s12).add(m[3]).add(m[4]);
+        let o1 = S::neg_mul_add(S::splat(0.5), m[4], S::mul_add(S::splat(2.0), m[3], d12));
+        let o2 = S::mul_add(S::splat(0.25), m[4], S::mul_add(S::splat(4.0), m[3], s12));
+        let o3 = S::neg_mul_add(S::splat(0.125), m[4], S::mul_add(S::splat(8.0), m[3], d12)).add(m[5]);
+        [o0, o1, o2, o3]
+    }
 }
 
 /// 1-D Bᵀ of F(2×2) on four vectors.
 #[inline(always)]
 pub(crate) unsafe fn bt4<S: Simd>(d: [S; 4]) -> [S; 4] {
-    [d[0].sub(d[2]), d[1].add(d[2]), d[2].sub(d[1]), d[1].sub(d[3])]
+    // SAFETY: the caller enabled S's features.
+    unsafe { [d[0].sub(d[2]), d[1].add(d[2]), d[2].sub(d[1]), d[1].sub(d[3])] }
 }
 
 /// 1-D Aᵀ of F(2×2) on four vectors.
 #[inline(always)]
 pub(crate) unsafe fn at4<S: Simd>(m: [S; 4]) -> [S; 2] {
-    [m[0].add(m[1]).add(m[2]), m[1].sub(m[2]).sub(m[3])]
+    // SAFETY: the caller enabled S's features.
+    unsafe { [m[0].add(m[1]).add(m[2]), m[1].sub(m[2]).sub(m[3])] }
 }
 
 /// 1-D Bᵀ of F(3×3) on five vectors, which is also F(4, 2)'s (the even
 /// inputs of F(4×4) at stride 2): points {0, 1, −1, 2, ∞}.
 #[inline(always)]
 pub(crate) unsafe fn bt5<S: Simd>(e: [S; 5]) -> [S; 5] {
-    let two = S::splat(2.0);
-    let t = e[3].sub(e[1]);
-    // r0 = 2·(e0 − e2) + (e3 − e1)
-    let r0 = S::mul_add(two, e[0].sub(e[2]), t);
-    // r1 = e3 − e2 − 2·e1
-    let r1 = S::neg_mul_add(two, e[1], e[3].sub(e[2]));
-    // r2 = e3 − 3·e2 + 2·e1 = (e3 − e2) + 2·(e1 − e2)
-    let r2 = S::mul_add(two, e[1].sub(e[2]), e[3].sub(e[2]));
-    // r4 = e4 − e2 + 2·(e1 − e3)
-    let r4 = S::neg_mul_add(two, t, e[4].sub(e[2]));
-    [r0, r1, r2, t, r4]
+    // SAFETY: the caller enabled S's features.
+    unsafe {
+        let two = S::splat(2.0);
+        let t = e[3].sub(e[1]);
+        // r0 = 2·(e0 − e2) + (e3 − e1)
+        let r0 = S::mul_add(two, e[0].sub(e[2]), t);
+        // r1 = e3 − e2 − 2·e1
+        let r1 = S::neg_mul_add(two, e[1], e[3].sub(e[2]));
+        // r2 = e3 − 3·e2 + 2·e1 = (e3 − e2) + 2·(e1 − e2)
+        let r2 = S::mul_add(two, e[1].sub(e[2]), e[3].sub(e[2]));
+        // r4 = e4 − e2 + 2·(e1 − e3)
+        let r4 = S::neg_mul_add(two, t, e[4].sub(e[2]));
+        [r0, r1, r2, t, r4]
+    }
 }
 
 /// 1-D Aᵀ of F(3×3) on five vectors.
 #[inline(always)]
 pub(crate) unsafe fn at5<S: Simd>(m: [S; 5]) -> [S; 3] {
-    let s12 = m[1].add(m[2]);
-    let o0 = m[0].add(s12).add(m[3]);
-    let o1 = S::mul_add(S::splat(2.0), m[3], m[1].sub(m[2]));
-    let o2 = S::mul_add(S::splat(4.0), m[3], s12).add(m[4]);
-    [o0, o1, o2]
+    // SAFETY: the caller enabled S's features.
+    unsafe {
+        let s12 = m[1].add(m[2]);
+        let o0 = m[0].add(s12).add(m[3]);
+        let o1 = S::mul_add(S::splat(2.0), m[3], m[1].sub(m[2]));
+        let o2 = S::mul_add(S::splat(4.0), m[3], s12).add(m[4]);
+        [o0, o1, o2]
+    }
 }
 
 /// 1-D Bᵀ of F(2×2) at stride 2 on five vectors (odd inputs last).
 #[inline(always)]
 pub(crate) unsafe fn bt5s2<S: Simd>(d: [S; 5]) -> [S; 5] {
-    [d[0].sub(d[2]), d[2], d[4].sub(d[2]), d[1], d[3]]
+    // SAFETY: the caller enabled S's features.
+    unsafe { [d[0].sub(d[2]), d[2], d[4].sub(d[2]), d[1], d[3]] }
 }
 
 /// 1-D Aᵀ of F(2×2) at stride 2 on five vectors.
 #[inline(always)]
 pub(crate) unsafe fn at5s2<S: Simd>(m: [S; 5]) -> [S; 2] {
-    [m[0].add(m[1]).add(m[3]), m[1].add(m[2]).add(m[4])]
+    // SAFETY: the caller enabled S's features.
+    unsafe { [m[0].add(m[1]).add(m[3]), m[1].add(m[2]).add(m[4])] }
 }
 
 /// 1-D Bᵀ of F(4×4) at stride 2 on nine vectors (odd inputs last).
@@ -372,13 +388,16 @@ pub(crate) unsafe fn bt9s2<S: Simd>(d: [S; 9]) -> [S; 9] {
 /// 1-D Aᵀ of F(4×4) at stride 2 on nine vectors.
 #[inline(always)]
 pub(crate) unsafe fn at9s2<S: Simd>(m: [S; 9]) -> [S; 4] {
-    let s12 = m[1].add(m[2]);
-    let d12 = m[1].sub(m[2]);
-    let o0 = m[0].add(s12).add(m[3]).add(m[5]);
-    let o1 = S::mul_add(S::splat(2.0), m[3], d12).add(m[6]);
-    let o2 = S::mul_add(S::splat(4.0), m[3], s12).add(m[7]);
-    let o3 = S::mul_add(S::splat(8.0), m[3], d12).add(m[4]).add(m[8]);
-    [o0, o1, o2, o3]
+    // SAFETY: the caller enabled S's features.
+    unsafe {
+        let s12 = m[1].add(m[2]);
+        let d12 = m[1].sub(m[2]);
+        let o0 = m[0].add(s12).add(m[3]).add(m[5]);
+        let o1 = S::mul_add(S::splat(2.0), m[3], d12).add(m[6]);
+        let o2 = S::mul_add(S::splat(4.0), m[3], s12).add(m[7]);
+        let o3 = S::mul_add(S::splat(8.0), m[3], d12).add(m[4]).add(m[8]);
+        [o0, o1, o2, o3]
+    }
 }
 
 /// The 1-D transforms of one tile size: `A` = α, `M` = m.
@@ -489,38 +508,41 @@ pub(crate) unsafe fn input_tile<S: Simd, T: Tile1d<A, M>, const A: usize, const 
     dst: *mut f32,
     pstride: usize,
 ) {
-    let rows = inside::<A>(t.y0, t.h);
-    let cols = inside::<A>(t.x0, t.w);
-    let mut c = 0;
-    while c < t.c {
-        let n = (t.c - c).min(S::LANES);
-        // Pass 1: along each row (x), tmp[i][q] = Σ_j Bᵀ[q][j] d[i][j].
-        let mut tmp = [[S::zero(); A]; A];
-        for i in 0..A {
-            if !rows[i] {
-                continue; // a padding row transforms to zero
+    // SAFETY: the caller's contract (above): `S`'s target features, and the pointers valid where the comments below say.
+    unsafe {
+        let rows = inside::<A>(t.y0, t.h);
+        let cols = inside::<A>(t.x0, t.w);
+        let mut c = 0;
+        while c < t.c {
+            let n = (t.c - c).min(S::LANES);
+            // Pass 1: along each row (x), tmp[i][q] = Σ_j Bᵀ[q][j] d[i][j].
+            let mut tmp = [[S::zero(); A]; A];
+            for i in 0..A {
+                if !rows[i] {
+                    continue; // a padding row transforms to zero
+                }
+                let y = (t.y0 + i as isize) as usize;
+                let mut d = [S::zero(); A];
+                for j in 0..A {
+                    if cols[j] {
+                        let x = (t.x0 + j as isize) as usize;
+                        // SAFETY: (y, x) is inside the image and c + n ≤ t.c.
+                        let p = t.img.add((y * t.w + x) * t.c + c);
+                        d[j] = if n == S::LANES { S::load(p) } else { S::load_partial(p, n) };
+                    }
+                }
+                tmp[i] = T::bt(d);
             }
-            let y = (t.y0 + i as isize) as usize;
-            let mut d = [S::zero(); A];
-            for j in 0..A {
-                if cols[j] {
-                    let x = (t.x0 + j as isize) as usize;
-                    // SAFETY: (y, x) is inside the image and c + n ≤ t.c.
-                    let p = t.img.add((y * t.w + x) * t.c + c);
-                    d[j] = if n == S::LANES { S::load(p) } else { S::load_partial(p, n) };
+            // Pass 2: along each column (y), V[r][q] = Σ_i Bᵀ[r][i] tmp[i][q].
+            for q in 0..A {
+                let v = T::bt(std::array::from_fn(|i| tmp[i][q]));
+                for (r, vr) in v.iter().enumerate() {
+                    // SAFETY: the caller guarantees dst rows cover round_up(c, LANES).
+                    vr.store(dst.add((r * A + q) * pstride + c));
                 }
             }
-            tmp[i] = T::bt(d);
+            c += S::LANES;
         }
-        // Pass 2: along each column (y), V[r][q] = Σ_i Bᵀ[r][i] tmp[i][q].
-        for q in 0..A {
-            let v = T::bt(std::array::from_fn(|i| tmp[i][q]));
-            for (r, vr) in v.iter().enumerate() {
-                // SAFETY: the caller guarantees dst rows cover round_up(c, LANES).
-                vr.store(dst.add((r * A + q) * pstride + c));
-            }
-        }
-        c += S::LANES;
     }
 }
 
@@ -539,52 +561,56 @@ pub(crate) unsafe fn output_tile<S: Simd, T: Tile1d<A, M>, const A: usize, const
     pstride: usize,
     o: &OutTile,
 ) {
-    let mut c = 0;
-    while c < o.nch {
-        let n = (o.nch - c).min(S::LANES);
-        // Pass 1: along each row, tmp[i][q] = Σ_j Aᵀ[q][j] m[i][j].
-        let mut tmp = [[S::zero(); M]; A];
-        for (i, ti) in tmp.iter_mut().enumerate() {
-            let mut m = [S::zero(); A];
-            for (j, mj) in m.iter_mut().enumerate() {
-                // SAFETY: src rows are padded to whole vectors (caller contract).
-                *mj = S::load(src.add((i * A + j) * pstride + c));
+    // SAFETY: the caller's contract (above): `S`'s target features, and the pointers valid where the comments below say.
+    unsafe {
+        let mut c = 0;
+        while c < o.nch {
+            let n = (o.nch - c).min(S::LANES);
+            // Pass 1: along each row, tmp[i][q] = Σ_j Aᵀ[q][j] m[i][j].
+            let mut tmp = [[S::zero(); M]; A];
+            for (i, ti) in tmp.iter_mut().enumerate() {
+                let mut m = [S::zero(); A];
+                for (j, mj) in m.iter_mut().enumerate() {
+                    // SAFETY: src rows are padded to whole vectors (caller contract).
+                    *mj = S::load(src.add((i * A + j) * pstride + c));
+                }
+                *ti = T::at(m);
             }
-            *ti = T::at(m);
-        }
-        let bias = if o.bias.is_null() {
-            S::zero()
-        } else if n == S::LANES {
-            S::load(o.bias.add(c))
-        } else {
-            S::load_partial(o.bias.add(c), n)
-        };
-        // Pass 2: along each column, y[r][q] = Σ_i Aᵀ[r][i] tmp[i][q].
-        for q in 0..o.cols {
-            let y = T::at(std::array::from_fn(|i| tmp[i][q]));
-            for (r, &yr) in y.iter().enumerate().take(o.rows) {
-                let off = r * o.row_stride + q * o.px_stride + c;
-                let mut v = yr;
-                if !o.bias.is_null() {
-                    v = v.add(bias);
-                }
-                if !o.res.is_null() {
-                    // SAFETY: the residual has the output's shape (checked by the caller).
-                    let rv = if n == S::LANES { S::load(o.res.add(off)) } else { S::load_partial(o.res.add(off), n) };
-                    v = v.add(rv);
-                }
-                if o.relu {
-                    v = v.relu();
-                }
-                // SAFETY: (r, q) is a valid pixel of this tile and c + n ≤ cout.
-                if n == S::LANES {
-                    v.store(o.out.add(off));
-                } else {
-                    v.store_partial(o.out.add(off), n);
+            let bias = if o.bias.is_null() {
+                S::zero()
+            } else if n == S::LANES {
+                S::load(o.bias.add(c))
+            } else {
+                S::load_partial(o.bias.add(c), n)
+            };
+            // Pass 2: along each column, y[r][q] = Σ_i Aᵀ[r][i] tmp[i][q].
+            for q in 0..o.cols {
+                let y = T::at(std::array::from_fn(|i| tmp[i][q]));
+                for (r, &yr) in y.iter().enumerate().take(o.rows) {
+                    let off = r * o.row_stride + q * o.px_stride + c;
+                    let mut v = yr;
+                    if !o.bias.is_null() {
+                        v = v.add(bias);
+                    }
+                    if !o.res.is_null() {
+                        // SAFETY: the residual has the output's shape (checked by the caller).
+                        let rv =
+                            if n == S::LANES { S::load(o.res.add(off)) } else { S::load_partial(o.res.add(off), n) };
+                        v = v.add(rv);
+                    }
+                    if o.relu {
+                        v = v.relu();
+                    }
+                    // SAFETY: (r, q) is a valid pixel of this tile and c + n ≤ cout.
+                    if n == S::LANES {
+                        v.store(o.out.add(off));
+                    } else {
+                        v.store_partial(o.out.add(off), n);
+                    }
                 }
             }
+            c += S::LANES;
         }
-        c += S::LANES;
     }
 }
 
