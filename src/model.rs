@@ -769,7 +769,7 @@ impl Session {
             let dst = &mut arena[plan.buffers[plan.input].range()];
             fill(dst);
             if m.config.reject_non_finite
-                && let Some(i) = dst.iter().position(|v| !v.is_finite())
+                && let Some(i) = crate::weights::first_non_finite(dst)
             {
                 return Err(Error::Input(format!("input[{i}] is not finite ({})", dst[i])));
             }

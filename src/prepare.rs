@@ -14,7 +14,7 @@ use resnet50_kernels::{AlignedBuf, ConvAlgo, ConvKernel, ConvParams};
 
 use crate::arch::{conv_input_sizes, conv_specs, conv_strides, ConvSpec};
 use crate::error::{Error, Result};
-use crate::weights::{fold_batch_norm, CanonicalWeights};
+use crate::weights::{first_non_finite, fold_batch_norm, CanonicalWeights};
 
 /// Weights ready for the kernels: one aligned store, and where each layer's
 /// packed tensor lives in it.
@@ -212,7 +212,8 @@ impl PreparedWeights {
         let data = store.as_mut_slice();
         for ((spec, cw), (k, range)) in specs.iter().zip(&w.convs).zip(&convs) {
             let (kernel, bias) = fold_batch_norm(spec, cw, eps);
-            if let Some(i) = kernel.iter().chain(&bias).position(|v| !v.is_finite()) {
+            let bad = first_non_finite(&kernel).or_else(|| first_non_finite(&bias).map(|i| kernel.len() + i));
+            if let Some(i) = bad {
                 return Err(Error::Weights(format!(
                     "{}: folding BatchNorm gives a non-finite value at index {i} (variance + epsilon too small?)",
                     spec.name

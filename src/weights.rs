@@ -125,10 +125,26 @@ fn check(layer: &str, what: &str, v: &[f32], expect: usize) -> Result<()> {
     if v.len() != expect {
         return Err(Error::Weights(format!("{layer}/{what} has {} values, expected {expect}", v.len())));
     }
-    if let Some(i) = v.iter().position(|x| !x.is_finite()) {
+    if let Some(i) = first_non_finite(v) {
         return Err(Error::Weights(format!("{layer}/{what}[{i}] is not finite ({})", v[i])));
     }
     Ok(())
+}
+
+/// Index of the first value of `v` that is not finite (NaN or ±∞). Scans
+/// blocks of values with a reduction the compiler vectorises, then looks
+/// inside the first bad block; a plain `position` tests one value at a time
+/// (the weights of a model are ~25 M values, checked when it is built).
+pub(crate) fn first_non_finite(v: &[f32]) -> Option<usize> {
+    const BLOCK: usize = 256;
+    v.chunks(BLOCK).enumerate().find_map(|(b, c)| {
+        let bad = c.iter().fold(false, |acc, x| acc | !x.is_finite());
+        if bad {
+            c.iter().position(|x| !x.is_finite()).map(|i| b * BLOCK + i)
+        } else {
+            None
+        }
+    })
 }
 
 /// Folds BatchNorm into the convolution: with `s = γ/√(σ²+ε)`,
@@ -153,7 +169,12 @@ pub fn fold_batch_norm(spec: &ConvSpec, w: &ConvWeights, eps: f32) -> (Vec<f32>,
     let cout = spec.cout;
     // Computed in f64 so the fold itself adds no error beyond the final rounding.
     let scale: Vec<f64> = (0..cout).map(|c| w.bn.gamma[c] as f64 / (w.bn.var[c] as f64 + eps as f64).sqrt()).collect();
-    let kernel = w.kernel.iter().enumerate().map(|(i, &v)| (v as f64 * scale[i % cout]) as f32).collect();
+    // HWIO: the output channel is the fastest index, so each row of `cout`
+    // values takes `scale` in order (no division per weight).
+    let mut kernel = Vec::with_capacity(w.kernel.len());
+    for row in w.kernel.chunks(cout.max(1)) {
+        kernel.extend(row.iter().zip(&scale).map(|(&v, &s)| (v as f64 * s) as f32));
+    }
     let bias = (0..cout)
         .map(|c| {
             let b = w.bias.as_ref().map_or(0.0, |b| b[c] as f64);
@@ -166,6 +187,23 @@ pub fn fold_batch_norm(spec: &ConvSpec, w: &ConvWeights, eps: f32) -> (Vec<f32>,
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_non_finite_finds_the_first_bad_value() {
+        assert_eq!(first_non_finite(&[]), None);
+        for len in [1, 5, 255, 256, 257, 1000] {
+            let mut v: Vec<f32> = (0..len).map(|i| i as f32 - 3.5).collect();
+            assert_eq!(first_non_finite(&v), None, "{len}");
+            for (at, bad) in [(len - 1, f32::NAN), (len / 2, f32::INFINITY), (0, f32::NEG_INFINITY)] {
+                v[at] = bad;
+                assert_eq!(first_non_finite(&v), Some(at), "{len}: {bad} at {at}");
+            }
+            v[len - 1] = f32::MAX;
+            v[len / 2] = -f32::MAX;
+            v[0] = f32::MIN_POSITIVE / 2.0; // subnormal: finite
+            assert_eq!(first_non_finite(&v), None, "{len}");
+        }
+    }
 
     #[test]
     fn fold_matches_conv_then_bn() {

@@ -478,7 +478,7 @@ impl<'a> Assembler<'a> {
                 format!("holds {} values, its shape {shape:?} needs {n}", values.len()),
             ));
         }
-        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        if let Some(i) = crate::weights::first_non_finite(&values) {
             return Err(tensor_err(self.path, source, format!("value [{i}] is not finite ({})", values[i])));
         }
         if let Slot::Conv(_, Part::Var) = slot
