@@ -13,7 +13,7 @@
 #   prepare  install the packages and unpack Debian's kernel (apt)
 #   image    build the tests (cargo test --release --workspace --no-run, shared with
 #            the README's test command) and write the CD image
-#   boot     run the VM and check its console (about seven minutes of one core)
+#   boot     run the VM and check its console (about ten minutes beside the rest of CI)
 #   .ci/run runs prepare and image in the foreground, then boot in the background.
 #
 # Environment:

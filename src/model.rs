@@ -438,31 +438,58 @@ impl Model {
             None if config.reference => Isa::Scalar,
             None => Isa::from_env().map_err(|e| Error::Config(format!("RESNET50_ISA: {e}")))?,
         };
-        let weights = match resolve_weights(&config)? {
-            Resolved::Prepared(w) => w,
-            Resolved::Canonical(canonical, source_eps) => {
-                let choice = if config.reference {
-                    KernelChoice::Reference
-                } else {
-                    KernelChoice::FastFor {
-                        batch: config.batch,
-                        height: config.height,
-                        width: config.width,
-                        early_stride: !config.feature_maps,
-                        portable: false,
-                        full_width_avx512: isa == Isa::Avx512 && resnet50_kernels::gemm::peak::avx512_full_width(),
-                    }
-                };
-                // ε: the configuration's, else the source's (e.g. 1e-3 for the 2016 Keras file), else the variant's.
-                let eps = config.bn_epsilon.or(source_eps).unwrap_or(config.variant.default_bn_epsilon());
-                Arc::new(PreparedWeights::new(&canonical, eps, choice, config.include_top)?)
-            }
+        // The model's threads also prepare its weights (the layers are packed
+        // in parallel inside its pool; one thread packs them in order).
+        let pool = Model::pool(&config)?;
+        let resolve = || -> Result<Arc<PreparedWeights>> {
+            Ok(match resolve_weights(&config)? {
+                Resolved::Prepared(w) => w,
+                Resolved::Canonical(canonical, source_eps) => {
+                    let choice = if config.reference {
+                        KernelChoice::Reference
+                    } else {
+                        KernelChoice::FastFor {
+                            batch: config.batch,
+                            height: config.height,
+                            width: config.width,
+                            early_stride: !config.feature_maps,
+                            portable: false,
+                            full_width_avx512: isa == Isa::Avx512 && resnet50_kernels::gemm::peak::avx512_full_width(),
+                        }
+                    };
+                    // ε: the configuration's, else the source's (e.g. 1e-3 for the 2016 Keras file), else the variant's.
+                    let eps = config.bn_epsilon.or(source_eps).unwrap_or(config.variant.default_bn_epsilon());
+                    Arc::new(PreparedWeights::new(&canonical, eps, choice, config.include_top)?)
+                }
+            })
         };
-        Model::assemble(config, weights, isa)
+        let weights = match &pool {
+            Some(p) => p.install(resolve)?,
+            None => resolve()?,
+        };
+        Model::assemble(config, weights, isa, pool)
     }
 
-    /// The plan, thread pool and shared weights for `config`.
-    fn assemble(config: Config, weights: Arc<PreparedWeights>, isa: Isa) -> Result<Model> {
+    /// The thread pool of a model with `config.threads` threads (none for one).
+    fn pool(config: &Config) -> Result<Option<rayon::ThreadPool>> {
+        if config.threads <= 1 {
+            return Ok(None);
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads)
+            .thread_name(|i| format!("resnet50-{i}"))
+            .build()
+            .map(Some)
+            .map_err(|e| Error::Config(format!("could not start {} threads: {e}", config.threads)))
+    }
+
+    /// The plan for `config` around the shared weights and the thread pool.
+    fn assemble(
+        config: Config,
+        weights: Arc<PreparedWeights>,
+        isa: Isa,
+        pool: Option<rayon::ThreadPool>,
+    ) -> Result<Model> {
         if isa == Isa::Avx512 {
             // Which kernel runs Winograd's products is measured once per
             // process (1–2 ms): here, not in the first inference.
@@ -482,17 +509,6 @@ impl Model {
         };
         let plan = Plan::new(&spec, &weights.kernels())?;
         config.check_memory(plan.arena_len().checked_mul(std::mem::size_of::<f32>()), false)?;
-        let pool = if config.threads > 1 {
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(config.threads)
-                    .thread_name(|i| format!("resnet50-{i}"))
-                    .build()
-                    .map_err(|e| Error::Config(format!("could not start {} threads: {e}", config.threads)))?,
-            )
-        } else {
-            None
-        };
         Ok(Model { inner: Arc::new(Inner { config, plan, weights, isa, pool }) })
     }
 
@@ -525,7 +541,8 @@ impl Model {
     /// This model's weights and ISA under `config` (validated first).
     fn replanned(&self, config: Config) -> Result<Model> {
         config.validate()?;
-        Model::assemble(config, self.inner.weights.clone(), self.inner.isa)
+        let pool = Model::pool(&config)?;
+        Model::assemble(config, self.inner.weights.clone(), self.inner.isa, pool)
     }
 
     /// The same network and weights (shared, not copied) on `threads`

@@ -8,13 +8,14 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use resnet50_kernels::buffer::{round_up_floats, ALIGN};
 use resnet50_kernels::mapped::Mmap;
 use resnet50_kernels::{AlignedBuf, ConvAlgo, ConvKernel, ConvParams};
 
 use crate::arch::{conv_input_sizes, conv_specs, conv_strides, ConvSpec};
 use crate::error::{Error, Result};
-use crate::weights::{first_non_finite, fold_batch_norm, CanonicalWeights};
+use crate::weights::{first_non_finite, fold_batch_norm, CanonicalWeights, ConvWeights};
 
 /// Weights ready for the kernels: one aligned store, and where each layer's
 /// packed tensor lives in it.
@@ -139,6 +140,20 @@ pub fn conv_params(s: &ConvSpec) -> ConvParams {
     ConvParams { kh: s.k, kw: s.k, cin: s.cin, cout: s.cout, stride: s.stride, pad: [s.pad; 4] }
 }
 
+/// Folds BatchNorm into one layer and packs it into `out` for kernel `k`.
+fn pack_layer(spec: &ConvSpec, cw: &ConvWeights, k: &ConvKernel, eps: f32, out: &mut [f32]) -> Result<()> {
+    let (kernel, bias) = fold_batch_norm(spec, cw, eps);
+    let bad = first_non_finite(&kernel).or_else(|| first_non_finite(&bias).map(|i| kernel.len() + i));
+    if let Some(i) = bad {
+        return Err(Error::Weights(format!(
+            "{}: folding BatchNorm gives a non-finite value at index {i} (variance + epsilon too small?)",
+            spec.name
+        )));
+    }
+    k.pack(&kernel, &bias, out);
+    Ok(())
+}
+
 impl PreparedWeights {
     /// Folds BN with `eps`, packs each convolution for `choice`, and copies
     /// the classifier (if `with_top`).
@@ -210,17 +225,27 @@ impl PreparedWeights {
         });
         let mut store = AlignedBuf::zeroed(total).map_err(|e| Error::Alloc(format!("weights: {e}")))?;
         let data = store.as_mut_slice();
-        for ((spec, cw), (k, range)) in specs.iter().zip(&w.convs).zip(&convs) {
-            let (kernel, bias) = fold_batch_norm(spec, cw, eps);
-            let bad = first_non_finite(&kernel).or_else(|| first_non_finite(&bias).map(|i| kernel.len() + i));
-            if let Some(i) = bad {
-                return Err(Error::Weights(format!(
-                    "{}: folding BatchNorm gives a non-finite value at index {i} (variance + epsilon too small?)",
-                    spec.name
-                )));
-            }
-            k.pack(&kernel, &bias, &mut data[range.clone()]);
+        // Each layer's own part of the store (the ranges are in order and disjoint).
+        let mut parts = Vec::with_capacity(convs.len());
+        let mut rest = &mut data[..];
+        let mut at = 0;
+        for (_, range) in &convs {
+            let (part, tail) = std::mem::take(&mut rest)[range.start - at..].split_at_mut(range.len());
+            parts.push(part);
+            (rest, at) = (tail, range.end);
         }
+        let layers: Vec<(&ConvSpec, &ConvWeights, &ConvKernel, &mut [f32])> =
+            specs.iter().zip(&w.convs).zip(&convs).zip(parts).map(|(((s, cw), (k, _)), out)| (s, cw, k, out)).collect();
+        let pack = |(spec, cw, k, out)| pack_layer(spec, cw, k, eps, out);
+        // Inside a thread pool (a model's, see `Model::new`) the layers are
+        // packed in parallel; elsewhere in order on this thread. Either way the
+        // first failing layer in network order is the one reported.
+        let packed: Vec<Result<()>> = if rayon::current_thread_index().is_some() {
+            layers.into_par_iter().map(pack).collect()
+        } else {
+            layers.into_iter().map(pack).collect()
+        };
+        packed.into_iter().collect::<Result<()>>()?;
         if let (Some(fc), Some((kr, br, _))) = (fc_w, &fc) {
             data[kr.clone()].copy_from_slice(&fc.kernel);
             data[br.clone()].copy_from_slice(&fc.bias);
@@ -368,5 +393,43 @@ impl PreparedWeights {
     /// ```
     pub fn bytes(&self) -> usize {
         self.store.as_slice().len() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Variant;
+    use crate::init;
+
+    /// Inside a thread pool the layers are packed in parallel: the same store,
+    /// bit for bit, and the same error (the first bad layer in network order).
+    #[test]
+    fn packing_in_a_pool_gives_the_same_store_and_error() {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let choice = KernelChoice::FastFor {
+            batch: 1,
+            height: 64,
+            width: 64,
+            early_stride: true,
+            portable: false,
+            full_width_avx512: false,
+        };
+        for variant in [Variant::V1, Variant::V1_5] {
+            let mut w = init::deterministic(variant, Some(10));
+            let alone = PreparedWeights::new(&w, 1e-5, choice, true).unwrap();
+            let in_pool = pool.install(|| PreparedWeights::new(&w, 1e-5, choice, true)).unwrap();
+            assert!(alone.data().iter().zip(in_pool.data()).all(|(a, b)| a.to_bits() == b.to_bits()), "{variant:?}");
+            assert_eq!(alone.kernels(), in_pool.kernels());
+            // A zero variance in two layers with ε = 0: folding divides by
+            // zero there (validation allows it); layer 7 is reported.
+            for i in [30, 7] {
+                w.convs[i].bn.var[0] = 0.0;
+            }
+            let want = PreparedWeights::new(&w, 0.0, choice, true).unwrap_err().to_string();
+            let got = pool.install(|| PreparedWeights::new(&w, 0.0, choice, true)).unwrap_err().to_string();
+            assert!(want.contains(&conv_specs(variant)[7].name) && want.contains("folding BatchNorm"), "{want}");
+            assert_eq!(got, want);
+        }
     }
 }
