@@ -156,7 +156,10 @@ fn pack_layer(spec: &ConvSpec, cw: &ConvWeights, k: &ConvKernel, eps: f32, out: 
 
 impl PreparedWeights {
     /// Folds BN with `eps`, packs each convolution for `choice`, and copies
-    /// the classifier (if `with_top`).
+    /// the classifier (if `with_top`). Called inside a rayon thread pool (as
+    /// a model with two threads or more does), it packs the layers in
+    /// parallel on that pool; outside one, in order on the calling thread.
+    /// The result is the same bit for bit.
     ///
     /// ```
     /// use resnet50::prepare::{KernelChoice, PreparedWeights};
