@@ -243,12 +243,13 @@ impl PreparedWeights {
         // Inside a thread pool (a model's, see `Model::new`) the layers are
         // packed in parallel; elsewhere in order on this thread. Either way the
         // first failing layer in network order is the one reported.
-        let packed: Vec<Result<()>> = if rayon::current_thread_index().is_some() {
-            layers.into_par_iter().map(pack).collect()
+        // (In order, the first error stops the packing of the later layers.)
+        if rayon::current_thread_index().is_some() {
+            let packed: Vec<Result<()>> = layers.into_par_iter().map(pack).collect();
+            packed.into_iter().collect::<Result<()>>()?;
         } else {
-            layers.into_iter().map(pack).collect()
-        };
-        packed.into_iter().collect::<Result<()>>()?;
+            layers.into_iter().try_for_each(pack)?;
+        }
         if let (Some(fc), Some((kr, br, _))) = (fc_w, &fc) {
             data[kr.clone()].copy_from_slice(&fc.kernel);
             data[br.clone()].copy_from_slice(&fc.bias);

@@ -292,11 +292,18 @@ impl ConvKernel {
         assert_eq!(weights_hwio.len(), p.kh * p.kw * p.cin * p.cout, "pack: weights length");
         assert_eq!(bias.len(), p.cout, "pack: bias length");
         assert_eq!(out.len(), self.packed_len(), "pack: output length");
-        out.iter_mut().for_each(|v| *v = 0.0);
+        // Each packer writes every float of its part, padding included (the
+        // GEMM and Winograd packers zero their own padding lanes), so there is
+        // no blanket zero fill (a second pass over the bulk of the store).
         let (b, w) = out.split_at_mut(self.bias_len());
         b[..p.cout].copy_from_slice(bias);
+        b[p.cout..].fill(0.0);
         match self.algo {
-            ConvAlgo::Direct => w[..weights_hwio.len()].copy_from_slice(weights_hwio),
+            ConvAlgo::Direct => {
+                let (taps, pad) = w.split_at_mut(weights_hwio.len());
+                taps.copy_from_slice(weights_hwio);
+                pad.fill(0.0);
+            }
             // A 1×1 HWIO kernel is already the row-major [cin × cout] matrix B.
             ConvAlgo::Gemm1x1 => gemm::pack_b(p.cin, p.cout, weights_hwio, w),
             ConvAlgo::Winograd(tile) => winograd::pack_for(tile, p.cin, p.cout, weights_hwio, w),
@@ -530,5 +537,35 @@ mod tests {
         assert!(!c3(64).supports(f2s2) && !s2(64).supports(ConvAlgo::Winograd(WinogradTile::F2x2)));
         let s2_pad0 = ConvParams { pad: [0; 4], ..s2(64) };
         assert_eq!(s2_pad0.best_algo_for(1, 56, 56), ConvAlgo::ImplicitGemm);
+    }
+
+    #[test]
+    fn pack_writes_every_float_of_its_output() {
+        // Packing over a buffer of NaNs gives the bits packing over zeros
+        // gives: every algorithm writes its padding (bias lanes past cout,
+        // panel columns past cout, Winograd's header) rather than relying on
+        // a zero-filled buffer.
+        let (cin, cout) = (5, 19);
+        let weights = |kk: usize| -> Vec<f32> { (0..kk * kk * cin * cout).map(|i| (i % 23) as f32 - 11.0).collect() };
+        let bias: Vec<f32> = (0..cout).map(|i| i as f32 + 0.5).collect();
+        let c3 = ConvParams { kh: 3, kw: 3, cin, cout, stride: 1, pad: [1; 4] };
+        let c3s2 = ConvParams { stride: 2, ..c3 };
+        let c1 = ConvParams { kh: 1, kw: 1, pad: [0; 4], ..c3 };
+        let mut kernels = vec![(c3, ConvAlgo::Direct), (c3, ConvAlgo::ImplicitGemm), (c1, ConvAlgo::Gemm1x1)];
+        for id in 1..=8 {
+            if let Some(ConvAlgo::Winograd(tile)) = ConvAlgo::from_layout_id(id) {
+                let p = if tile.stride() == 2 { c3s2 } else { c3 };
+                kernels.push((p, ConvAlgo::Winograd(tile)));
+            }
+        }
+        for (p, algo) in kernels {
+            let k = ConvKernel::new(p, algo).unwrap();
+            let w = weights(p.kh);
+            let (mut zeros, mut nans) = (vec![0.0f32; k.packed_len()], vec![f32::NAN; k.packed_len()]);
+            k.pack(&w, &bias, &mut zeros);
+            k.pack(&w, &bias, &mut nans);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&zeros), bits(&nans), "{}", algo.name());
+        }
     }
 }

@@ -44,13 +44,17 @@ pub fn packed_b_len(k: usize, n: usize) -> usize {
 pub fn pack_b(k: usize, n: usize, b: &[f32], out: &mut [f32]) {
     assert_eq!(b.len(), k * n, "pack_b: b must hold k*n = {}*{} floats", k, n);
     assert_eq!(out.len(), packed_b_len(k, n), "pack_b: out must hold packed_b_len(k, n) floats");
-    out.iter_mut().for_each(|v| *v = 0.0);
-    for p in 0..n.div_ceil(PANEL) {
+    // Every float is written once: the panels' columns, their zero padding
+    // past column n, and the rounding tail (if any) after the last panel.
+    let panels = n.div_ceil(PANEL);
+    let (body, tail) = out.split_at_mut(panels * k * PANEL);
+    tail.fill(0.0);
+    for (p, panel) in body.chunks_exact_mut(k * PANEL).enumerate() {
         let c0 = p * PANEL;
         let w = PANEL.min(n - c0);
-        let panel = &mut out[p * k * PANEL..(p + 1) * k * PANEL];
         for (kk, dst) in panel.chunks_exact_mut(PANEL).enumerate() {
             dst[..w].copy_from_slice(&b[kk * n + c0..kk * n + c0 + w]);
+            dst[w..].fill(0.0);
         }
     }
 }
