@@ -80,6 +80,9 @@
 //! - `ndarray` (off by default): `Session::predict_array`,
 //!   `Session::predict_into_array` and `Session::feature_arrays` take and
 //!   return [`ndarray`](https://docs.rs/ndarray) views (module `array`).
+//! - `cli` (on by default): the `resnet50` command-line tool and its own
+//!   dependencies (clap, indicatif). The library needs none of it:
+//!   `resnet50 = { version = "0.1", default-features = false }` leaves them out.
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
