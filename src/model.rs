@@ -399,9 +399,9 @@ fn native_weights(config: &Config, n: loaders::NativeWeights) -> Result<Arc<Prep
         && eps != n.bn_epsilon
     {
         return Err(Error::Weights(format!(
-                "{file}: BatchNorm was folded with epsilon {} when the file was written, the model asks for {eps}; re-run `resnet50 convert` (epsilon is fixed in a native file)",
-                n.bn_epsilon
-            )));
+            "{file}: BatchNorm was folded with epsilon {} when the file was written, the model asks for {eps}; re-run `resnet50 convert` (epsilon is fixed in a native file)",
+            n.bn_epsilon
+        )));
     }
     if config.include_top {
         match n.classes {
