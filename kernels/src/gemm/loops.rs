@@ -189,12 +189,12 @@ pub(crate) trait Microkernel {
     }
 }
 
-/// Step `g` (one per 4 k steps) of pulling the loop nest's next tile
-/// ([`Tile::next`]) into L1 while `t` computes, for a kernel with `LINES`
-/// 16-float vectors (cache lines) per C row: the next tile's C line `g` and
-/// residual line `g` (row `g / LINES`, line `g % LINES`), so all of them by
-/// step `MR·LINES` (k = 64 for AVX-512's 8×32). Calls `prefetch` with each
-/// address.
+/// Line `g` of the loop nest's next tile ([`Tile::next`]) pulled into L1
+/// while `t` computes, for a kernel with `LINES` 16-float vectors (cache
+/// lines) per C row: the next tile's C line `g` and residual line `g` (row
+/// `g / LINES`, line `g % LINES`); `g` past `MR·LINES` does nothing. The
+/// kernel takes [`next_tile_lines_per_group`] of them per group of 4 k
+/// steps. Calls `prefetch` with each address.
 ///
 /// Why the next tile's and spread out: the C tile and residual that the
 /// epilogue reads and writes come from L2 or L3 (a K = 64 layer's 3 MB
@@ -231,6 +231,27 @@ pub(crate) unsafe fn next_tile_lines<const MR: usize, const LINES: usize>(
     if !res.is_null() && !std::ptr::eq(res, c) {
         prefetch(res.wrapping_add(16 * v) as *const i8);
     }
+}
+
+/// Lines of the next tile ([`next_tile_lines`]) a `kc`-step tile with
+/// `lines` C lines (`MR·LINES`) takes per group of 4 k steps: enough that
+/// all of them are asked for by the middle of its k loop — one per group
+/// from K = 128 up, two for ResNet50's stage-2 K = 64 tiles (8×32: 16 lines
+/// over 16 groups would leave the last ones for the tile's last steps).
+///
+/// Why by the middle: a K = 64 tile whose sums start from C (the residual
+/// in place, `conv2_block1_3`/`block2_3`: 3 MB of C in L3) waits for its
+/// C lines before its first FMA, and one line per group asked for the
+/// last rows only ~60 cycles before that. Same process, alternated
+/// inference by inference, 200 rounds, per-layer medians, 2-core Zen 4
+/// (AVX-512): two per group made those two layers 0.82–0.90× of their
+/// time at one thread (v1 and v1.5; 0.92–0.99× at two), the K = 64 layers
+/// without a residual in C and the K = 256 ones unchanged (0.97–1.02);
+/// four per group gained no more (0.995–1.02 against two), and two per
+/// group for K = 128 (stage 3) nothing (0.99–1.02).
+pub(crate) const fn next_tile_lines_per_group(lines: usize, kc: usize) -> usize {
+    let half_groups = kc / 8;
+    lines.div_ceil(if half_groups > 0 { half_groups } else { 1 })
 }
 
 /// Strip `s` of `strips`' share of `lines` prefetches during its `kc`-step
@@ -1160,6 +1181,24 @@ mod tests {
                         got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
                         "{isa} {s:?} share {share}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn next_tile_lines_go_out_by_the_middle_of_the_k_loop() {
+        // 8×32 tiles: 16 lines; one per group from K = 128, two at K = 64.
+        assert_eq!(next_tile_lines_per_group(16, 512), 1);
+        assert_eq!(next_tile_lines_per_group(16, 128), 1);
+        assert_eq!(next_tile_lines_per_group(16, 64), 2);
+        for lines in 1..=2 * MAX_MR {
+            for kc in 1..=600 {
+                let per = next_tile_lines_per_group(lines, kc);
+                assert!(per >= 1);
+                // Groups of 4 k steps in the first half of the loop ask for all lines.
+                if kc >= 8 {
+                    assert!(per * (kc / 8) >= lines, "lines {lines} kc {kc}: {per} per group");
                 }
             }
         }
