@@ -15,7 +15,10 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::loops::{next_tile_lines, next_tile_lines_per_group, Microkernel, TallMicrokernel, TallTile, Tile};
+use super::loops::{
+    next_tile_a_lines, next_tile_lines, next_tile_lines_per_group, Microkernel, TallMicrokernel, TallTile, Tile,
+    NEXT_A_LINES_PER_GROUP,
+};
 
 /// AVX-512F 8×32 microkernel.
 pub(crate) struct Avx512;
@@ -273,6 +276,11 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
                 let g = (s * run + k) / 4;
                 for j in 0..next_lines {
                     next_tile_lines::<MR, NV>(t, next_lines * g + j, |p| V::prefetch(p));
+                }
+                if t.next_a {
+                    for j in 0..NEXT_A_LINES_PER_GROUP {
+                        next_tile_a_lines(t, NEXT_A_LINES_PER_GROUP * g + j, |p| V::prefetch_l2(p));
+                    }
                 }
                 for u in 0..4 {
                     step!(k + u);

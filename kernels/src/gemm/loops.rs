@@ -123,6 +123,11 @@ pub(crate) struct Tile {
     /// while this tile is computed.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub next: *const Tile,
+    /// Also pull [`Tile::next`]'s A rows into L2 during this tile
+    /// ([`next_tile_a_lines`]): set by the loop nest where those rows are
+    /// read for the first time and come from L3 or memory.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub next_a: bool,
 }
 
 impl Tile {
@@ -148,6 +153,7 @@ impl Tile {
         segs: 1,
         seg_stride: 0,
         next: std::ptr::null(),
+        next_a: false,
     };
 }
 
@@ -252,6 +258,45 @@ pub(crate) unsafe fn next_tile_lines<const MR: usize, const LINES: usize>(
 pub(crate) const fn next_tile_lines_per_group(lines: usize, kc: usize) -> usize {
     let half_groups = kc / 8;
     lines.div_ceil(if half_groups > 0 { half_groups } else { 1 })
+}
+
+/// Lines of the next tile's A rows ([`Tile::next_a`]) a kernel asks for per
+/// group of 4 k steps: two, which covers an 8-row strip's `8·kc/16` lines
+/// over the `kc/4` groups.
+pub(crate) const NEXT_A_LINES_PER_GROUP: usize = 2;
+
+/// Line `i` of the next tile's A rows (row `i / ⌈kc/16⌉`, line
+/// `i % ⌈kc/16⌉`; nothing past its rows) passed to `prefetch` — for a tile
+/// whose [`Tile::next_a`] is set, [`NEXT_A_LINES_PER_GROUP`] per group of
+/// 4 k steps, into L2.
+///
+/// Why, and where: a 1×1 layer that reads A in place meets each strip's
+/// rows first in the first column tile of their `ic` block, and there they
+/// come from L3 (a 56×56 layer's input is 0.8–3.2 MB, written by the layer
+/// before; the L2 is 1–2 MB); the other column tiles find them in L2. The
+/// loop nest sets `next_a` on those first-column tiles only (one K block,
+/// rows read in place). Same process, alternated inference by inference,
+/// 150 rounds, per-layer medians, 2-core Zen 4 (AVX-512), one thread: stage
+/// 2's 1×1 layers 0.91–0.98× of their time (`conv2_block2_1`, 56×56
+/// 256→64, 0.84–0.91×), v1.5's full-resolution `conv3_block1_1` 0.91–0.93×,
+/// stages 4–5 unchanged, the 1×1 layers together 0.98× and v1 0.985×; at
+/// two threads unchanged (1.00). Asking for the next strip's A on every
+/// tile instead made the 1×1 layers 1–4 % slower (the rows are in L2 from
+/// the second column tile on), as the try noted at [`next_tile_lines`] did.
+///
+/// # Safety
+/// `t.next` is a [`Tile`] valid for reads when `t.next_a` is set.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[inline(always)]
+pub(crate) unsafe fn next_tile_a_lines(t: &Tile, i: usize, mut prefetch: impl FnMut(*const i8)) {
+    // SAFETY: the caller's contract; only the Tile's fields are read, the
+    // addresses computed are only passed to `prefetch`.
+    let n = unsafe { &*t.next };
+    let per_row = n.kc.div_ceil(16).max(1);
+    let (r, l) = (i / per_row, i % per_row);
+    if r < n.mr {
+        prefetch(n.a[r].wrapping_add(16 * l) as *const i8);
+    }
 }
 
 /// Strip `s` of `strips`' share of `lines` prefetches during its `kc`-step
@@ -847,6 +892,9 @@ unsafe fn task_rows<U: Microkernel>(
                         (std::ptr::null(), 0)
                     }
                 };
+                // A read in place whole (one K block) by a 1×1 layer:
+                // its strips come from L3 in the first column tile.
+                let a_from_afar = nk == 1 && matches!(p.a, ASource::Pixels(..));
                 let mut jr = jc;
                 while jr < jc_end {
                     let (next, lines) = next_panel(jr);
@@ -882,6 +930,10 @@ unsafe fn task_rows<U: Microkernel>(
                         t.pf_step = step;
                         t.pf_l1 = if s + 1 == strips { next } else { std::ptr::null() };
                         t.next = after;
+                        // The next strip's A rows, met for the first time
+                        // in this block's first column tile (see
+                        // `next_tile_a_lines`).
+                        t.next_a = a_from_afar && jr == jc && s + 1 < strips;
                         // SAFETY: the caller guarantees U's ISA; the tile's A
                         // rows are rows of this ic block's A (kc floats from
                         // k0; for a padded input, kh runs of kw·cin floats a
