@@ -255,6 +255,7 @@ pub(crate) unsafe fn next_tile_lines<const MR: usize, const LINES: usize>(
 /// without a residual in C and the K = 256 ones unchanged (0.97–1.02);
 /// four per group gained no more (0.995–1.02 against two), and two per
 /// group for K = 128 (stage 3) nothing (0.99–1.02).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const fn next_tile_lines_per_group(lines: usize, kc: usize) -> usize {
     let half_groups = kc / 8;
     lines.div_ceil(if half_groups > 0 { half_groups } else { 1 })
@@ -263,6 +264,7 @@ pub(crate) const fn next_tile_lines_per_group(lines: usize, kc: usize) -> usize 
 /// Lines of the next tile's A rows ([`Tile::next_a`]) a kernel asks for per
 /// group of 4 k steps: two, which covers an 8-row strip's `8·kc/16` lines
 /// over the `kc/4` groups.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const NEXT_A_LINES_PER_GROUP: usize = 2;
 
 /// Line `i` of the next tile's A rows (row `i / ⌈kc/16⌉`, line
