@@ -271,8 +271,9 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
                     V::prefetch_l2(p.wrapping_add(64 * (line_fx >> 16)));
                 }
                 line_fx += step_fx;
-                // The next tile's C into L1 (`t.next` is valid for reads:
-                // the tile contract; prefetches never fault).
+                // The next tile's C into L1, and where the loop nest asks
+                // (`next_a`) its A rows into L2 (`t.next` is valid for
+                // reads: the tile contract; prefetches never fault).
                 let g = (s * run + k) / 4;
                 for j in 0..next_lines {
                     next_tile_lines::<MR, NV>(t, next_lines * g + j, |p| V::prefetch(p));
