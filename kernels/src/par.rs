@@ -854,7 +854,12 @@ mod tests {
     #[test]
     fn a_slower_helper_gets_fewer_rows() {
         // Each row costs the helper three times what it costs the owner
-        // (sleeps): after a few jobs the owner takes most rows.
+        // (sleeps): after a few jobs the owner takes most rows (3/4 at
+        // equilibrium). Rows of 0.1 and 0.3 ms, so that what a busy machine
+        // adds to every sleep (a fixed delay per call, which pulls the
+        // measured speeds together) stays small beside them: with 20 and
+        // 60 µs the share fell to 0.60 in 1 of 20 runs beside two busy
+        // processes on two cores.
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
         let share = pool.install(|| {
             with_team(2, || {
@@ -862,7 +867,7 @@ mod tests {
                 let owner = std::thread::current().id();
                 for _ in 0..30 {
                     run_split(40, 2, &mut [], 0, |rows, _| {
-                        let per_row = if std::thread::current().id() == owner { 20 } else { 60 };
+                        let per_row = if std::thread::current().id() == owner { 100 } else { 300 };
                         std::thread::sleep(std::time::Duration::from_micros(per_row * rows.len() as u64));
                     });
                 }
