@@ -250,7 +250,7 @@ pub(crate) unsafe fn next_tile_lines<const MR: usize, const LINES: usize>(
 /// C lines before its first FMA, and one line per group asked for the
 /// last rows only ~60 cycles before that. Same process, alternated
 /// inference by inference, 200 rounds, per-layer medians, 2-core Zen 4
-/// (AVX-512): two per group made those two layers 0.82–0.90× of their
+/// (AVX-512): two per group made those two layers 0.82–0.96× of their
 /// time at one thread (v1 and v1.5; 0.92–0.99× at two), the K = 64 layers
 /// without a residual in C and the K = 256 ones unchanged (0.97–1.02);
 /// four per group gained no more (0.995–1.02 against two), and two per
@@ -279,8 +279,8 @@ pub(crate) const NEXT_A_LINES_PER_GROUP: usize = 2;
 /// loop nest sets `next_a` on those first-column tiles only (one K block,
 /// rows read in place). Same process, alternated inference by inference,
 /// 150 rounds, per-layer medians, 2-core Zen 4 (AVX-512), one thread: stage
-/// 2's 1×1 layers 0.91–0.98× of their time (`conv2_block2_1`, 56×56
-/// 256→64, 0.84–0.91×), v1.5's full-resolution `conv3_block1_1` 0.91–0.93×,
+/// 2's 1×1 layers 0.84–1.00× of their time (`conv2_block2_1`/`block3_1`, 56×56
+/// 256→64, 0.84–0.94×), v1.5's full-resolution `conv3_block1_1` 0.91–0.93×,
 /// stages 4–5 unchanged, the 1×1 layers together 0.98× and v1 0.985×; at
 /// two threads unchanged (1.00). Asking for the next strip's A on every
 /// tile instead made the 1×1 layers 1–4 % slower (the rows are in L2 from
