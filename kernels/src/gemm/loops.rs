@@ -489,7 +489,7 @@ pub(crate) enum ASource<'a> {
     /// scratch per `ic` block.
     Im2col(&'a ConvShape, &'a [f32]),
     /// An implicit GEMM of `shape` on a copy of its input with the padding
-    /// written out ([`padded_len`]): row `m`'s reduction is `kh` runs of
+    /// written out ([`padded_len`](super::pack::padded_len)): row `m`'s reduction is `kh` runs of
     /// `kw·cin` floats (one per kernel row), read in place by a kernel with
     /// [`Microkernel::SEGMENTS`], the whole K in one block.
     Padded(&'a ConvShape, &'a [f32]),
