@@ -314,6 +314,34 @@ pub(crate) fn strip_prefetch(lines: usize, s: usize, strips: usize, kc: usize) -
     (l0, l1 - l0, step)
 }
 
+/// [`strip_prefetch`] of every strip `0..out.len()` of `strips` at once, as
+/// the loop nest needs them per ic block: each strip's first line stepped
+/// on from the last (a line-drawing error term) and its step one of two
+/// values, so that no strip costs a division. Three 64-bit divisions per
+/// strip took 1 % of a K = 64 layer's time (`perf`, 3136×64×64).
+pub(crate) fn strip_prefetches(lines: usize, strips: usize, kc: usize, out: &mut [(usize, usize, usize)]) {
+    let (q, rem) = (lines / strips.max(1), lines % strips.max(1));
+    let step = |n: usize| match kc / 4 {
+        0 => 0,
+        groups => (n << 16) / groups,
+    };
+    let (step_q, step_q1) = (step(q), step(q + 1));
+    let (mut l0, mut err) = (0, 0);
+    for o in out.iter_mut() {
+        // Strip s ends at floor(lines·(s + 1) / strips): q more lines, one
+        // more whenever rem·(s + 1) passes another multiple of strips.
+        err += rem;
+        let (n, step) = if err >= strips {
+            err -= strips;
+            (q + 1, step_q1)
+        } else {
+            (q, step_q)
+        };
+        *o = (l0, n, step);
+        l0 += n;
+    }
+}
+
 /// Blocking parameters of one kernel, as plain values (for scratch sizing).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Blocking {
@@ -734,7 +762,6 @@ unsafe fn task_rows<U: Microkernel>(
     let mut offs = [0usize; MAX_MC];
     let mut a_rows = [std::ptr::null::<f32>(); MAX_MC];
     let mut res_offs = [0usize; MAX_MC];
-    let mut tiles = [Tile::EMPTY; MAX_STRIPS];
     let mut strip_pf = [(0usize, 0usize, 0usize); MAX_STRIPS];
     let mut padding_only = [false; MAX_STRIPS];
     // K blocks: whole taps when A is read in place, else `k_blocks`.
@@ -762,6 +789,10 @@ unsafe fn task_rows<U: Microkernel>(
     };
     debug_assert!(segs == 1 || U::SEGMENTS, "a padded input needs a kernel that reads rows in runs");
     let (oh, ow) = (shape.out_h(), shape.out_w());
+    // The fields no block changes, set once; each ic block then writes only
+    // what differs per strip (a whole Tile per strip and block, built on the
+    // stack and copied, cost another 1 % at K = 64).
+    let mut tiles = [Tile { b_next: p.k * PANEL, ldc: p.n, segs, seg_stride, ..Tile::EMPTY }; MAX_STRIPS];
 
     let mut jc = cols.start;
     while jc < cols.end {
@@ -827,18 +858,30 @@ unsafe fn task_rows<U: Microkernel>(
                 // call cost a quarter of the time of such a layer.
                 let strips = mcur.div_ceil(U::MR);
                 let (base, extra) = (mcur / strips, mcur % strips);
+                strip_prefetches(kc, strips, kc, &mut strip_pf[..strips]);
+                let tile_bias = if last && !bias.is_null() { bias.wrapping_add(jc) } else { std::ptr::null() };
                 let mut i = 0;
-                for s in 0..strips {
+                for (s, t) in tiles[..strips].iter_mut().enumerate() {
                     let mr = base + usize::from(s < extra);
-                    let mut a = [std::ptr::null(); MAX_MR];
-                    let mut res_rows = [std::ptr::null(); MAX_MR];
-                    for r in 0..mr {
-                        a[r] = a_rows[i + r];
-                        if !res_here.is_null() {
-                            res_rows[r] = res_here.wrapping_add(res_offs[i + r] + jc);
+                    // All MAX_MR pointers where the table has them (a fixed
+                    // 64-byte copy; `mr` of them would be a memmove call):
+                    // the kernels read only the first `mr`.
+                    match a_rows.get(i..i + MAX_MR) {
+                        Some(eight) => t.a.copy_from_slice(eight),
+                        None => t.a[..mr].copy_from_slice(&a_rows[i..i + mr]),
+                    }
+                    // Residual rows only where the task has a residual (the
+                    // others stay null from the start); null before the
+                    // last K block.
+                    if !res.is_null() {
+                        for r in 0..mr {
+                            t.res[r] = if res_here.is_null() {
+                                std::ptr::null()
+                            } else {
+                                res_here.wrapping_add(res_offs[i + r] + jc)
+                            };
                         }
                     }
-                    strip_pf[s] = strip_prefetch(kc, s, strips, kc);
                     // A strip whose rows all fall in the padding at this
                     // tap would add zeros to C: skipped when C already
                     // holds its partial sums and no epilogue is due (the
@@ -847,25 +890,14 @@ unsafe fn task_rows<U: Microkernel>(
                     padding_only[s] = direct.is_some()
                         && (kb > 0 || start_from_c)
                         && !last
-                        && a[..mr].iter().all(|&row| is_padding_row(row));
-                    tiles[s] = Tile {
-                        a,
-                        kc,
-                        b: std::ptr::null(),
-                        b_next: p.k * PANEL,
-                        c: c.wrapping_add((ic + i) * p.n + jc),
-                        ldc: p.n,
-                        mr,
-                        nr: 0,
-                        accumulate: kb > 0 || start_from_c,
-                        last,
-                        bias: if last && !bias.is_null() { bias.wrapping_add(jc) } else { std::ptr::null() },
-                        res: res_rows,
-                        relu: last && p.ep.relu,
-                        segs,
-                        seg_stride,
-                        ..Tile::EMPTY
-                    };
+                        && t.a[..mr].iter().all(|&row| is_padding_row(row));
+                    t.kc = kc;
+                    t.c = c.wrapping_add((ic + i) * p.n + jc);
+                    t.mr = mr;
+                    t.accumulate = kb > 0 || start_from_c;
+                    t.last = last;
+                    t.bias = tile_bias;
+                    t.relu = last && p.ep.relu;
                     i += mr;
                 }
                 // B micro-panel of column tile jr (k0 rows in), or null past jc_end.
@@ -923,8 +955,13 @@ unsafe fn task_rows<U: Microkernel>(
                             t.c = t.c.wrapping_add(U::NR);
                             continue;
                         }
-                        let (l0, pf_lines, step) =
-                            if lines == kc { strip_pf[s] } else { strip_prefetch(lines, s, strips, kc) };
+                        let (l0, pf_lines, step) = if lines == kc {
+                            strip_pf[s]
+                        } else if lines == 0 {
+                            (0, 0, 0)
+                        } else {
+                            strip_prefetch(lines, s, strips, kc)
+                        };
                         t.b = b;
                         t.nr = nr;
                         t.pf = next.wrapping_add(PANEL * l0);
@@ -1208,6 +1245,25 @@ mod tests {
                 (*seed >> 8) as f32 / (1u32 << 23) as f32 - 1.0
             })
             .collect()
+    }
+
+    #[test]
+    fn strip_prefetches_match_strip_prefetch_strip_by_strip() {
+        let mut out = [(0, 0, 0); MAX_STRIPS];
+        for strips in 1..=MAX_STRIPS {
+            for lines in (0..200).chain([256, 384, 512, 1000]) {
+                for kc in [1, 3, 4, 7, 64, 147, 256, 512] {
+                    strip_prefetches(lines, strips, kc, &mut out[..strips]);
+                    for (s, &got) in out[..strips].iter().enumerate() {
+                        assert_eq!(
+                            got,
+                            strip_prefetch(lines, s, strips, kc),
+                            "{lines} lines, strip {s} of {strips}, kc {kc}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
