@@ -25,6 +25,8 @@ impl Microkernel for Avx2 {
     const MC: usize = 144;
     const NC: usize = 1024;
 
+    // One call per tile, as for AVX-512 (see there).
+    #[inline(always)]
     unsafe fn tile(t: &Tile) {
         // SAFETY: forwarded contract of `Microkernel::tile` (the CPU has
         // AVX2+FMA; mr checked here).

@@ -45,6 +45,10 @@ impl Microkernel for Avx512 {
 
     const SEGMENTS: bool = true;
 
+    // Inlined into the loop nest, so that each tile is one call (to the
+    // instance the match picks) instead of two: perf, one thread, 56×56
+    // 64→256: the loop nest and this dispatch 3.4 → 1.8 % of the layer.
+    #[inline(always)]
     unsafe fn tile(t: &Tile) {
         // SAFETY: forwarded contract of `Microkernel::tile` (the CPU has
         // AVX-512F; mr checked by the match; the second panel is read only

@@ -34,6 +34,8 @@ impl Microkernel for Neon {
     const MC: usize = 144;
     const NC: usize = 1024;
 
+    // One call per tile, as for AVX-512 (see there).
+    #[inline(always)]
     unsafe fn tile(t: &Tile) {
         // SAFETY: forwarded contract of `Microkernel::tile` (the CPU has NEON;
         // mr checked here).
