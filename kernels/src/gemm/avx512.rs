@@ -390,6 +390,8 @@ impl TallMicrokernel for Avx512Tall {
     // 128 measured the same.
     const KC: usize = 256;
 
+    // Inlined into the product loop, as `Avx512::tile`.
+    #[inline(always)]
     unsafe fn tile(t: &TallTile) {
         // SAFETY: forwarded contract of `TallMicrokernel::tile` (the CPU has
         // AVX-512F; mr checked by the match).
