@@ -58,7 +58,8 @@ pub(crate) const fn mc_max(mc: usize) -> usize {
 /// are computed but never stored.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Tile {
-    /// Row pointers of A (first `mr` valid).
+    /// Row pointers of A (the first `mr`; the loop nest leaves the others
+    /// stale, and nothing reads them).
     pub a: [*const f32; MAX_MR],
     /// Reduction length.
     pub kc: usize,
@@ -82,8 +83,8 @@ pub(crate) struct Tile {
     pub last: bool,
     /// Bias at column 0 of the tile, or null (only read when `last`).
     pub bias: *const f32,
-    /// Residual of each row at the tile's first column (first `mr` valid), or
-    /// all null (only read when `last`). Rows are not evenly spaced when the
+    /// Residual of each row at the tile's first column, or null for none
+    /// (the first `mr` entries; only read when `last`). Rows are not evenly spaced when the
     /// residual is subsampled ([`crate::shape::Subsample`]).
     pub res: [*const f32; MAX_MR],
     /// ReLU in the store (only when `last`).
@@ -230,6 +231,9 @@ pub(crate) unsafe fn next_tile_lines<const MR: usize, const LINES: usize>(
     // addresses computed are only passed to `prefetch`.
     let n = unsafe { &*t.next };
     let (r, v) = (g / LINES, g % LINES);
+    // Rows past the next tile's own (a shorter strip) are prefetched too,
+    // and its `res` entries past `mr` may be left over from earlier blocks:
+    // hints only, to addresses inside the same buffers.
     let c = n.c.wrapping_add(r * n.ldc);
     prefetch(c.wrapping_add(16 * v) as *const i8);
     // A residual in C (in place) is covered by the line above.
