@@ -84,8 +84,8 @@ pub(crate) struct Tile {
     /// Bias at column 0 of the tile, or null (only read when `last`).
     pub bias: *const f32,
     /// Residual of each row at the tile's first column, or null for none
-    /// (the first `mr` entries; only read when `last`). Rows are not evenly spaced when the
-    /// residual is subsampled ([`crate::shape::Subsample`]).
+    /// (the first `mr` entries; only read when `last`). Rows are not evenly
+    /// spaced when the residual is subsampled ([`crate::shape::Subsample`]).
     pub res: [*const f32; MAX_MR],
     /// ReLU in the store (only when `last`).
     pub relu: bool,
