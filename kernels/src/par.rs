@@ -34,12 +34,13 @@
 //! nanoseconds. Outside a team (kernel tests and benches, or a kernel called
 //! from another thread) `run_tasks` falls back to plain rayon jobs.
 //!
-//! **Row splits in proportion.** A GEMM split into one row range per worker
+//! **Splits in proportion.** A GEMM split into one row range per worker
 //! (each range streams all the weights, so finer tasks cost more than they
-//! balance: `gemm::loops::split`) cannot be rebalanced by stealing when one
-//! core runs slower. `run_split` sizes the owner's range of such a job to
-//! the two threads' speeds measured on the previous ones (a two-thread team
-//! only; equal ranges elsewhere).
+//! balance: `gemm::loops::split`), or into one range of column tiles per
+//! worker (each streams its part of the weights and reads all of A), cannot
+//! be rebalanced by stealing when one core runs slower. `run_split` sizes
+//! the owner's range of such a job to the two threads' speeds measured on
+//! the previous ones (a two-thread team only; equal ranges elsewhere).
 //!
 //! **Protocol.** One control word holds the job generation, an OPEN bit, how
 //! many helpers joined this job (their slot numbers) and how many are still
@@ -570,8 +571,9 @@ fn next_share(share: f64, owner_rows: usize, owner_ns: u64, helper_rows: usize, 
 
 /// Runs `body(rows, slot)` on one contiguous range of `0..m` per worker (the
 /// ranges partition `0..m` in order; some may be empty), for kernels whose
-/// rows cost the same and whose tasks stay one per worker because each task
-/// streams all the weights (`gemm::loops::split`'s row split).
+/// `m` units cost the same and whose tasks stay one per worker
+/// (`gemm::loops::split`'s row splits, where each task streams all the
+/// weights, and its column splits, in units of column tiles).
 ///
 /// With one range per worker, a slower core cannot be rebalanced by
 /// stealing, and the layer waits for it: measured on the 2-core Zen 4 VM, in
