@@ -1289,25 +1289,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn row_splits_give_the_same_bits_whatever_the_threads_share() {
-        // Row-split GEMMs (one range per worker) on a two-thread team, with
-        // the owner's share forced to its bounds and the middle: bit-identical
-        // to one thread. 14×14×1024 → 256 has aliasing rows (copied into
-        // scratch sized for the larger range on an L1 with few ways),
-        // 28×28×128 → 512 adds a residual, the 3×3 is an implicit GEMM.
+    /// Runs each of `shapes` (whose task grid at two threads must be
+    /// `grid`) on a two-thread team with the owner's share forced to its
+    /// bounds and between, and checks every result bit-identical to one
+    /// thread's.
+    fn same_bits_whatever_the_share(shapes: &[ConvShape], grid: (usize, usize), mut seed: u32) {
         let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
-        let shapes = [
-            ConvShape::square(1, 14, 14, 1024, 256, 1, 1, 0),
-            ConvShape::square(1, 28, 28, 128, 512, 1, 1, 0),
-            ConvShape::square(1, 28, 28, 32, 40, 3, 1, 1),
-        ];
-        let mut seed = 0x2545_f491_u32;
         let mut rand = |n: usize| xorshift_values(&mut seed, n);
         for isa in crate::Isa::under_test() {
-            for s in &shapes {
+            for s in shapes {
                 let (m, k, n) = (s.batch * s.out_h() * s.out_w(), s.kh * s.kw * s.in_c, s.out_c);
-                assert_eq!(split(m, k, n, 16, 2), (2, 1), "{s:?} must be a row split");
+                assert_eq!(split(m, k, n, 16, 2), grid, "{s:?}: task grid");
                 let (input, w, bias, res) = (rand(s.input_len()), rand(s.weights_len()), rand(n), rand(s.output_len()));
                 let mut packed = vec![0.0; crate::gemm::packed_b_len(k, n)];
                 crate::gemm::pack_b(k, n, &w, &mut packed);
@@ -1324,7 +1316,7 @@ mod tests {
                     out
                 };
                 let want = run(1);
-                for share in [0.2, 0.35, 0.5, 0.8] {
+                for share in [0.2, 0.35, 0.45, 0.5, 0.8] {
                     let got = pool.install(|| {
                         crate::par::with_team(2, || {
                             crate::par::set_owner_share(share);
@@ -1341,53 +1333,30 @@ mod tests {
     }
 
     #[test]
+    fn row_splits_give_the_same_bits_whatever_the_threads_share() {
+        // Row-split GEMMs (one range of rows per worker). 14×14×1024 → 256
+        // has aliasing rows (copied into scratch sized for the larger range
+        // on an L1 with few ways), 28×28×128 → 512 adds a residual, the 3×3
+        // is an implicit GEMM.
+        let shapes = [
+            ConvShape::square(1, 14, 14, 1024, 256, 1, 1, 0),
+            ConvShape::square(1, 28, 28, 128, 512, 1, 1, 0),
+            ConvShape::square(1, 28, 28, 32, 40, 3, 1, 1),
+        ];
+        same_bits_whatever_the_share(&shapes, (2, 1), 0x2545_f491);
+    }
+
+    #[test]
     fn column_splits_give_the_same_bits_whatever_the_threads_share() {
-        // Column-split GEMMs (one range of column tiles per worker, sized by
-        // the owner's share) on a two-thread team: bit-identical to one
-        // thread. 7×7×2048 → 512 has aliasing rows, 7×7×512 → 2048 is
-        // stage 5's `_3` with a residual, the 3×3/2 an implicit GEMM.
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+        // Column-split GEMMs (one range of column tiles per worker).
+        // 7×7×2048 → 512 has aliasing rows, 7×7×512 → 2048 is stage 5's
+        // `_3` with a residual, the 3×3/2 an implicit GEMM.
         let shapes = [
             ConvShape::square(1, 7, 7, 2048, 512, 1, 1, 0),
             ConvShape::square(1, 7, 7, 512, 2048, 1, 1, 0),
             ConvShape::square(1, 14, 14, 512, 512, 3, 2, 1),
         ];
-        let mut seed = 0x1b87_3593_u32;
-        let mut rand = |n: usize| xorshift_values(&mut seed, n);
-        for isa in crate::Isa::under_test() {
-            for s in &shapes {
-                let (m, k, n) = (s.batch * s.out_h() * s.out_w(), s.kh * s.kw * s.in_c, s.out_c);
-                assert_eq!(split(m, k, n, 16, 2), (1, 2), "{s:?} must be a column split");
-                let (input, w, bias, res) = (rand(s.input_len()), rand(s.weights_len()), rand(n), rand(s.output_len()));
-                let mut packed = vec![0.0; crate::gemm::packed_b_len(k, n)];
-                crate::gemm::pack_b(k, n, &w, &mut packed);
-                let ep = Epilogue { bias: Some(&bias), residual: Some(&res), relu: true, ..Epilogue::default() };
-                let run = |threads: usize| {
-                    let mut out = vec![f32::NAN; s.output_len()];
-                    if s.kh == 1 {
-                        let mut scratch = vec![f32::NAN; crate::gemm::conv1x1_scratch_len(s, threads)];
-                        crate::gemm::conv1x1(isa, s, &input, &packed, &ep, &mut out, &mut scratch, threads);
-                    } else {
-                        let mut scratch = vec![f32::NAN; crate::gemm::implicit_scratch_len(s, threads)];
-                        crate::gemm::conv_implicit(isa, s, &input, &packed, &ep, &mut out, &mut scratch, threads);
-                    }
-                    out
-                };
-                let want = run(1);
-                for share in [0.2, 0.45, 0.5, 0.8] {
-                    let got = pool.install(|| {
-                        crate::par::with_team(2, || {
-                            crate::par::set_owner_share(share);
-                            run(2)
-                        })
-                    });
-                    assert!(
-                        got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()),
-                        "{isa} {s:?} share {share}"
-                    );
-                }
-            }
-        }
+        same_bits_whatever_the_share(&shapes, (1, 2), 0x1b87_3593);
     }
 
     #[test]
