@@ -310,12 +310,21 @@ pub(crate) unsafe fn next_tile_a_lines(t: &Tile, i: usize, mut prefetch: impl Fn
 /// steps in 16.16 fixed point (0 when the loop has no whole group), so that
 /// the microkernel spreads them evenly without dividing.
 pub(crate) fn strip_prefetch(lines: usize, s: usize, strips: usize, kc: usize) -> (usize, usize, usize) {
+    if lines == 0 {
+        // Nothing to prefetch (no next panel): no divisions either.
+        return (0, 0, 0);
+    }
     let (l0, l1) = (lines * s / strips, lines * (s + 1) / strips);
-    let step = match kc / 4 {
+    (l0, l1 - l0, prefetch_step(l1 - l0, kc))
+}
+
+/// `n` prefetches spread over the groups of 4 steps of a `kc`-step k loop:
+/// lines per group in 16.16 fixed point, 0 when there is no whole group.
+fn prefetch_step(n: usize, kc: usize) -> usize {
+    match kc / 4 {
         0 => 0,
-        groups => ((l1 - l0) << 16) / groups,
-    };
-    (l0, l1 - l0, step)
+        groups => (n << 16) / groups,
+    }
 }
 
 /// [`strip_prefetch`] of every strip `0..out.len()` of `strips` at once, as
@@ -325,11 +334,7 @@ pub(crate) fn strip_prefetch(lines: usize, s: usize, strips: usize, kc: usize) -
 /// strip took 1 % of a K = 64 layer's time (`perf`, 3136×64×64).
 pub(crate) fn strip_prefetches(lines: usize, strips: usize, kc: usize, out: &mut [(usize, usize, usize)]) {
     let (q, rem) = (lines / strips.max(1), lines % strips.max(1));
-    let step = |n: usize| match kc / 4 {
-        0 => 0,
-        groups => (n << 16) / groups,
-    };
-    let (step_q, step_q1) = (step(q), step(q + 1));
+    let (step_q, step_q1) = (prefetch_step(q, kc), prefetch_step(q + 1, kc));
     let (mut l0, mut err) = (0, 0);
     for o in out.iter_mut() {
         // Strip s ends at floor(lines·(s + 1) / strips): q more lines, one
@@ -678,33 +683,24 @@ pub(crate) unsafe fn run<U: Microkernel>(p: &Problem, out: &mut [f32], scratch: 
     let per = task_scratch_len(Blocking::of::<U>(), p.m, p.k, p.n, threads, p.a.copies_a(U::KC));
     let tiles = p.n.div_ceil(U::NR);
     let c = crate::par::SendPtr(out.as_mut_ptr());
-    if tn == 1 && tm > 1 {
-        // A row split, one range per worker: sized to the workers' speeds.
-        crate::par::run_split(p.m, tm, scratch, per, |rows, scr| {
-            if rows.is_empty() {
+    if tm * tn > 1 && (tm == 1 || tn == 1) {
+        // A row split or a column split (column tiles: each worker streams
+        // only its part of B), one range per worker, sized to the workers'
+        // speeds. For column splits, same process, alternating with
+        // `run_tasks`' equal halves inference by inference (Zen 4, batch 1,
+        // two threads, 200 rounds): those layers (stages 4–5 with big B,
+        // `conv5_block1_2`) 3–5 % faster, v1.5 and v1 0.4–1 % faster on the
+        // sums of per-layer medians.
+        let (units, workers) = if tn == 1 { (p.m, tm) } else { (tiles, tn) };
+        crate::par::run_split(units, workers, scratch, per, |u, scr| {
+            let (rows, cols) = if tn == 1 { (u, 0..p.n) } else { (0..p.m, u.start * U::NR..(u.end * U::NR).min(p.n)) };
+            if rows.is_empty() || cols.is_empty() {
                 return;
             }
             // SAFETY: the caller guarantees U's ISA and every length; the
-            // ranges partition the rows of C, each run once.
-            unsafe { task::<U>(p, rows, 0..p.n, c.get(), scr) };
-        });
-        return;
-    }
-    if tm == 1 && tn > 1 {
-        // A column split, one range of column tiles per worker (each streams
-        // only its part of B): sized to the workers' speeds like a row split.
-        // Same process, alternating with `run_tasks`' equal halves inference
-        // by inference (Zen 4, batch 1, two threads, 200 rounds): these
-        // layers (stages 4–5 with big B, `conv5_block1_2`) 3–5 % faster,
-        // v1.5 and v1 0.4–1 % faster on the sums of per-layer medians.
-        crate::par::run_split(tiles, tn, scratch, per, |t, scr| {
-            let cols = t.start * U::NR..(t.end * U::NR).min(p.n);
-            if cols.is_empty() {
-                return;
-            }
-            // SAFETY: the caller guarantees U's ISA and every length; the
-            // tile ranges partition the columns of C, each run once.
-            unsafe { task::<U>(p, 0..p.m, cols, c.get(), scr) };
+            // ranges partition the rows (or the column tiles) of C, each
+            // run once.
+            unsafe { task::<U>(p, rows, cols, c.get(), scr) };
         });
         return;
     }
@@ -978,13 +974,8 @@ unsafe fn task_rows<U: Microkernel>(
                             t.c = t.c.wrapping_add(U::NR);
                             continue;
                         }
-                        let (l0, pf_lines, step) = if lines == kc {
-                            strip_pf[s]
-                        } else if lines == 0 {
-                            (0, 0, 0)
-                        } else {
-                            strip_prefetch(lines, s, strips, kc)
-                        };
+                        let (l0, pf_lines, step) =
+                            if lines == kc { strip_pf[s] } else { strip_prefetch(lines, s, strips, kc) };
                         t.b = b;
                         t.nr = nr;
                         t.pf = next.wrapping_add(PANEL * l0);
