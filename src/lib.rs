@@ -35,9 +35,10 @@
 //! ```
 //!
 //! Threads: one `Model`, one [`Session`] per thread; [`ResNet50::threads`]
-//! sets the threads *inside* each layer (a rayon pool owned by the model; during
-//! a predict its other threads spin between layers, see
-//! [`resnet50_kernels::par::with_team`]). While other busy processes keep
+//! sets the threads *inside* each layer: the calling thread and `threads − 1`
+//! helper threads owned by the model, which spin between layers during a
+//! predict and park between predicts (see [`resnet50_kernels::par::Helpers`]).
+//! While other busy processes keep
 //! those threads waiting for each other, a session falls back to one thread
 //! and tries its threads again now and then ([`ResNet50::adaptive_threads`]);
 //! outputs are bit-identical at any thread count.

@@ -324,7 +324,9 @@ struct Inner {
     plan: Plan,
     weights: Arc<PreparedWeights>,
     isa: Isa,
-    pool: Option<rayon::ThreadPool>,
+    /// The `threads − 1` threads that help the caller's inferences (none
+    /// for one thread).
+    helpers: Option<resnet50_kernels::par::Helpers>,
 }
 
 /// Weights as [`resolve_weights`] finds them: canonical (to be prepared, with
@@ -467,10 +469,12 @@ impl Model {
             Some(p) => p.install(resolve)?,
             None => resolve()?,
         };
-        Model::assemble(config, weights, isa, pool)
+        drop(pool);
+        Model::assemble(config, weights, isa)
     }
 
-    /// The thread pool of a model with `config.threads` threads (none for one).
+    /// A rayon pool of `config.threads` threads that prepares the weights
+    /// (none for one).
     fn pool(config: &Config) -> Result<Option<rayon::ThreadPool>> {
         if config.threads <= 1 {
             return Ok(None);
@@ -484,12 +488,7 @@ impl Model {
     }
 
     /// The plan for `config` around the shared weights and the thread pool.
-    fn assemble(
-        config: Config,
-        weights: Arc<PreparedWeights>,
-        isa: Isa,
-        pool: Option<rayon::ThreadPool>,
-    ) -> Result<Model> {
+    fn assemble(config: Config, weights: Arc<PreparedWeights>, isa: Isa) -> Result<Model> {
         if isa == Isa::Avx512 {
             // Which kernel runs Winograd's products is measured once per
             // process (1–2 ms): here, not in the first inference.
@@ -509,7 +508,14 @@ impl Model {
         };
         let plan = Plan::new(&spec, &weights.kernels())?;
         config.check_memory(plan.arena_len().checked_mul(std::mem::size_of::<f32>()), false)?;
-        Ok(Model { inner: Arc::new(Inner { config, plan, weights, isa, pool }) })
+        let helpers = match config.threads {
+            0 | 1 => None,
+            n => Some(
+                resnet50_kernels::par::Helpers::new(n - 1, "resnet50")
+                    .map_err(|e| Error::Config(format!("could not start {} threads: {e}", n)))?,
+            ),
+        };
+        Ok(Model { inner: Arc::new(Inner { config, plan, weights, isa, helpers }) })
     }
 
     /// The configuration.
@@ -541,8 +547,7 @@ impl Model {
     /// This model's weights and ISA under `config` (validated first).
     fn replanned(&self, config: Config) -> Result<Model> {
         config.validate()?;
-        let pool = Model::pool(&config)?;
-        Model::assemble(config, self.inner.weights.clone(), self.inner.isa, pool)
+        Model::assemble(config, self.inner.weights.clone(), self.inner.isa)
     }
 
     /// The same network and weights (shared, not copied) on `threads`
@@ -794,17 +799,15 @@ impl Session {
         };
         let start = Instant::now();
         // Nanoseconds this thread waited at layer ends for the others.
-        let (loaded, waited_ns) = match &m.pool {
-            // One team per inference: the pool's other threads spin between
-            // layers instead of being woken for each one. The input is
-            // written inside it, so that a helper asleep since the last
+        let (loaded, waited_ns) = match &m.helpers {
+            // One team per inference, owned by this thread: the helpers spin
+            // between layers instead of being woken for each one. The input
+            // is written inside it, so that a helper parked since the last
             // inference wakes up (tens of µs on an idle vCPU) while the
             // owner copies, not while the first layer waits for it.
-            Some(pool) if threads > 1 => {
-                let (loaded, stats) = pool.install(|| {
-                    resnet50_kernels::par::with_team_stats(threads, || {
-                        load(arena).map(|()| executor::run(plan, &m.weights, m.isa, threads, arena, times))
-                    })
+            Some(helpers) if threads > 1 => {
+                let (loaded, stats) = helpers.with_team_stats(threads, || {
+                    load(arena).map(|()| executor::run(plan, &m.weights, m.isa, threads, arena, times))
                 });
                 (loaded, stats.waited_ns)
             }

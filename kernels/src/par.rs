@@ -27,12 +27,15 @@
 //! 0.2–3 ms each. Started as rayon jobs, each kernel's second worker must be
 //! woken from sleep (rayon parks idle threads after a few µs): measured on a
 //! 2-core VM, 16–49 µs before it takes its first task, each time — 2–5 % of a
-//! 2-thread batch-1 inference. Inside [`with_team`] the other `threads − 1`
-//! workers are started once (as rayon jobs, so they are the model's pool
-//! threads) and spin between kernels; a kernel run on the team's thread
-//! publishes its tasks and the spinning helpers join within a few hundred
-//! nanoseconds. Outside a team (kernel tests and benches, or a kernel called
-//! from another thread) `run_tasks` falls back to plain rayon jobs.
+//! 2-thread batch-1 inference. Inside a team the other `threads − 1`
+//! workers are started once and spin between kernels; a kernel run on the
+//! team's thread publishes its tasks and the spinning helpers join within a
+//! few hundred nanoseconds. [`Helpers::with_team_stats`] runs the team on the
+//! calling thread with threads of its own (what a model uses, see there for
+//! why); [`with_team`] runs it on a thread of the current rayon pool with
+//! rayon jobs as helpers (kernel benches and tests). Outside a team (or a
+//! kernel called from another thread) `run_tasks` falls back to plain rayon
+//! jobs.
 //!
 //! **Splits in proportion.** A GEMM split into one row range per worker
 //! (each range streams all the weights, so finer tasks cost more than they
@@ -52,7 +55,8 @@
 //! closure and scratch, which must outlive every helper that uses them.
 
 use std::cell::{Cell, UnsafeCell};
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -243,51 +247,206 @@ pub fn with_team_stats<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) ->
     if helpers == 0 || !OWNS.get().is_null() {
         return (f(), TeamStats::default());
     }
-    let team = Team {
-        ctl: AtomicU64::new(0),
-        ranges: TaskRanges::new(),
-        shutdown: AtomicBool::new(false),
-        job: UnsafeCell::new(Job {
-            body: &|_: usize, _: &mut [f32]| {},
-            ranges: 0,
-            scratch: std::ptr::null_mut(),
-            per: 0,
-            timed: false,
-        }),
-        jobs: AtomicU32::new(0),
-        helped: AtomicU32::new(0),
-        waited_ns: AtomicU64::new(0),
-        longest_ns: AtomicU64::new(0),
-        epoch: std::time::Instant::now(),
-        helper_join_ns: AtomicU64::new(0),
-        helper_own_ns: AtomicU64::new(0),
-        helper_stole: AtomicBool::new(false),
-    };
-    /// Stops the helpers and unregisters the team, also when `f` panics.
-    struct Owner<'a>(&'a Team);
-    impl Drop for Owner<'_> {
-        fn drop(&mut self) {
-            TEAM.set(std::ptr::null());
-            OWNS.set(std::ptr::null());
-            self.0.shutdown.store(true, Ordering::Release);
+    let team = Team::new();
+    let (r, ()) = rayon::join(|| team.own(f), || start_helpers(&team, helpers));
+    (r, team.stats())
+}
+
+/// Threads kept for one caller's teams: [`Helpers::with_team_stats`] runs
+/// `f` on the *calling* thread with these threads helping, where
+/// [`with_team`] moves `f` onto a rayon pool thread and starts the helpers
+/// as rayon jobs.
+///
+/// **Why.** With a rayon pool, the caller hands the inference to a pool
+/// thread and goes to sleep, and that thread wakes the other: two wake-ups
+/// in a row while the caller is still on its way off its core. Linux often
+/// queued the second pool thread on the first one's core (every core looked
+/// busy at that instant), where it waited for the first one's time slice to
+/// end before the scheduler moved it: measured on the 2-core Zen 4 VM, with
+/// the caller busy for 60 ms before each inference (as an application that
+/// decodes an image first), the helper joined 1–4 ms late in most
+/// inferences, and stage 1–2 ran at one thread's speed (v1.5: 37.9 ms
+/// instead of 32.0); even back to back, one inference in 20 lost ~3.5 ms.
+/// Here the caller, already on its core, stays there as the owner and only
+/// the helpers are woken — onto the other, idle cores.
+///
+/// Between teams a helper spins for [`Helpers::LINGER`] (so back-to-back
+/// inferences wake no one), then parks until the next team opens. One team
+/// at a time: a caller that finds another caller's team open runs its own
+/// kernels alone (as a rayon pool whose threads are all busy would). Dropping
+/// the `Helpers` stops and joins its threads. Nothing is allocated per team.
+pub struct Helpers {
+    door: Arc<Door>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// What the owner of a [`Helpers`] team and its helpers share.
+struct Door {
+    /// The open team, or null: helpers use the team only while counted in
+    /// `inside` *and* after seeing it still open (see `Helpers::with_team_stats`).
+    team: AtomicPtr<Team>,
+    /// Helpers counted in (some only until they see they are not needed).
+    inside: AtomicUsize,
+    /// Helpers the open team wants (its `threads − 1`).
+    wanted: AtomicUsize,
+    /// Teams opened so far: a helper does not re-enter a team it has left.
+    generation: AtomicU64,
+    /// Held by the caller whose team uses the door.
+    busy: AtomicBool,
+    /// Set when the `Helpers` is dropped.
+    quit: AtomicBool,
+    /// A kernel panicked on a helper during the open team.
+    panicked: AtomicBool,
+}
+
+impl std::fmt::Debug for Helpers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Helpers").field("threads", &self.threads.len()).finish()
+    }
+}
+
+impl Helpers {
+    /// How long a helper spins after a team before it parks: back-to-back
+    /// inferences (a few µs apart) keep their helpers on their cores; a
+    /// caller that works for longer between them finds the helpers parked
+    /// and wakes them (tens of µs on an idle vCPU).
+    pub const LINGER: std::time::Duration = std::time::Duration::from_millis(1);
+
+    /// Starts `n` helper threads named `{name}-1`, `{name}-2`, …
+    pub fn new(n: usize, name: &str) -> std::io::Result<Helpers> {
+        let door = Arc::new(Door {
+            team: AtomicPtr::new(std::ptr::null_mut()),
+            inside: AtomicUsize::new(0),
+            wanted: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            busy: AtomicBool::new(false),
+            quit: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
+        });
+        let mut helpers = Helpers { door, threads: Vec::with_capacity(n) };
+        for i in 1..=n.min(MAX_HELPERS) {
+            let door = helpers.door.clone();
+            // On an error, `helpers` drops here and stops those already started.
+            let t = std::thread::Builder::new().name(format!("{name}-{i}")).spawn(move || helper_main(&door))?;
+            helpers.threads.push(t);
+        }
+        Ok(helpers)
+    }
+
+    /// Helper threads.
+    pub fn len(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Whether there are no helper threads.
+    pub fn is_empty(&self) -> bool {
+        self.threads.is_empty()
+    }
+
+    /// [`with_team_stats`] with `f` on the calling thread and up to
+    /// `threads − 1` of these helpers. With `threads <= 1`, on a thread that
+    /// already owns a team, or without helpers, just calls `f`.
+    pub fn with_team_stats<R>(&self, threads: usize, f: impl FnOnce() -> R) -> (R, TeamStats) {
+        let wanted = threads.saturating_sub(1).min(self.threads.len());
+        if wanted == 0 || !OWNS.get().is_null() {
+            return (f(), TeamStats::default());
+        }
+        let team = Team::new();
+        let door = &*self.door;
+        if door.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            // Another caller's team holds the helpers: this one runs alone
+            // (its kernels still publish to its team, which no one joins).
+            let r = team.own(f);
+            return (r, team.stats());
+        }
+        /// Closes the door and waits until no helper is inside (they then
+        /// no longer touch `team`), also when `f` panics; then frees it.
+        struct Close<'a>(&'a Door);
+        impl Drop for Close<'_> {
+            fn drop(&mut self) {
+                self.0.team.store(std::ptr::null_mut(), Ordering::SeqCst);
+                while self.0.inside.load(Ordering::SeqCst) != 0 {
+                    std::hint::spin_loop();
+                }
+                self.0.busy.store(false, Ordering::Release);
+            }
+        }
+        door.wanted.store(wanted, Ordering::Relaxed);
+        door.generation.fetch_add(1, Ordering::Relaxed);
+        door.team.store(std::ptr::from_ref(&team).cast_mut(), Ordering::SeqCst);
+        let close = Close(door);
+        for t in &self.threads[..wanted] {
+            t.thread().unpark();
+        }
+        // `own` tells the helpers inside to leave (shutdown) when `f` ends;
+        // `close` then waits for them before `team` goes out of scope.
+        let r = team.own(f);
+        drop(close);
+        // The helpers' stores happened before their `inside` decrements,
+        // which the close's wait read.
+        if door.panicked.swap(false, Ordering::Relaxed) {
+            panic!("par: a kernel panicked on a helper thread");
+        }
+        (r, team.stats())
+    }
+}
+
+impl Drop for Helpers {
+    fn drop(&mut self) {
+        self.door.quit.store(true, Ordering::SeqCst);
+        for t in &self.threads {
+            t.thread().unpark();
+        }
+        for t in self.threads.drain(..) {
+            // A helper that panicked has nothing more to say here.
+            let _ = t.join();
         }
     }
-    let (r, ()) = rayon::join(
-        || {
-            TEAM.set(&team);
-            OWNS.set(&team);
-            let _owner = Owner(&team);
-            f()
-        },
-        || start_helpers(&team, helpers),
-    );
-    let stats = TeamStats {
-        jobs: team.jobs.into_inner(),
-        helped: team.helped.into_inner(),
-        waited_ns: team.waited_ns.into_inner(),
-        longest_wait_ns: team.longest_ns.into_inner(),
-    };
-    (r, stats)
+}
+
+/// A [`Helpers`] thread: helps each team it is let into, spins
+/// [`Helpers::LINGER`] after it, then parks until the door changes.
+fn helper_main(door: &Door) {
+    let mut left = u64::MAX; // the generation of the team last seen through
+    let mut since = std::time::Instant::now();
+    let mut spins = 0u32;
+    while !door.quit.load(Ordering::Acquire) {
+        let p = door.team.load(Ordering::SeqCst);
+        let generation = door.generation.load(Ordering::Relaxed);
+        if p.is_null() || generation == left {
+            spins = spins.wrapping_add(1);
+            if spins.is_multiple_of(64) && since.elapsed() >= Helpers::LINGER {
+                std::thread::park();
+                since = std::time::Instant::now();
+            } else {
+                std::hint::spin_loop();
+            }
+            continue;
+        }
+        let n = door.inside.fetch_add(1, Ordering::SeqCst) + 1;
+        // Counted in before checking the door again (both SeqCst): either
+        // the owner's close sees us counted and waits, or we see it closed.
+        let entered = door.team.load(Ordering::SeqCst) == p;
+        if entered && n <= door.wanted.load(Ordering::Relaxed) {
+            // SAFETY: the team is open and we are counted in: its owner
+            // does not return from `with_team_stats` (and `team` stays alive)
+            // until we have decremented `inside` below.
+            let team = unsafe { &*p };
+            // A kernel that panics on this thread: the owner re-raises it
+            // once the team is closed (as `rayon::join` would); this thread
+            // stays for the next teams.
+            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| team.help())).is_err() {
+                door.panicked.store(true, Ordering::Relaxed);
+            }
+        }
+        door.inside.fetch_sub(1, Ordering::SeqCst);
+        // Done with this team (or not wanted in it); a door that changed
+        // meanwhile is looked at again.
+        if entered {
+            left = generation;
+        }
+        since = std::time::Instant::now();
+    }
 }
 
 /// How long, in nanoseconds, the owner of the [`with_team`] call running on
@@ -310,6 +469,60 @@ fn start_helpers(team: &Team, n: usize) {
         team.help();
     } else {
         rayon::join(|| start_helpers(team, n / 2), || start_helpers(team, n - n / 2));
+    }
+}
+
+impl Team {
+    fn new() -> Team {
+        Team {
+            ctl: AtomicU64::new(0),
+            ranges: TaskRanges::new(),
+            shutdown: AtomicBool::new(false),
+            job: UnsafeCell::new(Job {
+                body: &|_: usize, _: &mut [f32]| {},
+                ranges: 0,
+                scratch: std::ptr::null_mut(),
+                per: 0,
+                timed: false,
+            }),
+            jobs: AtomicU32::new(0),
+            helped: AtomicU32::new(0),
+            waited_ns: AtomicU64::new(0),
+            longest_ns: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+            helper_join_ns: AtomicU64::new(0),
+            helper_own_ns: AtomicU64::new(0),
+            helper_stole: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `f` on this thread as the team's owner: the kernels it calls
+    /// publish their tasks to the team. Tells the helpers to stop when `f`
+    /// returns or panics.
+    fn own<R>(&self, f: impl FnOnce() -> R) -> R {
+        /// Stops the helpers and unregisters the team, also when `f` panics.
+        struct Owner<'a>(&'a Team);
+        impl Drop for Owner<'_> {
+            fn drop(&mut self) {
+                TEAM.set(std::ptr::null());
+                OWNS.set(std::ptr::null());
+                self.0.shutdown.store(true, Ordering::Release);
+            }
+        }
+        TEAM.set(self);
+        OWNS.set(self);
+        let _owner = Owner(self);
+        f()
+    }
+
+    /// What the owner saw (once every helper has left).
+    fn stats(&self) -> TeamStats {
+        TeamStats {
+            jobs: self.jobs.load(Ordering::Relaxed),
+            helped: self.helped.load(Ordering::Relaxed),
+            waited_ns: self.waited_ns.load(Ordering::Relaxed),
+            longest_wait_ns: self.longest_ns.load(Ordering::Relaxed),
+        }
     }
 }
 
@@ -542,8 +755,8 @@ where
 
 thread_local! {
     /// The owner's share of a two-worker [`run_split`], kept per thread across
-    /// teams: a model's team is owned by whichever of its pool's threads picks
-    /// up the inference, and each keeps the ratio it measured against the other.
+    /// teams: a model's team is owned by the thread that calls predict, which
+    /// keeps the ratio it measured against the helper.
     static OWNER_SHARE: Cell<f64> = const { Cell::new(0.5) };
 }
 
@@ -765,6 +978,128 @@ mod tests {
         assert!(r.is_err());
         // The pool and a new team still work.
         pool.install(|| with_team(2, || check_every_task_once(17, 2, 3)));
+    }
+
+    #[test]
+    fn helpers_run_every_task_once_on_the_callers_team() {
+        for n in [1, 2, 4] {
+            let helpers = Helpers::new(n, "test").unwrap();
+            assert_eq!(helpers.len(), n);
+            let caller = std::thread::current().id();
+            // Fewer threads than helpers, as many, and more.
+            for threads in [2, n + 1, n + 3] {
+                let ((), stats) = helpers.with_team_stats(threads, || {
+                    assert_eq!(std::thread::current().id(), caller, "the caller owns the team");
+                    for _ in 0..100 {
+                        for (tasks, workers, per) in CASES {
+                            check_every_task_once(tasks, workers, per);
+                        }
+                    }
+                });
+                assert!(stats.jobs > 0 && stats.helped <= stats.jobs, "{stats:?}");
+            }
+            // One thread: no team.
+            assert_eq!(helpers.with_team_stats(1, || ()).1, TeamStats::default());
+        }
+    }
+
+    #[test]
+    fn helpers_join_again_after_parking() {
+        let helpers = Helpers::new(1, "test").unwrap();
+        for round in 0..3 {
+            // A slow first task: the helper must take the second one.
+            let ids = Mutex::new(std::collections::HashSet::new());
+            let ((), stats) = helpers.with_team_stats(2, || {
+                run_tasks(2, 2, &mut [], 0, |_, _| {
+                    ids.lock().unwrap().insert(std::thread::current().id());
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                });
+            });
+            assert_eq!(ids.into_inner().unwrap().len(), 2, "round {round}: {stats:?}");
+            assert_eq!(stats.helped, 1);
+            // Longer than the linger: the helper parks, the next team wakes it.
+            std::thread::sleep(Helpers::LINGER * 5);
+        }
+    }
+
+    #[test]
+    fn a_second_caller_runs_alone_while_the_helpers_are_taken() {
+        let helpers = Helpers::new(1, "test").unwrap();
+        let (inside_tx, inside_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let helpers = &helpers;
+            let first = s.spawn(move || {
+                helpers.with_team_stats(2, || {
+                    inside_tx.send(()).unwrap();
+                    go_rx.recv().unwrap();
+                    check_every_task_once(17, 2, 3);
+                })
+            });
+            inside_rx.recv().unwrap();
+            let ids = Mutex::new(std::collections::HashSet::new());
+            let ((), stats) = helpers.with_team_stats(2, || {
+                for (tasks, workers, per) in CASES {
+                    check_every_task_once(tasks, workers, per);
+                }
+                run_tasks(4, 2, &mut [], 0, |_, _| {
+                    ids.lock().unwrap().insert(std::thread::current().id());
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                });
+            });
+            assert_eq!(stats.helped, 0, "{stats:?}");
+            assert_eq!(ids.into_inner().unwrap().len(), 1);
+            go_tx.send(()).unwrap();
+            first.join().unwrap();
+        });
+        // The door is free again.
+        let ((), stats) = helpers.with_team_stats(2, || check_every_task_once(64, 2, 1));
+        assert_eq!(stats.jobs, 1);
+    }
+
+    #[test]
+    fn helpers_survive_panicking_kernels() {
+        let helpers = Helpers::new(1, "test").unwrap();
+        let panics = |f: &dyn Fn()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+        // A task fails on whichever thread runs it.
+        assert!(panics(&|| {
+            helpers.with_team_stats(2, || {
+                run_tasks(64, 2, &mut [], 0, |t, _| {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                    assert!(t != 40, "task 40 fails");
+                })
+            });
+        }));
+        // The helper's task fails (the owner's first one lasts long enough
+        // for the helper to take the second): the owner re-raises it once
+        // the team is closed. (A few tries: on a loaded machine the owner
+        // may still have taken both.)
+        let helper_failed = (0..5).any(|_| {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                helpers.with_team_stats(2, || {
+                    run_tasks(2, 2, &mut [], 0, |t, _| {
+                        std::thread::sleep(std::time::Duration::from_millis(if t == 0 { 50 } else { 0 }));
+                        assert!(t != 1, "task 1 fails");
+                    })
+                });
+            }));
+            let payload = r.expect_err("task 1 failed on some thread");
+            payload.downcast_ref::<&str>().is_some_and(|m| m.contains("on a helper thread"))
+        });
+        assert!(helper_failed, "the helper's panic was not re-raised by the owner");
+        // The caller's own code fails.
+        assert!(panics(&|| {
+            helpers.with_team_stats(2, || panic!("the caller fails"));
+        }));
+        // The helper is still there.
+        let ids = Mutex::new(std::collections::HashSet::new());
+        helpers.with_team_stats(2, || {
+            run_tasks(2, 2, &mut [], 0, |_, _| {
+                ids.lock().unwrap().insert(std::thread::current().id());
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            })
+        });
+        assert_eq!(ids.into_inner().unwrap().len(), 2);
     }
 
     /// Runs `work` for worker `w` alone on ranges dealt for `workers`,
