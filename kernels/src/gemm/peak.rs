@@ -49,11 +49,15 @@ pub fn fma_probe(isa: Isa, iters: u64) -> u64 {
 /// as two halves on its 256-bit pipes; Intel cores with one 512-bit unit).
 /// `false` without AVX-512F.
 ///
-/// Measured once per process, on first use (1.5 ms on a Zen 5): the best
-/// of five interleaved runs of the AVX-512 and the AVX2 [`fma_probe`], full
-/// width when the first reaches 1.5× the second (the two cases are 2× and
-/// 1×; a preempted run only lowers one reading, which the best of five
-/// discards). It picks the kernel of Winograd's products
+/// Measured once per process, on first use (~2 ms): the best of 24
+/// interleaved short runs (30–60 µs) of the AVX-512 and the AVX2
+/// [`fma_probe`], full width when the first reaches 1.5× the second (the
+/// two cases are 2× and 1×; a preempted or slowed run only lowers one
+/// reading, which the best discards). With five runs of 0.15–0.3 ms each,
+/// a 2-vCPU Zen 4 VM in one of its slow phases once took its half-rate
+/// 512-bit FMAs for full-width ones (every AVX2 run slowed by a third), and
+/// that model ran v1.5's `conv3_block1_2` with F(2×2)/2 and Winograd's
+/// products on the 8×32 kernel, both slower there. It picks the kernel of Winograd's products
 /// (`gemm_rows`), which never changes a result: both candidates are one FMA
 /// chain over k per element. A model built for AVX-512 also asks it whether
 /// its stride-2 3×3 layers may take the F(4×4)/2 Winograd tile
@@ -72,10 +76,10 @@ pub fn avx512_full_width() -> bool {
             return false;
         }
         let (mut w512, mut w256) = (0.0f64, 0.0f64);
-        for _ in 0..5 {
-            // 1.2 M FMAs each: 0.15–0.3 ms.
-            w256 = w256.max(fma_peak_gflops(Isa::Avx2, 100_000));
-            w512 = w512.max(fma_peak_gflops(Isa::Avx512, 50_000));
+        for _ in 0..24 {
+            // 240 k FMAs each: 30–60 µs.
+            w256 = w256.max(fma_peak_gflops(Isa::Avx2, 20_000));
+            w512 = w512.max(fma_peak_gflops(Isa::Avx512, 10_000));
         }
         w512 > 1.5 * w256
     })
