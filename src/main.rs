@@ -120,6 +120,12 @@ enum Command {
         /// times the --threads model only.
         #[arg(long, value_name = "N")]
         baseline_threads: Option<usize>,
+        /// Before each timed inference, keep the calling thread busy (computing) for
+        /// this many milliseconds, untimed: latency as an application sees it that
+        /// does other work between predicts (decoding the next image, say), rather
+        /// than back to back.
+        #[arg(long, value_name = "MS", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=10000))]
+        busy_ms: u32,
         /// Let the sessions fall back to one thread while other processes stall
         /// their threads (the library's default, `ResNet50::adaptive_threads`);
         /// without it, bench measures exactly --threads (and --baseline-threads).
@@ -344,8 +350,8 @@ fn run(cli: Cli) -> CliResult<()> {
             resnet50::loaders::convert(&src, &dst, None).map_err(|e| e.to_string())?;
             eprintln!("wrote {}", dst.display());
         }
-        Command::Bench { iters, warmup, json, profile, baseline_threads, adaptive_threads, model } => {
-            bench(&model, iters, warmup, json, profile, baseline_threads, adaptive_threads)?
+        Command::Bench { iters, warmup, json, profile, baseline_threads, busy_ms, adaptive_threads, model } => {
+            bench(&model, iters, warmup, json, profile, baseline_threads, busy_ms, adaptive_threads)?
         }
     }
     Ok(())
@@ -533,6 +539,18 @@ fn classify(args: &[PathBuf], top: usize, json: bool, pre: &PreFlags, flags: &Mo
     Ok(())
 }
 
+/// Keeps this thread computing for `ms` milliseconds (`bench --busy-ms`).
+fn busy_for(ms: u32) {
+    let start = Instant::now();
+    let mut x = 1u64;
+    while start.elapsed().as_millis() < u128::from(ms) {
+        for _ in 0..256 {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn bench(
     flags: &ModelFlags,
     iters: u32,
@@ -540,6 +558,7 @@ fn bench(
     json: bool,
     profile: bool,
     baseline_threads: Option<usize>,
+    busy_ms: u32,
     adaptive_threads: bool,
 ) -> CliResult<()> {
     let m = flags.build_with(Config { adaptive_threads, ..flags.config(None)? })?;
@@ -566,6 +585,7 @@ fn bench(
     // Timed inferences that ran on one thread (only with --adaptive-threads).
     let mut fell_back = [0u32; 2];
     let timed = |s: &mut resnet50::Session, into: &mut Vec<f64>, fell_back: &mut u32| -> CliResult<()> {
+        busy_for(busy_ms);
         let t = Instant::now();
         s.predict(&input).map_err(|e| e.to_string())?;
         into.push(t.elapsed().as_secs_f64() * 1e3);
@@ -623,7 +643,7 @@ fn bench(
             "min_ms": min, "images_per_s": ips, "gflops": gflops, "peak_gflops": peak,
             "percent_of_peak": 100.0 * gflops / peak, "times_ms": times,
             "adaptive_threads": adaptive_threads, "one_thread_iters": fell_back[0],
-            "steal_percent": steal,
+            "steal_percent": steal, "busy_ms": busy_ms,
         });
         if let Some((threads, bm, bp, bmin)) = baseline {
             v["baseline"] = serde_json::json!({
@@ -655,6 +675,9 @@ fn bench(
             m.isa()
         );
         println!("  median {median:.2} ms   p90 {p90:.2} ms   min {min:.2} ms   ({iters} iterations)");
+        if busy_ms > 0 {
+            println!("  each after {busy_ms} ms of other work on the calling thread (--busy-ms)");
+        }
         if adaptive_threads {
             println!("  adaptive threads: {} of {iters} inferences fell back to one thread", fell_back[0]);
         }

@@ -77,6 +77,8 @@ fn bad_input_gives_one_clear_line_and_nonzero_exit() {
         &["bench", "--iters", "0"],
         &["bench", "--baseline-threads", "0"],
         &["bench", "--baseline-threads", "1025"],
+        &["bench", "--busy-ms", "10001"],
+        &["bench", "--busy-ms", "-1"],
     ] {
         let out = bin().args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?} should fail");
@@ -140,6 +142,25 @@ fn bench_baseline_threads_alternates_and_reports_the_speedup() {
         bin().args(["bench", "--json", "--iters", "1", "--warmup", "0", "--input-size", "64x64"]).output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v.get("baseline").is_none() && v.get("speedup").is_none(), "{v}");
+}
+
+#[test]
+fn bench_busy_ms_works_between_inferences_but_does_not_time_it() {
+    let start = std::time::Instant::now();
+    let out = bin()
+        .args(["bench", "--json", "--iters", "3", "--warmup", "0", "--input-size", "64x64", "--busy-ms", "50"])
+        .output()
+        .unwrap();
+    let elapsed_ms = start.elapsed().as_secs_f64() * 1e3;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["busy_ms"], 50);
+    // Three busy stretches ran (the process took at least that long), none
+    // inside a timed inference (a 64×64 one takes a few ms).
+    assert!(elapsed_ms >= 150.0, "{elapsed_ms} ms");
+    let times: Vec<f64> = v["times_ms"].as_array().unwrap().iter().map(|t| t.as_f64().unwrap()).collect();
+    assert_eq!(times.len(), 3);
+    assert!(times.iter().all(|&t| t > 0.0 && t < 50.0), "{times:?}");
 }
 
 /// `--weights imagenet` looks in the caches that `KERAS_HOME`, `RESNET50_HOME`

@@ -255,6 +255,14 @@ def build_onnx(variant: str, batch: int, height: int, width: int, *, include_top
 # ---------------------------------------------------------------------------
 # Engines
 # ---------------------------------------------------------------------------
+def busy_for(ms: float) -> None:
+    """Keep this thread computing for `ms` milliseconds (`--busy-ms`)."""
+    end = time.perf_counter() + ms / 1e3
+    x = 1
+    while time.perf_counter() < end:
+        x = (x * 6364136223846793005 + 1) & 0xFFFFFFFFFFFFFFFF
+
+
 def pct(sorted_times: list[float], p: float) -> float:
     """Same percentile rule as `resnet50 bench`: sorted[round((n-1)*p)]."""
     return sorted_times[int(round((len(sorted_times) - 1) * p))]
@@ -279,6 +287,7 @@ def round_from_times(times: list[float]) -> Round:
 
 class OrtEngine:
     name = "onnxruntime"
+    busy_ms = 0
 
     def __init__(self, model_path: str, threads: int, spinning: str):
         import onnxruntime as ort
@@ -312,6 +321,7 @@ class OrtEngine:
             self.infer()
         times = []
         for _ in range(iters):
+            busy_for(self.busy_ms)
             t = time.perf_counter()
             self.infer()
             times.append((time.perf_counter() - t) * 1e3)
@@ -320,6 +330,7 @@ class OrtEngine:
 
 class OvEngine:
     name = "openvino"
+    busy_ms = 0
 
     def __init__(self, model_path: str, threads: int, hint: str, precision: str):
         import openvino as ov
@@ -357,6 +368,7 @@ class OvEngine:
             self.request.infer()
         times = []
         for _ in range(iters):
+            busy_for(self.busy_ms)
             t = time.perf_counter()
             self.request.infer()
             times.append((time.perf_counter() - t) * 1e3)
@@ -420,8 +432,12 @@ class PeerProcess:
 def peer_engine(kind: str, spec: dict):
     """The in-process peer `kind` ("ort" or "ov") on `spec`'s model, threads and options."""
     if kind == "ort":
-        return OrtEngine(spec["model"], spec["threads"], spec["spinning"])
-    return OvEngine(spec["model"], spec["threads"], spec["hint"], spec["precision"])
+        e = OrtEngine(spec["model"], spec["threads"], spec["spinning"])
+    else:
+        e = OvEngine(spec["model"], spec["threads"], spec["hint"], spec["precision"])
+    # other work on the calling thread before each timed run (--busy-ms)
+    e.busy_ms = spec.get("busy_ms", 0)
+    return e
 
 
 def worker(spec_json: str) -> int:
@@ -673,12 +689,18 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-verify", action="store_true", help="skip the golden-fixture check")
     ap.add_argument("--verify-only", action="store_true", help="only check the ONNX graph and exit")
     ap.add_argument("--save-onnx", metavar="DIR", help="also keep the benchmarked .onnx files in DIR")
+    ap.add_argument("--busy-ms", type=int, default=0, metavar="MS",
+                    help="before each timed inference, keep the calling thread computing for MS "
+                         "milliseconds, untimed, in every engine (an application that does other "
+                         "work between predicts; `resnet50 bench --busy-ms`)")
     ap.add_argument("--json-out", metavar="FILE", help="write all results as JSON")
     ap.add_argument("--background-load", type=int, default=0, metavar="N",
                     help="keep N busy-looping processes running beside every engine for the whole "
                          "run: an oversubscribed machine (e.g. 1 with --configs 1x2 on 2 cores; "
                          "ours pins its threads unless --ours-args=--adaptive-threads)")
     args = ap.parse_args(argv)
+    if not 0 <= args.busy_ms <= 10000:
+        ap.error(f"--busy-ms {args.busy_ms}: expected 0..10000")
     args.variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for v in args.variants:
         if v not in ("v1", "v1.5"):
@@ -727,7 +749,7 @@ def main(argv=None) -> int:
     tmp = tempfile.TemporaryDirectory(prefix="resnet50-compare-")
     outdir = Path(args.save_onnx) if args.save_onnx else Path(tmp.name)
     outdir.mkdir(parents=True, exist_ok=True)
-    extra = args.ours_args.split()
+    extra = args.ours_args.split() + (["--busy-ms", str(args.busy_ms)] if args.busy_ms else [])
     t_start = time.perf_counter()
     if not 0 <= args.background_load <= 64:
         ap.error(f"--background-load {args.background_load}: expected 0..64 processes")
@@ -749,7 +771,7 @@ def main(argv=None) -> int:
                 x_nchw = deterministic_input(batch, 224, 224).transpose(0, 3, 1, 2).copy()
                 peers = [k for k in ("ort", "ov") if k in engines]
                 spec = {"model": str(path), "threads": threads, "spinning": args.ort_spinning,
-                        "hint": args.ov_hint, "precision": args.ov_precision}
+                        "hint": args.ov_hint, "precision": args.ov_precision, "busy_ms": args.busy_ms}
                 # in this process: the peers that time here (--peer-process run), or both
                 # for the cross-check below
                 in_process = args.peer_process == "run" or len(peers) == 2
@@ -781,7 +803,8 @@ def main(argv=None) -> int:
                         if args.iters:
                             n = args.iters
                         else:
-                            n = int(round(args.seconds_per_round * 1e3 / max(est[k], 1e-3)))
+                            # the busy time counts: a round stays --seconds-per-round long
+                            n = int(round(args.seconds_per_round * 1e3 / max(est[k] + args.busy_ms, 1e-3)))
                             n = max(args.min_iters, min(args.max_iters, n))
                         t0 = cpu_ticks()
                         rd = eng[k].run_round(n, args.warmup)
