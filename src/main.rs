@@ -116,8 +116,10 @@ enum Command {
         profile: bool,
         /// Also time the same model and weights on this many threads, alternating
         /// inference by inference with --threads (so both see the same machine
-        /// load), and report its times and the speedup (its median / ours). --profile
-        /// times the --threads model only.
+        /// load), and report its times and the speedup (its median / ours). With
+        /// --profile both models' layers are timed, alternated likewise, and each
+        /// layer gets the baseline's median and its own speedup (with --json:
+        /// `baseline_median_ms` and `speedup` per layer).
         #[arg(long, value_name = "N")]
         baseline_threads: Option<usize>,
         /// Before each timed inference, keep the calling thread busy (computing) for
@@ -539,6 +541,53 @@ fn classify(args: &[PathBuf], top: usize, json: bool, pre: &PreFlags, flags: &Mo
     Ok(())
 }
 
+/// `bench --profile --baseline-threads`: each model's per-layer times over
+/// `iters` runs, alternating the two inference by inference (and which goes
+/// first), so that drifting load hits both alike; medians, minima and means
+/// as [`resnet50::Session::profile`] gives them.
+fn profile_pair(
+    a: &mut resnet50::Session,
+    b: &mut resnet50::Session,
+    input: &[f32],
+    iters: u32,
+) -> CliResult<(Vec<resnet50::StepTime>, Vec<resnet50::StepTime>)> {
+    let (mut ra, mut rb) = (Vec::new(), Vec::new());
+    for i in 0..iters {
+        let one = |s: &mut resnet50::Session, into: &mut Vec<Vec<resnet50::StepTime>>| -> CliResult<()> {
+            into.push(s.profile(input, 1).map_err(|e| e.to_string())?);
+            Ok(())
+        };
+        if i % 2 == 1 {
+            one(b, &mut rb)?;
+            one(a, &mut ra)?;
+        } else {
+            one(a, &mut ra)?;
+            one(b, &mut rb)?;
+        }
+    }
+    Ok((merge_runs(&ra), merge_runs(&rb)))
+}
+
+/// Per-layer mean, median (the upper middle, as `Session::profile`), minimum
+/// and mean wait over runs of the same plan, one `StepTime` list per run.
+fn merge_runs(runs: &[Vec<resnet50::StepTime>]) -> Vec<resnet50::StepTime> {
+    let Some(first) = runs.first() else { return Vec::new() };
+    let n = runs.len() as f64;
+    (0..first.len())
+        .map(|i| {
+            let mut t: Vec<f64> = runs.iter().map(|r| r[i].seconds).collect();
+            t.sort_by(f64::total_cmp);
+            resnet50::StepTime {
+                seconds: t.iter().sum::<f64>() / n,
+                median_seconds: t[t.len() / 2],
+                min_seconds: t[0],
+                waited: runs.iter().map(|r| r[i].waited).sum::<f64>() / n,
+                ..first[i].clone()
+            }
+        })
+        .collect()
+}
+
 /// Keeps this thread computing for `ms` milliseconds (`bench --busy-ms`).
 fn busy_for(ms: u32) {
     let start = Instant::now();
@@ -615,7 +664,7 @@ fn bench(
         (pct(0.5), pct(0.9), t[0])
     };
     let (median, p90, min) = summary(&mut times);
-    let baseline = base_session.map(|(threads, _)| {
+    let baseline = base_session.as_ref().map(|&(threads, _)| {
         let (bm, bp, bmin) = summary(&mut base_times);
         (threads, bm, bp, bmin)
     });
@@ -627,7 +676,16 @@ fn bench(
     let core_peak =
         (0..3).map(|_| resnet50_kernels::gemm::peak::fma_peak_gflops(m.isa(), 4_000_000)).fold(0.0, f64::max);
     let peak = core_peak * c.threads as f64;
-    let layers = if profile { session.profile(&input, iters as usize).map_err(|e| e.to_string())? } else { Vec::new() };
+    // With a baseline, both models' layers, alternated inference by inference.
+    let (layers, base_layers) = match (profile, base_session.as_mut()) {
+        (false, _) => (Vec::new(), Vec::new()),
+        (true, None) => (session.profile(&input, iters as usize).map_err(|e| e.to_string())?, Vec::new()),
+        (true, Some((_, b))) => profile_pair(&mut session, b, &input, iters)?,
+    };
+    // A layer's speedup over the baseline (its median / ours), where both ran it.
+    let scaling = |i: usize, l: &resnet50::StepTime| {
+        base_layers.get(i).filter(|_| l.median_seconds > 0.0).map(|b| b.median_seconds / l.median_seconds)
+    };
     // A layer's GFLOP/s at its median time.
     let layer_gflops = |l: &resnet50::StepTime| {
         if l.median_seconds > 0.0 {
@@ -655,12 +713,18 @@ fn bench(
         if profile {
             v["layers"] = layers
                 .iter()
-                .map(|l| {
-                    serde_json::json!({
+                .enumerate()
+                .map(|(i, l)| {
+                    let mut j = serde_json::json!({
                         "name": l.name, "kernel": l.kind, "ms": l.seconds * 1e3,
                         "median_ms": l.median_seconds * 1e3, "min_ms": l.min_seconds * 1e3,
                         "wait_ms": l.waited * 1e3, "macs": l.macs, "gflops": layer_gflops(l),
-                    })
+                    });
+                    if let Some(b) = base_layers.get(i) {
+                        j["baseline_median_ms"] = serde_json::json!(b.median_seconds * 1e3);
+                        j["speedup"] = serde_json::json!(scaling(i, l));
+                    }
+                    j
                 })
                 .collect();
         }
@@ -703,16 +767,28 @@ fn bench(
             // layer's end for the others (imbalance, or a preempted thread).
             let waits = c.threads > 1;
             let wait_head = if waits { format!("{:>9}", "wait ms") } else { String::new() };
+            // With a baseline: its median and the speedup over it.
+            let base_head = match baseline {
+                Some((threads, ..)) if !base_layers.is_empty() => {
+                    format!("{:>10}{:>9}", format!("{threads}t ms"), "speedup")
+                }
+                _ => String::new(),
+            };
             // The kernel column as wide as its longest name.
             let kw = layers.iter().map(|l| l.kind.len()).max().unwrap_or(0).max(6) + 2;
             println!(
-                "\n  {:<22}{:<kw$}{:>10}{:>9}{:>9}{:>8}{:>10}{wait_head}",
+                "\n  {:<22}{:<kw$}{:>10}{:>9}{:>9}{:>8}{:>10}{wait_head}{base_head}",
                 "layer", "kernel", "median ms", "min ms", "mean ms", "%", "GFLOP/s"
             );
-            for l in &layers {
+            for (i, l) in layers.iter().enumerate() {
                 let wait = if waits { format!("{:>9.3}", l.waited * 1e3) } else { String::new() };
+                let base = match (base_layers.get(i), scaling(i, l)) {
+                    (Some(b), Some(x)) => format!("{:>10.3}{:>8.2}x", b.median_seconds * 1e3, x),
+                    (Some(b), None) => format!("{:>10.3}{:>9}", b.median_seconds * 1e3, "-"),
+                    _ => String::new(),
+                };
                 println!(
-                    "  {:<22}{:<kw$}{:>10.3}{:>9.3}{:>9.3}{:>7.1}%{:>10.1}{wait}",
+                    "  {:<22}{:<kw$}{:>10.3}{:>9.3}{:>9.3}{:>7.1}%{:>10.1}{wait}{base}",
                     l.name,
                     l.kind,
                     l.median_seconds * 1e3,
@@ -723,9 +799,15 @@ fn bench(
                 );
             }
             let wait = if waits { format!("{:>27.3}", sum(|l| l.waited)) } else { String::new() };
+            let base = if base_layers.is_empty() {
+                String::new()
+            } else {
+                let b = base_layers.iter().map(|l| l.median_seconds).sum::<f64>() * 1e3;
+                format!("{b:>10.3}{:>8.2}x", b / total)
+            };
             let w = 22 + kw;
             println!(
-                "  {:<w$}{:>10.3}{:>9.3}{:>9.3}{wait}",
+                "  {:<w$}{:>10.3}{:>9.3}{:>9.3}{wait}{base}",
                 "total (sums over layers)",
                 total,
                 sum(|l| l.min_seconds),

@@ -145,6 +145,33 @@ fn bench_baseline_threads_alternates_and_reports_the_speedup() {
 }
 
 #[test]
+fn bench_profile_with_a_baseline_gives_each_layer_its_speedup() {
+    let args = ["bench", "--profile", "--iters", "3", "--warmup", "0", "--input-size", "64x64", "--threads", "2"];
+    let out = bin().args(args).args(["--baseline-threads", "1", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let layers = v["layers"].as_array().expect("a layers array");
+    assert!(layers.len() > 53, "{} layers", layers.len());
+    for l in layers {
+        let (ours, base) = (l["median_ms"].as_f64().unwrap(), l["baseline_median_ms"].as_f64().unwrap());
+        assert!(base >= 0.0, "{l}");
+        match l["speedup"].as_f64() {
+            Some(x) => assert!((x - base / ours).abs() <= 1e-9 * x, "{l}"),
+            None => assert_eq!(ours, 0.0, "{l}"),
+        }
+    }
+    // conv1 runs on both models.
+    assert!(layers[0]["baseline_median_ms"].as_f64().unwrap() > 0.0);
+    // The table names the baseline's column; without a baseline, no such fields.
+    let out = bin().args(args).args(["--baseline-threads", "1"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("1t ms") && text.contains("speedup"), "{text}");
+    let out = bin().args(args).arg("--json").output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["layers"][0].get("baseline_median_ms").is_none() && v["layers"][0].get("speedup").is_none());
+}
+
+#[test]
 fn bench_busy_ms_works_between_inferences_but_does_not_time_it() {
     let start = std::time::Instant::now();
     let out = bin()
