@@ -441,8 +441,8 @@ impl Model {
             None => Isa::from_env().map_err(|e| Error::Config(format!("RESNET50_ISA: {e}")))?,
         };
         // The model's threads also prepare its weights (the layers are packed
-        // in parallel inside its pool; one thread packs them in order).
-        let pool = Model::pool(&config)?;
+        // in parallel inside a pool of that many threads; one thread packs
+        // them in order).
         let resolve = || -> Result<Arc<PreparedWeights>> {
             Ok(match resolve_weights(&config)? {
                 Resolved::Prepared(w) => w,
@@ -465,26 +465,41 @@ impl Model {
                 }
             })
         };
-        let weights = match &pool {
-            Some(p) => p.install(resolve)?,
-            None => resolve()?,
-        };
-        drop(pool);
+        let weights = if config.threads > 1 { Model::in_pool(config.threads, resolve)?? } else { resolve()? };
         Model::assemble(config, weights, isa)
     }
 
-    /// A rayon pool of `config.threads` threads that prepares the weights
-    /// (none for one).
-    fn pool(config: &Config) -> Result<Option<rayon::ThreadPool>> {
-        if config.threads <= 1 {
-            return Ok(None);
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(config.threads)
-            .thread_name(|i| format!("resnet50-{i}"))
+    /// Runs `f` in a rayon pool of `threads` threads (the weights'
+    /// preparation), then stops the pool and joins its threads before
+    /// returning: a rayon thread that exits later frees its work-stealing
+    /// state at exit, which allocates (crossbeam's epoch garbage) — inside
+    /// the first inferences, where a counting-allocator test on a loaded CI
+    /// machine saw 2 allocations.
+    fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> Result<R> {
+        let mut handles = Vec::with_capacity(threads);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("resnet50-prepare-{i}"))
+            .spawn_handler(|t| {
+                let mut b = std::thread::Builder::new();
+                if let Some(name) = t.name() {
+                    b = b.name(name.to_owned());
+                }
+                if let Some(size) = t.stack_size() {
+                    b = b.stack_size(size);
+                }
+                handles.push(b.spawn(|| t.run())?);
+                Ok(())
+            })
             .build()
-            .map(Some)
-            .map_err(|e| Error::Config(format!("could not start {} threads: {e}", config.threads)))
+            .map_err(|e| Error::Config(format!("could not start {threads} threads: {e}")));
+        let r = pool.map(|p| p.install(f));
+        // The pool is dropped above (or never built): its threads end.
+        for h in handles {
+            // A pool thread that panicked has already reported through `install`.
+            let _ = h.join();
+        }
+        r
     }
 
     /// The plan for `config` around the shared weights and the thread pool.

@@ -297,6 +297,8 @@ struct Door {
     quit: AtomicBool,
     /// A kernel panicked on a helper during the open team.
     panicked: AtomicBool,
+    /// Helper threads that have started (see `Helpers::new`).
+    started: AtomicUsize,
 }
 
 impl std::fmt::Debug for Helpers {
@@ -322,6 +324,7 @@ impl Helpers {
             busy: AtomicBool::new(false),
             quit: AtomicBool::new(false),
             panicked: AtomicBool::new(false),
+            started: AtomicUsize::new(0),
         });
         let mut helpers = Helpers { door, threads: Vec::with_capacity(n) };
         for i in 1..=n.min(MAX_HELPERS) {
@@ -329,6 +332,13 @@ impl Helpers {
             // On an error, `helpers` drops here and stops those already started.
             let t = std::thread::Builder::new().name(format!("{name}-{i}")).spawn(move || helper_main(&door))?;
             helpers.threads.push(t);
+        }
+        // Return only once every thread runs its loop: a thread's start-up
+        // in std allocates (its handle, thread-local destructors), and a
+        // helper first scheduled during an inference would do that inside
+        // `predict` (a loaded CI machine once showed 2 allocations there).
+        while helpers.door.started.load(Ordering::Acquire) < helpers.threads.len() {
+            std::thread::yield_now();
         }
         Ok(helpers)
     }
@@ -407,6 +417,9 @@ impl Drop for Helpers {
 /// A [`Helpers`] thread: helps each team it is let into, spins
 /// [`Helpers::LINGER`] after it, then parks until the door changes.
 fn helper_main(door: &Door) {
+    // The handle that `park` needs, fetched before counting as started.
+    let _ = std::thread::current();
+    door.started.fetch_add(1, Ordering::Release);
     let mut left = u64::MAX; // the generation of the team last seen through
     let mut since = std::time::Instant::now();
     let mut spins = 0u32;
