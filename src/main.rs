@@ -541,53 +541,6 @@ fn classify(args: &[PathBuf], top: usize, json: bool, pre: &PreFlags, flags: &Mo
     Ok(())
 }
 
-/// `bench --profile --baseline-threads`: each model's per-layer times over
-/// `iters` runs, alternating the two inference by inference (and which goes
-/// first), so that drifting load hits both alike; medians, minima and means
-/// as [`resnet50::Session::profile`] gives them.
-fn profile_pair(
-    a: &mut resnet50::Session,
-    b: &mut resnet50::Session,
-    input: &[f32],
-    iters: u32,
-) -> CliResult<(Vec<resnet50::StepTime>, Vec<resnet50::StepTime>)> {
-    let (mut ra, mut rb) = (Vec::new(), Vec::new());
-    for i in 0..iters {
-        let one = |s: &mut resnet50::Session, into: &mut Vec<Vec<resnet50::StepTime>>| -> CliResult<()> {
-            into.push(s.profile(input, 1).map_err(|e| e.to_string())?);
-            Ok(())
-        };
-        if i % 2 == 1 {
-            one(b, &mut rb)?;
-            one(a, &mut ra)?;
-        } else {
-            one(a, &mut ra)?;
-            one(b, &mut rb)?;
-        }
-    }
-    Ok((merge_runs(&ra), merge_runs(&rb)))
-}
-
-/// Per-layer mean, median (the upper middle, as `Session::profile`), minimum
-/// and mean wait over runs of the same plan, one `StepTime` list per run.
-fn merge_runs(runs: &[Vec<resnet50::StepTime>]) -> Vec<resnet50::StepTime> {
-    let Some(first) = runs.first() else { return Vec::new() };
-    let n = runs.len() as f64;
-    (0..first.len())
-        .map(|i| {
-            let mut t: Vec<f64> = runs.iter().map(|r| r[i].seconds).collect();
-            t.sort_by(f64::total_cmp);
-            resnet50::StepTime {
-                seconds: t.iter().sum::<f64>() / n,
-                median_seconds: t[t.len() / 2],
-                min_seconds: t[0],
-                waited: runs.iter().map(|r| r[i].waited).sum::<f64>() / n,
-                ..first[i].clone()
-            }
-        })
-        .collect()
-}
-
 /// Keeps this thread computing for `ms` milliseconds (`bench --busy-ms`).
 fn busy_for(ms: u32) {
     let start = Instant::now();
@@ -680,7 +633,7 @@ fn bench(
     let (layers, base_layers) = match (profile, base_session.as_mut()) {
         (false, _) => (Vec::new(), Vec::new()),
         (true, None) => (session.profile(&input, iters as usize).map_err(|e| e.to_string())?, Vec::new()),
-        (true, Some((_, b))) => profile_pair(&mut session, b, &input, iters)?,
+        (true, Some((_, b))) => session.profile_alternating(b, &input, iters as usize).map_err(|e| e.to_string())?,
     };
     // A layer's speedup over the baseline (its median / ours), where both ran it.
     let scaling = |i: usize, l: &resnet50::StepTime| {

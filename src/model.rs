@@ -849,58 +849,48 @@ impl Session {
     /// # Ok::<(), resnet50::Error>(())
     /// ```
     pub fn profile(&mut self, input: &[f32], iters: usize) -> Result<Vec<StepTime>> {
-        let plan = self.model.inner.plan.clone();
         let iters = iters.max(1);
-        let steps = plan.steps.len();
-        // Each step's time in every run (its mean, median and minimum: on a
-        // shared machine a few slow runs move a layer's mean well away from
-        // its typical time) and its waits summed over the runs. Reserved up
-        // to a bound: a caller's absurd `iters` only runs long.
-        let mut runs = vec![Vec::with_capacity(iters.min(1 << 12)); steps];
-        let mut waited = vec![0.0; steps];
-        let mut one = vec![[0.0; 2]; steps];
+        let mut runs = StepRuns::new(self, iters);
         for _ in 0..iters {
-            one.fill([0.0; 2]);
-            self.run(input, Some(&mut one))?;
-            for ((run, w), &[t, wt]) in runs.iter_mut().zip(&mut waited).zip(&one) {
-                run.push(t);
-                *w += wt;
+            runs.record(self, input)?;
+        }
+        Ok(runs.summary())
+    }
+
+    /// [`Session::profile`] of this session and `other` (another model's,
+    /// e.g. the same weights on another thread count: [`Model::with_threads`])
+    /// at once, alternating them run by run — and which of the two goes
+    /// first — so that load drifting on a shared machine hits both alike.
+    /// Returns this session's steps and `other`'s. `input` must suit both.
+    /// `resnet50 bench --profile --baseline-threads N` prints the two side by
+    /// side with each layer's speedup.
+    ///
+    /// ```
+    /// let model = resnet50::ResNet50::new().input_shape(32, 32, 3).classes(2).threads(2).build()?;
+    /// let one = model.with_threads(1)?;
+    /// let (two_t, one_t) = model.session()?.profile_alternating(&mut one.session()?, &vec![0.1; model.input_len()], 2)?;
+    /// assert_eq!(two_t.len(), one_t.len());
+    /// assert!(two_t.iter().zip(&one_t).all(|(a, b)| a.name == b.name && a.macs == b.macs));
+    /// # Ok::<(), resnet50::Error>(())
+    /// ```
+    pub fn profile_alternating(
+        &mut self,
+        other: &mut Session,
+        input: &[f32],
+        iters: usize,
+    ) -> Result<(Vec<StepTime>, Vec<StepTime>)> {
+        let iters = iters.max(1);
+        let (mut ours, mut theirs) = (StepRuns::new(self, iters), StepRuns::new(other, iters));
+        for i in 0..iters {
+            if i % 2 == 1 {
+                theirs.record(other, input)?;
+                ours.record(self, input)?;
+            } else {
+                ours.record(self, input)?;
+                theirs.record(other, input)?;
             }
         }
-        Ok(plan
-            .steps
-            .iter()
-            .enumerate()
-            .zip(&mut runs)
-            .zip(&waited)
-            .map(|(((t, s), run), &w)| {
-                // A max-pool fused into the convolution before it
-                // (`Plan::fused_pool`) takes no time of its own.
-                let fused_into = |t: usize| plan.fused_pool(t).is_some();
-                let (kind, macs) = match &s.op {
-                    Op::Conv { shape, .. } if fused_into(t) => ("implicit_gemm+maxpool", shape.macs()),
-                    Op::Conv { kernel, shape, .. } => (kernel.algo.name(), shape.macs()),
-                    Op::MaxPool(_) if t > 0 && fused_into(t - 1) => ("maxpool (fused)", 0),
-                    Op::MaxPool(_) => ("maxpool", 0),
-                    Op::GlobalPool { .. } => ("global_pool", 0),
-                    Op::Dense { n, k, m } => ("dense", (n * k * m) as u64),
-                    Op::Softmax { .. } => ("softmax", 0),
-                };
-                let seconds = run.iter().sum::<f64>() / iters as f64;
-                run.sort_by(f64::total_cmp);
-                StepTime {
-                    name: s.name.clone(),
-                    kind,
-                    macs,
-                    seconds,
-                    // The upper middle of an even count, as `resnet50 bench`'s
-                    // end-to-end median.
-                    median_seconds: run[run.len() / 2],
-                    min_seconds: run[0],
-                    waited: w / iters as f64,
-                }
-            })
-            .collect())
+        Ok((ours.summary(), theirs.summary()))
     }
 
     /// Like [`Session::predict`], copying the output into `out`
@@ -927,6 +917,83 @@ impl Session {
         let y = self.predict(input)?;
         out.copy_from_slice(y);
         Ok(())
+    }
+}
+
+/// Each step's time in every profiled run of one session's plan, and its
+/// waits summed over them: what [`Session::profile`] summarises (mean,
+/// median and minimum — on a shared machine a few slow runs move a layer's
+/// mean well away from its typical time).
+struct StepRuns {
+    /// The session's model (for its plan).
+    model: Model,
+    runs: Vec<Vec<f64>>,
+    waited: Vec<f64>,
+    /// One run's `[time, wait]` per step (reused).
+    one: Vec<[f64; 2]>,
+}
+
+impl StepRuns {
+    /// Room for `iters` runs of `session`'s plan, reserved up to a bound:
+    /// a caller's absurd `iters` only runs long.
+    fn new(session: &Session, iters: usize) -> Self {
+        let steps = session.model.inner.plan.steps.len();
+        StepRuns {
+            model: session.model.clone(),
+            runs: vec![Vec::with_capacity(iters.min(1 << 12)); steps],
+            waited: vec![0.0; steps],
+            one: vec![[0.0; 2]; steps],
+        }
+    }
+
+    /// Runs `session` (whose plan this is) once on `input`, keeping each step's time.
+    fn record(&mut self, session: &mut Session, input: &[f32]) -> Result<()> {
+        self.one.fill([0.0; 2]);
+        session.run(input, Some(&mut self.one))?;
+        for ((run, w), &[t, wt]) in self.runs.iter_mut().zip(&mut self.waited).zip(&self.one) {
+            run.push(t);
+            *w += wt;
+        }
+        Ok(())
+    }
+
+    /// Each step's mean, median and minimum over the recorded runs (at least one).
+    fn summary(mut self) -> Vec<StepTime> {
+        let plan = &self.model.inner.plan;
+        plan.steps
+            .iter()
+            .enumerate()
+            .zip(&mut self.runs)
+            .zip(&self.waited)
+            .map(|(((t, s), run), &w)| {
+                let iters = run.len().max(1) as f64;
+                // A max-pool fused into the convolution before it
+                // (`Plan::fused_pool`) takes no time of its own.
+                let fused_into = |t: usize| plan.fused_pool(t).is_some();
+                let (kind, macs) = match &s.op {
+                    Op::Conv { shape, .. } if fused_into(t) => ("implicit_gemm+maxpool", shape.macs()),
+                    Op::Conv { kernel, shape, .. } => (kernel.algo.name(), shape.macs()),
+                    Op::MaxPool(_) if t > 0 && fused_into(t - 1) => ("maxpool (fused)", 0),
+                    Op::MaxPool(_) => ("maxpool", 0),
+                    Op::GlobalPool { .. } => ("global_pool", 0),
+                    Op::Dense { n, k, m } => ("dense", (n * k * m) as u64),
+                    Op::Softmax { .. } => ("softmax", 0),
+                };
+                let seconds = run.iter().sum::<f64>() / iters;
+                run.sort_by(f64::total_cmp);
+                StepTime {
+                    name: s.name.clone(),
+                    kind,
+                    macs,
+                    seconds,
+                    // The upper middle of an even count, as `resnet50 bench`'s
+                    // end-to-end median.
+                    median_seconds: run.get(run.len() / 2).copied().unwrap_or(0.0),
+                    min_seconds: run.first().copied().unwrap_or(0.0),
+                    waited: w / iters,
+                }
+            })
+            .collect()
     }
 }
 
@@ -1015,6 +1082,27 @@ pub struct StepTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_alternating_times_both_sessions_and_rejects_an_input_that_suits_one() {
+        let two = ResNet50::new().input_shape(32, 32, 3).classes(3).threads(2).build().unwrap();
+        let one = two.with_threads(1).unwrap();
+        let x = init::deterministic_input(1, 32, 32);
+        let (a, b) = two.session().unwrap().profile_alternating(&mut one.session().unwrap(), &x, 3).unwrap();
+        assert_eq!((a.len(), b.len()), (two.plan().steps.len(), one.plan().steps.len()));
+        for (p, q) in a.iter().zip(&b) {
+            assert_eq!((p.name.as_str(), p.kind, p.macs), (q.name.as_str(), q.kind, q.macs));
+            for s in [p, q] {
+                assert!(s.min_seconds <= s.median_seconds && s.min_seconds <= s.seconds, "{s:?}");
+            }
+            // One thread never waits for another.
+            assert_eq!(q.waited, 0.0, "{q:?}");
+        }
+        assert!(a[0].median_seconds > 0.0 && b[0].median_seconds > 0.0);
+        let bigger = ResNet50::new().input_shape(64, 64, 3).classes(3).build().unwrap();
+        let err = two.session().unwrap().profile_alternating(&mut bigger.session().unwrap(), &x, 1).unwrap_err();
+        assert!(err.to_string().contains("input"), "{err}");
+    }
 
     #[test]
     fn a_session_fallen_back_to_one_thread_gives_the_same_answers() {
