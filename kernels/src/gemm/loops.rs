@@ -23,8 +23,9 @@ use crate::isa::Isa;
 use crate::shape::{ConvShape, Epilogue, PoolShape};
 use std::ops::Range;
 
-/// Most rows any microkernel handles (the array size of [`Tile::a`]).
-pub(crate) const MAX_MR: usize = 8;
+/// Most rows any microkernel handles (the array size of [`Tile::a`]): the
+/// AVX-512 12×32 kernel's.
+pub(crate) const MAX_MR: usize = 12;
 /// Most rows of any `ic` block (size of the on-stack row-offset table).
 pub(crate) const MAX_MC: usize = 384;
 /// Most strips of any `ic` block (`mc_max(MC) / MR` is 42 for the AVX2,
@@ -455,9 +456,11 @@ fn rows_alias(shape: &ConvShape) -> bool {
 }
 
 /// L1 data caches with fewer ways than this get aliasing A rows copied
-/// apart ([`packs_pixels_on`]): a strip's rows take up to [`MAX_MR`] ways
-/// of one set, and the B micro-panel and C tile need a few more.
-const PACK_BELOW_L1_WAYS: usize = MAX_MR + 4;
+/// apart ([`packs_pixels_on`]): a strip's rows take up to 8 ways of one set
+/// (the 8×32 AVX-512 kernel's, measured below; the 12-row one runs only
+/// where 512-bit FMAs are half rate, on an 8-way L1 so far), and the B
+/// micro-panel and C tile need a few more.
+const PACK_BELOW_L1_WAYS: usize = 8 + 4;
 
 /// Whether a 1×1 convolution copies its A blocks into scratch instead of
 /// reading the input in place, on a CPU whose L1 data cache has `l1d_ways`

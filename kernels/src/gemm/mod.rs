@@ -26,6 +26,7 @@
 //! | scalar | `scalar.rs` | 4×16 | 256 | 128 |
 //! | AVX2+FMA | `avx2.rs` | 6×16 | 256 | 144 |
 //! | AVX-512F | `avx512.rs` | 8×32 (8×16 for an odd last panel) | 512 (192 in Winograd's products) | 192 |
+//! | AVX-512F, wide | `avx512_wide.rs` | 12×32, k loop in assembly; the loop nest's kernel where 512-bit FMAs run at the 256-bit rate ([`peak::avx512_full_width`]: Zen 4); odd last panels on the 8×32 one | 512 | 192 |
 //! | AVX-512F, tall | `avx512.rs` | 16×16, Winograd's products of 9+ rows where 512-bit FMAs run at the 256-bit rate ([`peak::avx512_full_width`]) | 256 | – |
 //! | NEON | `neon.rs` | 6×16 | 256 | 144 |
 //!
@@ -61,6 +62,8 @@ mod scalar;
 pub(crate) mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod avx512_wide;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 
@@ -80,6 +83,8 @@ fn blockings() -> impl Iterator<Item = Blocking> {
         Some(Blocking::of::<avx2::Avx2>()),
         #[cfg(target_arch = "x86_64")]
         Some(Blocking::of::<avx512::Avx512>()),
+        #[cfg(target_arch = "x86_64")]
+        Some(Blocking::of::<avx512_wide::Avx512Wide>()),
         #[cfg(target_arch = "aarch64")]
         Some(Blocking::of::<neon::Neon>()),
     ];
@@ -154,6 +159,13 @@ macro_rules! with_microkernel {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => {
                 type $u = avx2::Avx2;
+                $body
+            }
+            // The 12×32 kernel where 512-bit FMAs run at the 256-bit rate
+            // (measured there; see `avx512_wide`), else the 8×32 one.
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if !peak::avx512_full_width() => {
+                type $u = avx512_wide::Avx512Wide;
                 $body
             }
             #[cfg(target_arch = "x86_64")]
@@ -474,6 +486,113 @@ mod tests {
             }
         }
         assert!(padded_cases > 30, "only {padded_cases} cases read a padded input");
+    }
+
+    /// The 12×32 AVX-512 kernel (assembly k loop) against the 8×32 one
+    /// through the real loop nest, where the CPU has AVX-512 (whichever of
+    /// the two `dispatch` picks here): bit for bit — both are one FMA chain
+    /// over k per output element, with the same start (bias, C) and
+    /// epilogue — on 1×1 (in place, packed rows, strided), implicit and
+    /// padded-run (the stem's way) problems, every epilogue including a
+    /// residual in the output, 1–3 threads; and against the reference.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_wide_kernel_matches_the_8x32_kernel_bit_for_bit() {
+        if !Isa::under_test().contains(&Isa::Avx512) {
+            return;
+        }
+        let mut seed = 2024u64;
+        let mut pick = |n: usize| (lcg(&mut seed).abs() * n as f32) as usize % n;
+        let pools: Vec<rayon::ThreadPool> =
+            (1..=3).map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
+        let (mut runs_cases, mut packed_cases) = (0, 0);
+        for case in 0..150 {
+            let k = [1, 1, 1, 3, 7][pick(5)];
+            let big = case % 4 == 0;
+            let hw = if big { 1 + pick(24) } else { 1 + pick(9) };
+            let cin = if k == 7 {
+                1 + pick(8)
+            } else if case % 10 == 1 {
+                // Rows 4 KiB apart: copied into scratch on small-way L1s.
+                1024
+            } else if big {
+                1 + pick(if k == 1 { 1100 } else { 600 })
+            } else {
+                1 + pick(90)
+            };
+            let cout = 1 + pick(if big { 100 } else { 80 });
+            let stride = 1 + pick(2);
+            let pad = if k == 1 && pick(2) == 0 { 0 } else { pick(k) };
+            let mut s = ConvShape::square(1 + pick(2), hw, hw, cin, cout, k, stride, pad);
+            s.in_h = s.in_h.max(k.saturating_sub(2 * pad)).max(1);
+            s.in_w = s.in_h;
+            let mut rng = case as u64 * 104729 + 3;
+            let input: Vec<f32> = (0..s.input_len()).map(|_| lcg(&mut rng)).collect();
+            let w: Vec<f32> = (0..s.weights_len()).map(|_| lcg(&mut rng)).collect();
+            let bias: Vec<f32> = (0..s.out_c).map(|_| lcg(&mut rng)).collect();
+            let res: Vec<f32> = (0..s.output_len()).map(|_| lcg(&mut rng)).collect();
+            let in_output = case % 7 == 3;
+            let ep = Epilogue {
+                bias: (case % 2 == 0).then_some(&bias[..]),
+                residual: (case % 3 == 0 && !in_output).then_some(&res[..]),
+                residual_in_output: in_output,
+                relu: case % 5 < 3,
+                ..Default::default()
+            };
+            let mut want = vec![0.0; s.output_len()];
+            let ref_ep =
+                Epilogue { residual: in_output.then_some(&res[..]).or(ep.residual), residual_in_output: false, ..ep };
+            reference::conv2d(&s, &input, &w, &ref_ep, &mut want);
+            let (m, kk, n) = gemm_dims(&s);
+            let mut packed = vec![0.0; packed_b_len(kk, n)];
+            pack_b(kk, n, &w, &mut packed);
+            let one = k == 1 && pad == 0;
+            let padded = if !one && pack::reads_padded(&s) { pack::padded_input(&s, &input) } else { Vec::new() };
+            let sources: Vec<ASource> = if one {
+                packed_cases += 1;
+                vec![ASource::Pixels(&s, &input), ASource::PackedPixels(&s, &input)]
+            } else if pack::reads_padded(&s) {
+                runs_cases += 1;
+                vec![ASource::Im2col(&s, &input), ASource::Padded(&s, &padded)]
+            } else {
+                vec![ASource::Im2col(&s, &input)]
+            };
+            for a in sources {
+                let p = Problem { m, k: kk, n, a, b: &packed, ep: &ep };
+                for threads in 1..=3 {
+                    let mut outs = Vec::new();
+                    for wide in [false, true] {
+                        let mut got = if in_output { res.clone() } else { vec![f32::NAN; s.output_len()] };
+                        // Room for copied A blocks whatever the source.
+                        let len = blockings().map(|bl| loops::scratch_len(bl, m, kk, n, threads, true)).max();
+                        let mut scratch = vec![f32::NAN; len.unwrap_or(0).max(scratch_for(&s, threads, !one))];
+                        // SAFETY: lengths as `check` validates them (built to
+                        // match above, scratch with room for copies); AVX-512F
+                        // checked above.
+                        pools[threads - 1].install(|| unsafe {
+                            if wide {
+                                loops::run::<avx512_wide::Avx512Wide>(&p, &mut got, &mut scratch, threads)
+                            } else {
+                                loops::run::<avx512::Avx512>(&p, &mut got, &mut scratch, threads)
+                            }
+                        });
+                        outs.push(got);
+                    }
+                    let (narrow, wide) = (&outs[0], &outs[1]);
+                    for (i, (g, w)) in wide.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g - w).abs() <= 2e-5 * (kk as f32).sqrt() * (1.0 + w.abs()),
+                            "{s:?} t{threads} [{i}]: {g} vs {w}"
+                        );
+                    }
+                    assert!(
+                        wide.iter().zip(narrow).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{s:?} t{threads}: 12×32 and 8×32 differ"
+                    );
+                }
+            }
+        }
+        assert!(runs_cases > 15 && packed_cases > 40, "{runs_cases} padded-run and {packed_cases} 1×1 cases");
     }
 
     /// The tall AVX-512 kernel body on emulated lanes, through its loop

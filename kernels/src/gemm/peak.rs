@@ -113,6 +113,13 @@ fn repeat_tile_on(isa: Isa, kc: usize, residual: bool, tiles: u64) -> (u64, Vec<
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2+FMA support checked above.
         Isa::Avx2 => unsafe { repeat_tile::<super::avx2::Avx2>(kc, residual, tiles) },
+        // The kernel the loop nest runs (`gemm::dispatch`): 12×32 where
+        // 512-bit FMAs run at the 256-bit rate, else 8×32.
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: AVX-512F support checked above.
+        Isa::Avx512 if !avx512_full_width() => unsafe {
+            repeat_tile::<super::avx512_wide::Avx512Wide>(kc, residual, tiles)
+        },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F support checked above.
         Isa::Avx512 => unsafe { repeat_tile::<super::avx512::Avx512>(kc, residual, tiles) },

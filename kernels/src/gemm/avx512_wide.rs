@@ -1,0 +1,389 @@
+//! AVX-512F 12×32 microkernel with its k loop in assembly, for the 1×1 and
+//! implicit-GEMM loop nest on cores whose 512-bit FMAs run at the 256-bit
+//! rate (Zen 4: [`super::peak::avx512_full_width`] false).
+//!
+//! Why assembly: 12 rows × 2 vectors are 24 zmm accumulators, and LLVM, left
+//! the k loop in intrinsics, hoists the B loads of four k steps (8 zmm) above
+//! the FMAs — 33 live vectors, so it spills accumulators after every FMA
+//! (stop 40's 6×64 tile met the same). Here one `asm!` block is a group of 4
+//! k steps: the 8 B vectors of the group in zmm24–31, and every FMA takes
+//! its A value as an embedded broadcast (`{1to16}`) straight from the row
+//! (no broadcast register, no extra instruction), row by row. 24 + 8 = 32
+//! zmm, nothing spilled; A's 12 row pointers are read from a small array
+//! one row at a time, so only 5 general registers are tied up.
+//!
+//! Why 12 rows: the fixed cost of a tile (accumulator set-up, epilogue,
+//! stores, the loop nest's bookkeeping) is spread over 1.5× the FMAs of the
+//! 8×32 kernel, and B is read once per 12 rows instead of 8. A prototype of
+//! this k loop (one core of a 2-vCPU Zen 4, operands in L1, bias + ReLU,
+//! interleaved with the 8×32 kernel's `microkernel_probe` and the FMA probe,
+//! wall-clock medians of 15) ran at 94.4 % of the FMA peak at kc 64 against
+//! 84.8 %, 95.9 / 86.6 % at 128, 98.5 / 89.5 % at 256, 99.8 / 87.6 % at 512.
+//! In the layers the gain is smaller — their A, C and residual lines come
+//! from L2 and L3 — and the K = 64 ones gain nothing (3136×64×64 89.6 % of
+//! the peak in the GEMM bench, as with 8×32). Whole network, same process,
+//! alternating the two kernels inference by inference (60–100 pairs per
+//! run, 14 runs over v1 and v1.5, one and two threads, 2026-12-04): whole
+//! inference 0.963–1.006× the time, mean 0.985; two threads 0.963–1.000
+//! (the 1×1 layers of stages 3–5 2–4 % faster there), one thread
+//! 0.969–1.006. A null A/B (the same kernel on both sides) spread
+//! 0.996–1.004.
+//!
+//! Where 512-bit FMAs are full rate (Zen 5, Intel) the 8×32 kernel stays:
+//! this one has not been measured there (per FMA it issues 1.08 loads
+//! against the 8×32 kernel's 0.63, which two full-width FMA pipes could
+//! make the bound).
+//!
+//! Everything around the k loop is the 8×32 kernel's ([`super::avx512`]):
+//! the same prefetches between groups (the next micro-panel into L2, the
+//! next tile's C and residual lines into L1, its A rows where the loop nest
+//! asks), the same accumulator start (bias folded in, or C) and epilogue —
+//! and the same operations per output element (one FMA chain over k in
+//! order), so results are bit-identical to it. Tiles of 16 or fewer columns
+//! (an odd last panel) go to the 8×32 kernel, 8 rows at a time.
+
+use std::arch::asm;
+use std::arch::x86_64::*;
+
+use super::avx512::Avx512;
+use super::loops::{next_tile_a_lines, next_tile_lines, next_tile_lines_per_group, Microkernel, Tile, MAX_MR};
+
+/// Lines of the next strip's A rows asked for per group of 4 k steps
+/// (where the loop nest sets `Tile::next_a`): `12·⌈kc/16⌉` lines over
+/// `kc/4` groups, all of them by the end of the tile (the 8×32 kernel takes
+/// 2 for its 8 rows). Same process, alternated inference by inference, one
+/// and two threads, v1 and v1.5: 2 instead of 3 made the layers that use it
+/// (stage 2's first 1×1 layers, `conv3_block1_1`) 0.99–1.05× of their time
+/// at one thread, the network 0.992–1.006×: kept at what covers the rows.
+const A_LINES_PER_GROUP: usize = 3;
+
+/// AVX-512F 12×32 microkernel (k loop in assembly).
+pub(crate) struct Avx512Wide;
+
+// The assembly names zmm0–23 for the sums of 12 rows and zmm24–31 for B.
+const _: () = assert!(<Avx512Wide as Microkernel>::MR * 2 + 8 == 32);
+
+impl Microkernel for Avx512Wide {
+    const MR: usize = 12;
+    const NR: usize = 32;
+    // The 8×32 kernel's K and column blocking (see there); MC a multiple of 12.
+    const KC: usize = <Avx512 as Microkernel>::KC;
+    const KC_ROWS: usize = <Avx512 as Microkernel>::KC_ROWS;
+    const MC: usize = 192;
+    const NC: usize = <Avx512 as Microkernel>::NC;
+
+    const SEGMENTS: bool = true;
+
+    #[inline(always)]
+    unsafe fn tile(t: &Tile) {
+        if t.nr > 16 {
+            // SAFETY: forwarded contract of `Microkernel::tile` (AVX-512F;
+            // 1 <= mr <= 12 checked by the match; nr in 17..=32).
+            unsafe { by_rows!(t.mr, wide_kernel, t) }
+        } else {
+            // One 16-column panel: the 8×32 kernel's 8×16 instances.
+            for r0 in (0..t.mr).step_by(8) {
+                let mut part = *t;
+                part.mr = (t.mr - r0).min(8);
+                part.a.copy_within(r0..r0 + part.mr, 0);
+                part.res.copy_within(r0..r0 + part.mr, 0);
+                part.c = t.c.wrapping_add(r0 * t.ldc);
+                // SAFETY: rows r0.. of the caller's tile, with its pointers.
+                unsafe { <Avx512 as Microkernel>::tile(&part) }
+            }
+        }
+    }
+}
+
+/// Calls `$f::<R>($t)` with the const `R` equal to `$mr` (`1..=12`).
+macro_rules! by_rows {
+    ($mr:expr, $f:ident, $t:expr) => {
+        match $mr {
+            1 => $f::<1>($t),
+            2 => $f::<2>($t),
+            3 => $f::<3>($t),
+            4 => $f::<4>($t),
+            5 => $f::<5>($t),
+            6 => $f::<6>($t),
+            7 => $f::<7>($t),
+            8 => $f::<8>($t),
+            9 => $f::<9>($t),
+            10 => $f::<10>($t),
+            11 => $f::<11>($t),
+            12 => $f::<12>($t),
+            mr => unreachable!("wide microkernel: mr {mr} out of 1..=12"),
+        }
+    };
+}
+use by_rows;
+
+/// One `asm!` block of `4` or `1` k steps over the listed rows: each row
+/// `[byte offset of its pointer in the row array, its two accumulator
+/// registers, their indices in acc]`. Reads B at `b` (panel 0) and `b + bn`
+/// bytes (panel 1), A at `row pointer + k` bytes; advances `b` and `k` past
+/// the steps.
+macro_rules! wide_asm {
+    (4; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
+        asm!(
+            "vmovups zmm24, [{b}]",
+            "vmovups zmm25, [{b} + {bn}]",
+            "vmovups zmm26, [{b} + 64]",
+            "vmovups zmm27, [{b} + {bn} + 64]",
+            "vmovups zmm28, [{b} + 128]",
+            "vmovups zmm29, [{b} + {bn} + 128]",
+            "vmovups zmm30, [{b} + 192]",
+            "vmovups zmm31, [{b} + {bn} + 192]",
+            $(
+                concat!("mov {t}, [{a} + ", $off, "]"),
+                concat!("vfmadd231ps ", $z0, ", zmm24, dword ptr [{t} + {k}]{{1to16}}"),
+                concat!("vfmadd231ps ", $z1, ", zmm25, dword ptr [{t} + {k}]{{1to16}}"),
+                concat!("vfmadd231ps ", $z0, ", zmm26, dword ptr [{t} + {k} + 4]{{1to16}}"),
+                concat!("vfmadd231ps ", $z1, ", zmm27, dword ptr [{t} + {k} + 4]{{1to16}}"),
+                concat!("vfmadd231ps ", $z0, ", zmm28, dword ptr [{t} + {k} + 8]{{1to16}}"),
+                concat!("vfmadd231ps ", $z1, ", zmm29, dword ptr [{t} + {k} + 8]{{1to16}}"),
+                concat!("vfmadd231ps ", $z0, ", zmm30, dword ptr [{t} + {k} + 12]{{1to16}}"),
+                concat!("vfmadd231ps ", $z1, ", zmm31, dword ptr [{t} + {k} + 12]{{1to16}}"),
+            )+
+            "add {b}, 256",
+            "add {k}, 16",
+            b = inout(reg) $b,
+            bn = in(reg) $bn,
+            a = in(reg) $a,
+            k = inout(reg) $k,
+            t = out(reg) _,
+            $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
+            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
+            options(nostack, readonly),
+        )
+    };
+    (1; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
+        asm!(
+            "vmovups zmm24, [{b}]",
+            "vmovups zmm25, [{b} + {bn}]",
+            $(
+                concat!("mov {t}, [{a} + ", $off, "]"),
+                concat!("vfmadd231ps ", $z0, ", zmm24, dword ptr [{t} + {k}]{{1to16}}"),
+                concat!("vfmadd231ps ", $z1, ", zmm25, dword ptr [{t} + {k}]{{1to16}}"),
+            )+
+            "add {b}, 64",
+            "add {k}, 4",
+            b = inout(reg) $b,
+            bn = in(reg) $bn,
+            a = in(reg) $a,
+            k = inout(reg) $k,
+            t = out(reg) _,
+            $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
+            out("zmm24") _, out("zmm25") _,
+            options(nostack, readonly),
+        )
+    };
+}
+
+/// Four k steps of the first `MR` rows: `acc[2r + v] += A[r][k..k + 4] ·
+/// B[k..k + 4][16v..16v + 16]`, A row `r` at `rows[r] + k` bytes.
+///
+/// # Safety
+/// AVX-512F; `rows[..MR]` each readable for 4 floats at byte offset `*k`;
+/// `*b` and `*b + bn` bytes readable for 4 rows of 16 floats.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn group4<const MR: usize>(
+    acc: &mut [__m512; 24],
+    rows: *const *const f32,
+    b: &mut *const f32,
+    bn: usize,
+    k: &mut usize,
+) {
+    // SAFETY: the caller's contract; the asm reads only the memory named
+    // there and writes registers only (`readonly`).
+    unsafe {
+        match MR {
+            1 => wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1]),
+            2 => wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3]),
+            3 => {
+                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5])
+            }
+            4 => {
+                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7])
+            }
+            5 => {
+                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9])
+            }
+            6 => {
+                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11])
+            }
+            7 => {
+                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13])
+            }
+            8 => {
+                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15])
+            }
+            9 => {
+                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17])
+            }
+            10 => {
+                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19])
+            }
+            11 => {
+                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21])
+            }
+            12 => {
+                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21] [88 "zmm22" "zmm23" 22 23])
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+/// One k step of the first `MR` rows (the rest of a run that is not a
+/// multiple of 4); as [`group4`].
+///
+/// # Safety
+/// As [`group4`], for one float per row and one row of B per panel.
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn step1<const MR: usize>(
+    acc: &mut [__m512; 24],
+    rows: *const *const f32,
+    b: &mut *const f32,
+    bn: usize,
+    k: &mut usize,
+) {
+    // SAFETY: as in `group4`.
+    unsafe {
+        match MR {
+            1 => wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1]),
+            2 => wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3]),
+            3 => {
+                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5])
+            }
+            4 => {
+                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7])
+            }
+            5 => {
+                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9])
+            }
+            6 => {
+                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11])
+            }
+            7 => {
+                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13])
+            }
+            8 => {
+                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15])
+            }
+            9 => {
+                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17])
+            }
+            10 => {
+                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19])
+            }
+            11 => {
+                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21])
+            }
+            12 => {
+                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21] [88 "zmm22" "zmm23" 22 23])
+            }
+            _ => unreachable!(),
+        }
+    }
+}
+
+/// # Safety
+/// As [`Microkernel::tile`], with `t.mr == MR`, `16 < t.nr <= 32`, and
+/// AVX-512F available.
+#[target_feature(enable = "avx512f")]
+unsafe fn wide_kernel<const MR: usize>(t: &Tile) {
+    // Column masks of the two 16-lane halves (the first is whole).
+    let mask = [0xFFFFu16, ((1u32 << (t.nr - 16).min(16)) - 1) as u16];
+    // SAFETY (whole body): pointers as documented on `Tile` — C row r has nr
+    // valid floats at c + r·ldc (and the residual likewise), the bias nr
+    // floats; masked-off lanes are neither read nor written; both B panels
+    // hold kc rows of 16 floats; A row r holds kc floats (segs runs of
+    // kc / segs floats, seg_stride apart).
+    unsafe {
+        // As the 8×32 kernel: sums start from the bias when this tile is
+        // the whole K reduction, from C when it continues one.
+        let fold_bias = t.last && !t.accumulate && !t.bias.is_null();
+        let mut acc = [_mm512_setzero_ps(); 24];
+        if fold_bias {
+            for r in 0..MR {
+                for v in 0..2 {
+                    acc[2 * r + v] = _mm512_maskz_loadu_ps(mask[v], t.bias.add(16 * v));
+                }
+            }
+        }
+        if t.accumulate {
+            for r in 0..MR {
+                for v in 0..2 {
+                    acc[2 * r + v] = _mm512_maskz_loadu_ps(mask[v], t.c.add(r * t.ldc + 16 * v));
+                }
+            }
+        }
+        // The 8×32 kernel's prefetches, per group of 4 k steps (see there).
+        let next_lines = next_tile_lines_per_group(MR * 2, t.kc);
+        let spread = !t.pf.is_null() && t.pf_lines > 0;
+        let pf_base = if spread { t.pf } else { t.b };
+        let pf = [pf_base as *const i8, pf_base.wrapping_add(t.b_next) as *const i8];
+        let step_fx = if spread { t.pf_step } else { 0 };
+        let mut line_fx = 0usize;
+        let (segs, run) = if t.segs > 1 { (t.segs, t.kc / t.segs) } else { (1, t.kc) };
+        let bn = 4 * t.b_next;
+        let mut b = t.b;
+        let mut rows = [std::ptr::null::<f32>(); MAX_MR];
+        for s in 0..segs {
+            for (row, a) in rows.iter_mut().zip(&t.a).take(MR) {
+                *row = a.wrapping_add(s * t.seg_stride);
+            }
+            let mut k = 0usize;
+            for q in 0..run / 4 {
+                for p in &pf {
+                    _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(64 * (line_fx >> 16)));
+                }
+                line_fx += step_fx;
+                let g = (s * run + 4 * q) / 4;
+                for j in 0..next_lines {
+                    next_tile_lines::<MR, 2>(t, next_lines * g + j, |p| _mm_prefetch::<_MM_HINT_T0>(p));
+                }
+                if t.next_a {
+                    for j in 0..A_LINES_PER_GROUP {
+                        next_tile_a_lines(t, A_LINES_PER_GROUP * g + j, |p| _mm_prefetch::<_MM_HINT_T1>(p));
+                    }
+                }
+                group4::<MR>(&mut acc, rows.as_ptr(), &mut b, bn, &mut k);
+            }
+            for _ in 0..run % 4 {
+                step1::<MR>(&mut acc, rows.as_ptr(), &mut b, bn, &mut k);
+            }
+        }
+        if t.last {
+            // Separate passes, each a fixed-count loop LLVM unrolls (one
+            // fused loop with its branches stayed rolled, which put the
+            // accumulators in memory, as stop 40's 6×64 tile found).
+            if !t.bias.is_null() && !fold_bias {
+                let bias = [_mm512_maskz_loadu_ps(mask[0], t.bias), _mm512_maskz_loadu_ps(mask[1], t.bias.add(16))];
+                for i in 0..2 * MR {
+                    acc[i] = _mm512_add_ps(acc[i], bias[i % 2]);
+                }
+            }
+            for r in 0..MR {
+                let res = t.res[r];
+                if !res.is_null() {
+                    acc[2 * r] = _mm512_add_ps(acc[2 * r], _mm512_maskz_loadu_ps(mask[0], res));
+                    acc[2 * r + 1] = _mm512_add_ps(acc[2 * r + 1], _mm512_maskz_loadu_ps(mask[1], res.add(16)));
+                }
+            }
+            if t.relu {
+                let zero = _mm512_setzero_ps();
+                for a in acc.iter_mut().take(2 * MR) {
+                    *a = _mm512_max_ps(*a, zero);
+                }
+            }
+        }
+        for r in 0..MR {
+            _mm512_storeu_ps(t.c.add(r * t.ldc), acc[2 * r]);
+            _mm512_mask_storeu_ps(t.c.add(r * t.ldc + 16), mask[1], acc[2 * r + 1]);
+        }
+    }
+}
