@@ -180,15 +180,59 @@ macro_rules! wide_asm {
     };
 }
 
-/// Four k steps of the first `MR` rows: `acc[2r + v] += A[r][k..k + 4] ·
-/// B[k..k + 4][16v..16v + 16]`, A row `r` at `rows[r] + k` bytes.
+/// `wide_asm!($steps; ...)` for the first `$mr` rows (`1..=12`): the
+/// operand list of each row count, written once for both step counts.
+macro_rules! wide_asm_rows {
+    ($mr:expr, $steps:tt; $acc:ident, $rows:expr, $b:expr, $bn:expr, $k:expr) => {
+        match $mr {
+            1 => wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1]),
+            2 => wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3]),
+            3 => {
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5])
+            }
+            4 => {
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7])
+            }
+            5 => {
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9])
+            }
+            6 => {
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11])
+            }
+            7 => {
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13])
+            }
+            8 => {
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15])
+            }
+            9 => {
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17])
+            }
+            10 => {
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19])
+            }
+            11 => {
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21])
+            }
+            12 => {
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21] [88 "zmm22" "zmm23" 22 23])
+            }
+            mr => unreachable!("wide microkernel: mr {mr} out of 1..=12"),
+        }
+    };
+}
+
+/// Four k steps (`FOUR`) or one of the first `MR` rows: `acc[2r + v] +=
+/// A[r][k..k + s] · B[k..k + s][16v..16v + 16]`, A row `r` at `rows[r] + k`
+/// bytes; one step is the rest of a run that is not a multiple of 4.
 ///
 /// # Safety
-/// AVX-512F; `rows[..MR]` each readable for 4 floats at byte offset `*k`;
-/// `*b` and `*b + bn` bytes readable for 4 rows of 16 floats.
+/// AVX-512F; `rows[..MR]` each readable for the steps' floats at byte
+/// offset `*k`; `*b` and `*b + bn` bytes readable for as many rows of 16
+/// floats.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn group4<const MR: usize>(
+unsafe fn k_steps<const MR: usize, const FOUR: bool>(
     acc: &mut [__m512; 24],
     rows: *const *const f32,
     b: &mut *const f32,
@@ -198,94 +242,10 @@ unsafe fn group4<const MR: usize>(
     // SAFETY: the caller's contract; the asm reads only the memory named
     // there and writes registers only (`readonly`).
     unsafe {
-        match MR {
-            1 => wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1]),
-            2 => wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3]),
-            3 => {
-                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5])
-            }
-            4 => {
-                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7])
-            }
-            5 => {
-                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9])
-            }
-            6 => {
-                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11])
-            }
-            7 => {
-                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13])
-            }
-            8 => {
-                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15])
-            }
-            9 => {
-                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17])
-            }
-            10 => {
-                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19])
-            }
-            11 => {
-                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21])
-            }
-            12 => {
-                wide_asm!(4; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21] [88 "zmm22" "zmm23" 22 23])
-            }
-            _ => unreachable!(),
-        }
-    }
-}
-
-/// One k step of the first `MR` rows (the rest of a run that is not a
-/// multiple of 4); as [`group4`].
-///
-/// # Safety
-/// As [`group4`], for one float per row and one row of B per panel.
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn step1<const MR: usize>(
-    acc: &mut [__m512; 24],
-    rows: *const *const f32,
-    b: &mut *const f32,
-    bn: usize,
-    k: &mut usize,
-) {
-    // SAFETY: as in `group4`.
-    unsafe {
-        match MR {
-            1 => wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1]),
-            2 => wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3]),
-            3 => {
-                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5])
-            }
-            4 => {
-                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7])
-            }
-            5 => {
-                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9])
-            }
-            6 => {
-                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11])
-            }
-            7 => {
-                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13])
-            }
-            8 => {
-                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15])
-            }
-            9 => {
-                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17])
-            }
-            10 => {
-                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19])
-            }
-            11 => {
-                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21])
-            }
-            12 => {
-                wide_asm!(1; acc, rows, *b, bn, *k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21] [88 "zmm22" "zmm23" 22 23])
-            }
-            _ => unreachable!(),
+        if FOUR {
+            wide_asm_rows!(MR, 4; acc, rows, *b, bn, *k)
+        } else {
+            wide_asm_rows!(MR, 1; acc, rows, *b, bn, *k)
         }
     }
 }
@@ -351,10 +311,10 @@ unsafe fn wide_kernel<const MR: usize>(t: &Tile) {
                         next_tile_a_lines(t, A_LINES_PER_GROUP * g + j, |p| _mm_prefetch::<_MM_HINT_T1>(p));
                     }
                 }
-                group4::<MR>(&mut acc, rows.as_ptr(), &mut b, bn, &mut k);
+                k_steps::<MR, true>(&mut acc, rows.as_ptr(), &mut b, bn, &mut k);
             }
             for _ in 0..run % 4 {
-                step1::<MR>(&mut acc, rows.as_ptr(), &mut b, bn, &mut k);
+                k_steps::<MR, false>(&mut acc, rows.as_ptr(), &mut b, bn, &mut k);
             }
         }
         if t.last {
