@@ -15,10 +15,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::loops::{
-    next_tile_a_lines, next_tile_lines, next_tile_lines_per_group, Microkernel, TallMicrokernel, TallTile, Tile,
-    NEXT_A_LINES_PER_GROUP,
-};
+use super::loops::{GroupPrefetch, Microkernel, TallMicrokernel, TallTile, Tile, NEXT_A_LINES_PER_GROUP};
 
 /// AVX-512F 8×32 microkernel.
 pub(crate) struct Avx512;
@@ -238,13 +235,7 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
         // (stop 29) dropping them measured within ±0.4 %. On the same
         // Sapphire Rapids core, dropping the L2 spread instead made v1 9 %
         // slower, dropping the next tile's C prefetch 2 %.
-        // Lines of the next tile to pull into L1 per group of 4 k steps.
-        let next_lines = next_tile_lines_per_group(MR * NV, t.kc);
-        let spread = !t.pf.is_null() && t.pf_lines > 0;
-        let pf_base = if spread { t.pf } else { t.b };
-        let pf: [*const i8; NV] = std::array::from_fn(|v| pf_base.wrapping_add(v * t.b_next) as *const i8);
-        let step_fx = if spread { t.pf_step } else { 0 };
-        let mut line_fx = 0usize;
+        let mut prefetch = GroupPrefetch::<MR, NV>::new(t);
         // Runs of each A row (SEG: one per kernel row of a padded input;
         // B's rows continue across them).
         let (segs, run) = if SEG { (t.segs, t.kc / t.segs) } else { (1, t.kc) };
@@ -271,22 +262,10 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
             let kc4 = run & !3;
             let mut k = 0;
             while k < kc4 {
-                for p in &pf {
-                    V::prefetch_l2(p.wrapping_add(64 * (line_fx >> 16)));
-                }
-                line_fx += step_fx;
-                // The next tile's C into L1, and where the loop nest asks
-                // (`next_a`) its A rows into L2 (`t.next` is valid for
-                // reads: the tile contract; prefetches never fault).
-                let g = (s * run + k) / 4;
-                for j in 0..next_lines {
-                    next_tile_lines::<MR, NV>(t, next_lines * g + j, |p| V::prefetch(p));
-                }
-                if t.next_a {
-                    for j in 0..NEXT_A_LINES_PER_GROUP {
-                        next_tile_a_lines(t, NEXT_A_LINES_PER_GROUP * g + j, |p| V::prefetch_l2(p));
-                    }
-                }
+                // The next B panel's share into L2, the next tile's C into
+                // L1, and where the loop nest asks (`next_a`) its A rows into
+                // L2 (`t` is this tile: the tile contract).
+                prefetch.group(t, (s * run + k) / 4, NEXT_A_LINES_PER_GROUP, |p| V::prefetch(p), |p| V::prefetch_l2(p));
                 for u in 0..4 {
                     step!(k + u);
                 }

@@ -46,7 +46,7 @@ use std::arch::asm;
 use std::arch::x86_64::*;
 
 use super::avx512::Avx512;
-use super::loops::{next_tile_a_lines, next_tile_lines, next_tile_lines_per_group, Microkernel, Tile, MAX_MR};
+use super::loops::{GroupPrefetch, Microkernel, Tile, MAX_MR};
 
 /// Lines of the next strip's A rows asked for per group of 4 k steps
 /// (where the loop nest sets `Tile::next_a`): `12·⌈kc/16⌉` lines over
@@ -282,12 +282,7 @@ unsafe fn wide_kernel<const MR: usize>(t: &Tile) {
             }
         }
         // The 8×32 kernel's prefetches, per group of 4 k steps (see there).
-        let next_lines = next_tile_lines_per_group(MR * 2, t.kc);
-        let spread = !t.pf.is_null() && t.pf_lines > 0;
-        let pf_base = if spread { t.pf } else { t.b };
-        let pf = [pf_base as *const i8, pf_base.wrapping_add(t.b_next) as *const i8];
-        let step_fx = if spread { t.pf_step } else { 0 };
-        let mut line_fx = 0usize;
+        let mut prefetch = GroupPrefetch::<MR, 2>::new(t);
         let (segs, run) = if t.segs > 1 { (t.segs, t.kc / t.segs) } else { (1, t.kc) };
         let bn = 4 * t.b_next;
         let mut b = t.b;
@@ -298,19 +293,13 @@ unsafe fn wide_kernel<const MR: usize>(t: &Tile) {
             }
             let mut k = 0usize;
             for q in 0..run / 4 {
-                for p in &pf {
-                    _mm_prefetch::<_MM_HINT_T1>(p.wrapping_add(64 * (line_fx >> 16)));
-                }
-                line_fx += step_fx;
-                let g = (s * run + 4 * q) / 4;
-                for j in 0..next_lines {
-                    next_tile_lines::<MR, 2>(t, next_lines * g + j, |p| _mm_prefetch::<_MM_HINT_T0>(p));
-                }
-                if t.next_a {
-                    for j in 0..A_LINES_PER_GROUP {
-                        next_tile_a_lines(t, A_LINES_PER_GROUP * g + j, |p| _mm_prefetch::<_MM_HINT_T1>(p));
-                    }
-                }
+                prefetch.group(
+                    t,
+                    (s * run + 4 * q) / 4,
+                    A_LINES_PER_GROUP,
+                    |p| _mm_prefetch::<_MM_HINT_T0>(p),
+                    |p| _mm_prefetch::<_MM_HINT_T1>(p),
+                );
                 k_steps::<MR, true>(&mut acc, rows.as_ptr(), &mut b, bn, &mut k);
             }
             for _ in 0..run % 4 {

@@ -306,6 +306,69 @@ pub(crate) unsafe fn next_tile_a_lines(t: &Tile, i: usize, mut prefetch: impl Fn
     }
 }
 
+/// The prefetches an AVX-512 microkernel (8×32 and 12×32) issues before
+/// each group of 4 k steps of an `MR`-row, `NV`-panel tile, set up once per
+/// tile: its share of the next B micro-panel into L2 ([`Tile::pf`], spread
+/// over the groups in 16.16 fixed point; its own panel's lines when it has
+/// none), the next tile's C and residual lines into L1
+/// ([`next_tile_lines`], [`next_tile_lines_per_group`] per group) and,
+/// where [`Tile::next_a`] asks, the next strip's A rows into L2
+/// ([`next_tile_a_lines`]).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) struct GroupPrefetch<const MR: usize, const NV: usize> {
+    pf: [*const i8; NV],
+    step_fx: usize,
+    line_fx: usize,
+    next_lines: usize,
+}
+
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+impl<const MR: usize, const NV: usize> GroupPrefetch<MR, NV> {
+    /// The prefetch state of tile `t`.
+    #[inline(always)]
+    pub(crate) fn new(t: &Tile) -> Self {
+        let spread = !t.pf.is_null() && t.pf_lines > 0;
+        let pf_base = if spread { t.pf } else { t.b };
+        GroupPrefetch {
+            pf: std::array::from_fn(|v| pf_base.wrapping_add(v * t.b_next) as *const i8),
+            step_fx: if spread { t.pf_step } else { 0 },
+            line_fx: 0,
+            next_lines: next_tile_lines_per_group(MR * NV, t.kc),
+        }
+    }
+
+    /// Group `g`'s prefetches (`g`: the group's first k step / 4, counted
+    /// over the whole tile), with `a_lines` next-strip A lines per group;
+    /// `l1` and `l2` issue one hint each.
+    ///
+    /// # Safety
+    /// `t` is the tile given to [`GroupPrefetch::new`], under its contract
+    /// (`t.next` null or a valid [`Tile`], valid when `t.next_a`).
+    #[inline(always)]
+    pub(crate) unsafe fn group(
+        &mut self,
+        t: &Tile,
+        g: usize,
+        a_lines: usize,
+        l1: impl Fn(*const i8),
+        l2: impl Fn(*const i8),
+    ) {
+        for p in &self.pf {
+            l2(p.wrapping_add(64 * (self.line_fx >> 16)));
+        }
+        self.line_fx += self.step_fx;
+        // SAFETY (both): the caller's contract; hints only.
+        for j in 0..self.next_lines {
+            unsafe { next_tile_lines::<MR, NV>(t, self.next_lines * g + j, &l1) };
+        }
+        if t.next_a {
+            for j in 0..a_lines {
+                unsafe { next_tile_a_lines(t, a_lines * g + j, &l2) };
+            }
+        }
+    }
+}
+
 /// Strip `s` of `strips`' share of `lines` prefetches during its `kc`-step
 /// tile: `(first line, lines, step)`, the step being lines per group of 4 k
 /// steps in 16.16 fixed point (0 when the loop has no whole group), so that
