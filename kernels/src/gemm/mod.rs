@@ -404,6 +404,30 @@ mod tests {
         ((*seed >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     }
 
+    /// A random convolution for the loop-nest tests: 1×1 mostly, 3×3, or
+    /// 7×7 with few channels (the stem's way); every fourth `case` big (up to
+    /// 20 wide, 1100 channels for 1×1, 700 otherwise); batch 1–2, stride
+    /// 1–2, any padding, the input at least as large as the kernel needs.
+    fn random_conv(case: usize, pick: &mut impl FnMut(usize) -> usize) -> ConvShape {
+        let k = [1, 1, 1, 3, 7][pick(5)];
+        let big = case.is_multiple_of(4);
+        let hw = if big { 1 + pick(20) } else { 1 + pick(8) };
+        let cin = if k == 7 {
+            1 + pick(8)
+        } else if big {
+            1 + pick(if k == 1 { 1100 } else { 700 })
+        } else {
+            1 + pick(70)
+        };
+        let cout = 1 + pick(if big { 100 } else { 70 });
+        let stride = 1 + pick(2);
+        let pad = if k == 1 && pick(2) == 0 { 0 } else { pick(k) };
+        let mut s = ConvShape::square(1 + pick(2), hw, hw, cin, cout, k, stride, pad);
+        s.in_h = s.in_h.max(k.saturating_sub(2 * pad)).max(1);
+        s.in_w = s.in_h;
+        s
+    }
+
     /// The AVX-512 kernel body on emulated 16-lane vectors (the same code the
     /// zmm path runs), through the real loop nest: NR = 32 tiles, odd panel
     /// counts, partial columns, M not a multiple of 8, several K blocks (of
@@ -420,22 +444,8 @@ mod tests {
             (1..=3).map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
         let mut padded_cases = 0;
         for case in 0..120 {
-            let k = [1, 1, 1, 3, 7][pick(5)];
-            let big = case % 4 == 0;
-            let hw = if big { 1 + pick(20) } else { 1 + pick(8) };
-            let cin = if k == 7 {
-                1 + pick(8)
-            } else if big {
-                1 + pick(if k == 1 { 1100 } else { 700 })
-            } else {
-                1 + pick(70)
-            };
-            let cout = 1 + pick(if big { 100 } else { 70 });
-            let stride = 1 + pick(2);
-            let pad = if k == 1 && pick(2) == 0 { 0 } else { pick(k) };
-            let mut s = ConvShape::square(1 + pick(2), hw, hw, cin, cout, k, stride, pad);
-            s.in_h = s.in_h.max(k.saturating_sub(2 * pad)).max(1);
-            s.in_w = s.in_h;
+            let s = random_conv(case, &mut pick);
+            let (k, pad) = (s.kh, s.pad_top);
             let mut rng = case as u64 * 7919 + 1;
             let input: Vec<f32> = (0..s.input_len()).map(|_| lcg(&mut rng)).collect();
             let w: Vec<f32> = (0..s.weights_len()).map(|_| lcg(&mut rng)).collect();
@@ -507,25 +517,12 @@ mod tests {
             (1..=3).map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
         let (mut runs_cases, mut packed_cases) = (0, 0);
         for case in 0..150 {
-            let k = [1, 1, 1, 3, 7][pick(5)];
-            let big = case % 4 == 0;
-            let hw = if big { 1 + pick(24) } else { 1 + pick(9) };
-            let cin = if k == 7 {
-                1 + pick(8)
-            } else if case % 10 == 1 {
+            let mut s = random_conv(case, &mut pick);
+            let (k, pad) = (s.kh, s.pad_top);
+            if case % 10 == 1 && k != 7 {
                 // Rows 4 KiB apart: copied into scratch on small-way L1s.
-                1024
-            } else if big {
-                1 + pick(if k == 1 { 1100 } else { 600 })
-            } else {
-                1 + pick(90)
-            };
-            let cout = 1 + pick(if big { 100 } else { 80 });
-            let stride = 1 + pick(2);
-            let pad = if k == 1 && pick(2) == 0 { 0 } else { pick(k) };
-            let mut s = ConvShape::square(1 + pick(2), hw, hw, cin, cout, k, stride, pad);
-            s.in_h = s.in_h.max(k.saturating_sub(2 * pad)).max(1);
-            s.in_w = s.in_h;
+                s.in_c = 1024;
+            }
             let mut rng = case as u64 * 104729 + 3;
             let input: Vec<f32> = (0..s.input_len()).map(|_| lcg(&mut rng)).collect();
             let w: Vec<f32> = (0..s.weights_len()).map(|_| lcg(&mut rng)).collect();
