@@ -7,6 +7,17 @@
 //! both pipes busy while loads stay well under the 2–3 per cycle the core
 //! sustains. A is read through 6 row pointers (each row contiguous over K), so
 //! a 1×1 convolution's input is used in place, strided or not.
+//!
+//! Why intrinsics, where the AVX-512 12×32 kernel has its k loop in
+//! assembly: here the tile fits the register file, and LLVM keeps the 12
+//! sums in registers (`scripts/ci-codegen.sh` checks every instance). The
+//! same k loop in `asm!` (one block per 4 k steps, the broadcasts alternating
+//! between two registers, the prefetches in Rust between blocks) was timed
+//! on a 2-vCPU Zen 3 (stop 42): alternated inference by inference with this
+//! kernel in one process, 60 pairs per run, whole inference 0.988–1.009×
+//! (means of 4 runs in calm minutes; a null A/B 0.984–1.000); one 1×1
+//! convolution alone (six shapes, alternated call by call) 0.94–1.04×, the
+//! `microkernel_probe` −3 to +6 points of the FMA peak. Not kept.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;

@@ -216,8 +216,11 @@ pub(crate) trait Microkernel {
 ///
 /// # Safety
 /// `t.next` is null or a [`Tile`] valid for reads.
-// Only the AVX-512 kernel uses it (the AVX2 one was slower with it; NEON
-// has not been timed).
+// Only the AVX-512 kernels use it: the AVX2 one was slower with it — on a
+// 2-vCPU Zen 3 (stop 42; same process, alternated inference by inference, 60
+// pairs, v1.5, one thread) the network 1.03–1.06× of its time, stages 4–5's
+// 1×1 layers 1.10–1.12×, only stage 2's residual layers faster (0.96–0.97×);
+// NEON has not been timed.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 #[inline(always)]
 pub(crate) unsafe fn next_tile_lines<const MR: usize, const LINES: usize>(
@@ -290,6 +293,9 @@ pub(crate) const NEXT_A_LINES_PER_GROUP: usize = 2;
 /// two threads unchanged (1.00). Asking for the next strip's A on every
 /// tile instead made the 1×1 layers 1–4 % slower (the rows are in L2 from
 /// the second column tile on), as the try noted at [`next_tile_lines`] did.
+/// The AVX2 kernel does not ask for them: on a 2-vCPU Zen 3 (stop 42, same
+/// method, 60 pairs, v1.5, one thread) the network was unchanged with them
+/// (mean 0.991×, median 1.028×).
 ///
 /// # Safety
 /// `t.next` is a [`Tile`] valid for reads when `t.next_a` is set.
