@@ -2,12 +2,14 @@
 //! implicit GEMM on one 3×3 layer, with the weights cold (each call uses the
 //! next of enough copies to overflow the last-level cache, as in a whole
 //! inference). Rounds run every variant back to back, so a noisy host slows
-//! them alike; the medians over 40 rounds are compared. Each variant's calls
-//! run inside a thread team (`par::with_team`), as a whole inference's do:
-//! with plain rayon jobs every call woke its second worker, which favoured
-//! plans of many small blocks — 56×56×64 F(4×4) at 2 threads on a Zen 3,
-//! tb 12–22 instead of the plan's 33 looked 9 % faster that way, and within
-//! ±5 % either way (three runs) in a team.
+//! them alike; the medians over 40 rounds are compared. Every call runs in
+//! one thread team (`par::with_team`), started before the first round, as a
+//! whole inference's calls do (with plain rayon jobs every call woke its
+//! second worker). Standalone numbers
+//! still need the network's word: 56×56×64 F(4×4) at 2 threads on a Zen 3,
+//! tb 18 instead of the plan's 33 ran 0.895–1.057× here (medians of six runs;
+//! minima 0.92–1.06×), and in the network (same process, alternated, 80
+//! pairs, v1 and v1.5) those layers took 0.99–1.07× — the plan stays.
 //!
 //! `cargo run --release -p resnet50-kernels --example winograd_ab -- HW C TILES [THREADS] [BATCH]`
 //! TILES: comma-separated `2`, `3`, `4` (stride 1), `2s2`, `4s2` (stride 2;
@@ -96,12 +98,13 @@ fn main() {
     let reps = 10;
     let mut times = vec![Vec::new(); variants.len()];
     let mut call = 0usize;
-    for round in 0..41 {
-        for (i, (_, v)) in variants.iter().enumerate() {
-            let t0 = Instant::now();
-            // In a thread team, as in a whole inference (no wake-up per call).
-            pool.install(|| {
-                resnet50_kernels::par::with_team(threads, || {
+    // One thread team for every round, started before the clock, as in a
+    // whole inference: its helpers spin between calls (no wake-up per call).
+    pool.install(|| {
+        resnet50_kernels::par::with_team(threads, || {
+            for round in 0..41 {
+                for (i, (_, v)) in variants.iter().enumerate() {
+                    let t0 = Instant::now();
                     for _ in 0..reps {
                         match v {
                             Some((plan, copies)) => winograd::conv3x3_planned(
@@ -127,13 +130,13 @@ fn main() {
                         }
                         call += 1;
                     }
-                })
-            });
-            if round > 0 {
-                times[i].push(t0.elapsed().as_secs_f64() * 1e3 / reps as f64);
+                    if round > 0 {
+                        times[i].push(t0.elapsed().as_secs_f64() * 1e3 / reps as f64);
+                    }
+                }
             }
-        }
-    }
+        })
+    });
     println!("{hw}x{hw}x{c} stride {stride}, batch {batch}, {threads} thread(s), {isa}, cold weights, 40 rounds:");
     let mut first = None;
     for ((name, _), t) in variants.iter().zip(&mut times) {
