@@ -36,20 +36,19 @@ impl Microkernel for Avx2 {
     const MC: usize = 144;
     const NC: usize = 1024;
 
+    // Reads the stem's rows in runs from a padded input (`ASource::Padded`).
+    const SEGMENTS: bool = true;
+
     // One call per tile, as for AVX-512 (see there).
     #[inline(always)]
     unsafe fn tile(t: &Tile) {
         // SAFETY: forwarded contract of `Microkernel::tile` (the CPU has
         // AVX2+FMA; mr checked here).
         unsafe {
-            match t.mr {
-                6 => kernel::<6>(t),
-                5 => kernel::<5>(t),
-                4 => kernel::<4>(t),
-                3 => kernel::<3>(t),
-                2 => kernel::<2>(t),
-                1 => kernel::<1>(t),
-                _ => unreachable!("avx2 microkernel: mr {} out of 1..=6", t.mr),
+            if t.segs > 1 {
+                by_mr!(t, true)
+            } else {
+                by_mr!(t, false)
             }
         }
     }
@@ -59,6 +58,22 @@ impl Microkernel for Avx2 {
         unsafe { im2col_avx2(s, input, m0, rows, k0, kc, dst) }
     }
 }
+
+/// Calls `kernel::<MR, SEG>($t)` with the instance for `$t`'s rows (`1..=6`).
+macro_rules! by_mr {
+    ($t:expr, $seg:literal) => {
+        match $t.mr {
+            6 => kernel::<6, $seg>($t),
+            5 => kernel::<5, $seg>($t),
+            4 => kernel::<4, $seg>($t),
+            3 => kernel::<3, $seg>($t),
+            2 => kernel::<2, $seg>($t),
+            1 => kernel::<1, $seg>($t),
+            mr => unreachable!("avx2 microkernel: mr {mr} out of 1..=6"),
+        }
+    };
+}
+use by_mr;
 
 /// The im2col gather compiled with AVX2 (32-byte block moves).
 #[target_feature(enable = "avx2,fma")]
@@ -91,10 +106,13 @@ unsafe fn load16(p: *const f32, full: bool, m: (__m256i, __m256i)) -> (__m256, _
     }
 }
 
+/// `SEG`: A row `r` is `t.segs` runs of `kc / segs` floats, run `s` at
+/// `a[r] + s·seg_stride` (B's rows continue across runs); otherwise one run.
+///
 /// # Safety
 /// As [`Microkernel::tile`], with `t.mr == MR` and AVX2+FMA available.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel<const MR: usize>(t: &Tile) {
+unsafe fn kernel<const MR: usize, const SEG: bool>(t: &Tile) {
     let full = t.nr == 16;
     let m = masks(t.nr);
     let mut c0 = [_mm256_setzero_ps(); MR];
@@ -117,72 +135,78 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
             _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(60));
         }
     }
-    let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r]);
-    let b = t.b;
-    // One k step: 2 B loads, MR broadcasts, 2·MR FMAs.
-    macro_rules! step {
-        ($k:expr) => {{
-            let k = $k;
-            // SAFETY: k < kc: the B micro-panel holds kc rows of 16 floats; A row r holds kc floats.
-            unsafe {
-                let b0 = _mm256_loadu_ps(b.add(16 * k));
-                let b1 = _mm256_loadu_ps(b.add(16 * k + 8));
-                for r in 0..MR {
-                    let av = _mm256_broadcast_ss(&*a[r].add(k));
-                    c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-                    c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
-                }
-            }
-        }};
-    }
-    // Unrolled ×4 (measurably fewer loop-overhead stalls on Zen 3), then the rest.
-    let kc4 = t.kc & !3;
     // Spread L2 prefetch: pf_lines lines over the kc/4 groups, line
     // (g·pf_lines)/groups in group g, 16.16 fixed point (repeats are harmless).
-    let spread = !t.pf.is_null() && t.pf_lines > 0 && kc4 > 0;
+    let spread = !t.pf.is_null() && t.pf_lines > 0 && t.kc >= 4;
     let pf = t.pf as *const i8;
     let step_fx = if spread { t.pf_step } else { 0 };
     let mut line_fx = 0usize;
-    let mut k = 0;
-    if !t.pf_l1.is_null() {
-        // Also pull the next micro-panel into L1, one line per k step.
-        // Hints only: never fault.
-        let l1 = t.pf_l1 as *const i8;
-        while k < kc4 {
-            _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(64 * (line_fx >> 16)));
-            line_fx += step_fx;
-            _mm_prefetch::<_MM_HINT_T0>(l1.wrapping_add(64 * k));
-            _mm_prefetch::<_MM_HINT_T0>(l1.wrapping_add(64 * k + 64));
-            step!(k);
-            step!(k + 1);
-            _mm_prefetch::<_MM_HINT_T0>(l1.wrapping_add(64 * k + 128));
-            _mm_prefetch::<_MM_HINT_T0>(l1.wrapping_add(64 * k + 192));
-            step!(k + 2);
-            step!(k + 3);
-            k += 4;
+    // Runs of each A row (SEG: one per kernel row of a padded input).
+    let (segs, run) = if SEG { (t.segs, t.kc / t.segs) } else { (1, t.kc) };
+    for s in 0..segs {
+        let k0 = s * run;
+        let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r].wrapping_add(s * t.seg_stride));
+        let b = t.b.wrapping_add(16 * k0);
+        // One k step: 2 B loads, MR broadcasts, 2·MR FMAs.
+        macro_rules! step {
+            ($k:expr) => {{
+                let k = $k;
+                // SAFETY: k < run: the B micro-panel holds kc rows of 16 floats
+                // (k0 + k of them before this one); A row r holds run floats at a[r].
+                unsafe {
+                    let b0 = _mm256_loadu_ps(b.add(16 * k));
+                    let b1 = _mm256_loadu_ps(b.add(16 * k + 8));
+                    for r in 0..MR {
+                        let av = _mm256_broadcast_ss(&*a[r].add(k));
+                        c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+                        c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+                    }
+                }
+            }};
         }
-    } else if spread {
-        while k < kc4 {
-            // A hint only: never faults.
-            _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(64 * (line_fx >> 16)));
-            line_fx += step_fx;
-            step!(k);
-            step!(k + 1);
-            step!(k + 2);
-            step!(k + 3);
-            k += 4;
+        // Unrolled ×4 (measurably fewer loop-overhead stalls on Zen 3), then the rest.
+        let run4 = run & !3;
+        let mut k = 0;
+        if !t.pf_l1.is_null() {
+            // Also pull the next micro-panel into L1, one line per k step.
+            // Hints only: never fault.
+            let l1 = (t.pf_l1 as *const i8).wrapping_add(64 * k0);
+            while k < run4 {
+                _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(64 * (line_fx >> 16)));
+                line_fx += step_fx;
+                _mm_prefetch::<_MM_HINT_T0>(l1.wrapping_add(64 * k));
+                _mm_prefetch::<_MM_HINT_T0>(l1.wrapping_add(64 * k + 64));
+                step!(k);
+                step!(k + 1);
+                _mm_prefetch::<_MM_HINT_T0>(l1.wrapping_add(64 * k + 128));
+                _mm_prefetch::<_MM_HINT_T0>(l1.wrapping_add(64 * k + 192));
+                step!(k + 2);
+                step!(k + 3);
+                k += 4;
+            }
+        } else if spread {
+            while k < run4 {
+                // A hint only: never faults.
+                _mm_prefetch::<_MM_HINT_T1>(pf.wrapping_add(64 * (line_fx >> 16)));
+                line_fx += step_fx;
+                step!(k);
+                step!(k + 1);
+                step!(k + 2);
+                step!(k + 3);
+                k += 4;
+            }
+        } else {
+            while k < run4 {
+                step!(k);
+                step!(k + 1);
+                step!(k + 2);
+                step!(k + 3);
+                k += 4;
+            }
         }
-    } else {
-        while k < kc4 {
+        for k in run4..run {
             step!(k);
-            step!(k + 1);
-            step!(k + 2);
-            step!(k + 3);
-            k += 4;
         }
-    }
-    for k in kc4..t.kc {
-        step!(k);
     }
     if t.last {
         let bias = if t.bias.is_null() {

@@ -113,7 +113,8 @@ pub(crate) struct Tile {
     /// reduction is `segs` runs of `kc / segs` floats, run `s` at
     /// `a[r] + s·seg_stride` (an implicit GEMM read in place from a padded
     /// input, one run per kernel row); B's rows stay consecutive. (Only the
-    /// AVX-512 kernel reads rows in runs, so unread where it is not compiled.)
+    /// AVX-512 and AVX2 kernels read rows in runs, so unread where they are
+    /// not compiled.)
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub segs: usize,
     /// Floats from one run of a row to the next (when `segs > 1`).

@@ -11,11 +11,11 @@
 //!   ResNet50's 3×3 layers), each K block lies inside one kernel tap and A's
 //!   rows are read in place, a row of zeros standing for the padding. With
 //!   fewer channels (the stem's 3) and the whole K in one block, the AVX-512
-//!   kernel reads each row in place as `kh` runs of `kw·cin` floats from a
-//!   copy of the input with its padding written out (`ASource::Padded`, the
-//!   copy at the front of scratch); other ISAs gather im2col rows on the fly,
-//!   one `MC × KC` block at a time, into the caller's scratch, with zeros for
-//!   the padding.
+//!   and AVX2 kernels read each row in place as `kh` runs of `kw·cin` floats
+//!   from a copy of the input with its padding written out
+//!   (`ASource::Padded`, the copy at the front of scratch); the scalar and
+//!   NEON ones gather im2col rows on the fly, one `MC × KC` block at a time,
+//!   into the caller's scratch, with zeros for the padding.
 //!
 //! Both take B packed once by [`pack_b`] (ISA-neutral 16-column panels, see
 //! [`pack`]) and run the BLIS-style loop nest of `loops.rs` over one
@@ -305,7 +305,7 @@ fn with_implicit_problem(
     run: impl FnOnce(&Problem, &mut [f32]),
 ) {
     let (m, k, n) = gemm_dims(shape);
-    if takes_runs(isa) && pack::reads_padded(shape) {
+    if takes_runs(isa, k) && pack::reads_padded(shape) {
         let len = pack::padded_len(shape);
         let (padded, rest) = scratch.split_at_mut(round_up_floats(len));
         let padded = &mut padded[..len];
@@ -385,11 +385,18 @@ pub fn conv_implicit_maxpool(
 }
 
 /// Whether `isa`'s microkernel reads A rows in runs
-/// ([`loops::Microkernel::SEGMENTS`]), as [`ASource::Padded`] needs.
-fn takes_runs(isa: Isa) -> bool {
+/// ([`loops::Microkernel::SEGMENTS`]), as [`ASource::Padded`] needs, for a
+/// reduction of `k`: a padded input is one K block, so only where `k` is one
+/// block of that kernel anyway ([`loops::k_blocks`]; the stem's 147 on both).
+fn takes_runs(isa: Isa, k: usize) -> bool {
+    fn one_block<U: loops::Microkernel>(k: usize) -> bool {
+        U::SEGMENTS && loops::k_blocks(k, U::KC).0 == 1
+    }
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => <avx512::Avx512 as loops::Microkernel>::SEGMENTS,
+        Isa::Avx512 => one_block::<avx512::Avx512>(k),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => one_block::<avx2::Avx2>(k),
         _ => false,
     }
 }
@@ -496,6 +503,79 @@ mod tests {
             }
         }
         assert!(padded_cases > 30, "only {padded_cases} cases read a padded input");
+    }
+
+    /// The AVX2 kernel reading implicit GEMMs with few channels in runs
+    /// from a padded input (`ASource::Padded`, the stem's way) against its
+    /// own im2col gather, through the real loop nest: bit for bit (the same
+    /// FMA chain over k, the padding's zeros included), and against the
+    /// reference; every epilogue, 1–3 threads, batch 1–2, K up to 384 (one
+    /// K block, where `takes_runs` picks runs) and above (one block of up to
+    /// 3·KC: correct too, though the gather is picked there).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_reads_padded_runs_bit_for_bit_as_its_gather() {
+        if !Isa::under_test().contains(&Isa::Avx2) {
+            return;
+        }
+        let mut seed = 4242u64;
+        let mut pick = |n: usize| (lcg(&mut seed).abs() * n as f32) as usize % n;
+        let pools: Vec<rayon::ThreadPool> =
+            (1..=3).map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
+        let mut cases = 0;
+        for case in 0..60 {
+            let k = [3, 5, 7][pick(3)];
+            let cin = 1 + pick(if case % 4 == 0 { 15 } else { 8 });
+            let hw = k + pick(14);
+            let mut s = ConvShape::square(1 + pick(2), hw, hw, cin, 1 + pick(70), k, 1 + pick(2), pick(k));
+            s.pad_right = pick(k);
+            if !pack::reads_padded(&s) {
+                continue;
+            }
+            cases += 1;
+            let mut rng = case as u64 * 6151 + 11;
+            let input: Vec<f32> = (0..s.input_len()).map(|_| lcg(&mut rng)).collect();
+            let w: Vec<f32> = (0..s.weights_len()).map(|_| lcg(&mut rng)).collect();
+            let bias: Vec<f32> = (0..s.out_c).map(|_| lcg(&mut rng)).collect();
+            let res: Vec<f32> = (0..s.output_len()).map(|_| lcg(&mut rng)).collect();
+            let ep = Epilogue {
+                bias: (case % 2 == 0).then_some(&bias[..]),
+                residual: (case % 3 == 0).then_some(&res[..]),
+                relu: case % 5 < 3,
+                ..Default::default()
+            };
+            let mut want = vec![0.0; s.output_len()];
+            reference::conv2d(&s, &input, &w, &ep, &mut want);
+            let (m, kk, n) = gemm_dims(&s);
+            let mut packed = vec![0.0; packed_b_len(kk, n)];
+            pack_b(kk, n, &w, &mut packed);
+            let padded = pack::padded_input(&s, &input);
+            for threads in 1..=3 {
+                let mut outs = Vec::new();
+                for a in [ASource::Im2col(&s, &input), ASource::Padded(&s, &padded)] {
+                    let p = Problem { m, k: kk, n, a, b: &packed, ep: &ep };
+                    let mut got = vec![f32::NAN; s.output_len()];
+                    let mut scratch = vec![f32::NAN; scratch_for(&s, threads, true)];
+                    // SAFETY: lengths as `check` validates them (built to
+                    // match above); AVX2+FMA checked above; Padded reads no
+                    // scratch.
+                    pools[threads - 1]
+                        .install(|| unsafe { loops::run::<avx2::Avx2>(&p, &mut got, &mut scratch, threads) });
+                    for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                        assert!(
+                            (g - w).abs() <= 2e-5 * (kk as f32).sqrt() * (1.0 + w.abs()),
+                            "{s:?} t{threads} [{i}]: {g} vs {w}"
+                        );
+                    }
+                    outs.push(got);
+                }
+                assert!(
+                    outs[0].iter().zip(&outs[1]).all(|(a, b)| a.to_bits() == b.to_bits()),
+                    "{s:?} t{threads}: runs and gather differ"
+                );
+            }
+        }
+        assert!(cases > 30, "only {cases} cases read a padded input");
     }
 
     /// The 12×32 AVX-512 kernel (assembly k loop) against the 8×32 one

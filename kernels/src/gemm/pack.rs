@@ -148,7 +148,8 @@ pub(crate) fn tap_rows(s: &ConvShape, input: &[f32], k0: usize, m0: usize, rows:
 
 /// Longest reduction (`kh·kw·cin`) that an implicit GEMM reads in runs from a
 /// padded input ([`reads_padded`]): the whole K must be one block of the
-/// AVX-512 kernel (`KC` = 512, blocks up to 1.5·`KC`).
+/// AVX-512 kernel (`KC` = 512, blocks up to 1.5·`KC`); the AVX2 kernel
+/// (`KC` = 256) reads in runs up to 384 and gathers above.
 pub(crate) const PADDED_MAX_K: usize = 768;
 
 /// Whether an implicit GEMM of `shape` reads its A rows in place from a copy
@@ -163,7 +164,9 @@ pub(crate) const PADDED_MAX_K: usize = 768;
 /// microkernel read them back; in place, 8 neighbouring pixels' runs of one
 /// kernel row overlap within 4 cache lines of the padded input. Measured on
 /// the Zen 4 (v1, batch 1, one thread, interleaved per inference): the stem
-/// 2.51 → 2.18 ms.
+/// 2.51 → 2.18 ms; with the AVX2 kernel on a Zen 3 (v1, one thread, `bench
+/// --profile` of the two builds alternated, 4 runs of 20): 3.07–3.68 →
+/// 2.85–2.99 ms (stem + fused pool medians).
 pub(crate) fn reads_padded(s: &ConvShape) -> bool {
     s.kh > 1 && s.in_c < MIN_DIRECT_KC && s.kh * s.kw * s.in_c <= PADDED_MAX_K
 }
