@@ -33,6 +33,17 @@ impl Microkernel for Avx2 {
     const MR: usize = 6;
     const NR: usize = 16;
     const KC: usize = 256;
+    // K = 512 (the 1×1 layers with 512 input channels) as one block rather
+    // than two of 256: C is written once instead of stored and read back,
+    // which at N = 2048 (stage 5's `_3`, 400 KB of C behind 1 MB of B
+    // streamed per block) was a round trip through L3. Zen 3, same process,
+    // alternated inference by inference (60 pairs each), two blocks against
+    // one: stage 5's `_3` 1.08–1.17× the time, stage 3's `_1` and
+    // `conv4_block1_0` 1.02–1.03×, the whole inference 1.006 (v1.5) and
+    // 1.012 (v1) at one thread, 1.007 (v1.5) at two; batch 8 (2 threads,
+    // 24 rounds) stage 5's `_3` 1.09–1.14×. Winograd's products (gemm_rows,
+    // `KC_ROWS`) keep two blocks: stage 5's F(2×2) measured 0.98–1.00×.
+    const KC_WHOLE: usize = 512;
     const MC: usize = 144;
     const NC: usize = 1024;
 

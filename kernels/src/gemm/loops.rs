@@ -169,6 +169,9 @@ pub(crate) trait Microkernel {
     /// Target reduction block of the loop nest ([`run`]: 1×1 and implicit
     /// GEMM convolutions).
     const KC: usize;
+    /// Longest reduction the loop nest ([`run`]) keeps as one K block
+    /// rather than splitting into blocks of at most `KC`.
+    const KC_WHOLE: usize = Self::KC + Self::KC / 2;
     /// Reduction block of [`gemm_rows`] (a few rows against weights
     /// streamed from memory: Winograd's products).
     const KC_ROWS: usize = Self::KC;
@@ -427,19 +430,31 @@ pub(crate) fn strip_prefetches(lines: usize, strips: usize, kc: usize, out: &mut
 pub(crate) struct Blocking {
     pub nr: usize,
     pub kc: usize,
+    pub kc_whole: usize,
     pub mc: usize,
 }
 
 impl Blocking {
     pub(crate) fn of<U: Microkernel>() -> Self {
-        Blocking { nr: U::NR, kc: U::KC, mc: U::MC }
+        Blocking { nr: U::NR, kc: U::KC, kc_whole: U::KC_WHOLE, mc: U::MC }
+    }
+
+    /// The loop nest's K blocking of a reduction of `k` ([`k_blocks_upto`]).
+    pub(crate) fn k_blocks(&self, k: usize) -> (usize, usize) {
+        k_blocks_upto(k, self.kc, self.kc_whole)
     }
 }
 
 /// K blocking: `(blocks, kc)`. One block up to 1.5·`kc_max` (the stem's 147,
 /// 256, 384 stay whole); otherwise equal blocks of at most `kc_max`.
 pub(crate) fn k_blocks(k: usize, kc_max: usize) -> (usize, usize) {
-    if k <= kc_max + kc_max / 2 {
+    k_blocks_upto(k, kc_max, kc_max + kc_max / 2)
+}
+
+/// K blocking: `(blocks, kc)`. One block up to `whole_max`, otherwise equal
+/// blocks of at most `kc_max`.
+pub(crate) fn k_blocks_upto(k: usize, kc_max: usize, whole_max: usize) -> (usize, usize) {
+    if k <= whole_max.max(kc_max) {
         (1, k)
     } else {
         let nk = k.div_ceil(kc_max);
@@ -574,7 +589,7 @@ pub(crate) fn task_scratch_len(bl: Blocking, m: usize, k: usize, n: usize, threa
         return 0;
     }
     let (tm, tn) = split(m, k, n, bl.nr, threads);
-    let (_, kc) = k_blocks(k, bl.kc);
+    let (_, kc) = bl.k_blocks(k);
     // A row split's ranges follow the threads' speeds (`par::run_split`):
     // a task may get up to all the rows.
     let rows = if tn == 1 { m } else { m.div_ceil(tm) };
@@ -645,13 +660,13 @@ pub(crate) struct Problem<'a> {
 }
 
 impl Problem<'_> {
-    /// The K blocking on `kc_max`: `(direct, blocks, kc)`, whole taps of
-    /// `direct` floats when A is read in place, else [`k_blocks`].
-    fn k_blocking(&self, kc_max: usize) -> (Option<usize>, usize, usize) {
-        let direct = self.a.direct_kc(kc_max);
+    /// The K blocking on `bl`: `(direct, blocks, kc)`, whole taps of
+    /// `direct` floats when A is read in place, else [`Blocking::k_blocks`].
+    fn k_blocking(&self, bl: Blocking) -> (Option<usize>, usize, usize) {
+        let direct = self.a.direct_kc(bl.kc);
         let (nk, kcb) = match self.a {
             ASource::Padded(..) => (1, self.k),
-            _ => direct.map_or_else(|| k_blocks(self.k, kc_max), |kc| (self.k / kc, kc)),
+            _ => direct.map_or_else(|| bl.k_blocks(self.k), |kc| (self.k / kc, kc)),
         };
         (direct, nk, kcb)
     }
@@ -820,7 +835,7 @@ const IN_PLACE_START_MAX_K: usize = 64;
 /// # Safety
 /// As [`run`]; `c` points at C (`m × n`), the task owns `rows × cols` of it.
 unsafe fn task<U: Microkernel>(p: &Problem, rows: Range<usize>, cols: Range<usize>, c: *mut f32, scratch: &mut [f32]) {
-    let kb = p.k_blocking(U::KC);
+    let kb = p.k_blocking(Blocking::of::<U>());
     let (_, nk, _) = kb;
     let chunk_rows = (C_CHUNK_BYTES / (4 * cols.len().clamp(1, U::NC))).max(U::MC);
     let chunks = if nk > 1 { rows.len().div_ceil(chunk_rows).max(1) } else { 1 };
@@ -1449,6 +1464,12 @@ mod tests {
         assert_eq!(k_blocks(2048, 256), (8, 256));
         assert_eq!(k_blocks(4608, 256), (18, 256));
         assert_eq!(k_blocks(1000, 256), (4, 250));
+        // AVX2's loop nest: K = 512 whole, longer K in blocks of at most 256.
+        assert_eq!(k_blocks_upto(512, 256, 512), (1, 512));
+        assert_eq!(k_blocks_upto(513, 256, 512), (3, 171));
+        assert_eq!(k_blocks_upto(2048, 256, 512), (8, 256));
+        assert_eq!(Blocking::of::<super::super::avx2::Avx2>().k_blocks(512), (1, 512));
+        assert_eq!(k_blocks_upto(100, 256, 64), (1, 100));
     }
 
     #[test]

@@ -24,7 +24,7 @@
 //! | ISA | file | tile (MR×NR) | KC | MC |
 //! |-----|------|--------------|----|----|
 //! | scalar | `scalar.rs` | 4×16 | 256 | 128 |
-//! | AVX2+FMA | `avx2.rs` | 6×16 | 256 | 144 |
+//! | AVX2+FMA | `avx2.rs` | 6×16 | 256 (K ≤ 512 in one block) | 144 |
 //! | AVX-512F | `avx512.rs` | 8×32 (8×16 for an odd last panel) | 512 (192 in Winograd's products) | 192 |
 //! | AVX-512F, wide | `avx512_wide.rs` | 12×32, k loop in assembly; the loop nest's kernel where 512-bit FMAs run at the 256-bit rate ([`peak::avx512_full_width`]: Zen 4); odd last panels on the 8×32 one | 512 | 192 |
 //! | AVX-512F, tall | `avx512.rs` | 16×16, Winograd's products of 9+ rows where 512-bit FMAs run at the 256-bit rate ([`peak::avx512_full_width`]) | 256 | – |
@@ -387,10 +387,11 @@ pub fn conv_implicit_maxpool(
 /// Whether `isa`'s microkernel reads A rows in runs
 /// ([`loops::Microkernel::SEGMENTS`]), as [`ASource::Padded`] needs, for a
 /// reduction of `k`: a padded input is one K block, so only where `k` is one
-/// block of that kernel anyway ([`loops::k_blocks`]; the stem's 147 on both).
+/// block of that kernel anyway ([`loops::Blocking::k_blocks`]; the stem's
+/// 147 on both).
 fn takes_runs(isa: Isa, k: usize) -> bool {
     fn one_block<U: loops::Microkernel>(k: usize) -> bool {
-        U::SEGMENTS && loops::k_blocks(k, U::KC).0 == 1
+        U::SEGMENTS && Blocking::of::<U>().k_blocks(k).0 == 1
     }
     match isa {
         #[cfg(target_arch = "x86_64")]
@@ -509,7 +510,7 @@ mod tests {
     /// from a padded input (`ASource::Padded`, the stem's way) against its
     /// own im2col gather, through the real loop nest: bit for bit (the same
     /// FMA chain over k, the padding's zeros included), and against the
-    /// reference; every epilogue, 1–3 threads, batch 1–2, K up to 384 (one
+    /// reference; every epilogue, 1–3 threads, batch 1–2, K up to 512 (one
     /// K block, where `takes_runs` picks runs) and above (one block of up to
     /// 3·KC: correct too, though the gather is picked there).
     #[cfg(target_arch = "x86_64")]

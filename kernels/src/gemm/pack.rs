@@ -149,7 +149,7 @@ pub(crate) fn tap_rows(s: &ConvShape, input: &[f32], k0: usize, m0: usize, rows:
 /// Longest reduction (`kh·kw·cin`) that an implicit GEMM reads in runs from a
 /// padded input ([`reads_padded`]): the whole K must be one block of the
 /// AVX-512 kernel (`KC` = 512, blocks up to 1.5·`KC`); the AVX2 kernel
-/// (`KC` = 256) reads in runs up to 384 and gathers above.
+/// (whole up to `KC_WHOLE` = 512) reads in runs up to 512 and gathers above.
 pub(crate) const PADDED_MAX_K: usize = 768;
 
 /// Whether an implicit GEMM of `shape` reads its A rows in place from a copy
