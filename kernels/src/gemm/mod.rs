@@ -436,6 +436,52 @@ mod tests {
         s
     }
 
+    /// Rayon pools of 1, 2 and 3 threads (`pools[threads - 1]`).
+    fn pools_of_1_to_3_threads() -> Vec<rayon::ThreadPool> {
+        (1..=3).map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect()
+    }
+
+    /// Random input, HWIO weights (also packed), bias and residual for a
+    /// loop-nest test case, from one LCG stream seeded by `seed`.
+    struct CaseData {
+        input: Vec<f32>,
+        w: Vec<f32>,
+        packed: Vec<f32>,
+        bias: Vec<f32>,
+        res: Vec<f32>,
+    }
+
+    impl CaseData {
+        fn new(s: &ConvShape, mut seed: u64) -> Self {
+            let input: Vec<f32> = (0..s.input_len()).map(|_| lcg(&mut seed)).collect();
+            let w: Vec<f32> = (0..s.weights_len()).map(|_| lcg(&mut seed)).collect();
+            let bias: Vec<f32> = (0..s.out_c).map(|_| lcg(&mut seed)).collect();
+            let res: Vec<f32> = (0..s.output_len()).map(|_| lcg(&mut seed)).collect();
+            let (_, kk, n) = gemm_dims(s);
+            let mut packed = vec![0.0; packed_b_len(kk, n)];
+            pack_b(kk, n, &w, &mut packed);
+            CaseData { input, w, packed, bias, res }
+        }
+
+        /// Case `case`'s epilogue: the bias on even cases, the residual on
+        /// every third, ReLU on three of five.
+        fn epilogue(&self, case: usize) -> Epilogue<'_> {
+            Epilogue {
+                bias: case.is_multiple_of(2).then_some(&self.bias[..]),
+                residual: case.is_multiple_of(3).then_some(&self.res[..]),
+                relu: case % 5 < 3,
+                ..Default::default()
+            }
+        }
+
+        /// The scalar reference's output for `ep`.
+        fn reference(&self, s: &ConvShape, ep: &Epilogue) -> Vec<f32> {
+            let mut want = vec![0.0; s.output_len()];
+            reference::conv2d(s, &self.input, &self.w, ep, &mut want);
+            want
+        }
+    }
+
     /// The AVX-512 kernel body on emulated 16-lane vectors (the same code the
     /// zmm path runs), through the real loop nest: NR = 32 tiles, odd panel
     /// counts, partial columns, M not a multiple of 8, several K blocks (of
@@ -448,31 +494,19 @@ mod tests {
         use avx512::emulated::Avx512Emu;
         let mut seed = 99u64;
         let mut pick = |n: usize| (lcg(&mut seed).abs() * n as f32) as usize % n;
-        let pools: Vec<rayon::ThreadPool> =
-            (1..=3).map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
+        let pools = pools_of_1_to_3_threads();
         let mut padded_cases = 0;
         for case in 0..120 {
             let s = random_conv(case, &mut pick);
             let (k, pad) = (s.kh, s.pad_top);
-            let mut rng = case as u64 * 7919 + 1;
-            let input: Vec<f32> = (0..s.input_len()).map(|_| lcg(&mut rng)).collect();
-            let w: Vec<f32> = (0..s.weights_len()).map(|_| lcg(&mut rng)).collect();
-            let bias: Vec<f32> = (0..s.out_c).map(|_| lcg(&mut rng)).collect();
-            let res: Vec<f32> = (0..s.output_len()).map(|_| lcg(&mut rng)).collect();
-            let ep = Epilogue {
-                bias: (case % 2 == 0).then_some(&bias[..]),
-                residual: (case % 3 == 0).then_some(&res[..]),
-                relu: case % 5 < 3,
-                ..Default::default()
-            };
-            let mut want = vec![0.0; s.output_len()];
-            reference::conv2d(&s, &input, &w, &ep, &mut want);
+            let d = CaseData::new(&s, case as u64 * 7919 + 1);
+            let (input, packed) = (&d.input[..], &d.packed[..]);
+            let ep = d.epilogue(case);
+            let want = d.reference(&s, &ep);
             let (m, kk, n) = gemm_dims(&s);
-            let mut packed = vec![0.0; packed_b_len(kk, n)];
-            pack_b(kk, n, &w, &mut packed);
             let one = k == 1 && pad == 0;
-            let a = if one { ASource::Pixels(&s, &input) } else { ASource::Im2col(&s, &input) };
-            let p = Problem { m, k: kk, n, a, b: &packed, ep: &ep };
+            let a = if one { ASource::Pixels(&s, input) } else { ASource::Im2col(&s, input) };
+            let p = Problem { m, k: kk, n, a, b: packed, ep: &ep };
             let mut first: Option<Vec<f32>> = None;
             for threads in 1..=3 {
                 let mut got = vec![f32::NAN; s.output_len()];
@@ -489,7 +523,7 @@ mod tests {
                 // Read in runs from the padded input: the same sums bit for
                 // bit (the same FMA chain over k, zeros included).
                 if !one && pack::reads_padded(&s) {
-                    let padded = pack::padded_input(&s, &input);
+                    let padded = pack::padded_input(&s, input);
                     let pp = Problem { a: ASource::Padded(&s, &padded), ..p };
                     let mut runs = vec![f32::NAN; s.output_len()];
                     // SAFETY: as above; Padded needs no scratch.
@@ -521,8 +555,7 @@ mod tests {
         }
         let mut seed = 4242u64;
         let mut pick = |n: usize| (lcg(&mut seed).abs() * n as f32) as usize % n;
-        let pools: Vec<rayon::ThreadPool> =
-            (1..=3).map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
+        let pools = pools_of_1_to_3_threads();
         let mut cases = 0;
         for case in 0..60 {
             let k = [3, 5, 7][pick(3)];
@@ -534,27 +567,16 @@ mod tests {
                 continue;
             }
             cases += 1;
-            let mut rng = case as u64 * 6151 + 11;
-            let input: Vec<f32> = (0..s.input_len()).map(|_| lcg(&mut rng)).collect();
-            let w: Vec<f32> = (0..s.weights_len()).map(|_| lcg(&mut rng)).collect();
-            let bias: Vec<f32> = (0..s.out_c).map(|_| lcg(&mut rng)).collect();
-            let res: Vec<f32> = (0..s.output_len()).map(|_| lcg(&mut rng)).collect();
-            let ep = Epilogue {
-                bias: (case % 2 == 0).then_some(&bias[..]),
-                residual: (case % 3 == 0).then_some(&res[..]),
-                relu: case % 5 < 3,
-                ..Default::default()
-            };
-            let mut want = vec![0.0; s.output_len()];
-            reference::conv2d(&s, &input, &w, &ep, &mut want);
+            let d = CaseData::new(&s, case as u64 * 6151 + 11);
+            let (input, packed) = (&d.input[..], &d.packed[..]);
+            let ep = d.epilogue(case);
+            let want = d.reference(&s, &ep);
             let (m, kk, n) = gemm_dims(&s);
-            let mut packed = vec![0.0; packed_b_len(kk, n)];
-            pack_b(kk, n, &w, &mut packed);
-            let padded = pack::padded_input(&s, &input);
+            let padded = pack::padded_input(&s, input);
             for threads in 1..=3 {
                 let mut outs = Vec::new();
-                for a in [ASource::Im2col(&s, &input), ASource::Padded(&s, &padded)] {
-                    let p = Problem { m, k: kk, n, a, b: &packed, ep: &ep };
+                for a in [ASource::Im2col(&s, input), ASource::Padded(&s, &padded)] {
+                    let p = Problem { m, k: kk, n, a, b: packed, ep: &ep };
                     let mut got = vec![f32::NAN; s.output_len()];
                     let mut scratch = vec![f32::NAN; scratch_for(&s, threads, true)];
                     // SAFETY: lengths as `check` validates them (built to
@@ -594,8 +616,7 @@ mod tests {
         }
         let mut seed = 2024u64;
         let mut pick = |n: usize| (lcg(&mut seed).abs() * n as f32) as usize % n;
-        let pools: Vec<rayon::ThreadPool> =
-            (1..=3).map(|t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
+        let pools = pools_of_1_to_3_threads();
         let (mut runs_cases, mut packed_cases) = (0, 0);
         for case in 0..150 {
             let mut s = random_conv(case, &mut pick);
