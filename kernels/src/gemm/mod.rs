@@ -384,27 +384,14 @@ pub fn conv_implicit_maxpool(
     });
 }
 
-/// Whether `isa`'s microkernel reads A rows in runs
+/// Whether `isa`'s microkernel (the one the loop nest runs,
+/// `with_microkernel!`) reads A rows in runs
 /// ([`loops::Microkernel::SEGMENTS`]), as [`ASource::Padded`] needs, for a
 /// reduction of `k`: a padded input is one K block, so only where `k` is one
 /// block of that kernel anyway ([`loops::Blocking::k_blocks`]; the stem's
-/// 147 on both).
-#[cfg(target_arch = "x86_64")]
+/// 147 on AVX2 and AVX-512; the scalar and NEON kernels gather).
 fn takes_runs(isa: Isa, k: usize) -> bool {
-    fn one_block<U: loops::Microkernel>(k: usize) -> bool {
-        U::SEGMENTS && Blocking::of::<U>().k_blocks(k).0 == 1
-    }
-    match isa {
-        Isa::Avx512 => one_block::<avx512::Avx512>(k),
-        Isa::Avx2 => one_block::<avx2::Avx2>(k),
-        _ => false,
-    }
-}
-
-/// No kernel off x86-64 reads rows in runs (NEON and scalar gather).
-#[cfg(not(target_arch = "x86_64"))]
-fn takes_runs(_isa: Isa, _k: usize) -> bool {
-    false
+    with_microkernel!(isa, U => <U as loops::Microkernel>::SEGMENTS && Blocking::of::<U>().k_blocks(k).0 == 1)
 }
 
 #[cfg(test)]
