@@ -99,6 +99,7 @@ pub mod init;
 pub mod loaders;
 pub mod model;
 pub mod npy;
+pub mod placement;
 pub mod plan;
 pub mod prepare;
 pub mod preprocess;

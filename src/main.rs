@@ -541,6 +541,13 @@ fn classify(args: &[PathBuf], top: usize, json: bool, pre: &PreFlags, flags: &Mo
     Ok(())
 }
 
+/// [`resnet50::placement::core_to_core_ns`] with the model's helper threads
+/// out of the way: they spin for a millisecond after an inference, then park.
+fn probe_placement() -> Option<f64> {
+    std::thread::sleep(std::time::Duration::from_millis(3));
+    resnet50::placement::core_to_core_ns(2000, 5)
+}
+
 /// Keeps this thread computing for `ms` milliseconds (`bench --busy-ms`).
 fn busy_for(ms: u32) {
     let start = Instant::now();
@@ -594,6 +601,7 @@ fn bench(
         *fell_back += (s.last_threads() < s.model().config().threads) as u32;
         Ok(())
     };
+    let placement_before = probe_placement();
     let ticks_before = resnet50::steal::read_cpu_ticks();
     for i in 0..iters {
         // Alternate which of the two goes first: neither always runs on
@@ -611,6 +619,7 @@ fn bench(
         }
     }
     let steal = resnet50::steal::steal_percent(ticks_before, resnet50::steal::read_cpu_ticks());
+    let placement = [placement_before, probe_placement()];
     let summary = |t: &mut Vec<f64>| {
         t.sort_by(|a, b| a.total_cmp(b));
         let pct = |p: f64| t[((t.len() - 1) as f64 * p).round() as usize];
@@ -654,7 +663,7 @@ fn bench(
             "min_ms": min, "images_per_s": ips, "gflops": gflops, "peak_gflops": peak,
             "percent_of_peak": 100.0 * gflops / peak, "times_ms": times,
             "adaptive_threads": adaptive_threads, "one_thread_iters": fell_back[0],
-            "steal_percent": steal, "busy_ms": busy_ms,
+            "steal_percent": steal, "busy_ms": busy_ms, "core_to_core_ns": placement,
         });
         if let Some((threads, bm, bp, bmin)) = baseline {
             v["baseline"] = serde_json::json!({
@@ -700,6 +709,11 @@ fn bench(
         }
         if let Some(st) = steal {
             println!("  steal {st:.1} % (of the CPU time this VM wanted while timing, the hypervisor ran others)");
+        }
+        if let [Some(a), Some(b)] = placement {
+            println!(
+                "  core-to-core {a:.0} / {b:.0} ns one way before / after timing (150+ ns: CPUs far apart, see `resnet50::placement`)"
+            );
         }
         println!(
             "  {ips:.1} images/s   {gflops:.1} GFLOP/s (direct-convolution count) = {:.0}% of the measured FMA peak ({peak:.1} GFLOP/s)",

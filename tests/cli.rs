@@ -95,6 +95,11 @@ fn bench_json_has_the_documented_fields() {
     for k in ["variant", "batch", "threads", "isa", "iters", "median_ms", "p90_ms", "images_per_s"] {
         assert!(v.get(k).is_some(), "missing {k} in {v}");
     }
+    // The core-to-core probe before and after timing: a positive latency
+    // each, or null where the probe's second thread did not answer.
+    let c2c = v["core_to_core_ns"].as_array().unwrap_or_else(|| panic!("core_to_core_ns in {v}"));
+    assert_eq!(c2c.len(), 2, "{v}");
+    assert!(c2c.iter().all(|x| x.is_null() || x.as_f64().is_some_and(|ns| ns > 0.0 && ns < 1e6)), "{v}");
 }
 
 #[test]
