@@ -278,6 +278,10 @@ class Round:
     # % of the CPU time wanted that the hypervisor stole during the round (its
     # process start and warm-up included); None where /proc/stat is absent
     steal_pct: float | None = None
+    # core-to-core latency (ns, one way) that `resnet50 bench` measured before and
+    # after its timed loop (ours only): 150+ ns when the host ran the VM's CPUs far
+    # apart, which makes a two-thread round slower (see src/placement.rs)
+    core_to_core_ns: list[float | None] | None = None
 
 
 def round_from_times(times: list[float]) -> Round:
@@ -398,9 +402,12 @@ class OursEngine:
         self.last = j
         times = j.get("times_ms")  # used if a future `bench --json` reports every iteration
         if times:
-            return round_from_times([float(t) for t in times])
-        return Round(int(j["iters"]), float(j["median_ms"]), float(j["p90_ms"]),
-                     float(j.get("min_ms", j["median_ms"])))
+            rd = round_from_times([float(t) for t in times])
+        else:
+            rd = Round(int(j["iters"]), float(j["median_ms"]), float(j["p90_ms"]),
+                       float(j.get("min_ms", j["median_ms"])))
+        rd.core_to_core_ns = j.get("core_to_core_ns")
+        return rd
 
 
 class PeerProcess:
@@ -537,6 +544,7 @@ class Result:
             "rounds": [{"iters": r.iters, "median_ms": round(r.median_ms, 3),
                         "p90_ms": round(r.p90_ms, 3), "min_ms": round(r.min_ms, 3),
                         **({"steal_pct": round(r.steal_pct, 2)} if r.steal_pct is not None else {}),
+                        **({"core_to_core_ns": r.core_to_core_ns} if r.core_to_core_ns else {}),
                         **({"times_ms": r.times_ms} if r.times_ms else {})} for r in self.rounds],
         }
 
@@ -812,6 +820,8 @@ def main(argv=None) -> int:
                         est[k] = rd.median_ms
                         res[k].rounds.append(rd)
                         st = "" if rd.steal_pct is None else f" st {rd.steal_pct:4.1f}%"
+                        c2c = [x for x in (rd.core_to_core_ns or []) if x is not None]
+                        st += f" c2c {max(c2c):3.0f}ns" if c2c else ""
                         line.append(f"{k} {rd.median_ms:8.2f} ms x{n}{st}")
                     log(f"   round {r + 1}/{args.rounds}: " + "   ".join(line))
                 row = {"variant": variant, "batch": batch, "threads": threads, "engines": {}}
@@ -882,6 +892,18 @@ def main(argv=None) -> int:
                 if v := steals(row, k):
                     s += f"   {names[k]} {statistics.median(v):4.1f} [{max(v):4.1f}]"
             log(s)
+    def c2c(row):
+        # the larger of ours' two probes per round (one far-apart probe marks the round)
+        return [max(x for x in r["core_to_core_ns"] if x is not None)
+                for r in row["engines"].get("ours", {}).get("rounds", [])
+                if any(x is not None for x in r.get("core_to_core_ns") or [])]
+
+    if any(c2c(row) for row in results):
+        log("\ncore-to-core latency in ours' rounds, ns one way (`c2c` in the round lines; 150+: the "
+            "host ran the VM's CPUs far apart, and two-thread rounds are slower, see src/placement.rs)")
+        for row in results:
+            if v := c2c(row):
+                log(config_label(row) + "   " + " ".join(f"{x:.0f}" for x in v))
     log(f"\nwall time {report['wall_s']} s; load average start {report['load_start']} end {report['load_end']}")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(report, indent=1))
