@@ -29,9 +29,9 @@ const PROBE_WITHIN: Duration = Duration::from_millis(250);
 /// probe does not end within 250 ms (its threads did not run side by side:
 /// one CPU, or a busy machine, where no figure is meaningful).
 pub fn core_to_core_ns(round_trips: u32, batches: u32) -> Option<f64> {
-    let round_trips = round_trips.max(1);
+    let (round_trips, batches) = (round_trips.max(1), batches.max(1));
     let flag = Arc::new(AtomicU32::new(0));
-    let total = round_trips.checked_mul(batches.max(1))?.checked_mul(2)?;
+    let total = round_trips.checked_mul(batches)?.checked_mul(2)?;
     let deadline = Instant::now() + PROBE_WITHIN;
     let other = {
         let flag = flag.clone();
@@ -52,10 +52,10 @@ pub fn core_to_core_ns(round_trips: u32, batches: u32) -> Option<f64> {
             })
             .ok()?
     };
-    let mut per_batch = Vec::with_capacity(batches.max(1) as usize);
+    let mut per_batch = Vec::with_capacity(batches as usize);
     let mut next = 1;
     let result = (|| {
-        for _ in 0..batches.max(1) {
+        for _ in 0..batches {
             let t = Instant::now();
             for _ in 0..round_trips {
                 flag.store(next, Ordering::Release);
