@@ -82,6 +82,9 @@ def self_test() -> None:
     assert steal_pct((10, 100), (20, 190)) == 10.0
     assert steal_pct((10, 100), (10, 100)) is None and steal_pct(None, (1, 1)) is None
     assert steal_pct((10, 100), (5, 200)) is None  # counters went backwards: no figure
+    # a round's placement: its farther probe; none without a figure
+    assert far_probe([40.0, 210.0]) == 210.0 and far_probe([None, 35.0]) == 35.0
+    assert far_probe([None, None]) is None and far_probe(None) is None
 
 
 @dataclass
@@ -282,6 +285,13 @@ class Round:
     # after its timed loop (ours only): 150+ ns when the host ran the VM's CPUs far
     # apart, which makes a two-thread round slower (see src/placement.rs)
     core_to_core_ns: list[float | None] | None = None
+
+
+def far_probe(core_to_core_ns: list[float | None] | None) -> float | None:
+    """The larger of a round's core-to-core probes (one far-apart probe marks the
+    round), or None where it has none."""
+    probes = [x for x in core_to_core_ns or [] if x is not None]
+    return max(probes) if probes else None
 
 
 def round_from_times(times: list[float]) -> Round:
@@ -820,8 +830,8 @@ def main(argv=None) -> int:
                         est[k] = rd.median_ms
                         res[k].rounds.append(rd)
                         st = "" if rd.steal_pct is None else f" st {rd.steal_pct:4.1f}%"
-                        c2c = [x for x in (rd.core_to_core_ns or []) if x is not None]
-                        st += f" c2c {max(c2c):3.0f}ns" if c2c else ""
+                        c2c = far_probe(rd.core_to_core_ns)
+                        st += "" if c2c is None else f" c2c {c2c:3.0f}ns"
                         line.append(f"{k} {rd.median_ms:8.2f} ms x{n}{st}")
                     log(f"   round {r + 1}/{args.rounds}: " + "   ".join(line))
                 row = {"variant": variant, "batch": batch, "threads": threads, "engines": {}}
@@ -893,10 +903,8 @@ def main(argv=None) -> int:
                     s += f"   {names[k]} {statistics.median(v):4.1f} [{max(v):4.1f}]"
             log(s)
     def c2c(row):
-        # the larger of ours' two probes per round (one far-apart probe marks the round)
-        return [max(x for x in r["core_to_core_ns"] if x is not None)
-                for r in row["engines"].get("ours", {}).get("rounds", [])
-                if any(x is not None for x in r.get("core_to_core_ns") or [])]
+        probes = (far_probe(r.get("core_to_core_ns")) for r in row["engines"].get("ours", {}).get("rounds", []))
+        return [x for x in probes if x is not None]
 
     if any(c2c(row) for row in results):
         log("\ncore-to-core latency in ours' rounds, ns one way (`c2c` in the round lines; 150+: the "
