@@ -10,12 +10,12 @@
 //!   order. When `cin` splits into whole K blocks (128 channels or more:
 //!   ResNet50's 3×3 layers), each K block lies inside one kernel tap and A's
 //!   rows are read in place, a row of zeros standing for the padding. With
-//!   fewer channels (the stem's 3) and the whole K in one block, the AVX-512
-//!   and AVX2 kernels read each row in place as `kh` runs of `kw·cin` floats
-//!   from a copy of the input with its padding written out
-//!   (`ASource::Padded`, the copy at the front of scratch); the scalar and
-//!   NEON ones gather im2col rows on the fly, one `MC × KC` block at a time,
-//!   into the caller's scratch, with zeros for the padding.
+//!   fewer channels (the stem's 3) and the whole K in one block, the AVX-512,
+//!   AVX2 and NEON kernels read each row in place as `kh` runs of `kw·cin`
+//!   floats from a copy of the input with its padding written out
+//!   (`ASource::Padded`, the copy at the front of scratch); the scalar one
+//!   gathers im2col rows on the fly, one `MC × KC` block at a time, into the
+//!   caller's scratch, with zeros for the padding.
 //!
 //! Both take B packed once by [`pack_b`] (ISA-neutral 16-column panels, see
 //! [`pack`]) and run the BLIS-style loop nest of `loops.rs` over one
@@ -389,7 +389,7 @@ pub fn conv_implicit_maxpool(
 /// ([`loops::Microkernel::SEGMENTS`]), as [`ASource::Padded`] needs, for a
 /// reduction of `k`: a padded input is one K block, so only where `k` is one
 /// block of that kernel anyway ([`loops::Blocking::k_blocks`]; the stem's
-/// 147 on AVX2 and AVX-512; the scalar and NEON kernels gather).
+/// 147 on AVX2, AVX-512 and NEON; the scalar kernel gathers).
 fn takes_runs(isa: Isa, k: usize) -> bool {
     with_microkernel!(isa, U => <U as loops::Microkernel>::SEGMENTS && Blocking::of::<U>().k_blocks(k).0 == 1)
 }

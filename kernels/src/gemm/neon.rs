@@ -34,24 +34,42 @@ impl Microkernel for Neon {
     const MC: usize = 144;
     const NC: usize = 1024;
 
+    // Reads the stem's rows in runs from a padded input (`ASource::Padded`),
+    // as the x86 kernels do, instead of an im2col gather of 147 floats per
+    // pixel (`pack::reads_padded` has the x86 measurements; not timed on an
+    // aarch64 core: qemu is no clock).
+    const SEGMENTS: bool = true;
+
     // One call per tile, as for AVX-512 (see there).
     #[inline(always)]
     unsafe fn tile(t: &Tile) {
         // SAFETY: forwarded contract of `Microkernel::tile` (the CPU has NEON;
         // mr checked here).
         unsafe {
-            match t.mr {
-                6 => kernel::<6>(t),
-                5 => kernel::<5>(t),
-                4 => kernel::<4>(t),
-                3 => kernel::<3>(t),
-                2 => kernel::<2>(t),
-                1 => kernel::<1>(t),
-                _ => unreachable!("neon microkernel: mr {} out of 1..=6", t.mr),
+            if t.segs > 1 {
+                by_mr!(t, true)
+            } else {
+                by_mr!(t, false)
             }
         }
     }
 }
+
+/// Calls `kernel::<MR, SEG>($t)` with the instance for `$t`'s rows (`1..=6`).
+macro_rules! by_mr {
+    ($t:expr, $seg:literal) => {
+        match $t.mr {
+            6 => kernel::<6, $seg>($t),
+            5 => kernel::<5, $seg>($t),
+            4 => kernel::<4, $seg>($t),
+            3 => kernel::<3, $seg>($t),
+            2 => kernel::<2, $seg>($t),
+            1 => kernel::<1, $seg>($t),
+            mr => unreachable!("neon microkernel: mr {mr} out of 1..=6"),
+        }
+    };
+}
+use by_mr;
 
 /// Loads 16 floats at `p`, or the first `nr` (zero elsewhere, nothing read
 /// past `p + nr`) when `nr < 16`.
@@ -118,10 +136,13 @@ fn prefetch_l1_store(p: *mut f32) {
     unsafe { std::arch::asm!("prfm pstl1keep, [{p}]", p = in(reg) p, options(nostack, preserves_flags, readonly)) };
 }
 
+/// `SEG`: A row `r` is `t.segs` runs of `kc / segs` floats, run `s` at
+/// `a[r] + s·seg_stride` (B's rows continue across runs); otherwise one run.
+///
 /// # Safety
 /// As [`Microkernel::tile`], with `t.mr == MR` and NEON available.
 #[target_feature(enable = "neon")]
-unsafe fn kernel<const MR: usize>(t: &Tile) {
+unsafe fn kernel<const MR: usize, const SEG: bool>(t: &Tile) {
     let nr = t.nr;
     let zero = vdupq_n_f32(0.0);
     // Four arrays of MR vectors (columns 0–3, 4–7, 8–11, 12–15 of each row),
@@ -147,38 +168,44 @@ unsafe fn kernel<const MR: usize>(t: &Tile) {
             prefetch_l1(p.wrapping_add(NR - 1));
         }
     }
-    let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r]);
-    let b = t.b;
-    macro_rules! step {
-        ($k:expr) => {{
-            let k = $k;
-            // SAFETY: k < kc: the B micro-panel holds kc rows of 16 floats; A row r holds kc floats.
-            unsafe {
-                let bk = b.add(NR * k);
-                let b0 = vld1q_f32(bk);
-                let b1 = vld1q_f32(bk.add(4));
-                let b2 = vld1q_f32(bk.add(8));
-                let b3 = vld1q_f32(bk.add(12));
-                for r in 0..MR {
-                    let av = vld1q_dup_f32(a[r].add(k));
-                    c0[r] = vfmaq_f32(c0[r], av, b0);
-                    c1[r] = vfmaq_f32(c1[r], av, b1);
-                    c2[r] = vfmaq_f32(c2[r], av, b2);
-                    c3[r] = vfmaq_f32(c3[r], av, b3);
+    // Runs of each A row (SEG: one per kernel row of a padded input).
+    let (segs, run) = if SEG { (t.segs, t.kc / t.segs) } else { (1, t.kc) };
+    for s in 0..segs {
+        let k0 = s * run;
+        let a: [*const f32; MR] = std::array::from_fn(|r| t.a[r].wrapping_add(s * t.seg_stride));
+        let b = t.b.wrapping_add(NR * k0);
+        macro_rules! step {
+            ($k:expr) => {{
+                let k = $k;
+                // SAFETY: k < run: the B micro-panel holds kc rows of 16 floats
+                // (k0 + k of them before this one); A row r holds run floats at a[r].
+                unsafe {
+                    let bk = b.add(NR * k);
+                    let b0 = vld1q_f32(bk);
+                    let b1 = vld1q_f32(bk.add(4));
+                    let b2 = vld1q_f32(bk.add(8));
+                    let b3 = vld1q_f32(bk.add(12));
+                    for r in 0..MR {
+                        let av = vld1q_dup_f32(a[r].add(k));
+                        c0[r] = vfmaq_f32(c0[r], av, b0);
+                        c1[r] = vfmaq_f32(c1[r], av, b1);
+                        c2[r] = vfmaq_f32(c2[r], av, b2);
+                        c3[r] = vfmaq_f32(c3[r], av, b3);
+                    }
                 }
-            }
-        }};
-    }
-    if t.pf.is_null() {
-        for k in 0..t.kc {
-            step!(k);
+            }};
         }
-    } else {
-        // The next B micro-panel, one 64-byte line (one row of 16 floats) per k.
-        let pf = t.pf;
-        for k in 0..t.kc {
-            prefetch_l1(pf.wrapping_add(NR * k));
-            step!(k);
+        if t.pf.is_null() {
+            for k in 0..run {
+                step!(k);
+            }
+        } else {
+            // The next B micro-panel, one 64-byte line (one row of 16 floats) per k.
+            let pf = t.pf.wrapping_add(NR * k0);
+            for k in 0..run {
+                prefetch_l1(pf.wrapping_add(NR * k));
+                step!(k);
+            }
         }
     }
     if t.last {
