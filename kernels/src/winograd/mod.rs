@@ -28,17 +28,13 @@
 //!
 //! Per block of `tb` tiles (one worker, no other memory than its part of
 //! `scratch`):
-//! 1. input transform of every tile of the block into `V[slot(pos)][tile][cin]`
+//! 1. input transform of every tile of the block into `V[pos][tile][cin]`
 //!    (zero padding at the image borders is applied here);
 //! 2. for each chunk of output channels (`cb` = 64 by default), the
-//!    α² products `M[pos] = V[pos] · U[w(pos)]` (`[tb × cin]·[cin × cb]`,
+//!    α² GEMMs `M[pos] = V[pos] · U[w(pos)]` (`[tb × cin]·[cin × cb]`,
 //!    `w` = [`WinogradTile::weight_index`]) with a
 //!    register-blocked microkernel against the weights transformed at pack
-//!    time — one GEMM per weight matrix: at stride 2 the positions that
-//!    share one ([`WinogradTile::slot`] puts them in adjacent slots) are
-//!    stacked into one taller product, so the matrix streams once per chunk
-//!    (16 matrices for F(2×2)'s 25 positions, 36 for F(4×4)'s 81) — then
-//!    the output transform of every tile of the block, which
+//!    time, then the output transform of every tile of the block, which
 //!    applies the fused epilogue `relu?(acc + bias + residual)` and writes
 //!    NHWC directly, cropping the tiles at the right and bottom edges.
 //!
@@ -229,27 +225,6 @@ impl WinogradTile {
     pub fn weight_index(self, pos: usize) -> usize {
         let a = self.alpha();
         self.weight_of_1d(pos / a) * self.weight_side() + self.weight_of_1d(pos % a)
-    }
-    /// The row block (slot) of V and M that transform position `pos` uses:
-    /// `pos` at stride 1; at stride 2 the positions that share a weight
-    /// matrix are adjacent, so that one GEMM covers them (see
-    /// `transforms::grouped_slots`).
-    pub fn slot(self, pos: usize) -> usize {
-        match self {
-            WinogradTile::F2x2S2 => transforms::F2S2_SLOTS[pos] as usize,
-            WinogradTile::F4x4S2 => transforms::F4S2_SLOTS[pos] as usize,
-            _ => pos,
-        }
-    }
-    /// The transform position in `slot` (the inverse of [`Self::slot`]).
-    pub fn slot_position(self, slot: usize) -> usize {
-        const F2S2: [u8; 25] = transforms::slot_positions(transforms::F2S2_SLOTS);
-        const F4S2: [u8; 81] = transforms::slot_positions(transforms::F4S2_SLOTS);
-        match self {
-            WinogradTile::F2x2S2 => F2S2[slot] as usize,
-            WinogradTile::F4x4S2 => F4S2[slot] as usize,
-            _ => slot,
-        }
     }
     /// The tile recorded in a packed header (`m`, stride).
     fn from_header(m: f32, stride: f32) -> Option<Self> {
@@ -862,13 +837,12 @@ fn run_planned(
             let (a, b) = (plan.tiles * c / chunks, plan.tiles * (c + 1) / chunks);
             for blk in 0..plan.blocks {
                 let tiles = plan.block_tiles(blk);
-                let pstride = tiles.len() * plan.ldv;
                 for t in a.max(tiles.start)..b.min(tiles.end) {
                     // SAFETY: tile t's rows of its block's V (t − start <
                     // tb), written by this task only.
                     unsafe {
                         let row = blk * plan.v_len() + (t - tiles.start) * plan.ldv;
-                        input_transform(plan, shape, k, sh, t, v.get().add(row), pstride)
+                        input_transform(plan, shape, k, sh, t, v.get().add(row))
                     };
                 }
             }
@@ -901,31 +875,21 @@ unsafe fn task(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: boo
     let (v, mbuf) = s.split_at_mut(plan.v_len());
     let (v, mbuf) = (v.as_mut_ptr(), mbuf.as_mut_ptr());
     // 1. Input transform of the block.
-    let pstride = tiles.len() * plan.ldv;
     for tt in tiles.clone() {
         // SAFETY: row tt − start < tb of this worker's V.
-        unsafe { input_transform(plan, shape, k, sh, tt, v.add((tt - tiles.start) * plan.ldv), pstride) };
+        unsafe { input_transform(plan, shape, k, sh, tt, v.add((tt - tiles.start) * plan.ldv)) };
     }
     // SAFETY: forwarded; V holds the block's transformed tiles.
     unsafe { products_and_output(plan, shape, k, sh, relu, t, v, mbuf) }
 }
 
-/// Input transform of tile `t` into row 0 of `v` (its slots `pstride` floats
-/// apart: the block's tiles · `plan.ldv`, so that the slots of a block are
-/// one dense matrix).
+/// Input transform of tile `t` into row 0 of `v` (its positions
+/// `plan.tb · plan.ldv` floats apart).
 ///
 /// # Safety
 /// As [`task`]; `v` is writable for `positions` rows of `plan.ldv` floats at
 /// that stride.
-unsafe fn input_transform(
-    plan: &Plan,
-    shape: &ConvShape,
-    k: Kernels,
-    sh: Shared,
-    t: usize,
-    v: *mut f32,
-    pstride: usize,
-) {
+unsafe fn input_transform(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, t: usize, v: *mut f32) {
     let tile = plan.tile;
     let m = tile.m();
     let tpi = plan.tiles_h * plan.tiles_w;
@@ -943,7 +907,7 @@ unsafe fn input_transform(
     };
     // SAFETY: positions at stride tb·ldv, ldv ≥ round_up(cin, LANES) for
     // every ISA (LANES ≤ 16).
-    unsafe { (k.input)(&it, v, pstride) };
+    unsafe { (k.input)(&it, v, plan.tb * plan.ldv) };
 }
 
 /// Task `t`'s products and output transforms, from its block's transformed
@@ -972,66 +936,45 @@ unsafe fn products_and_output(
     let (p_begin, p_end) = (plan.panels * cg / plan.cs, plan.panels * (cg + 1) / plan.cs);
     let tpi = plan.tiles_h * plan.tiles_w;
     let cb = plan.cbp * PANEL;
-    // Slot s of the block is rows s·nt .. (s + 1)·nt of V (and of M): the
-    // slots of one weight matrix form one dense matrix.
-    let nt = t1 - t0;
-    let vstride = nt * plan.ldv;
-    let mstride = nt * cb;
+    let vstride = plan.tb * plan.ldv;
+    let mstride = plan.tb * cb;
 
     // 2. GEMMs and output transform, chunk by chunk of output channels.
     let mut p0 = p_begin;
-    // The weight matrix of slot s, and panel p of weight matrix w.
-    let weight_of = |s: usize| tile.weight_index(tile.slot_position(s));
-    let u_at = |w: usize, p: usize| sh.u.wrapping_add((w * plan.panels + p) * cin * PANEL);
+    // Panel p of the weight matrix of transform position pos.
+    let u_at = |pos: usize, p: usize| sh.u.wrapping_add((tile.weight_index(pos) * plan.panels + p) * cin * PANEL);
     while p0 < p_end {
         let p1 = (p0 + plan.cbp).min(p_end);
-        // One GEMM per weight matrix: its slots s..e stacked (at stride 2
-        // several positions share a matrix, which then streams once per
-        // chunk instead of once per position, in a taller product). Each
-        // product element is the same FMA chain as one GEMM per position:
-        // bit-identical results. Zen 3, AVX2, the two layouts alternated
-        // call by call (400 pairs; batch 8: 60): 56×56×128/s2 F(4×4)
-        // 0.986× the time at one thread, 0.981× at two, 0.995× at batch 8;
-        // 28×28×256/s2 F(2×2) 0.989×, 0.991×, 0.987× — the products were
-        // compute-bound already (91 % of the FMA peak in `perf`); the gain
-        // is the weight traffic, 1.6× and 2.25× less per block.
-        let mut s = 0;
-        while s < npos {
-            let w = weight_of(s);
-            let mut e = s + 1;
-            while e < npos && weight_of(e) == w {
-                e += 1;
-            }
-            // The next product's weights: the same panels of the next
-            // matrix, or the next chunk's of the first.
-            let after = if e < npos {
-                u_at(weight_of(e), p0)
+        for pos in 0..npos {
+            // The next product's weights: the same panels at the next
+            // position, or the next chunk's at position 0.
+            let after = if pos + 1 < npos {
+                u_at(pos + 1, p0)
             } else if p1 < p_end {
-                u_at(weight_of(0), p1)
+                u_at(0, p1)
             } else {
                 std::ptr::null()
             };
-            // SAFETY: the ISA was checked by the caller; V rows s·nt ..
-            // e·nt ≤ positions·tb of cin floats; U panels p0..p1 of weight
-            // matrix w (cin rows each, consecutive); M rows likewise, at
-            // ldc = cb ≥ 16·(p1 − p0).
+            // SAFETY: the ISA was checked by the caller; V rows < t1 - t0 ≤
+            // tb of cin floats; U panels p0..p1 of position pos's weight
+            // matrix (cin rows each, consecutive); M rows at ldc = cb ≥
+            // 16·(p1 − p0).
             unsafe {
                 crate::gemm::gemm_rows(
                     k.isa,
                     &crate::gemm::RowsProduct {
-                        m: (e - s) * nt,
+                        m: t1 - t0,
                         k: cin,
-                        a: v.add(s * vstride),
+                        a: v.add(pos * vstride),
                         lda: plan.ldv,
-                        b: u_at(w, p0),
+                        b: u_at(pos, p0),
                         n: (p1 - p0) * PANEL,
-                        c: mbuf.add(s * mstride),
+                        c: mbuf.add(pos * mstride),
                         ldc: cb,
                         b_after: after,
                     },
                 )
             };
-            s = e;
         }
         let c0 = p0 * PANEL;
         let nch = (p1 * PANEL).min(cout) - c0;

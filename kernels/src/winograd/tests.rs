@@ -121,8 +121,7 @@ fn simd_input_transform_matches_matrix_exactly() {
                         .collect();
                     let v = bt_d_b(&bt, &d, a);
                     for p in 0..a * a {
-                        let got = dst[tile.slot(p) * ldv + ch] as f64;
-                        assert_eq!(got, v[p], "{isa} {tile:?} tile ({y0},{x0}) ch {ch} pos {p}");
+                        assert_eq!(dst[p * ldv + ch] as f64, v[p], "{isa} {tile:?} tile ({y0},{x0}) ch {ch} pos {p}");
                     }
                 }
             }
@@ -172,7 +171,7 @@ fn simd_output_transform_and_epilogue_match_matrix_exactly() {
                         let mut y = 0.0;
                         for p in 0..a {
                             for q in 0..a {
-                                y += at[oy][p] * src[tile.slot(p * a + q) * ld + ch] as f64 * at[ox][q];
+                                y += at[oy][p] * src[(p * a + q) * ld + ch] as f64 * at[ox][q];
                             }
                         }
                         let want = (y + bias[ch] as f64 + res[i] as f64).max(0.0);
@@ -187,34 +186,6 @@ fn simd_output_transform_and_epilogue_match_matrix_exactly() {
 /// The per-position products (the GEMM microkernels via `gemm_rows`; on
 /// AVX-512 more than 8 rows take the tall 16×16 kernel): row counts that are
 /// not multiples of MR, K blocking, odd panel counts.
-#[test]
-fn slots_group_the_positions_of_each_weight_matrix() {
-    for tile in TILES {
-        let n = tile.positions();
-        let mut seen = vec![false; n];
-        for pos in 0..n {
-            let s = tile.slot(pos);
-            assert!(s < n && !seen[s], "{tile:?}: slot {s} of position {pos} repeats");
-            seen[s] = true;
-            assert_eq!(tile.slot_position(s), pos, "{tile:?}: slot_position inverts slot");
-        }
-        // Slot by slot the weight matrices never decrease, and each appears
-        // in one run of slots: one GEMM per matrix.
-        let weights: Vec<usize> = (0..n).map(|s| tile.weight_index(tile.slot_position(s))).collect();
-        assert!(weights.windows(2).all(|w| w[0] <= w[1]), "{tile:?}: {weights:?}");
-        let runs = 1 + weights.windows(2).filter(|w| w[0] != w[1]).count();
-        assert_eq!(runs, tile.weight_positions(), "{tile:?}: one run of slots per weight matrix");
-        if tile.stride() == 1 {
-            assert!((0..n).all(|p| tile.slot(p) == p), "{tile:?}: stride 1 keeps positions in place");
-        }
-    }
-    // F(4×4) at stride 2: the 16 positions where rows and columns are both
-    // odd inputs share the centre tap's matrix, the last slots.
-    let t = WinogradTile::F4x4S2;
-    let centre: Vec<usize> = (0..81).filter(|&p| p / 9 >= 5 && p % 9 >= 5).collect();
-    assert_eq!(centre.iter().map(|&p| t.slot(p)).collect::<Vec<_>>(), (65..81).collect::<Vec<_>>());
-}
-
 #[test]
 fn gemm_kernels_match_scalar_sums() {
     // Integers: exact in every summation order.

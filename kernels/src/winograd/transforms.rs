@@ -402,74 +402,11 @@ pub(crate) unsafe fn at9s2<S: Simd>(m: [S; 9]) -> [S; 4] {
 
 /// The 1-D transforms of one tile size: `A` = α, `M` = m.
 pub(crate) trait Tile1d<const A: usize, const M: usize> {
-    /// Where each transform position `pos = row·A + col` goes among the `A²`
-    /// rows of V and M ([`grouped_slots`]); `None`: at `pos` itself.
-    const SLOTS: Option<&'static [u8]> = None;
     /// 1-D Bᵀ.
     unsafe fn bt<S: Simd>(d: [S; A]) -> [S; A];
     /// 1-D Aᵀ.
     unsafe fn at<S: Simd>(m: [S; A]) -> [S; M];
-    /// The slot of position `pos`.
-    #[inline(always)]
-    fn slot(pos: usize) -> usize {
-        match Self::SLOTS {
-            Some(s) => s[pos] as usize,
-            None => pos,
-        }
-    }
 }
-
-/// The slot of each of the `N = α²` transform positions of a tile whose 1-D
-/// positions from `side − 1` on share one row of transformed weights (at
-/// stride 2, the odd inputs all meet the centre tap `w1`; at stride 1 `side`
-/// = α and nothing is shared): the positions ordered by the weight matrix
-/// they multiply (`min(row, side−1)·side + min(col, side−1)`), in position
-/// order within one matrix. The positions that share a matrix then have
-/// adjacent rows in V and M, and one GEMM covers them all (one pass over
-/// that matrix instead of one per position; see `winograd::products_and_output`).
-pub(crate) const fn grouped_slots<const N: usize>(alpha: usize, side: usize) -> [u8; N] {
-    assert!(alpha * alpha == N && N <= 256 && side >= 1 && side <= alpha);
-    const fn weight(pos: usize, alpha: usize, side: usize) -> usize {
-        let (r, c) = (pos / alpha, pos % alpha);
-        let (r, c) = (if r < side { r } else { side - 1 }, if c < side { c } else { side - 1 });
-        r * side + c
-    }
-    let mut slots = [0u8; N];
-    let mut p = 0;
-    while p < N {
-        let w = weight(p, alpha, side);
-        // Positions before p in the order: lighter matrices, and earlier
-        // positions of the same matrix.
-        let mut rank = 0;
-        let mut q = 0;
-        while q < N {
-            let wq = weight(q, alpha, side);
-            if wq < w || (wq == w && q < p) {
-                rank += 1;
-            }
-            q += 1;
-        }
-        slots[p] = rank as u8;
-        p += 1;
-    }
-    slots
-}
-
-/// The positions of [`grouped_slots`]' slots (its inverse).
-pub(crate) const fn slot_positions<const N: usize>(slots: [u8; N]) -> [u8; N] {
-    let mut pos = [0u8; N];
-    let mut p = 0;
-    while p < N {
-        pos[slots[p] as usize] = p as u8;
-        p += 1;
-    }
-    pos
-}
-
-/// Slots of F(2×2, 3×3) at stride 2 (5×5 positions, 4×4 weight matrices).
-pub(crate) const F2S2_SLOTS: [u8; 25] = grouped_slots(5, 4);
-/// Slots of F(4×4, 3×3) at stride 2 (9×9 positions, 6×6 weight matrices).
-pub(crate) const F4S2_SLOTS: [u8; 81] = grouped_slots(9, 6);
 
 /// F(4×4, 3×3).
 pub(crate) struct F4;
@@ -519,7 +456,6 @@ impl Tile1d<5, 3> for F3 {
 /// F(2×2, 3×3) at stride 2.
 pub(crate) struct F2S2;
 impl Tile1d<5, 2> for F2S2 {
-    const SLOTS: Option<&'static [u8]> = Some(&F2S2_SLOTS);
     #[inline(always)]
     unsafe fn bt<S: Simd>(d: [S; 5]) -> [S; 5] {
         // SAFETY: the caller enabled S's features.
@@ -535,7 +471,6 @@ impl Tile1d<5, 2> for F2S2 {
 /// F(4×4, 3×3) at stride 2.
 pub(crate) struct F4S2;
 impl Tile1d<9, 4> for F4S2 {
-    const SLOTS: Option<&'static [u8]> = Some(&F4S2_SLOTS);
     #[inline(always)]
     unsafe fn bt<S: Simd>(d: [S; 9]) -> [S; 9] {
         // SAFETY: the caller enabled S's features.
@@ -560,7 +495,7 @@ fn inside<const A: usize>(o: isize, n: usize) -> [bool; A] {
 }
 
 /// Input transform of one tile, generic over the tile `T` (`A` = α). Writes `Bᵀ d B` for channels `0..round_up(c,
-/// LANES)` to `dst + T::slot(pos)·pstride + ch`, `pos = row·A + col`.
+/// LANES)` to `dst + pos·pstride + ch`, `pos = row·A + col`.
 ///
 /// # Safety
 /// `t` must describe a readable NHWC image; `dst + pos·pstride + ch` must be
@@ -603,7 +538,7 @@ pub(crate) unsafe fn input_tile<S: Simd, T: Tile1d<A, M>, const A: usize, const 
                 let v = T::bt(std::array::from_fn(|i| tmp[i][q]));
                 for (r, vr) in v.iter().enumerate() {
                     // SAFETY: the caller guarantees dst rows cover round_up(c, LANES).
-                    vr.store(dst.add(T::slot(r * A + q) * pstride + c));
+                    vr.store(dst.add((r * A + q) * pstride + c));
                 }
             }
             c += S::LANES;
@@ -613,7 +548,7 @@ pub(crate) unsafe fn input_tile<S: Simd, T: Tile1d<A, M>, const A: usize, const 
 
 /// Output transform of one tile with the fused epilogue, generic over the
 /// tile `T` (`A` = α, `M` = m).
-/// Reads `src + T::slot(pos)·pstride + ch` for `pos < A·A`, `ch < round_up(o.nch,
+/// Reads `src + pos·pstride + ch` for `pos < A·A`, `ch < round_up(o.nch,
 /// LANES)`, writes the `o.rows`×`o.cols` valid pixels, channels `0..o.nch`.
 ///
 /// # Safety
@@ -637,7 +572,7 @@ pub(crate) unsafe fn output_tile<S: Simd, T: Tile1d<A, M>, const A: usize, const
                 let mut m = [S::zero(); A];
                 for (j, mj) in m.iter_mut().enumerate() {
                     // SAFETY: src rows are padded to whole vectors (caller contract).
-                    *mj = S::load(src.add(T::slot(i * A + j) * pstride + c));
+                    *mj = S::load(src.add((i * A + j) * pstride + c));
                 }
                 *ti = T::at(m);
             }
