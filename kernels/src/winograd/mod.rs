@@ -511,10 +511,20 @@ impl Plan {
         self.cs > 1 && self.slots > 1 && self.blocks <= self.slots
     }
     fn v_len(&self) -> usize {
-        self.tile.positions() * self.tb * self.ldv
+        self.tile.positions() * self.v_stride()
     }
     fn m_len(&self) -> usize {
-        self.tile.positions() * self.tb * self.cbp * PANEL
+        self.tile.positions() * self.m_stride()
+    }
+    /// Floats from one transform position's rows of V to the next's (room
+    /// for `tb` rows, [`odd_lines`]).
+    fn v_stride(&self) -> usize {
+        odd_lines(self.tb * self.ldv)
+    }
+    /// Floats from one transform position's rows of M to the next's (room
+    /// for `tb` rows, [`odd_lines`]).
+    fn m_stride(&self) -> usize {
+        odd_lines(self.tb * self.cbp * PANEL)
     }
     /// Scratch floats of one worker.
     pub fn worker_scratch(&self) -> usize {
@@ -523,6 +533,28 @@ impl Plan {
     /// Workers (`slots ≤ threads`).
     pub fn workers(&self) -> usize {
         self.slots
+    }
+}
+
+/// `floats` (a whole number of 64-byte lines) rounded up to an odd number
+/// of lines: the distance between two transform positions in V and M.
+///
+/// The input transform stores one line per position for each channel
+/// vector, and the output transform loads one per position: α² lines at
+/// this stride. A stride that is a multiple of 4 KiB (stage 5's 16 tiles ×
+/// 512 channels = 32 KiB in V and 16 × 64 = 4 KiB in M at batch 1; most
+/// of stages 4–5 at batch 8) put all of them in one set of an 8-way L1;
+/// an odd number of lines spreads any 64 consecutive positions over all 64
+/// sets. Same process, alternated inference by inference (Zen 3, AVX2, v1):
+/// batch 8, two threads (30 rounds) stage 4's Winograd layers 0.88–0.93×
+/// the time, stage 5's 0.94–0.98×, the inference 0.99×; batch 1 (80–100
+/// rounds) stages 4–5 0.98–0.99× at one thread, 0.99–1.00× at two.
+fn odd_lines(floats: usize) -> usize {
+    debug_assert_eq!(floats % PANEL, 0, "whole lines of 16 floats");
+    if (floats / PANEL).is_multiple_of(2) {
+        floats + PANEL
+    } else {
+        floats
     }
 }
 
@@ -907,7 +939,7 @@ unsafe fn input_transform(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared
     };
     // SAFETY: positions at stride tb·ldv, ldv ≥ round_up(cin, LANES) for
     // every ISA (LANES ≤ 16).
-    unsafe { (k.input)(&it, v, plan.tb * plan.ldv) };
+    unsafe { (k.input)(&it, v, plan.v_stride()) };
 }
 
 /// Task `t`'s products and output transforms, from its block's transformed
@@ -936,8 +968,8 @@ unsafe fn products_and_output(
     let (p_begin, p_end) = (plan.panels * cg / plan.cs, plan.panels * (cg + 1) / plan.cs);
     let tpi = plan.tiles_h * plan.tiles_w;
     let cb = plan.cbp * PANEL;
-    let vstride = plan.tb * plan.ldv;
-    let mstride = plan.tb * cb;
+    let vstride = plan.v_stride();
+    let mstride = plan.m_stride();
 
     // 2. GEMMs and output transform, chunk by chunk of output channels.
     let mut p0 = p_begin;

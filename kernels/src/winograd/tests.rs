@@ -302,6 +302,34 @@ fn plans_for_resnet50_shapes() {
 }
 
 #[test]
+fn positions_are_an_odd_number_of_cache_lines_apart() {
+    // Every tile at ResNet50's shapes and a few odd ones, batches 1 and 8:
+    // V and M hold tb rows per position, and consecutive positions are an
+    // odd number of 64-byte lines apart, so that the α² lines a transform
+    // touches per channel vector spread over the L1's sets (stage 5 at
+    // batch 1 had 32 KiB and 4 KiB before, one set for all 16 positions).
+    let shapes = [(56, 64), (28, 128), (14, 256), (7, 512), (23, 37), (9, 300)];
+    for tile in TILES {
+        for (hw, c) in shapes {
+            for batch in [1, 8] {
+                for threads in [1, 2, 3, 16] {
+                    let s = ConvShape::square(batch, hw, hw, c, c, 3, tile.stride(), 1);
+                    let p = Plan::with_tile(tile, &s, threads);
+                    let (vs, ms) = (p.v_stride(), p.m_stride());
+                    assert!(vs >= p.tb * p.ldv && ms >= p.tb * p.cbp * PANEL, "{p:?}");
+                    assert!(vs.is_multiple_of(16) && !(vs / 16).is_multiple_of(2), "{p:?}: V stride {vs}");
+                    assert!(ms.is_multiple_of(16) && !(ms / 16).is_multiple_of(2), "{p:?}: M stride {ms}");
+                    assert_eq!((p.v_len(), p.m_len()), (tile.positions() * vs, tile.positions() * ms));
+                }
+            }
+        }
+    }
+    // The case that motivated it.
+    let p = Plan::with_tile(WinogradTile::F2x2, &ConvShape::square(1, 7, 7, 512, 512, 3, 1, 1), 1);
+    assert_eq!((p.tb, p.v_stride(), p.m_stride()), (16, 16 * 512 + 16, 16 * 64 + 16));
+}
+
+#[test]
 fn channel_split_plans_keep_every_tile_in_one_block() {
     // With few tiles the tasks split the output channels; each streams its
     // share of U once per tile block, so the tiles are not cut further while
