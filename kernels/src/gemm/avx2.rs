@@ -57,9 +57,9 @@ impl Microkernel for Avx2 {
         // AVX2+FMA; mr checked here).
         unsafe {
             if t.segs > 1 {
-                by_mr!(t, true)
+                by_mr6!(kernel, t, true)
             } else {
-                by_mr!(t, false)
+                by_mr6!(kernel, t, false)
             }
         }
     }
@@ -69,22 +69,6 @@ impl Microkernel for Avx2 {
         unsafe { im2col_avx2(s, input, m0, rows, k0, kc, dst) }
     }
 }
-
-/// Calls `kernel::<MR, SEG>($t)` with the instance for `$t`'s rows (`1..=6`).
-macro_rules! by_mr {
-    ($t:expr, $seg:literal) => {
-        match $t.mr {
-            6 => kernel::<6, $seg>($t),
-            5 => kernel::<5, $seg>($t),
-            4 => kernel::<4, $seg>($t),
-            3 => kernel::<3, $seg>($t),
-            2 => kernel::<2, $seg>($t),
-            1 => kernel::<1, $seg>($t),
-            mr => unreachable!("avx2 microkernel: mr {mr} out of 1..=6"),
-        }
-    };
-}
-use by_mr;
 
 /// The im2col gather compiled with AVX2 (32-byte block moves).
 #[target_feature(enable = "avx2,fma")]

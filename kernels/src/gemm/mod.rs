@@ -53,6 +53,25 @@
 //! depends on K only, so the result is bit-identical for a given ISA whatever
 //! the thread count and the scheduling. Nothing is allocated.
 
+/// Calls `$kernel::<MR, $seg>($t)` with the instance for the tile's rows
+/// (`$t.mr`, `1..=6`): the dispatch of the 6-row kernels (`avx2.rs`,
+/// `neon.rs`), which are generic over their row count and whether they read
+/// A rows in runs.
+#[cfg_attr(not(any(target_arch = "x86_64", target_arch = "aarch64")), allow(unused_macros))]
+macro_rules! by_mr6 {
+    ($kernel:ident, $t:expr, $seg:literal) => {
+        match $t.mr {
+            6 => $kernel::<6, $seg>($t),
+            5 => $kernel::<5, $seg>($t),
+            4 => $kernel::<4, $seg>($t),
+            3 => $kernel::<3, $seg>($t),
+            2 => $kernel::<2, $seg>($t),
+            1 => $kernel::<1, $seg>($t),
+            mr => unreachable!("{}::{}: mr {mr} out of 1..=6", module_path!(), stringify!($kernel)),
+        }
+    };
+}
+
 pub(crate) mod loops;
 pub mod pack;
 pub mod peak;

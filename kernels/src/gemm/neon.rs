@@ -47,29 +47,13 @@ impl Microkernel for Neon {
         // mr checked here).
         unsafe {
             if t.segs > 1 {
-                by_mr!(t, true)
+                by_mr6!(kernel, t, true)
             } else {
-                by_mr!(t, false)
+                by_mr6!(kernel, t, false)
             }
         }
     }
 }
-
-/// Calls `kernel::<MR, SEG>($t)` with the instance for `$t`'s rows (`1..=6`).
-macro_rules! by_mr {
-    ($t:expr, $seg:literal) => {
-        match $t.mr {
-            6 => kernel::<6, $seg>($t),
-            5 => kernel::<5, $seg>($t),
-            4 => kernel::<4, $seg>($t),
-            3 => kernel::<3, $seg>($t),
-            2 => kernel::<2, $seg>($t),
-            1 => kernel::<1, $seg>($t),
-            mr => unreachable!("neon microkernel: mr {mr} out of 1..=6"),
-        }
-    };
-}
-use by_mr;
 
 /// Loads 16 floats at `p`, or the first `nr` (zero elsewhere, nothing read
 /// past `p + nr`) when `nr < 16`.
