@@ -916,7 +916,7 @@ unsafe fn task(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: boo
 }
 
 /// Input transform of tile `t` into row 0 of `v` (its positions
-/// `plan.tb · plan.ldv` floats apart).
+/// `plan.v_stride()` floats apart).
 ///
 /// # Safety
 /// As [`task`]; `v` is writable for `positions` rows of `plan.ldv` floats at
@@ -937,7 +937,7 @@ unsafe fn input_transform(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared
         y0: (ty * m * tile.stride()) as isize - shape.pad_top as isize,
         x0: (tx * m * tile.stride()) as isize - shape.pad_left as isize,
     };
-    // SAFETY: positions at stride tb·ldv, ldv ≥ round_up(cin, LANES) for
+    // SAFETY: positions at stride v_stride() ≥ tb·ldv, ldv ≥ round_up(cin, LANES) for
     // every ISA (LANES ≤ 16).
     unsafe { (k.input)(&it, v, plan.v_stride()) };
 }
