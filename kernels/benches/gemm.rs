@@ -6,7 +6,8 @@
 //! `GEMM_TABLE=1 cargo bench -p resnet50-kernels --bench gemm` instead prints
 //! the measured FMA peak per ISA and a table of median GFLOP/s and % of peak
 //! (and the microkernel alone, operands in L1, per k-block length, with and
-//! without a residual)
+//! without a residual, and from the short ones the fixed cost of a tile in k
+//! steps)
 //! (`GEMM_THREADS=1,2` picks thread counts, `GEMM_REPS` the samples,
 //! `GEMM_FILTER` a substring of the layer name, `GEMM_BEST=1` the best sample
 //! instead of the median, `GEMM_SAMPLE_MS` the length of a sample,
@@ -334,10 +335,16 @@ fn table() {
     // The microkernel alone (operands in L1, bias + ReLU epilogue; "+r": also
     // the residual, read in place from C), per k block length: the ceiling
     // of every layer with that K block. Sampled like the layers (`measure`),
-    // against this ISA's own FMA probe.
+    // against this ISA's own FMA probe. From the short ones, the tile's fixed
+    // cost: with `t0` k steps of it, a kc-step tile runs at kc / (kc + t0) of
+    // the peak (the k loop itself runs at the peak), so
+    // t0 = kc · (1 / fraction − 1) — what ResNet50's K = 64 layers pay.
     for &isa in &isas {
         print!("microkernel {isa} in L1, % of FMA peak by kc:");
-        for (kc, residual) in [(64, false), (64, true), (128, false), (256, false), (256, true), (512, false)] {
+        let mut fixed = Vec::new();
+        for (kc, residual) in
+            [(16, false), (32, false), (64, false), (64, true), (128, false), (256, false), (256, true), (512, false)]
+        {
             let tiles = 200_000 / kc as u64;
             let flops = microkernel_probe(isa, kc, residual, tiles);
             let mut probe = || {
@@ -345,9 +352,12 @@ fn table() {
             };
             let st = measure(flops, 15, true, isa, 1, &mut [&mut probe]);
             print!("  {kc}{}: {:.1}%", if residual { "+r" } else { "" }, 100.0 * st[0].of_peak);
+            if kc <= 64 && !residual {
+                fixed.push(kc as f64 * (1.0 / st[0].of_peak - 1.0));
+            }
             std::io::stdout().flush().ok();
         }
-        println!();
+        println!("  (fixed cost per tile ≈ {:.1} k steps, from kc 16–64)", median(fixed));
     }
     print!("{:<18} {:>3}", "layer", "thr");
     for isa in &isas {

@@ -84,9 +84,10 @@ pub(crate) struct Tile {
     pub last: bool,
     /// Bias at column 0 of the tile, or null (only read when `last`).
     pub bias: *const f32,
-    /// Residual of each row at the tile's first column, or null for none
-    /// (the first `mr` entries; only read when `last`). Rows are not evenly
-    /// spaced when the residual is subsampled ([`crate::shape::Subsample`]).
+    /// Residual of each row at the tile's first column, or null for none:
+    /// the first `mr` entries all or none (the AVX2 kernel tests only the
+    /// first; only read when `last`). Rows are not evenly spaced when the
+    /// residual is subsampled ([`crate::shape::Subsample`]).
     pub res: [*const f32; MAX_MR],
     /// ReLU in the store (only when `last`).
     pub relu: bool,
