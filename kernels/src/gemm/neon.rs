@@ -142,13 +142,20 @@ unsafe fn kernel<const MR: usize, const SEG: bool>(t: &Tile) {
     // Start the C tile's (and residual's) cache-line fills now, so the stores
     // after the k loop do not stall on misses (as in `avx2.rs`). A 16-float
     // row spans at most two 64-byte lines: its first and last float.
+    // The loop nest gives a tile's rows a residual all or none; every
+    // choice outside the k loop is made once per tile, not per row (see
+    // `avx2.rs`: 2–3 points of the FMA peak at kc = 64 on Zen 3; not timed
+    // on an aarch64 core).
+    let has_res = !t.res[0].is_null();
+    debug_assert!(t.res[..MR].iter().all(|p| p.is_null() != has_res));
     for r in 0..MR {
         let c = t.c.wrapping_add(r * t.ldc);
         prefetch_l1_store(c);
         prefetch_l1_store(c.wrapping_add(NR - 1));
-        if !t.res[r].is_null() {
-            let p = t.res[r];
-            prefetch_l1(p);
+    }
+    if has_res {
+        for p in &t.res[..MR] {
+            prefetch_l1(*p);
             prefetch_l1(p.wrapping_add(NR - 1));
         }
     }
@@ -193,26 +200,33 @@ unsafe fn kernel<const MR: usize, const SEG: bool>(t: &Tile) {
         }
     }
     if t.last {
-        let bias = if t.bias.is_null() {
-            None
-        } else {
+        if !t.bias.is_null() {
             // SAFETY: the bias has nr valid floats at t.bias.
-            Some(unsafe { load16(t.bias, nr) })
-        };
-        for r in 0..MR {
-            let mut v = [c0[r], c1[r], c2[r], c3[r]];
-            if let Some(bv) = bias {
-                v = std::array::from_fn(|i| vaddq_f32(v[i], bv[i]));
+            let bv = unsafe { load16(t.bias, nr) };
+            for r in 0..MR {
+                c0[r] = vaddq_f32(c0[r], bv[0]);
+                c1[r] = vaddq_f32(c1[r], bv[1]);
+                c2[r] = vaddq_f32(c2[r], bv[2]);
+                c3[r] = vaddq_f32(c3[r], bv[3]);
             }
-            if !t.res[r].is_null() {
+        }
+        if has_res {
+            for r in 0..MR {
                 // SAFETY: residual row r holds nr valid floats at res[r].
                 let rv = unsafe { load16(t.res[r], nr) };
-                v = std::array::from_fn(|i| vaddq_f32(v[i], rv[i]));
+                c0[r] = vaddq_f32(c0[r], rv[0]);
+                c1[r] = vaddq_f32(c1[r], rv[1]);
+                c2[r] = vaddq_f32(c2[r], rv[2]);
+                c3[r] = vaddq_f32(c3[r], rv[3]);
             }
-            if t.relu {
-                v = v.map(|x| vmaxq_f32(x, zero));
+        }
+        if t.relu {
+            for r in 0..MR {
+                c0[r] = vmaxq_f32(c0[r], zero);
+                c1[r] = vmaxq_f32(c1[r], zero);
+                c2[r] = vmaxq_f32(c2[r], zero);
+                c3[r] = vmaxq_f32(c3[r], zero);
             }
-            [c0[r], c1[r], c2[r], c3[r]] = v;
         }
     }
     for r in 0..MR {
