@@ -238,8 +238,7 @@ impl Preprocessing {
                 keras_caffe_into(&r, out);
             }
             Preprocessing::Torch { resize: short, height, width } => {
-                let r = resize_shorter_side(img, short, Interp::Bilinear);
-                let c = center_crop(&r, width as u32, height as u32);
+                let c = resize_shorter_side_and_crop(img, short, width as u32, height as u32);
                 torch_normalize_into(&c, out);
             }
         }
@@ -390,7 +389,7 @@ pub fn open_rgb(path: &Path) -> Result<RgbImage> {
         return Err(image_err(path, format!("not a recognised image format (supported: {SUPPORTED_FORMATS})")));
     }
     let img = reader.decode().map_err(|e| image_err(path, describe(e)))?;
-    Ok(to_rgb_like_pil(img))
+    non_empty(path, to_rgb_like_pil(img))
 }
 
 /// Decodes an image held in memory (`name` is used in error messages).
@@ -415,7 +414,17 @@ pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage> {
         return Err(image_err(path, format!("not a recognised image format (supported: {SUPPORTED_FORMATS})")));
     }
     let img = reader.decode().map_err(|e| image_err(path, describe(e)))?;
-    Ok(to_rgb_like_pil(img))
+    non_empty(path, to_rgb_like_pil(img))
+}
+
+/// A decoded image with no pixels (a 0-pixel side some formats' headers
+/// allow) is an error: there is nothing to resize.
+fn non_empty(path: &Path, img: RgbImage) -> Result<RgbImage> {
+    let (w, h) = img.dimensions();
+    if w == 0 || h == 0 {
+        return Err(image_err(path, format!("image is {w}×{h} pixels: nothing to classify")));
+    }
+    Ok(img)
 }
 
 fn describe(e: image::ImageError) -> String {
@@ -494,14 +503,82 @@ pub fn resize(img: &RgbImage, width: u32, height: u32, interp: Interp) -> RgbIma
 /// assert_eq!(resize_shorter_side(&img, 30, Interp::Bilinear).dimensions(), (40, 30));
 /// assert_eq!(resize_shorter_side(&img, 60, Interp::Bilinear), img); // already that size
 /// ```
+///
+/// It builds the whole resized image: for an extreme aspect ratio that can be
+/// far larger than the input (a 1 × 60 000 image at `size` 256 becomes
+/// 256 × 15 360 000 pixels; sizes past `u32` saturate). The torchvision
+/// pipeline ([`Preprocessing::Torch`]) uses [`resize_shorter_side_and_crop`],
+/// which computes only the crop.
 pub fn resize_shorter_side(img: &RgbImage, size: usize, interp: Interp) -> RgbImage {
-    let (w, h) = (img.width() as usize, img.height() as usize);
+    let (nw, nh) = shorter_side_size(img.dimensions(), size);
+    let sat = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+    resize(img, sat(nw), sat(nh), interp)
+}
+
+/// torchvision's `Resize(size)` output size for a `(width, height)` image: the
+/// shorter side becomes `size`, the longer `int(size · long / short)` (Python:
+/// exact integer product, one correctly rounded division, truncation).
+fn shorter_side_size((w, h): (u32, u32), size: usize) -> (u64, u64) {
     let (short, long) = if w <= h { (w, h) } else { (h, w) };
-    // Python: int(size * long / short) — exact integer product, one correctly
-    // rounded division, truncation.
-    let new_long = ((size as u64 * long as u64) as f64 / short as f64) as usize;
-    let (nw, nh) = if w <= h { (size, new_long) } else { (new_long, size) };
-    resize(img, nw as u32, nh as u32, interp)
+    let size = size as u64;
+    // An empty image has nothing to scale: it stays empty along that side.
+    let new_long = if short == 0 { 0 } else { ((size * u64::from(long)) as f64 / f64::from(short)) as u64 };
+    if w <= h {
+        (size, new_long)
+    } else {
+        (new_long, size)
+    }
+}
+
+/// torchvision `Resize(size)` (bilinear) then `CenterCrop((height, width))`,
+/// computing only the pixels the crop keeps: the same bytes as
+/// [`resize_shorter_side`] followed by [`center_crop`], without building the
+/// resized image — which, for an extreme aspect ratio, could take more
+/// memory than the machine has (1 × 60 000 pixels at `size` 256: 11.8 GB).
+///
+/// ```
+/// use resnet50::preprocess::{center_crop, resize_shorter_side, resize_shorter_side_and_crop, Interp};
+/// let img = image::RgbImage::from_fn(37, 23, |x, y| image::Rgb([x as u8 * 7, y as u8 * 11, 99]));
+/// for (size, w, h) in [(16, 12, 12), (30, 40, 20), (8, 8, 8)] {
+///     let two_steps = center_crop(&resize_shorter_side(&img, size, Interp::Bilinear), w, h);
+///     assert_eq!(resize_shorter_side_and_crop(&img, size, w, h), two_steps);
+/// }
+/// // A 1 × 60 000 strip: a 224 × 224 crop, never the 256 × 15 360 000 resized strip.
+/// let strip = image::RgbImage::from_pixel(1, 60_000, image::Rgb([1, 2, 3]));
+/// let c = resize_shorter_side_and_crop(&strip, 256, 224, 224);
+/// assert_eq!((c.dimensions(), c.get_pixel(100, 100).0), ((224, 224), [1, 2, 3]));
+/// ```
+pub fn resize_shorter_side_and_crop(img: &RgbImage, size: usize, width: u32, height: u32) -> RgbImage {
+    let (nw, nh) = shorter_side_size(img.dimensions(), size);
+    // Per axis: the resized pixels the crop keeps and where they land.
+    let (xs, x_at) = crop_window(nw, width);
+    let (ys, y_at) = crop_window(nh, height);
+    let mut out = RgbImage::new(width, height);
+    if xs.is_empty() || ys.is_empty() {
+        return out;
+    }
+    let win = resize_bilinear_window(img, (nw, nh), xs, ys);
+    let (ww, wh) = win.dimensions();
+    for y in 0..wh {
+        for x in 0..ww {
+            out.put_pixel(x + x_at, y + y_at, *win.get_pixel(x, y));
+        }
+    }
+    out
+}
+
+/// [`center_crop`] along one axis of `resized` pixels cropped to `crop`: the
+/// range of resized pixels kept and the output position of the first (black
+/// padding, left/top the floor half, where the crop is larger).
+fn crop_window(resized: u64, crop: u32) -> (std::ops::Range<u64>, u32) {
+    let crop64 = u64::from(crop);
+    if resized >= crop64 {
+        let start = round_half_even_half(resized - crop64);
+        (start..start + crop64, 0)
+    } else {
+        // resized < crop <= u32::MAX.
+        (0..resized, ((crop64 - resized) / 2) as u32)
+    }
 }
 
 /// torchvision `CenterCrop((height, width))` on a PIL image: pads with black
@@ -518,8 +595,9 @@ pub fn center_crop(img: &RgbImage, width: u32, height: u32) -> RgbImage {
     // Padding first (left/top get the floor half), as torchvision does.
     let (pad_l, pad_t) = (width.saturating_sub(iw) / 2, height.saturating_sub(ih) / 2);
     let (pw, ph) = (iw.max(width), ih.max(height));
-    let top = round_half_even_half(ph - height);
-    let left = round_half_even_half(pw - width);
+    // d / 2 rounded from a u32: fits a u32.
+    let top = round_half_even_half(u64::from(ph - height)) as u32;
+    let left = round_half_even_half(u64::from(pw - width)) as u32;
     let mut out = RgbImage::new(width, height);
     for y in 0..height {
         let sy = (y + top) as i64 - pad_t as i64;
@@ -538,7 +616,7 @@ pub fn center_crop(img: &RgbImage, width: u32, height: u32) -> RgbImage {
 }
 
 /// `int(round(d / 2.0))` with Python's banker's rounding.
-fn round_half_even_half(d: u32) -> u32 {
+fn round_half_even_half(d: u64) -> u64 {
     let q = d / 2;
     if d % 2 == 1 && q % 2 == 1 {
         q + 1
@@ -593,23 +671,28 @@ struct Coeffs {
     weights: Vec<Vec<i32>>,
 }
 
-/// PIL's `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter.
-fn bilinear_coeffs(in_size: u32, out_size: u32) -> Coeffs {
+/// PIL's `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter
+/// of an `in_size → out_size` resize, for the output positions `range` only
+/// (PIL computes them all; each position's coefficients depend on nothing else).
+fn bilinear_coeffs(in_size: u32, out_size: u64, range: std::ops::Range<u64>) -> Coeffs {
     let support_base = 1.0f64;
-    let scale = f64::from(in_size as f32) / f64::from(out_size);
+    let scale = f64::from(in_size as f32) / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = support_base * filterscale;
     let ss = 1.0 / filterscale;
-    let mut bounds = Vec::with_capacity(out_size as usize);
-    let mut weights = Vec::with_capacity(out_size as usize);
-    for xx in 0..out_size {
-        let center = (f64::from(xx) + 0.5) * scale;
-        let xmin = ((center - support + 0.5) as i32).max(0);
-        let xmax = ((center + support + 0.5) as i32).min(in_size as i32);
+    let len = (range.end - range.start) as usize;
+    let mut bounds = Vec::with_capacity(len);
+    let mut weights = Vec::with_capacity(len);
+    for xx in range {
+        // PIL's ints are 32-bit; these are the same values wherever those are
+        // in range, and do not wrap where an extreme resize takes them past it.
+        let center = (xx as f64 + 0.5) * scale;
+        let xmin = ((center - support + 0.5) as i64).max(0);
+        let xmax = ((center + support + 0.5) as i64).min(i64::from(in_size));
         let n = (xmax - xmin).max(0) as usize;
         let mut k: Vec<f64> = (0..n)
             .map(|x| {
-                let t = ((x as i32 + xmin) as f64 - center + 0.5) * ss;
+                let t = ((x as i64 + xmin) as f64 - center + 0.5) * ss;
                 let t = t.abs();
                 if t < 1.0 {
                     1.0 - t
@@ -652,32 +735,64 @@ fn clip8(ss: i64) -> u8 {
 /// assert_eq!((up.dimensions(), up.get_pixel(0, 0).0, up.get_pixel(3, 2).0), ((4, 3), [0; 3], [200; 3]));
 /// ```
 pub fn resize_bilinear(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    let (w, h) = (u64::from(width), u64::from(height));
+    resize_bilinear_window(img, (w, h), 0..w, 0..h)
+}
+
+/// Columns `xs` × rows `ys` of [`resize_bilinear`]`(img, size.0, size.1)`,
+/// computed without the rest: the same passes in the same order (which
+/// depends on the whole sizes), each over the output positions in the window
+/// and the source rows or columns they read.
+fn resize_bilinear_window(
+    img: &RgbImage,
+    (width, height): (u64, u64),
+    xs: std::ops::Range<u64>,
+    ys: std::ops::Range<u64>,
+) -> RgbImage {
     let (iw, ih) = img.dimensions();
-    let need_h = width != iw;
-    let need_v = height != ih;
+    let need_h = width != u64::from(iw);
+    let need_v = height != u64::from(ih);
     let src = img.as_raw();
-    let (w, h) = (width as usize, height as usize);
-    let (iwu, ihu) = (iw as usize, ih as usize);
+    let (w, h) = ((xs.end - xs.start) as usize, (ys.end - ys.start) as usize);
+    let iwu = iw as usize;
+    let (ih64, iw64) = (i128::from(ih), i128::from(iw));
     let vertical_first =
-        need_h && need_v && height < ih && i64::from(ih) - i64::from(height) > 2 * (i64::from(iw) - i64::from(width));
+        need_h && need_v && height < u64::from(ih) && ih64 - i128::from(height) > 2 * (iw64 - i128::from(width));
+    let horizontal = || bilinear_coeffs(iw, width, xs.clone());
+    let vertical = || bilinear_coeffs(ih, height, ys.clone());
+    // Without a pass along an axis the window's pixels on it are the source's.
+    let (x0, y0) = (xs.start as usize, ys.start as usize);
     let data = match (need_h, need_v) {
-        (false, false) => src.to_vec(),
-        (true, false) => horizontal_pass(src, iwu, 0..ihu, &bilinear_coeffs(iw, width)),
-        (false, true) => vertical_pass(src, iwu, 0, &bilinear_coeffs(ih, height)),
+        (false, false) => columns(&src[y0 * iwu * 3..(y0 + h) * iwu * 3], iwu, x0..x0 + w),
+        (true, false) => horizontal_pass(src, iwu, y0..y0 + h, &horizontal()),
+        (false, true) => columns(&vertical_pass(src, iwu, 0, &vertical()), iwu, x0..x0 + w),
         (true, true) if vertical_first => {
-            let tmp = vertical_pass(src, iwu, 0, &bilinear_coeffs(ih, height));
-            horizontal_pass(&tmp, iwu, 0..h, &bilinear_coeffs(iw, width))
+            let tmp = vertical_pass(src, iwu, 0, &vertical());
+            horizontal_pass(&tmp, iwu, 0..h, &horizontal())
         }
         (true, true) => {
             // Horizontal pass over the rows the vertical pass reads.
-            let vert = bilinear_coeffs(ih, height);
+            let vert = vertical();
             let first = vert.bounds.first().map_or(0, |b| b.0);
             let last = vert.bounds.last().map_or(0, |b| b.0 + b.1);
-            let tmp = horizontal_pass(src, iwu, first..last, &bilinear_coeffs(iw, width));
+            let tmp = horizontal_pass(src, iwu, first..last, &horizontal());
             vertical_pass(&tmp, w, first, &vert)
         }
     };
-    RgbImage::from_raw(width, height, data).expect("buffer size")
+    // w <= width and h <= height, which callers keep within u32.
+    RgbImage::from_raw(w as u32, h as u32, data).expect("buffer size")
+}
+
+/// Columns `cols` of each row of a `width`-wide RGB buffer.
+fn columns(rows: &[u8], width: usize, cols: std::ops::Range<usize>) -> Vec<u8> {
+    if cols == (0..width) {
+        return rows.to_vec();
+    }
+    let mut out = Vec::with_capacity(rows.len() / width.max(1) * cols.len() * 3);
+    for row in rows.chunks_exact(width * 3) {
+        out.extend_from_slice(&row[cols.start * 3..cols.end * 3]);
+    }
+    out
 }
 
 /// PIL `ImagingResampleHorizontal_8bpc` over `rows` of a `width`-wide RGB buffer.
@@ -794,6 +909,48 @@ mod tests {
         let flat = RgbImage::from_pixel(13, 11, image::Rgb([17, 99, 250]));
         let r = resize_bilinear(&flat, 5, 19);
         assert!(r.pixels().all(|p| p.0 == [17, 99, 250]));
+    }
+
+    #[test]
+    fn the_crop_of_the_resize_is_computed_alone_with_the_same_bytes() {
+        // Random sizes: both pass orders, an axis left as it is (size = the
+        // shorter side), down- and upscaling, crops larger than the image.
+        let mut seed = 0x9e37_79b9u32;
+        let mut next = |m: u32| {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            1 + seed % m
+        };
+        for i in 0..400 {
+            let (w, h) = (next(90), next(90));
+            let img =
+                RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 37 + y * 11) as u8, (x * y) as u8, (x ^ y) as u8]));
+            let size = if i % 4 == 0 { w.min(h) as usize } else { next(100) as usize };
+            let (cw, ch) = (next(90), next(90));
+            let two_steps = center_crop(&resize_shorter_side(&img, size, Interp::Bilinear), cw, ch);
+            assert_eq!(
+                resize_shorter_side_and_crop(&img, size, cw, ch),
+                two_steps,
+                "{w}×{h}, size {size}, crop {cw}×{ch}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_extreme_aspect_ratio_is_cropped_without_the_resized_image() {
+        // Resized whole: 256 × 16 776 960 pixels (12.9 GB). Rows of the strip
+        // alternate dark and light in blocks of 1 000: the crop's middle rows
+        // come from the strip's middle.
+        let strip = RgbImage::from_fn(1, 65_535, |_, y| image::Rgb([if (y / 1000) % 2 == 0 { 10 } else { 240 }; 3]));
+        let c = resize_shorter_side_and_crop(&strip, 256, 224, 224);
+        assert_eq!(c.dimensions(), (224, 224));
+        // Source row ≈ 32 767 (block 32, dark) for every output row.
+        assert!(c.pixels().all(|p| p.0 == [10; 3]), "{:?}", c.get_pixel(0, 0));
+        let wide = RgbImage::from_pixel(65_535, 2, image::Rgb([7, 8, 9]));
+        let c = resize_shorter_side_and_crop(&wide, 256, 300, 200);
+        // 256 rows resized, cropped to 200; 300 columns of the 8 388 480.
+        assert!(c.pixels().all(|p| p.0 == [7, 8, 9]));
     }
 
     #[test]

@@ -207,7 +207,14 @@ fn realistic_photo_sizes_resize_and_crop_like_pil_and_torchvision() {
         let out = match op {
             "torch" => {
                 let r = preprocess::resize_shorter_side(&src, u("resize") as usize, Interp::Bilinear);
-                preprocess::center_crop(&r, u("crop"), u("crop"))
+                let two_steps = preprocess::center_crop(&r, u("crop"), u("crop"));
+                // The pipeline's own path computes only the crop: the same bytes.
+                let crop_only =
+                    preprocess::resize_shorter_side_and_crop(&src, u("resize") as usize, u("crop"), u("crop"));
+                if crop_only != two_steps {
+                    bad.push(format!("crop-only path differs from resize + crop: {c}"));
+                }
+                two_steps
             }
             _ => {
                 let hw = c["out"].as_array().unwrap();
