@@ -86,5 +86,33 @@ fn main() {
         save(root, t, "seed-header", &full[..head]);
         save(root, t, "seed-header-data", &full[..head + 4096]);
     }
+    // npy: a small array and a scalar.
+    for (name, shape, data) in
+        [("seed-2x3", &[2usize, 3][..], &[1.0f32, -2.0, 0.5, 3.0, 4.0, 5.0][..]), ("seed-0d", &[], &[7.0])]
+    {
+        let path = root.join("npy").join(name);
+        std::fs::create_dir_all(root.join("npy")).unwrap();
+        resnet50::npy::write_f32(&path, shape, data).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    }
+    // image: one small picture in each format the decoder reads (the fuzz
+    // target takes the first byte for its output sizes).
+    let picture = image::RgbImage::from_fn(7, 5, |x, y| image::Rgb([x as u8 * 30, y as u8 * 50, 128]));
+    for format in [
+        image::ImageFormat::Png,
+        image::ImageFormat::Jpeg,
+        image::ImageFormat::Gif,
+        image::ImageFormat::Bmp,
+        image::ImageFormat::Pnm,
+        image::ImageFormat::Tga,
+        image::ImageFormat::Ico,
+        image::ImageFormat::WebP,
+    ] {
+        let mut encoded = Vec::new();
+        picture
+            .write_to(&mut std::io::Cursor::new(&mut encoded), format)
+            .unwrap_or_else(|e| panic!("cannot encode {format:?}: {e}"));
+        let bytes = [&[0x35u8][..], &encoded].concat();
+        save(root, "image", &format!("seed.{}", format.extensions_str()[0]), &bytes);
+    }
     println!("seeds written under {}", root.display());
 }

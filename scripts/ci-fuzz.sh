@@ -8,6 +8,9 @@
 #                       predict_into, features) on arbitrary configurations,
 #                       absurd sizes and non-finite inputs
 #   proc_stat           the /proc/stat parser of the steal time (resnet50::steal)
+#   npy                 the .npy parser behind `resnet50 infer --input`
+#   image               image decoding (the image crate) + both preprocessing
+#                       pipelines (resnet50::preprocess) on any decoded size
 # FUZZ_SECONDS (default 35, at most 60) per target, FUZZ_JOBS targets at a time
 # (default: the core count). Needs cargo-fuzz (installed
 # here if missing) and a nightly compiler: the nightly toolchain when rustup has
@@ -40,7 +43,7 @@ cd fuzz
 # each is single-threaded, and CI's cores are otherwise idle by now.
 jobs="${FUZZ_JOBS:-$(nproc)}"
 [ "$jobs" -ge 1 ] || jobs=1
-targets=(native native_checksummed safetensors keras_h5 infer proc_stat)
+targets=(native native_checksummed safetensors keras_h5 infer proc_stat npy image)
 echo "== building the fuzz targets"
 cargo "${toolchain[@]}" fuzz build --sanitizer none
 
