@@ -388,6 +388,9 @@ pub fn open_rgb(path: &Path) -> Result<RgbImage> {
     if reader.format().is_none() {
         return Err(image_err(path, format!("not a recognised image format (supported: {SUPPORTED_FORMATS})")));
     }
+    if reader.format() == Some(image::ImageFormat::Jpeg) && jpeg_truncated(&std::fs::read(path).map_err(io)?) {
+        return Err(image_err(path, JPEG_TRUNCATED));
+    }
     let img = reader.decode().map_err(|e| image_err(path, describe(e)))?;
     non_empty(path, to_rgb_like_pil(img))
 }
@@ -413,8 +416,30 @@ pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage> {
     if reader.format().is_none() {
         return Err(image_err(path, format!("not a recognised image format (supported: {SUPPORTED_FORMATS})")));
     }
+    if reader.format() == Some(image::ImageFormat::Jpeg) && jpeg_truncated(bytes) {
+        return Err(image_err(path, JPEG_TRUNCATED));
+    }
     let img = reader.decode().map_err(|e| image_err(path, describe(e)))?;
     non_empty(path, to_rgb_like_pil(img))
+}
+
+const JPEG_TRUNCATED: &str = "truncated JPEG: no end-of-image marker after its last scan";
+
+/// Whether a JPEG stream stops inside its image data: no end-of-image marker
+/// (`FF D9`) after its last start-of-scan (`FF DA`).
+///
+/// Why: the JPEG decoder behind `image` fills the rows a cut-off file lacks
+/// with gray and reports success (a 64×48 picture cut to 80 % of its bytes
+/// decoded with a quarter of its pixels wrong), where PIL — and so Keras's
+/// `load_img` and torchvision — raise "image file is truncated". In the scan
+/// data every `FF` byte is followed by `00` or a restart marker, so an
+/// `FF DA` pair is a real marker, except inside the segments before the first
+/// scan (an EXIF thumbnail), which come before the image's own scans; data
+/// appended after the image (a second picture, as phones write) ends with its
+/// own `FF D9`.
+fn jpeg_truncated(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    last_sos.is_some_and(|i| !bytes[i + 2..].windows(2).any(|w| w == [0xFF, 0xD9]))
 }
 
 /// A decoded image with no pixels (a 0-pixel side some formats' headers
@@ -909,6 +934,29 @@ mod tests {
         let flat = RgbImage::from_pixel(13, 11, image::Rgb([17, 99, 250]));
         let r = resize_bilinear(&flat, 5, 19);
         assert!(r.pixels().all(|p| p.0 == [17, 99, 250]));
+    }
+
+    #[test]
+    fn a_cut_off_jpeg_is_an_error_not_a_gray_picture() {
+        let pic = RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, (x * y) as u8]));
+        let mut jpg = Vec::new();
+        pic.write_to(&mut std::io::Cursor::new(&mut jpg), image::ImageFormat::Jpeg).unwrap();
+        assert!(decode_rgb(&jpg, "whole.jpg").is_ok());
+        // Data after the image (a second picture, junk) does not matter.
+        let mut appended = jpg.clone();
+        appended.extend_from_slice(b"trailing bytes");
+        assert!(decode_rgb(&appended, "appended.jpg").is_ok());
+        // Cut inside the scan: the decoder alone decoded these (gray rows).
+        for frac in [0.5, 0.8, 0.95, 0.999] {
+            let cut = &jpg[..(jpg.len() as f64 * frac) as usize];
+            let err = decode_rgb(cut, "cut.jpg").unwrap_err().to_string();
+            assert!(err.contains("truncated") && err.contains("cut.jpg"), "{frac}: {err}");
+        }
+        let path = std::env::temp_dir().join(format!("resnet50-cut-{}.jpg", std::process::id()));
+        std::fs::write(&path, &jpg[..jpg.len() - 2]).unwrap();
+        let err = open_rgb(&path).unwrap_err().to_string();
+        std::fs::remove_file(&path).ok();
+        assert!(err.contains("truncated"), "{err}");
     }
 
     #[test]
