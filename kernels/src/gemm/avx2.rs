@@ -123,9 +123,7 @@ unsafe fn load16(p: *const f32, full: bool, nr: usize) -> (__m256, __m256) {
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kernel<const MR: usize, const SEG: bool>(t: &Tile) {
     let full = t.nr == 16;
-    // The loop nest gives a tile's rows a residual all or none.
-    let has_res = !t.res[0].is_null();
-    debug_assert!(t.res[..MR].iter().all(|p| p.is_null() != has_res));
+    let has_res = t.has_residual(MR);
     let mut c0 = [_mm256_setzero_ps(); MR];
     let mut c1 = [_mm256_setzero_ps(); MR];
     if t.accumulate {

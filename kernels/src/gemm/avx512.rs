@@ -288,10 +288,7 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
                     }
                 }
             }
-            // The loop nest gives a tile's rows a residual all or none.
-            let has_res = !t.res[0].is_null();
-            debug_assert!(t.res[..MR].iter().all(|p| p.is_null() != has_res));
-            if has_res {
+            if t.has_residual(MR) {
                 for (row, res) in acc.iter_mut().zip(&t.res) {
                     for (v, x) in row.iter_mut().enumerate() {
                         *x = V::add(*x, V::load_masked(mask[v], res.add(16 * v)));

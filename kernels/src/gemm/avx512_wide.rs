@@ -316,11 +316,8 @@ unsafe fn wide_kernel<const MR: usize>(t: &Tile) {
                     acc[i] = _mm512_add_ps(acc[i], bias[i % 2]);
                 }
             }
-            // The loop nest gives a tile's rows a residual all or none: one
-            // test per tile, not per row (see `avx2.rs`).
-            let has_res = !t.res[0].is_null();
-            debug_assert!(t.res[..MR].iter().all(|p| p.is_null() != has_res));
-            if has_res {
+            // One test per tile, not per row (see `avx2.rs`).
+            if t.has_residual(MR) {
                 for r in 0..MR {
                     let res = t.res[r];
                     acc[2 * r] = _mm512_add_ps(acc[2 * r], _mm512_maskz_loadu_ps(mask[0], res));

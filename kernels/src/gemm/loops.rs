@@ -85,9 +85,9 @@ pub(crate) struct Tile {
     /// Bias at column 0 of the tile, or null (only read when `last`).
     pub bias: *const f32,
     /// Residual of each row at the tile's first column, or null for none:
-    /// the first `mr` entries all or none (the AVX2 kernel tests only the
-    /// first; only read when `last`). Rows are not evenly spaced when the
-    /// residual is subsampled ([`crate::shape::Subsample`]).
+    /// the first `mr` entries all or none (the kernels test only the first,
+    /// [`Tile::has_residual`]; only read when `last`). Rows are not evenly
+    /// spaced when the residual is subsampled ([`crate::shape::Subsample`]).
     pub res: [*const f32; MAX_MR],
     /// ReLU in the store (only when `last`).
     pub relu: bool,
@@ -159,6 +159,16 @@ impl Tile {
         next: std::ptr::null(),
         next_a: false,
     };
+
+    /// Whether this tile's first `mr` rows have a residual: the loop nest
+    /// gives them one all or none, so the kernels test the first row once
+    /// per tile instead of each row (checked here in debug builds).
+    #[inline(always)]
+    pub(crate) fn has_residual(&self, mr: usize) -> bool {
+        let has = !self.res[0].is_null();
+        debug_assert!(self.res[..mr].iter().all(|p| p.is_null() != has), "a tile's rows have a residual all or none");
+        has
+    }
 }
 
 /// A register-blocked microkernel and its cache blocking.

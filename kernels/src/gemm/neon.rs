@@ -139,15 +139,13 @@ unsafe fn kernel<const MR: usize, const SEG: bool>(t: &Tile) {
             [c0[r], c1[r], c2[r], c3[r]] = unsafe { load16(t.c.add(r * t.ldc), nr) };
         }
     }
+    // Every choice outside the k loop is made once per tile, not per row
+    // (see `avx2.rs`: 2–3 points of the FMA peak at kc = 64 on Zen 3; not
+    // timed on an aarch64 core).
+    let has_res = t.has_residual(MR);
     // Start the C tile's (and residual's) cache-line fills now, so the stores
     // after the k loop do not stall on misses (as in `avx2.rs`). A 16-float
     // row spans at most two 64-byte lines: its first and last float.
-    // The loop nest gives a tile's rows a residual all or none; every
-    // choice outside the k loop is made once per tile, not per row (see
-    // `avx2.rs`: 2–3 points of the FMA peak at kc = 64 on Zen 3; not timed
-    // on an aarch64 core).
-    let has_res = !t.res[0].is_null();
-    debug_assert!(t.res[..MR].iter().all(|p| p.is_null() != has_res));
     for r in 0..MR {
         let c = t.c.wrapping_add(r * t.ldc);
         prefetch_l1_store(c);
