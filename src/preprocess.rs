@@ -31,7 +31,7 @@
 use std::path::Path;
 
 pub use image;
-use image::{DynamicImage, ImageReader, RgbImage};
+use image::{DynamicImage, ImageFormat, ImageReader, RgbImage};
 
 use crate::error::{Error, Result};
 
@@ -385,14 +385,13 @@ pub fn open_rgb(path: &Path) -> Result<RgbImage> {
         return Err(image_err(path, "not a regular file"));
     }
     let reader = ImageReader::open(path).map_err(io)?.with_guessed_format().map_err(io)?;
-    if reader.format().is_none() {
-        return Err(image_err(path, format!("not a recognised image format (supported: {SUPPORTED_FORMATS})")));
+    match reader.format() {
+        None => Err(unrecognised(path)),
+        // Its decoder reads the whole file into memory anyway: read it once,
+        // check that it is whole (`jpeg_truncated`), decode from those bytes.
+        Some(ImageFormat::Jpeg) => decode_bytes(&std::fs::read(path).map_err(io)?, path, Some(ImageFormat::Jpeg)),
+        Some(_) => decode(reader, path),
     }
-    if reader.format() == Some(image::ImageFormat::Jpeg) && jpeg_truncated(&std::fs::read(path).map_err(io)?) {
-        return Err(image_err(path, JPEG_TRUNCATED));
-    }
-    let img = reader.decode().map_err(|e| image_err(path, describe(e)))?;
-    non_empty(path, to_rgb_like_pil(img))
 }
 
 /// Decodes an image held in memory (`name` is used in error messages).
@@ -409,21 +408,38 @@ pub fn open_rgb(path: &Path) -> Result<RgbImage> {
 /// # Ok::<(), resnet50::Error>(())
 /// ```
 pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage> {
-    let path = Path::new(name);
-    let reader = ImageReader::new(std::io::Cursor::new(bytes))
+    decode_bytes(bytes, Path::new(name), None)
+}
+
+/// [`decode_rgb`] for `path`'s bytes: the format from the content, else
+/// `fallback` (as [`ImageReader::open`] falls back on the extension); a JPEG
+/// cut off inside its image data is an error.
+fn decode_bytes(bytes: &[u8], path: &Path, fallback: Option<ImageFormat>) -> Result<RgbImage> {
+    let mut reader = ImageReader::new(std::io::Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
-    if reader.format().is_none() {
-        return Err(image_err(path, format!("not a recognised image format (supported: {SUPPORTED_FORMATS})")));
+    if let (None, Some(format)) = (reader.format(), fallback) {
+        reader.set_format(format);
     }
-    if reader.format() == Some(image::ImageFormat::Jpeg) && jpeg_truncated(bytes) {
-        return Err(image_err(path, JPEG_TRUNCATED));
+    match reader.format() {
+        None => Err(unrecognised(path)),
+        Some(ImageFormat::Jpeg) if jpeg_truncated(bytes) => {
+            Err(image_err(path, "truncated JPEG: no end-of-image marker after its last scan"))
+        }
+        Some(_) => decode(reader, path),
     }
+}
+
+/// Decodes with the reader's format and converts like PIL's `convert("RGB")`;
+/// an image with no pixels is an error.
+fn decode<R: std::io::BufRead + std::io::Seek>(reader: ImageReader<R>, path: &Path) -> Result<RgbImage> {
     let img = reader.decode().map_err(|e| image_err(path, describe(e)))?;
     non_empty(path, to_rgb_like_pil(img))
 }
 
-const JPEG_TRUNCATED: &str = "truncated JPEG: no end-of-image marker after its last scan";
+fn unrecognised(path: &Path) -> Error {
+    image_err(path, format!("not a recognised image format (supported: {SUPPORTED_FORMATS})"))
+}
 
 /// Whether a JPEG stream stops inside its image data: no end-of-image marker
 /// (`FF D9`) after its last start-of-scan (`FF DA`).
