@@ -87,11 +87,12 @@ fn main() {
         save(root, t, "seed-header-data", &full[..head + 4096]);
     }
     // npy: a small array and a scalar.
+    let npy_dir = root.join("npy");
+    std::fs::create_dir_all(&npy_dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", npy_dir.display()));
     for (name, shape, data) in
         [("seed-2x3", &[2usize, 3][..], &[1.0f32, -2.0, 0.5, 3.0, 4.0, 5.0][..]), ("seed-0d", &[], &[7.0])]
     {
-        let path = root.join("npy").join(name);
-        std::fs::create_dir_all(root.join("npy")).unwrap();
+        let path = npy_dir.join(name);
         resnet50::npy::write_f32(&path, shape, data).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
     }
     // image: one small picture in each format the decoder reads (the fuzz

@@ -124,14 +124,14 @@ impl Header {
             }
             let key = p.string()?;
             p.expect(b':')?;
-            let (seen, what) = match key.as_str() {
-                "descr" => (descr.replace(p.string()?).is_some(), key),
-                "fortran_order" => (fortran_order.replace(p.boolean()?).is_some(), key),
-                "shape" => (shape.replace(p.tuple()?).is_some(), key),
+            let seen = match key.as_str() {
+                "descr" => descr.replace(p.string()?).is_some(),
+                "fortran_order" => fortran_order.replace(p.boolean()?).is_some(),
+                "shape" => shape.replace(p.tuple()?).is_some(),
                 _ => return Err(format!("unexpected key '{key}'")),
             };
             if seen {
-                return Err(format!("'{what}' given twice"));
+                return Err(format!("'{key}' given twice"));
             }
             if !p.eat(b',') {
                 p.expect(b'}')?;
