@@ -970,9 +970,13 @@ mod tests {
         }
         let path = std::env::temp_dir().join(format!("resnet50-cut-{}.jpg", std::process::id()));
         std::fs::write(&path, &jpg[..jpg.len() - 2]).unwrap();
-        let err = open_rgb(&path).unwrap_err().to_string();
+        let cut = open_rgb(&path).unwrap_err().to_string();
+        // Not a JPEG at all, named .jpg: the decoder the extension picks says so.
+        std::fs::write(&path, b"hello, this is not an image").unwrap();
+        let garbage = open_rgb(&path).unwrap_err().to_string();
         std::fs::remove_file(&path).ok();
-        assert!(err.contains("truncated"), "{err}");
+        assert!(cut.contains("truncated"), "{cut}");
+        assert!(garbage.contains("corrupt") && garbage.contains("resnet50-cut-"), "{garbage}");
     }
 
     #[test]
