@@ -5,8 +5,9 @@
 //! # Architecture
 //!
 //! A [`ResNet50`] builder takes Keras's arguments ([`config::Config`]) and
-//! builds a [`Model`]: the weights — seeded random ([`init`]), a Keras HDF5 or
-//! safetensors file, or the native memory-mapped file ([`loaders`]) — become
+//! builds a [`Model`]: the weights — seeded random ([`init`]), a Keras HDF5,
+//! safetensors or PyTorch file, or the native memory-mapped file
+//! ([`loaders`]) — become
 //! [`CanonicalWeights`] ([`weights`]: the 53 convolutions of [`arch`] in a
 //! fixed order, with their BatchNorm), which [`prepare`] folds and packs for
 //! the kernel each layer uses; [`plan`] lays out a static list of steps for

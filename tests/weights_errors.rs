@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use resnet50::init::deterministic;
 use resnet50::loaders::export::{self, H5Layer, H5Layout, Tensor};
 use resnet50::loaders::names::Scheme;
-use resnet50::loaders::{self, keras_h5, native, safetensors as st_loader};
+use resnet50::loaders::{self, keras_h5, native, pytorch, safetensors as st_loader};
 use resnet50::{CanonicalWeights, Error, ResNet50, Variant, WeightsSource};
 use safetensors::Dtype;
 
@@ -41,6 +41,23 @@ fn tv_tensors() -> Vec<Tensor> {
 fn tv_bytes() -> &'static [u8] {
     static B: OnceLock<Vec<u8>> = OnceLock::new();
     B.get_or_init(|| export::safetensors_bytes(&tv_tensors()).unwrap())
+}
+
+fn pth_bytes() -> &'static [u8] {
+    static B: OnceLock<Vec<u8>> = OnceLock::new();
+    B.get_or_init(|| export::pytorch_bytes(&tv_tensors()).unwrap())
+}
+
+/// A zip archive of stored members, as torch writes them.
+fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    for (name, bytes) in members {
+        z.start_file(*name, opts).unwrap();
+        z.write_all(bytes).unwrap();
+    }
+    z.finish().unwrap().into_inner()
 }
 
 fn h5_layers() -> Vec<H5Layer> {
@@ -107,14 +124,16 @@ fn empty_directory_missing_and_special_paths() {
     let p = write(dir, "random.bin", &[7u8; 100]);
     assert!(open_err(&p).contains("unrecognised weights format"));
     let p = write(dir, "model.pth", b"PK\x03\x04rest-of-a-zip");
-    assert!(open_err(&p).contains("safetensors"));
+    assert!(open_err(&p).contains("not a valid zip archive"));
 }
 
 #[test]
 fn truncated_files_of_every_format() {
     let tmp = tmp();
     let dir = tmp.path();
-    for (name, bytes) in [("t.safetensors", tv_bytes()), ("t.h5", h5_bytes()), ("t.r50w", native_bytes())] {
+    for (name, bytes) in
+        [("t.safetensors", tv_bytes()), ("t.h5", h5_bytes()), ("t.r50w", native_bytes()), ("t.pth", pth_bytes())]
+    {
         for cut in [4, 9, 63, 200, 5000, bytes.len() / 2, bytes.len() - 1] {
             let p = write(dir, name, &bytes[..cut]);
             let m = open_err(&p);
@@ -297,6 +316,71 @@ fn keras_h5_problems_name_the_tensor() {
     assert!(open_err(&p).contains("not Keras weights"));
 }
 
+#[test]
+fn pytorch_checkpoint_problems_name_the_member_or_tensor() {
+    let tmp = tmp();
+    let dir = tmp.path();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch");
+    let err_of = |name: &str, bytes: &[u8]| -> String {
+        let p = write(dir, name, bytes);
+        let m = open_err(&p);
+        std::fs::remove_file(p).unwrap();
+        m
+    };
+    // The two things torch can write that are not a state dict in a zip.
+    let m = open_err(&fixtures.join("module.pth"));
+    assert!(m.contains("torch.nn.modules.linear.Linear") && m.contains("torch.save(model.state_dict()"), "{m}");
+    let m = open_err(&fixtures.join("legacy.pth"));
+    assert!(m.contains("legacy format of torch < 1.6"), "{m}");
+    // A zip that is not a checkpoint (e.g. a .keras model).
+    let m = err_of("model.keras", &zip_of(&[("config.json", b"{}"), ("model.weights.h5", b"")]));
+    assert!(m.contains("without a data.pkl") && m.contains(".keras"), "{m}");
+    // A tensor of the wrong element type is named with its storage class.
+    let mut t = tv_tensors();
+    t.iter_mut().find(|x| x.name == "fc.bias").unwrap().dtype = Dtype::I32;
+    let m = err_of("dtype.pth", &export::pytorch_bytes(&t).unwrap());
+    assert!(m.contains("fc.bias") && m.contains("torch.IntStorage"), "{m}");
+    // Members: a storage missing, a storage shorter than its tensor.
+    let small = vec![
+        Tensor { name: "conv1.weight".into(), shape: vec![2, 2], data: vec![1.0, 2.0, 3.0, 4.0], dtype: Dtype::F32 },
+        Tensor { name: "bn1.running_var".into(), shape: vec![2], data: vec![1.0, 1.0], dtype: Dtype::F32 },
+    ];
+    let pkl = export::pytorch_pickle(&small);
+    let m = err_of("nostorage.pth", &zip_of(&[("archive/data.pkl", &pkl), ("archive/data/1", &[0u8; 8])]));
+    assert!(m.contains("conv1.weight") && m.contains("archive/data/0"), "{m}");
+    let m = err_of("short.pth", &zip_of(&[("archive/data.pkl", &pkl), ("archive/data/0", &[0u8; 12])]));
+    assert!(m.contains("conv1.weight") && m.contains("holds 3 elements") && m.contains("says 4"), "{m}");
+    // Big-endian storages.
+    let m = err_of("big.pth", &zip_of(&[("archive/data.pkl", &pkl), ("archive/byteorder", b"big")]));
+    assert!(m.contains("big") && m.contains("little-endian"), "{m}");
+    // A pickle that is not a state dict, or a dict without tensors.
+    let m = err_of("list.pth", &zip_of(&[("archive/data.pkl", b"\x80\x02]K\x01a.")]));
+    assert!(m.contains("holds a list, not a state dict"), "{m}");
+    let m = err_of("epoch.pth", &zip_of(&[("archive/data.pkl", b"\x80\x02}X\x05\x00\x00\x00epochK\x03s.")]));
+    assert!(m.contains("without tensors"), "{m}");
+    // A damaged pickle: the member and the byte are named.
+    let m = err_of("badpkl.pth", &zip_of(&[("archive/data.pkl", &pkl[..pkl.len() / 2])]));
+    assert!(m.contains("archive/data.pkl") && m.contains("pickle byte"), "{m}");
+    // A compressed member (torch never compresses): method 8 patched into
+    // data.pkl's local and central headers.
+    let mut z = zip_of(&[("archive/data.pkl", &pkl)]);
+    z[8] = 8;
+    let central = z.windows(4).position(|w| w == b"PK\x01\x02").unwrap();
+    z[central + 10] = 8;
+    let m = err_of("deflated.pth", &z);
+    assert!(m.contains("compressed"), "{m}");
+    // A key twice in the state dict (torch never writes one; a pickle can).
+    let mut t = tv_tensors();
+    let again = t.iter().find(|x| x.name == "layer1.0.bn1.bias").unwrap().clone();
+    t.push(again);
+    let m = err_of("twice.pth", &export::pytorch_bytes(&t).unwrap());
+    assert!(m.contains("layer1.0.bn1.bias") && m.contains("already provided"), "{m}");
+    // The rest of the mapping is shared with safetensors: one case here.
+    let t: Vec<Tensor> = tv_tensors().into_iter().filter(|x| x.name != "layer3.2.bn2.running_var").collect();
+    let m = err_of("missing.pth", &export::pytorch_bytes(&t).unwrap());
+    assert!(m.contains("layer3.2.bn2.running_var") && m.contains("missing"), "{m}");
+}
+
 /// Arbitrary damage to every format is an `Err` (or, rarely, a valid load),
 /// never a panic.
 #[test]
@@ -308,7 +392,7 @@ fn damaged_bytes_never_panic() {
         seed
     };
     for round in 0..10 {
-        for (kind, good) in [(0, tv_bytes()), (1, h5_bytes()), (2, native_bytes())] {
+        for (kind, good) in [(0, tv_bytes()), (1, h5_bytes()), (2, native_bytes()), (3, pth_bytes())] {
             let mut b = good.to_vec();
             // Damage the metadata-heavy start more often than the bulk data.
             for _ in 0..1 + round % 4 {
@@ -321,7 +405,8 @@ fn damaged_bytes_never_panic() {
             let r = match kind {
                 0 => st_loader::from_bytes(name, &b).map(|_| ()),
                 1 => keras_h5::from_bytes(name, &b).map(|_| ()),
-                _ => native::parse(name, &b).map(|_| ()),
+                2 => native::parse(name, &b).map(|_| ()),
+                _ => pytorch::from_bytes(name, &b).map(|_| ()),
             };
             if let Err(e) = r {
                 assert!(e.to_string().contains("damaged"), "{e}");

@@ -1,6 +1,6 @@
 //! Writers of framework-layout files from canonical weights: safetensors with
-//! torchvision/timm, Hugging Face or Keras names, and the three Keras HDF5
-//! layouts. They produce exactly what the importers read, so tests, fuzz seeds
+//! torchvision/timm, Hugging Face or Keras names, PyTorch zip checkpoints, and
+//! the three Keras HDF5 layouts. They produce exactly what the importers read, so tests, fuzz seeds
 //! and users (exporting back to a framework) can build real files without
 //! Python. Writers take a list of named tensors, so a caller can alter it
 //! (drop, add, reshape, poison) before writing.
@@ -158,6 +158,124 @@ pub fn safetensors_bytes(tensors: &[Tensor]) -> Result<Vec<u8>> {
         views.push((name.clone(), v));
     }
     ::safetensors::serialize(views, None).map_err(|e| Error::Weights(format!("writing safetensors: {e}")))
+}
+
+/// Serialises `tensors` as a PyTorch zip checkpoint, the way
+/// `torch.save(state_dict, path)` does: members stored uncompressed under
+/// `archive/` (`data.pkl`, a protocol-2 pickle of an `OrderedDict` whose
+/// values are rebuilt by `torch._utils._rebuild_tensor_v2` from persistent
+/// storage ids; `data/<i>`, each tensor's storage; `byteorder`; `version`).
+///
+/// ```
+/// use resnet50::loaders::{export, names::Scheme, pytorch, Format};
+/// use resnet50::{init, Variant};
+/// let w = init::keras_random(Variant::V1_5, Some(10), 0);
+/// let bytes = export::pytorch_bytes(&export::safetensors_tensors(&w, Scheme::Torchvision))?;
+/// assert_eq!(&bytes[..4], b"PK\x03\x04");
+/// let loaded = pytorch::from_bytes(std::path::Path::new("mem"), &bytes)?;
+/// assert_eq!((loaded.format, &loaded.weights), (Format::PyTorch(Scheme::Torchvision), &w));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
+pub fn pytorch_bytes(tensors: &[Tensor]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    use zip::write::{SimpleFileOptions, ZipWriter};
+    let fail = |e: &dyn std::fmt::Display| Error::Weights(format!("writing a PyTorch checkpoint: {e}"));
+    let p = pytorch_pickle(tensors);
+    let mut zip = ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).with_alignment(64);
+    let put = |zip: &mut ZipWriter<std::io::Cursor<Vec<u8>>>, name: &str, bytes: &[u8]| -> Result<()> {
+        zip.start_file(format!("archive/{name}"), opts).map_err(|e| fail(&e))?;
+        zip.write_all(bytes).map_err(|e| fail(&e))
+    };
+    put(&mut zip, "data.pkl", &p)?;
+    put(&mut zip, "byteorder", b"little")?;
+    for (i, t) in tensors.iter().enumerate() {
+        put(&mut zip, &format!("data/{i}"), &encode(t))?;
+    }
+    put(&mut zip, "version", b"3\n")?;
+    Ok(zip.finish().map_err(|e| fail(&e))?.into_inner())
+}
+
+/// The `data.pkl` of [`pytorch_bytes`]: the protocol-2 pickle `torch.save`
+/// writes for a state dict of `tensors` (tensor `i`'s storage is member
+/// `data/<i>`).
+///
+/// ```
+/// use resnet50::loaders::{export, pickle};
+/// let t = export::Tensor { name: "w".into(), shape: vec![2], data: vec![1.0, 2.0], dtype: safetensors::Dtype::F32 };
+/// let pickle::Value::Dict(items, _) = pickle::load(&export::pytorch_pickle(&[t])).unwrap() else { panic!() };
+/// assert!(matches!(&items[0].1, pickle::Value::Tensor(t) if t.shape == [2] && t.storage.key == "0"));
+/// ```
+pub fn pytorch_pickle(tensors: &[Tensor]) -> Vec<u8> {
+    // OrderedDict(), then MARK, (key, tensor)…, SETITEMS, STOP.
+    let mut p: Vec<u8> = b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01(".to_vec();
+    let text = |p: &mut Vec<u8>, s: &str| {
+        p.push(b'X');
+        p.extend_from_slice(&(s.len() as u32).to_le_bytes());
+        p.extend_from_slice(s.as_bytes());
+    };
+    let int = |p: &mut Vec<u8>, v: usize| {
+        p.push(b'J');
+        p.extend_from_slice(&(v as i32).to_le_bytes());
+    };
+    // Globals are written once and memoised (memo 2: the rebuild function,
+    // 3.. the storage classes), as pickle does.
+    let mut memo: Vec<String> = Vec::new();
+    let mut global = |p: &mut Vec<u8>, module: &str, name: &str| {
+        let full = format!("{module}\n{name}\n");
+        match memo.iter().position(|m| *m == full) {
+            Some(i) => {
+                p.push(b'j');
+                p.extend_from_slice(&(i as u32 + 2).to_le_bytes());
+            }
+            None => {
+                p.push(b'c');
+                p.extend_from_slice(full.as_bytes());
+                p.push(b'r');
+                p.extend_from_slice(&(memo.len() as u32 + 2).to_le_bytes());
+                memo.push(full);
+            }
+        }
+    };
+    for (i, t) in tensors.iter().enumerate() {
+        let class = match t.dtype {
+            Dtype::F64 => "DoubleStorage",
+            Dtype::F16 => "HalfStorage",
+            Dtype::BF16 => "BFloat16Storage",
+            Dtype::I64 => "LongStorage",
+            Dtype::I32 => "IntStorage",
+            _ => "FloatStorage",
+        };
+        text(&mut p, &t.name);
+        global(&mut p, "torch._utils", "_rebuild_tensor_v2");
+        p.extend_from_slice(b"((");
+        text(&mut p, "storage");
+        global(&mut p, "torch", class);
+        text(&mut p, &i.to_string());
+        text(&mut p, "cpu");
+        int(&mut p, t.data.len());
+        p.extend_from_slice(b"tQ"); // the persistent id tuple, BINPERSID
+        int(&mut p, 0); // storage offset
+        p.push(b'(');
+        for &d in &t.shape {
+            int(&mut p, d);
+        }
+        p.extend_from_slice(b"t(");
+        let mut stride = 1;
+        let mut strides = vec![0; t.shape.len()];
+        for (s, &d) in strides.iter_mut().zip(&t.shape).rev() {
+            *s = stride;
+            stride *= d;
+        }
+        for s in strides {
+            int(&mut p, s);
+        }
+        p.extend_from_slice(b"t\x89"); // requires_grad = False
+        p.extend_from_slice(b"h\x00)R"); // backward hooks: OrderedDict()
+        p.extend_from_slice(b"tR"); // the argument tuple, REDUCE
+    }
+    p.extend_from_slice(b"u.");
+    p
 }
 
 /// The three Keras HDF5 layouts.

@@ -15,6 +15,7 @@
 //! | Keras HDF5 `save_weights`/applications file, today's names | `\x89HDF\r\n\x1a\n` | v1 | 1.001e-5 |
 //! | Keras HDF5, 2016 names (`conv1`, `bn_conv1`, `res2a_branch2a`) | same | v1 | 1e-3 |
 //! | Keras 3 `.weights.h5` | same | v1 | 1.001e-5 |
+//! | PyTorch zip checkpoint (`.pth`, `pytorch_model.bin`), torchvision/timm or Hugging Face names | `PK\x03\x04` + a `data.pkl` member | v1.5 | 1e-5 |
 //! | native (prepared, packed) | `\x89RN50W\r\n` | in header | folded in |
 //!
 //! See `docs/weights.md` for the user's view and `docs/native-format.md` for
@@ -25,6 +26,8 @@ pub mod imagenet;
 pub mod keras_h5;
 pub mod names;
 pub mod native;
+pub mod pickle;
+pub mod pytorch;
 pub mod safetensors;
 
 use std::collections::HashMap;
@@ -70,6 +73,9 @@ pub enum Format {
     Keras3,
     /// This crate's native prepared-weights file.
     Native,
+    /// A PyTorch zip checkpoint (`torch.save(state_dict)`: `.pth`,
+    /// `pytorch_model.bin`) with the given naming scheme.
+    PyTorch(names::Scheme),
 }
 
 impl fmt::Display for Format {
@@ -80,6 +86,7 @@ impl fmt::Display for Format {
             Format::KerasH5Old => f.write_str("Keras HDF5 weights (2016 Keras 1/2 names)"),
             Format::Keras3 => f.write_str("Keras 3 .weights.h5"),
             Format::Native => f.write_str("native resnet50 weights"),
+            Format::PyTorch(s) => write!(f, "PyTorch checkpoint ({})", s.describe()),
         }
     }
 }
@@ -154,8 +161,8 @@ pub enum Opened {
     Native(NativeWeights),
 }
 
-/// Loads a framework weights file (safetensors, Keras HDF5, Keras 3
-/// `.weights.h5`) into canonical weights. A native file is refused here
+/// Loads a framework weights file (safetensors, a PyTorch checkpoint, Keras
+/// HDF5, Keras 3 `.weights.h5`) into canonical weights. A native file is refused here
 /// (it holds prepared weights, not canonical ones): use [`open`].
 ///
 /// ```
@@ -206,6 +213,7 @@ pub fn open(path: &Path) -> Result<Opened> {
         Some(Detected::Native) => Ok(Opened::Native(native::open_file(path, file)?)),
         Some(Detected::Safetensors) => Ok(Opened::Canonical(safetensors::load_file(path, &file)?)),
         Some(Detected::Hdf5) => Ok(Opened::Canonical(keras_h5::load_file(path, &file)?)),
+        Some(Detected::Zip) => Ok(Opened::Canonical(pytorch::load_file(path, &file)?)),
         None => Err(unrecognised(path, &head[..n])),
     }
 }
@@ -285,6 +293,9 @@ pub enum Detected {
     Hdf5,
     /// A little-endian u64 header length followed by `{`.
     Safetensors,
+    /// A zip archive (`PK\x03\x04`, or `PK\x05\x06` when empty): a PyTorch
+    /// checkpoint if it has a `data.pkl`.
+    Zip,
 }
 
 /// Detects the format from the first (up to 16) bytes and the file length.
@@ -303,6 +314,9 @@ pub fn detect(head: &[u8], file_len: u64) -> Option<Detected> {
     if head.starts_with(keras_h5::SIGNATURE) {
         return Some(Detected::Hdf5);
     }
+    if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
+        return Some(Detected::Zip);
+    }
     if head.len() >= 9 {
         let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
         // A header longer than the file is still reported as a (truncated)
@@ -316,26 +330,18 @@ pub fn detect(head: &[u8], file_len: u64) -> Option<Detected> {
 }
 
 fn unrecognised(path: &Path, head: &[u8]) -> Error {
-    if head.starts_with(b"PK\x03\x04") {
-        return file_err(
-            path,
-            "is a zip archive (a PyTorch .pth/.bin checkpoint or a .keras model?), which is not supported: \
-             export a safetensors file, e.g. `python -c \"import torch; from safetensors.torch import save_file; \
-             save_file(torch.load('model.pth', map_location='cpu'), 'model.safetensors')\"`, or extract \
-             model.weights.h5 from the .keras archive",
-        );
-    }
     if head.starts_with(b"\x80\x02") || head.starts_with(b"\x80\x04") {
         return file_err(
             path,
-            "is a Python pickle (legacy PyTorch checkpoint), which is not supported: export a safetensors file",
+            "is a bare Python pickle: a PyTorch checkpoint in the legacy format of torch < 1.6, which is not read; \
+             re-save it with a current torch (`torch.save(torch.load(p, map_location='cpu'), 'new.pth')`) or export safetensors",
         );
     }
     let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
     file_err(
         path,
         format!(
-            "unrecognised weights format (first bytes {}): expected safetensors, Keras HDF5 (.h5, .weights.h5) or a native resnet50 file",
+            "unrecognised weights format (first bytes {}): expected safetensors, a PyTorch checkpoint (.pth, .bin), Keras HDF5 (.h5, .weights.h5) or a native resnet50 file",
             shown.join(" ")
         ),
     )
@@ -632,6 +638,7 @@ mod tests {
         assert_eq!(detect(&[2, 0, 0, 0, 0, 0, 0, 0, b'{', b'}'], 10), Some(Detected::Safetensors));
         assert_eq!(detect(&[0, 0, 0, 0, 0, 0, 0, 1, b'{', b'}'], 10), None);
         assert_eq!(detect(b"\x89RN50W\r\n", 64), Some(Detected::Native));
-        assert_eq!(detect(b"PK\x03\x04", 64), None);
+        assert_eq!(detect(b"PK\x03\x04", 64), Some(Detected::Zip));
+        assert_eq!(detect(b"\x80\x02\x8a\x0a", 64), None); // a legacy torch pickle
     }
 }

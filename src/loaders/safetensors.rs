@@ -54,7 +54,42 @@ pub fn load_file(path: &Path, file: &File) -> Result<Loaded> {
 pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| file_err(path, format!("not a valid safetensors file (truncated or corrupt?): {e}")))?;
-    let keys: Vec<&str> = st.names().into_iter().filter(|k| !k.ends_with("num_batches_tracked")).collect();
+    let tensors = st
+        .iter()
+        .map(|(key, view)| {
+            let elem = match view.dtype() {
+                Dtype::F32 => Ok(Elem::F32),
+                Dtype::F64 => Ok(Elem::F64),
+                Dtype::F16 => Ok(Elem::F16),
+                Dtype::BF16 => Ok(Elem::BF16),
+                other => Err(format!("has element type {other:?}; expected F32 (or F16, BF16, F64)")),
+            };
+            NamedTensor { key: key.to_string(), shape: view.shape().to_vec(), data: elem.map(|e| (e, view.data())) }
+        })
+        .collect();
+    assemble_by_name(path, tensors, "safetensors", Format::Safetensors)
+}
+
+/// A source tensor by name: its shape and its little-endian bytes, or why
+/// they cannot be used (checked only if the tensor is needed).
+pub(crate) struct NamedTensor<'a> {
+    pub(crate) key: String,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) data: std::result::Result<(Elem, &'a [u8]), String>,
+}
+
+/// Maps named tensors (safetensors, a PyTorch state dict) onto canonical
+/// weights: finds the naming scheme and model prefix from the names, then
+/// places every tensor by name (`num_batches_tracked` ignored, anything else
+/// not in ResNet50 an error). `container` names the file kind in messages.
+pub(crate) fn assemble_by_name(
+    path: &Path,
+    tensors: Vec<NamedTensor<'_>>,
+    container: &str,
+    format: fn(Scheme) -> Format,
+) -> Result<Loaded> {
+    let keys: Vec<&str> =
+        tensors.iter().map(|t| t.key.as_str()).filter(|k| !k.ends_with("num_batches_tracked")).collect();
     let (scheme, prefix) = detect_scheme(&keys).ok_or_else(|| {
         let mut shown: Vec<&str> = keys.clone();
         shown.sort_unstable();
@@ -62,14 +97,15 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
         file_err(
             path,
             format!(
-                "safetensors tensor names are not those of a ResNet50 from torchvision/timm, Hugging Face or Keras (found {} tensors, e.g. {shown:?}; expected e.g. \"conv1.weight\", \"resnet.embedder.embedder.convolution.weight\" or \"conv1_conv/kernel\")",
+                "{container} tensor names are not those of a ResNet50 from torchvision/timm, Hugging Face or Keras (found {} tensors, e.g. {shown:?}; expected e.g. \"conv1.weight\", \"resnet.embedder.embedder.convolution.weight\" or \"conv1_conv/kernel\")",
                 keys.len()
             ),
         )
     })?;
     let table = names::key_table(scheme);
     let mut asm = Assembler::new(path, scheme.torch_layout());
-    for (key, view) in st.iter() {
+    for t in &tensors {
+        let key = t.key.as_str();
         if key.ends_with("num_batches_tracked") {
             continue;
         }
@@ -77,22 +113,10 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
             Some(hint) => tensor_err(path, key, format!("is not part of ResNet50: {hint}")),
             None => tensor_err(path, key, format!("is not part of ResNet50 ({})", scheme.describe())),
         })?;
-        let elem = match view.dtype() {
-            Dtype::F32 => Elem::F32,
-            Dtype::F64 => Elem::F64,
-            Dtype::F16 => Elem::F16,
-            Dtype::BF16 => Elem::BF16,
-            other => {
-                return Err(tensor_err(
-                    path,
-                    key,
-                    format!("has element type {other:?}; expected F32 (or F16, BF16, F64)"),
-                ));
-            }
-        };
-        asm.check_shape(slot, key, view.shape())?;
-        let values = super::decode_le(view.data(), elem);
-        asm.put(slot, key, view.shape(), values)?;
+        let (elem, bytes) = t.data.as_ref().map_err(|msg| tensor_err(path, key, msg))?;
+        asm.check_shape(slot, key, &t.shape)?;
+        let values = super::decode_le(bytes, *elem);
+        asm.put(slot, key, &t.shape, values)?;
     }
     let reverse: HashMap<Slot, String> = table.iter().map(|(k, s)| (*s, k.clone())).collect();
     let name_of = |slot: Slot| -> String {
@@ -108,12 +132,7 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
         }
     };
     let weights = asm.finish(scheme.variant(), name_of)?;
-    Ok(Loaded {
-        weights,
-        bn_epsilon: Some(scheme.bn_epsilon()),
-        format: Format::Safetensors(scheme),
-        path: path.to_path_buf(),
-    })
+    Ok(Loaded { weights, bn_epsilon: Some(scheme.bn_epsilon()), format: format(scheme), path: path.to_path_buf() })
 }
 
 fn lookup(scheme: Scheme, prefix: &str, table: &HashMap<String, Slot>, key: &str) -> Option<Slot> {

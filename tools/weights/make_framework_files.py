@@ -11,6 +11,7 @@ Writes into OUT_DIR (default: a new temp dir, printed):
                              fixed-length strings, `running_std`), written the way Keras 1 did
   torchvision_top.safetensors  torchvision `resnet50().state_dict()` (10 classes), safetensors
                              container written here (the `safetensors` wheel is not in the venv)
+  torchvision_top.pth        the same state dict through `torch.save`
 
 Then run the Rust check:
   RESNET50_FRAMEWORK_FILES=OUT_DIR cargo test --release --test weights_frameworks
@@ -34,6 +35,7 @@ sys.path.insert(0, str(ROOT / "tools" / "golden"))
 import make_golden  # noqa: E402  (sets the Keras backend, imports detgen)
 import detgen  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 CLASSES = 10
 
@@ -109,6 +111,7 @@ def write_safetensors(path: Path, tensors: dict) -> None:
 def torch_file(out: Path) -> None:
     m = make_golden.torch_model(case(True) | {"variant": "v1.5"})
     write_safetensors(out / "torchvision_top.safetensors", {k: v.numpy() for k, v in m.state_dict().items()})
+    torch.save(m.state_dict(), out / "torchvision_top.pth")
 
 
 def main() -> None:

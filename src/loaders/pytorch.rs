@@ -1,0 +1,360 @@
+//! PyTorch checkpoints → canonical weights, by tensor name: what
+//! `torch.save(model.state_dict(), "x.pth")` writes, torchvision's own
+//! downloads (`~/.cache/torch/hub/checkpoints/resnet50-0676ba61.pth`) and
+//! Hugging Face's `pytorch_model.bin`.
+//!
+//! The file is a zip archive (torch ≥ 1.6) whose members are stored
+//! uncompressed: `<folder>/data.pkl`, the pickled state dict, and
+//! `<folder>/data/<key>`, one raw little-endian storage per key. The pickle
+//! is read by [`super::pickle`], which executes nothing; the tensors it
+//! describes are sliced from the memory-mapped storages and then placed by
+//! name exactly as a safetensors file's are (torchvision/timm or Hugging Face
+//! names, v1.5). A checkpoint that wraps the state dict (`{"state_dict": …}`,
+//! `{"model": …}`) is unwrapped. Refused with a message naming the problem:
+//! the legacy formats (before torch 1.6), a pickled `nn.Module`, compressed
+//! members, big-endian storages, element types other than f32/f16/bf16/f64.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::Cursor;
+use std::path::Path;
+
+use zip::{CompressionMethod, ZipArchive};
+
+use super::pickle::{self, TensorRef, Value};
+use super::safetensors::{assemble_by_name, NamedTensor};
+use super::{file_err, io_err, Elem, Format, Loaded};
+use crate::error::Result;
+
+/// The largest `data.pkl` read: its values may take up to
+/// [`pickle::budget`] bytes (~1 GiB at this size).
+const MAX_PICKLE: usize = 32 << 20;
+
+/// Keys under which training scripts commonly nest the state dict.
+const WRAPPER_KEYS: [&str; 5] = ["state_dict", "model_state_dict", "model", "module", "net"];
+
+/// Loads a PyTorch zip checkpoint, reading it through a read-only mapping.
+///
+/// ```
+/// use resnet50::loaders::{export, names::Scheme, pytorch, Format};
+/// use resnet50::{init, Variant};
+/// let path = std::env::temp_dir().join(format!("resnet50-doc-{}-{}.pth", line!(), std::process::id()));
+/// let w = init::keras_random(Variant::V1_5, Some(10), 0);
+/// std::fs::write(&path, export::pytorch_bytes(&export::safetensors_tensors(&w, Scheme::Torchvision))?).unwrap();
+/// let loaded = pytorch::load_file(&path, &std::fs::File::open(&path).unwrap())?;
+/// assert_eq!((loaded.format, loaded.bn_epsilon), (Format::PyTorch(Scheme::Torchvision), Some(1e-5)));
+/// assert_eq!(loaded.weights, w);
+/// # std::fs::remove_file(&path).ok();
+/// # Ok::<(), resnet50::Error>(())
+/// ```
+pub fn load_file(path: &Path, file: &File) -> Result<Loaded> {
+    let map = resnet50_kernels::mapped::map_file(file).map_err(|e| io_err(path, e))?;
+    from_bytes(path, &map)
+}
+
+/// Maps the checkpoint image `bytes` (named `path` in messages) onto canonical weights.
+///
+/// ```
+/// use resnet50::loaders::{export, names::Scheme, pytorch};
+/// use resnet50::{init, Variant};
+/// let w = init::keras_random(Variant::V1_5, None, 0);
+/// let bytes = export::pytorch_bytes(&export::safetensors_tensors(&w, Scheme::HuggingFace))?;
+/// let loaded = pytorch::from_bytes(std::path::Path::new("mem"), &bytes)?;
+/// assert_eq!((loaded.weights.variant, loaded.classes()), (Variant::V1_5, None));
+/// let err = pytorch::from_bytes(std::path::Path::new("mem"), &bytes[..bytes.len() / 2]).unwrap_err();
+/// assert!(err.to_string().contains("zip"), "{err}");
+/// # Ok::<(), resnet50::Error>(())
+/// ```
+pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
+    let tensors = read_tensors(path, bytes)?;
+    let named = tensors
+        .iter()
+        .map(|(key, t)| NamedTensor {
+            key: key.clone(),
+            shape: t.as_ref().map(|t| t.0.clone()).unwrap_or_default(),
+            data: t.as_ref().map(|(_, e, d)| (*e, d.as_ref())).map_err(Clone::clone),
+        })
+        .collect();
+    assemble_by_name(path, named, "PyTorch checkpoint", Format::PyTorch)
+}
+
+/// One state dict entry: shape, element type and little-endian bytes, or why
+/// it cannot be used as a float tensor.
+type Entry<'b> = std::result::Result<(Vec<usize>, Elem, Cow<'b, [u8]>), String>;
+
+/// The state dict's entries in order, each tensor sliced (or gathered) from
+/// its storage.
+fn read_tensors<'b>(path: &Path, bytes: &'b [u8]) -> Result<Vec<(String, Entry<'b>)>> {
+    let mut zip = ZipArchive::new(Cursor::new(bytes))
+        .map_err(|e| file_err(path, format!("not a valid zip archive (truncated or corrupt?): {e}")))?;
+    let names: Vec<String> = zip.file_names().filter_map(|n| n.ok()).map(|n| n.into_owned()).collect();
+    let Some(pkl) = names.iter().filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl")).min_by_key(|n| n.len())
+    else {
+        return Err(file_err(
+            path,
+            "is a zip archive without a data.pkl member, so not a PyTorch checkpoint (a .keras model? extract model.weights.h5 from it)",
+        ));
+    };
+    let prefix = pkl[..pkl.len() - "data.pkl".len()].to_string();
+    let byteorder = format!("{prefix}byteorder");
+    if names.contains(&byteorder) {
+        let order = member(path, &mut zip, bytes, &byteorder)?;
+        if order != b"little" {
+            return Err(file_err(
+                path,
+                format!(
+                    "stores its tensors {:?}-endian; only little-endian checkpoints are read",
+                    String::from_utf8_lossy(order)
+                ),
+            ));
+        }
+    }
+    let pkl_bytes = member(path, &mut zip, bytes, pkl)?;
+    if pkl_bytes.len() > MAX_PICKLE {
+        return Err(file_err(
+            path,
+            format!(
+                "{pkl} is {} bytes; a state dict's pickle is far smaller (ResNet50's: ~30 KB), and more than {} MiB is refused",
+                pkl_bytes.len(),
+                MAX_PICKLE >> 20
+            ),
+        ));
+    }
+    let value = pickle::load(pkl_bytes).map_err(|e| file_err(path, format!("{pkl}: {e}")))?;
+    let entries = state_dict(path, value)?;
+    Ok(entries
+        .into_iter()
+        .map(|(key, v)| {
+            let t = match v {
+                Value::Tensor(t) => tensor_bytes(&mut zip, bytes, &prefix, &t),
+                other => Err(format!("is {}, not a tensor", other.kind())),
+            };
+            (key, t)
+        })
+        .collect())
+}
+
+/// The bytes of the stored (uncompressed) member `name`.
+fn member<'b>(path: &Path, zip: &mut ZipArchive<Cursor<&'b [u8]>>, bytes: &'b [u8], name: &str) -> Result<&'b [u8]> {
+    member_bytes(zip, bytes, name).map_err(|msg| file_err(path, msg))
+}
+
+fn member_bytes<'b>(
+    zip: &mut ZipArchive<Cursor<&'b [u8]>>,
+    bytes: &'b [u8],
+    name: &str,
+) -> std::result::Result<&'b [u8], String> {
+    let Some(i) = zip.index_for_name(name) else {
+        return Err(format!("the archive has no member {name:?}"));
+    };
+    let f = zip.by_index_raw(i).map_err(|e| format!("member {name:?}: {e}"))?;
+    if f.compression() != CompressionMethod::Stored {
+        return Err(format!(
+            "member {name:?} is compressed ({:?}); torch.save stores members uncompressed",
+            f.compression()
+        ));
+    }
+    let start = f.data_start().ok_or_else(|| format!("member {name:?}: no data offset"))?;
+    let (start, len) = (usize::try_from(start).ok(), usize::try_from(f.compressed_size()).ok());
+    start
+        .zip(len)
+        .and_then(|(s, n)| bytes.get(s..s.checked_add(n)?))
+        .ok_or_else(|| format!("member {name:?} runs past the end of the file (truncated?)"))
+}
+
+/// The `(name, value)` items of the state dict in `v` (unwrapping
+/// `{"state_dict": …}` and the like).
+fn state_dict(path: &Path, v: Value) -> Result<Vec<(String, Value)>> {
+    let items = match v {
+        Value::Dict(items, _) => items,
+        Value::Object(what) => {
+            return Err(file_err(
+                path,
+                format!(
+                    "holds a pickled Python object ({what}), not a state dict: save the weights with torch.save(model.state_dict(), path)"
+                ),
+            ));
+        }
+        other => return Err(file_err(path, format!("holds {}, not a state dict", other.kind()))),
+    };
+    let has_tensors = items.iter().any(|(_, x)| matches!(x, Value::Tensor(_)));
+    if !has_tensors {
+        for want in WRAPPER_KEYS {
+            let inner =
+                items.iter().find(|(k, x)| matches!(k, Value::Str(s) if s == want) && matches!(x, Value::Dict(..)));
+            if let Some((_, Value::Dict(inner, _))) = inner
+                && inner.iter().any(|(_, x)| matches!(x, Value::Tensor(_)))
+            {
+                return named(path, inner.clone());
+            }
+        }
+        return Err(file_err(
+            path,
+            format!(
+                "holds a dict of {} entries without tensors (nor a state dict under {WRAPPER_KEYS:?}): not a checkpoint of model weights",
+                items.len()
+            ),
+        ));
+    }
+    named(path, items)
+}
+
+fn named(path: &Path, items: Vec<(Value, Value)>) -> Result<Vec<(String, Value)>> {
+    items
+        .into_iter()
+        .map(|(k, v)| match k {
+            Value::Str(s) => Ok((s, v)),
+            other => Err(file_err(path, format!("has a state dict key that is {}, not a string", other.kind()))),
+        })
+        .collect()
+}
+
+/// Element type and size of a torch storage class.
+fn storage_elem(class: &str) -> std::result::Result<(Elem, usize), String> {
+    match class {
+        "FloatStorage" => Ok((Elem::F32, 4)),
+        "DoubleStorage" => Ok((Elem::F64, 8)),
+        "HalfStorage" => Ok((Elem::F16, 2)),
+        "BFloat16Storage" => Ok((Elem::BF16, 2)),
+        other => Err(format!("has element type torch.{other}; expected float32 (or float16, bfloat16, float64)")),
+    }
+}
+
+/// The shape, element type and little-endian bytes of tensor `t` (gathered
+/// when its strides are not the contiguous ones), or why not.
+fn tensor_bytes<'b>(zip: &mut ZipArchive<Cursor<&'b [u8]>>, bytes: &'b [u8], prefix: &str, t: &TensorRef) -> Entry<'b> {
+    let (elem, size) = storage_elem(&t.storage.class)?;
+    let shape: Vec<usize> = t
+        .shape
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| format!("has a size of {d}")))
+        .collect::<std::result::Result<_, _>>()?;
+    let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or("has more elements than memory")?;
+    let data = member_bytes(zip, bytes, &format!("{prefix}data/{}", t.storage.key))?;
+    let stored = data.len() / size;
+    if (stored as u64) < t.storage.numel {
+        return Err(format!(
+            "its storage {:?} holds {stored} elements but the checkpoint says {} (truncated?)",
+            t.storage.key, t.storage.numel
+        ));
+    }
+    let stored = usize::try_from(t.storage.numel).map_err(|_| "has a storage larger than memory".to_string())?;
+    if numel == 0 {
+        return Ok((shape, elem, Cow::Borrowed(&[])));
+    }
+    // The last element's index: offset + Σ (size − 1)·stride.
+    t.shape
+        .iter()
+        .zip(&t.stride)
+        .try_fold(t.offset, |acc, (&d, &s)| acc.checked_add((d - 1).checked_mul(s)?))
+        .filter(|&l| l < stored as u64)
+        .ok_or_else(|| {
+            format!(
+                "its view (offset {}, sizes {:?}, strides {:?}) reaches past its storage of {stored} elements",
+                t.offset, t.shape, t.stride
+            )
+        })?;
+    let offset = t.offset as usize; // ≤ the last index < stored
+    let mut contiguous = 1u64;
+    let is_contiguous = t.shape.iter().zip(&t.stride).rev().all(|(&d, &s)| {
+        let ok = d == 1 || s == contiguous;
+        contiguous *= d;
+        ok
+    });
+    if is_contiguous {
+        return Ok((shape, elem, Cow::Borrowed(&data[offset * size..(offset + numel) * size])));
+    }
+    // A strided view (e.g. a transposed weight): gather it in C order.
+    let mut out = Vec::with_capacity(numel * size);
+    let mut index = vec![0usize; shape.len()];
+    for _ in 0..numel {
+        let at = offset + index.iter().zip(&t.stride).map(|(&i, &s)| i * s as usize).sum::<usize>();
+        out.extend_from_slice(&data[at * size..(at + 1) * size]);
+        for d in (0..shape.len()).rev() {
+            index[d] += 1;
+            if index[d] < shape[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    Ok((shape, elem, Cow::Owned(out)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loaders::decode_le;
+
+    /// `tools/weights/make_torch_fixtures.py`'s values: element i is i/4 − 1.
+    fn ramp(n: usize) -> Vec<f32> {
+        (0..n).map(|i| i as f32 * 0.25 - 1.0).collect()
+    }
+
+    fn read(name: &str) -> Result<Vec<(String, Entry<'static>)>> {
+        let bytes: &'static [u8] = match name {
+            "state_dict.pth" => include_bytes!("../../tests/fixtures/torch/state_dict.pth"),
+            "wrapped.pth" => include_bytes!("../../tests/fixtures/torch/wrapped.pth"),
+            "module.pth" => include_bytes!("../../tests/fixtures/torch/module.pth"),
+            "legacy.pth" => include_bytes!("../../tests/fixtures/torch/legacy.pth"),
+            _ => unreachable!(),
+        };
+        read_tensors(Path::new(name), bytes)
+    }
+
+    fn floats(entries: &[(String, Entry<'_>)], key: &str) -> (Vec<usize>, Vec<f32>) {
+        let (_, e) = entries.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("no {key}"));
+        let (shape, elem, data) = e.as_ref().unwrap_or_else(|m| panic!("{key}: {m}"));
+        (shape.clone(), decode_le(data, *elem))
+    }
+
+    #[test]
+    fn reads_what_torch_save_writes() {
+        for file in ["state_dict.pth", "wrapped.pth"] {
+            let e = read(file).unwrap();
+            let keys: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(
+                keys,
+                [
+                    "conv.weight",
+                    "half",
+                    "bfloat",
+                    "double",
+                    "scalar",
+                    "empty",
+                    "param",
+                    "transposed",
+                    "slice_a",
+                    "slice_b",
+                    "bn.num_batches_tracked"
+                ],
+                "{file}"
+            );
+            assert_eq!(floats(&e, "conv.weight"), (vec![4, 3, 2, 2], ramp(48)));
+            // All values of the ramp are exact in f16 and bf16 (small multiples of 1/4).
+            assert_eq!(floats(&e, "half"), (vec![5], ramp(5)));
+            assert_eq!(floats(&e, "bfloat"), (vec![2, 3], ramp(6)));
+            assert_eq!(floats(&e, "double"), (vec![3], ramp(3)));
+            assert_eq!(floats(&e, "scalar"), (vec![], ramp(1)));
+            assert_eq!(floats(&e, "empty"), (vec![0, 4], vec![]));
+            assert_eq!(floats(&e, "param"), (vec![2, 2], ramp(4)));
+            // ramp((3, 4)).t(): element [i][j] is the ramp's 4·j + i.
+            let t: Vec<f32> = (0..4).flat_map(|i| (0..3).map(move |j| (4 * j + i) as f32 * 0.25 - 1.0)).collect();
+            assert_eq!(floats(&e, "transposed"), (vec![4, 3], t));
+            assert_eq!(floats(&e, "slice_a"), (vec![3], ramp(10)[2..5].to_vec()));
+            assert_eq!(floats(&e, "slice_b"), (vec![3], ramp(10)[6..9].to_vec()));
+            let (_, nbt) = e.iter().find(|(k, _)| k == "bn.num_batches_tracked").unwrap();
+            assert!(nbt.as_ref().unwrap_err().contains("LongStorage"), "{nbt:?}");
+        }
+    }
+
+    #[test]
+    fn a_pickled_module_or_the_legacy_format_is_named() {
+        let err = read("module.pth").unwrap_err().to_string();
+        assert!(err.contains("torch.nn.modules.linear.Linear") && err.contains("state_dict()"), "{err}");
+        // The legacy format is a bare pickle, not a zip: `open` refuses it by
+        // its first bytes; here, the zip reader says what it is not.
+        let err = read("legacy.pth").unwrap_err().to_string();
+        assert!(err.contains("not a valid zip archive"), "{err}");
+    }
+}
