@@ -197,10 +197,11 @@ fn bench_busy_ms_works_between_inferences_but_does_not_time_it() {
     assert!(times.iter().all(|&t| t > 0.0 && t < 300.0), "{times:?}");
 }
 
-/// `--weights imagenet` looks in the caches that `KERAS_HOME`, `RESNET50_HOME`
-/// and `HOME` name (set for the child process only), lists every path it tried
-/// and the command that fills the cache when nothing is there, and runs with
-/// the cached file once it is.
+/// `--weights imagenet` looks in the caches that `KERAS_HOME`, `RESNET50_HOME`,
+/// `TORCH_HOME` and `HOME` name (set for the child process only), lists every
+/// path it tried and the command that fills the cache when nothing is there,
+/// and runs with the cached file once it is (for v1.5 also torchvision's own
+/// `.pth` download in torch's hub cache).
 #[test]
 fn weights_imagenet_follows_the_cache_variables() {
     let dir = tmp();
@@ -214,6 +215,8 @@ fn weights_imagenet_follows_the_cache_variables() {
         c.env("HOME", &home)
             .env("KERAS_HOME", home.join("keras"))
             .env("RESNET50_HOME", home.join("r50"))
+            .env("TORCH_HOME", home.join("torch"))
+            .env_remove("XDG_CACHE_HOME")
             .args(["infer", "--weights", "imagenet", "--no-top", "--variant", variant, "--input"])
             .arg(&x_path)
             .arg("--output")
@@ -222,7 +225,13 @@ fn weights_imagenet_follows_the_cache_variables() {
     };
     let out = infer("v1.5");
     let e = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && e.contains("r50/resnet50-v1.5.safetensors") && e.contains("save_file"), "{e}");
+    assert!(
+        !out.status.success()
+            && e.contains("r50/resnet50-v1.5.safetensors")
+            && e.contains("torch/hub/checkpoints/resnet50-0676ba61.pth")
+            && e.contains("IMAGENET1K_V1"),
+        "{e}"
+    );
     let out = infer("v1");
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -232,9 +241,19 @@ fn weights_imagenet_follows_the_cache_variables() {
             && e.contains("include_top=False"),
         "{e}"
     );
-    // A file in the cache is found and runs the same network as that file named directly.
+    // A file in the cache is found and runs the same network as that file
+    // named directly: torchvision's download in torch's hub cache, then a
+    // safetensors file of one's own, which comes first.
     let w = resnet50::init::deterministic(resnet50::Variant::V1_5, None);
     let tensors = resnet50::loaders::export::safetensors_tensors(&w, resnet50::loaders::names::Scheme::Torchvision);
+    let hub = home.join("torch").join("hub").join("checkpoints");
+    std::fs::create_dir_all(&hub).unwrap();
+    let pth = hub.join(resnet50::loaders::imagenet::TORCHVISION_FILE);
+    std::fs::write(&pth, resnet50::loaders::export::pytorch_bytes(&tensors).unwrap()).unwrap();
+    let out = infer("v1.5");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, from_pth) = resnet50::npy::read_f32(&y_path).unwrap();
+    std::fs::write(&pth, b"not read: the safetensors file below comes first").unwrap();
     std::fs::create_dir_all(home.join("r50")).unwrap();
     let p = home.join("r50").join(resnet50::loaders::imagenet::TORCH_FILE);
     std::fs::write(&p, resnet50::loaders::export::safetensors_bytes(&tensors).unwrap()).unwrap();
@@ -250,4 +269,5 @@ fn weights_imagenet_follows_the_cache_variables() {
         .build()
         .unwrap();
     assert_eq!(model.predict(&x).unwrap(), y);
+    assert_eq!(from_pth, y);
 }

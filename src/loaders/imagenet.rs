@@ -7,7 +7,14 @@
 //!   directory is not writable). A file with the top also serves a model
 //!   without it.
 //! - v1.5 (torchvision): `resnet50-v1.5.safetensors` in `$RESNET50_HOME` or
-//!   `~/.cache/resnet50`, written by the command [`fetch_command`] prints.
+//!   `~/.cache/resnet50` (a file of one's own), else torchvision's own
+//!   download of `IMAGENET1K_V1`, `resnet50-0676ba61.pth`, in torch's hub
+//!   cache (`$TORCH_HOME/hub/checkpoints`, else
+//!   `$XDG_CACHE_HOME/torch/hub/checkpoints`, else
+//!   `~/.cache/torch/hub/checkpoints`), which the command [`fetch_command`]
+//!   prints fills. torchvision's `IMAGENET1K_V2` file (`resnet50-11ad3fa6.pth`,
+//!   the `DEFAULT`) is not picked silently: its accuracy assumes a different
+//!   preprocessing (`--preprocess torch-v2`); name it with `--weights`.
 
 use std::path::{Path, PathBuf};
 
@@ -34,9 +41,17 @@ pub const KERAS_NOTOP: &str = "resnet50_weights_tf_dim_ordering_tf_kernels_notop
 ///
 /// ```
 /// use resnet50::{loaders::imagenet, Variant};
-/// assert!(imagenet::fetch_command(Variant::V1_5, true).contains(imagenet::TORCH_FILE));
+/// assert!(imagenet::candidates(Variant::V1_5, true)[0].ends_with(imagenet::TORCH_FILE));
 /// ```
 pub const TORCH_FILE: &str = "resnet50-v1.5.safetensors";
+/// torchvision's `IMAGENET1K_V1` download, as its hub cache names it.
+///
+/// ```
+/// use resnet50::{loaders::imagenet, Variant};
+/// let c = imagenet::candidates(Variant::V1_5, true);
+/// assert!(c.last().unwrap().ends_with(imagenet::TORCHVISION_FILE));
+/// ```
+pub const TORCHVISION_FILE: &str = "resnet50-0676ba61.pth";
 
 fn env_dir(var: &str) -> Option<PathBuf> {
     std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
@@ -44,12 +59,13 @@ fn env_dir(var: &str) -> Option<PathBuf> {
 
 /// Every path tried for `variant`, in order of preference: the directory the
 /// environment names first (`$KERAS_HOME/models`, `$RESNET50_HOME`; see
-/// `tests/cli.rs`), then the ones under `$HOME`.
+/// `tests/cli.rs`), then the ones under `$HOME`; for v1.5, torch's hub cache
+/// last.
 ///
 /// ```
 /// use resnet50::{loaders::imagenet, Variant};
 /// let c = imagenet::candidates(Variant::V1_5, true);
-/// assert!(c.iter().all(|p| p.ends_with(imagenet::TORCH_FILE)));
+/// assert!(c[..c.len() - 1].iter().all(|p| p.ends_with(imagenet::TORCH_FILE)));
 /// // Keras looks in /tmp/.keras/models when the home directory is not writable.
 /// let keras = imagenet::candidates(Variant::V1, true);
 /// assert!(keras.contains(&std::path::Path::new("/tmp/.keras/models").join(imagenet::KERAS_TOP)));
@@ -76,7 +92,15 @@ pub fn candidates(variant: Variant, include_top: bool) -> Vec<PathBuf> {
             if let Some(h) = &home {
                 dirs.push(h.join(".cache").join("resnet50"));
             }
-            dirs.iter().map(|d| d.join(TORCH_FILE)).collect()
+            let mut paths: Vec<PathBuf> = dirs.iter().map(|d| d.join(TORCH_FILE)).collect();
+            // torch.hub.get_dir(): $TORCH_HOME, else $XDG_CACHE_HOME/torch, else ~/.cache/torch.
+            let torch_home = env_dir("TORCH_HOME")
+                .or_else(|| env_dir("XDG_CACHE_HOME").map(|x| x.join("torch")))
+                .or_else(|| home.as_ref().map(|h| h.join(".cache").join("torch")));
+            if let Some(t) = torch_home {
+                paths.push(t.join("hub").join("checkpoints").join(TORCHVISION_FILE));
+            }
+            paths
         }
     }
 }
@@ -94,13 +118,10 @@ pub fn fetch_command(variant: Variant, include_top: bool) -> String {
             "python -c \"import keras; keras.applications.ResNet50(weights='imagenet', include_top={})\"",
             if include_top { "True" } else { "False" }
         ),
+        // torchvision downloads the file into its hub cache, where
+        // `candidates` looks.
         Variant::V1_5 => {
-            let dir = env_dir("RESNET50_HOME")
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "~/.cache/resnet50".to_string());
-            format!(
-                "python -c \"import os, torchvision; from safetensors.torch import save_file; d = os.path.expanduser('{dir}'); os.makedirs(d, exist_ok=True); save_file(torchvision.models.resnet50(weights='IMAGENET1K_V1').state_dict(), os.path.join(d, '{TORCH_FILE}'))\""
-            )
+            "python -c \"import torchvision; torchvision.models.resnet50(weights='IMAGENET1K_V1')\"".to_string()
         }
     }
 }
@@ -111,10 +132,10 @@ pub fn fetch_command(variant: Variant, include_top: bool) -> String {
 /// ```
 /// use resnet50::{loaders::imagenet, Variant};
 /// match imagenet::find(Variant::V1_5, true) {
-///     Ok(path) => assert!(path.ends_with(imagenet::TORCH_FILE)),
+///     Ok(path) => assert!(path.ends_with(imagenet::TORCH_FILE) || path.ends_with(imagenet::TORCHVISION_FILE)),
 ///     // Nothing cached: the error names every path tried and the command
 ///     // that fills the cache.
-///     Err(e) => assert!(e.to_string().contains(imagenet::TORCH_FILE) && e.to_string().contains("save_file")),
+///     Err(e) => assert!(e.to_string().contains(imagenet::TORCHVISION_FILE) && e.to_string().contains("IMAGENET1K_V1")),
 /// }
 /// ```
 pub fn find(variant: Variant, include_top: bool) -> Result<PathBuf> {
