@@ -41,6 +41,17 @@ fn main() {
         let t: Vec<Tensor> = keys.into_iter().map(tiny).collect();
         save(root, "safetensors", &format!("seed{i}"), &export::safetensors_bytes(&t).unwrap());
         save(root, "safetensors", &format!("seed{i}-one"), &export::safetensors_bytes(&t[..3]).unwrap());
+        if matches!(scheme, Scheme::Torchvision | Scheme::HuggingFace) {
+            save(root, "pytorch", &format!("seed{i}"), &export::pytorch_bytes(&t).unwrap());
+            save(root, "pytorch", &format!("seed{i}-one"), &export::pytorch_bytes(&t[..3]).unwrap());
+            save(root, "pickle", &format!("seed{i}"), &export::pytorch_pickle(&t[..8]));
+        }
+    }
+    // Checkpoints written by torch itself (views, dtypes, a wrapper dict, a module).
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch");
+    for name in ["state_dict.pth", "wrapped.pth", "module.pth"] {
+        let bytes = std::fs::read(fixtures.join(name)).unwrap_or_else(|e| panic!("cannot read {name}: {e}"));
+        save(root, "pytorch", name, &bytes);
     }
     for (i, (scheme, layout)) in [
         (Scheme::Keras, H5Layout::Keras),
