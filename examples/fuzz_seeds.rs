@@ -42,8 +42,8 @@ fn main() {
         save(root, "safetensors", &format!("seed{i}"), &export::safetensors_bytes(&t).unwrap());
         save(root, "safetensors", &format!("seed{i}-one"), &export::safetensors_bytes(&t[..3]).unwrap());
         if matches!(scheme, Scheme::Torchvision | Scheme::HuggingFace) {
-            save(root, "pytorch", &format!("seed{i}"), &export::pytorch_bytes(&t).unwrap());
-            save(root, "pytorch", &format!("seed{i}-one"), &export::pytorch_bytes(&t[..3]).unwrap());
+            save(root, "archive", &format!("seed{i}"), &export::pytorch_bytes(&t).unwrap());
+            save(root, "archive", &format!("seed{i}-one"), &export::pytorch_bytes(&t[..3]).unwrap());
             save(root, "pickle", &format!("seed{i}"), &export::pytorch_pickle(&t[..8]));
         }
     }
@@ -51,7 +51,7 @@ fn main() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch");
     for name in ["state_dict.pth", "wrapped.pth", "module.pth"] {
         let bytes = std::fs::read(fixtures.join(name)).unwrap_or_else(|e| panic!("cannot read {name}: {e}"));
-        save(root, "pytorch", name, &bytes);
+        save(root, "archive", name, &bytes);
     }
     for (i, (scheme, layout)) in [
         (Scheme::Keras, H5Layout::Keras),
@@ -88,6 +88,10 @@ fn main() {
             .collect();
         save(root, "keras_h5", &format!("seed{i}"), &export::keras_h5_bytes(&l, layout, i == 1).unwrap());
         save(root, "keras_h5", &format!("seed{i}-few"), &export::keras_h5_bytes(&l[..4], layout, i != 1).unwrap());
+        if k3 {
+            let h5 = export::keras_h5_bytes(&l[..4], layout, false).unwrap();
+            save(root, "archive", "keras3-few.keras", &export::keras_archive_bytes(&h5).unwrap());
+        }
     }
     // Native: a header + table image (the data region is too large for a seed).
     let w = resnet50::init::keras_random(resnet50::Variant::V1, Some(2), 1);

@@ -4,8 +4,8 @@
 #   native_checksummed  the same past the checksum (length and checksum fixed up)
 #   safetensors         safetensors parsing + the ResNet50 name/shape/dtype mapping
 #   keras_h5            HDF5 parsing (hdf5-pure) + the Keras layer mapping
-#   pytorch             PyTorch zip checkpoints (zip directory, data.pkl, tensor
-#                       views) + the ResNet50 name/shape mapping
+#   archive             zip archives: PyTorch checkpoints (data.pkl, tensor views)
+#                       and .keras models, + the ResNet50 name/shape mapping
 #   pickle              the pickle reader behind them, on raw pickle bytes
 #   infer               the inference API (build, reshape, session, predict,
 #                       predict_into, features) on arbitrary configurations,
@@ -46,7 +46,7 @@ cd fuzz
 # each is single-threaded, and CI's cores are otherwise idle by now.
 jobs="${FUZZ_JOBS:-$(nproc)}"
 [ "$jobs" -ge 1 ] || jobs=1
-targets=(native native_checksummed safetensors keras_h5 pytorch pickle infer proc_stat npy image)
+targets=(native native_checksummed safetensors keras_h5 archive pickle infer proc_stat npy image)
 echo "== building the fuzz targets"
 cargo "${toolchain[@]}" fuzz build --sanitizer none
 

@@ -332,9 +332,12 @@ fn pytorch_checkpoint_problems_name_the_member_or_tensor() {
     assert!(m.contains("torch.nn.modules.linear.Linear") && m.contains("torch.save(model.state_dict()"), "{m}");
     let m = open_err(&fixtures.join("legacy.pth"));
     assert!(m.contains("legacy format of torch < 1.6"), "{m}");
-    // A zip that is not a checkpoint (e.g. a .keras model).
-    let m = err_of("model.keras", &zip_of(&[("config.json", b"{}"), ("model.weights.h5", b"")]));
-    assert!(m.contains("without a data.pkl") && m.contains(".keras"), "{m}");
+    // A zip that is neither a checkpoint nor a .keras model; a .keras model
+    // whose weights are damaged.
+    let m = err_of("other.zip", &zip_of(&[("config.json", b"{}"), ("notes.txt", b"")]));
+    assert!(m.contains("neither a data.pkl") && m.contains("model.weights.h5") && m.contains("notes.txt"), "{m}");
+    let m = err_of("model.keras", &zip_of(&[("config.json", b"{}"), ("model.weights.h5", &h5_bytes()[..5000])]));
+    assert!(m.contains("model.keras") && (m.contains("truncated") || m.contains("corrupt")), "{m}");
     // A tensor of the wrong element type is named with its storage class.
     let mut t = tv_tensors();
     t.iter_mut().find(|x| x.name == "fc.bias").unwrap().dtype = Dtype::I32;

@@ -1,5 +1,5 @@
 //! Files written by the real frameworks (Keras 3 `save_weights`, Keras 3
-//! legacy `model.save("x.h5")`, an h5py file in the 2016 Keras layout, a
+//! `model.save("x.keras")`, Keras 3 legacy `model.save("x.h5")`, an h5py file in the 2016 Keras layout, a
 //! torchvision state dict in safetensors and through `torch.save`), filled with the deterministic
 //! weights, load to exactly `init::deterministic`.
 //!
@@ -23,6 +23,7 @@ fn framework_files_load_to_the_deterministic_weights() {
         ("keras3_top.weights.h5", Format::Keras3, Variant::V1, Some(10), 1.001e-5),
         ("keras3_notop.weights.h5", Format::Keras3, Variant::V1, None, 1.001e-5),
         ("keras_full_top.h5", Format::KerasH5, Variant::V1, Some(10), 1.001e-5),
+        ("keras3_top.keras", Format::Keras3, Variant::V1, Some(10), 1.001e-5),
         ("keras_old_notop.h5", Format::KerasH5Old, Variant::V1, None, 1e-3),
         ("torchvision_top.safetensors", Format::Safetensors(Scheme::Torchvision), Variant::V1_5, Some(10), 1e-5),
         ("torchvision_top.pth", Format::PyTorch(Scheme::Torchvision), Variant::V1_5, Some(10), 1e-5),

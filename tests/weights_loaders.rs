@@ -161,6 +161,49 @@ fn keras_h5_probs_group_and_shuffled_layer_order() {
     std::fs::remove_file(p).unwrap();
 }
 
+#[test]
+fn pytorch_checkpoints_and_keras_archives() {
+    let tmp = tmp();
+    let dir = tmp.path();
+    // torchvision and Hugging Face names, top and not, plain and nested in a
+    // training checkpoint's dict, f16 storages.
+    for top in [true, false] {
+        let w = weights(Variant::V1_5, top);
+        for scheme in [Scheme::Torchvision, Scheme::HuggingFace] {
+            let p = write(dir, "m.pth", &export::pytorch_bytes(&export::safetensors_tensors(w, scheme)).unwrap());
+            let l = loaders::load(&p).unwrap_or_else(|e| panic!("{scheme:?} top={top}: {e}"));
+            assert_eq!((l.format, l.bn_epsilon, l.classes()), (Format::PyTorch(scheme), Some(1e-5), top.then_some(10)));
+            assert_eq!(&l.weights, w, "{scheme:?} top={top}");
+        }
+    }
+    let w = weights(Variant::V1_5, true);
+    let mut t = export::safetensors_tensors(w, Scheme::Torchvision);
+    t.iter_mut().filter(|x| x.dtype == Dtype::F32).for_each(|x| x.dtype = Dtype::F16);
+    let p = write(dir, "half.pth", &export::pytorch_bytes(&t).unwrap());
+    let l = loaders::load(&p).unwrap();
+    let (a, b) = (&l.weights.convs[5].kernel, &w.convs[5].kernel);
+    assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-2 * y.abs().max(1e-3)));
+    // The same network as from memory, through the builder.
+    let p = write(dir, "m.pth", &export::pytorch_bytes(&export::safetensors_tensors(w, Scheme::Torchvision)).unwrap());
+    let base = || ResNet50::new().variant(Variant::V1_5).classes(10);
+    let mem = run(base().weights(WeightsSource::Canonical(Arc::new(w.clone()))));
+    assert_eq!(run(base().weights(WeightsSource::File(p.clone()))), mem);
+    // A Keras 3 `.keras` model file: its model.weights.h5 is read in place.
+    for top in [true, false] {
+        let w = weights(Variant::V1, top);
+        let layout = H5Layout::Keras3 { names: true };
+        let h5 = export::keras_h5_bytes(&export::keras_h5_layers(w, layout), layout, false).unwrap();
+        let p = write(dir, "m.keras", &export::keras_archive_bytes(&h5).unwrap());
+        let l = loaders::load(&p).unwrap();
+        assert_eq!((l.format, l.classes()), (Format::Keras3, top.then_some(10)));
+        assert_eq!(&l.weights, w);
+        if !top {
+            let mem = run(ResNet50::new().include_top(false).weights(WeightsSource::Canonical(Arc::new(w.clone()))));
+            assert_eq!(run(ResNet50::new().include_top(false).weights(WeightsSource::File(p.clone()))), mem);
+        }
+    }
+}
+
 fn run(b: ResNet50) -> Vec<f32> {
     let m = b.input_shape(32, 32, 3).build().unwrap();
     m.predict(&resnet50::init::deterministic_input(1, 32, 32)).unwrap()

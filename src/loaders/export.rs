@@ -1,6 +1,6 @@
 //! Writers of framework-layout files from canonical weights: safetensors with
-//! torchvision/timm, Hugging Face or Keras names, PyTorch zip checkpoints, and
-//! the three Keras HDF5 layouts. They produce exactly what the importers read, so tests, fuzz seeds
+//! torchvision/timm, Hugging Face or Keras names, PyTorch zip checkpoints, the
+//! three Keras HDF5 layouts and the `.keras` archive around a `.weights.h5`. They produce exactly what the importers read, so tests, fuzz seeds
 //! and users (exporting back to a framework) can build real files without
 //! Python. Writers take a list of named tensors, so a caller can alter it
 //! (drop, add, reshape, poison) before writing.
@@ -177,22 +177,48 @@ pub fn safetensors_bytes(tensors: &[Tensor]) -> Result<Vec<u8>> {
 /// # Ok::<(), resnet50::Error>(())
 /// ```
 pub fn pytorch_bytes(tensors: &[Tensor]) -> Result<Vec<u8>> {
+    let pickle = pytorch_pickle(tensors);
+    let storages: Vec<(String, Vec<u8>)> =
+        tensors.iter().enumerate().map(|(i, t)| (format!("archive/data/{i}"), encode(t))).collect();
+    let mut members: Vec<(&str, &[u8])> = vec![("archive/data.pkl", &pickle), ("archive/byteorder", b"little")];
+    members.extend(storages.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+    members.push(("archive/version", b"3\n"));
+    stored_zip(&members)
+}
+
+/// A Keras 3 `.keras` model file around the `.weights.h5` image `h5` (as
+/// `model.save("x.keras")` writes it: `metadata.json`, `config.json` — here
+/// minimal, the loader does not read it — and `model.weights.h5`, stored).
+///
+/// ```
+/// use resnet50::loaders::{archive, export::{self, H5Layout}, Format};
+/// use resnet50::{init, Variant};
+/// let w = init::keras_random(Variant::V1, None, 0);
+/// let layout = H5Layout::Keras3 { names: false };
+/// let h5 = export::keras_h5_bytes(&export::keras_h5_layers(&w, layout), layout, false)?;
+/// let loaded = archive::from_bytes(std::path::Path::new("mem"), &export::keras_archive_bytes(&h5)?)?;
+/// assert_eq!((loaded.format, &loaded.weights), (Format::Keras3, &w));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
+pub fn keras_archive_bytes(h5: &[u8]) -> Result<Vec<u8>> {
+    stored_zip(&[
+        ("metadata.json", br#"{"keras_version": "3.15.1"}"#),
+        ("config.json", br#"{"module": "keras.src.models.functional", "class_name": "Functional"}"#),
+        ("model.weights.h5", h5),
+    ])
+}
+
+/// A zip archive of `members`, stored uncompressed, 64-byte aligned (as torch does).
+fn stored_zip(members: &[(&str, &[u8])]) -> Result<Vec<u8>> {
     use std::io::Write;
     use zip::write::{SimpleFileOptions, ZipWriter};
-    let fail = |e: &dyn std::fmt::Display| Error::Weights(format!("writing a PyTorch checkpoint: {e}"));
-    let p = pytorch_pickle(tensors);
+    let fail = |e: &dyn std::fmt::Display| Error::Weights(format!("writing a zip archive: {e}"));
     let mut zip = ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored).with_alignment(64);
-    let put = |zip: &mut ZipWriter<std::io::Cursor<Vec<u8>>>, name: &str, bytes: &[u8]| -> Result<()> {
-        zip.start_file(format!("archive/{name}"), opts).map_err(|e| fail(&e))?;
-        zip.write_all(bytes).map_err(|e| fail(&e))
-    };
-    put(&mut zip, "data.pkl", &p)?;
-    put(&mut zip, "byteorder", b"little")?;
-    for (i, t) in tensors.iter().enumerate() {
-        put(&mut zip, &format!("data/{i}"), &encode(t))?;
+    for (name, bytes) in members {
+        zip.start_file(*name, opts).map_err(|e| fail(&e))?;
+        zip.write_all(bytes).map_err(|e| fail(&e))?;
     }
-    put(&mut zip, "version", b"3\n")?;
     Ok(zip.finish().map_err(|e| fail(&e))?.into_inner())
 }
 

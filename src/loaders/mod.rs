@@ -15,12 +15,14 @@
 //! | Keras HDF5 `save_weights`/applications file, today's names | `\x89HDF\r\n\x1a\n` | v1 | 1.001e-5 |
 //! | Keras HDF5, 2016 names (`conv1`, `bn_conv1`, `res2a_branch2a`) | same | v1 | 1e-3 |
 //! | Keras 3 `.weights.h5` | same | v1 | 1.001e-5 |
+//! | Keras 3 `.keras` model (`model.save`): its `model.weights.h5` | `PK\x03\x04` + that member | v1 | 1.001e-5 |
 //! | PyTorch zip checkpoint (`.pth`, `pytorch_model.bin`), torchvision/timm or Hugging Face names | `PK\x03\x04` + a `data.pkl` member | v1.5 | 1e-5 |
 //! | native (prepared, packed) | `\x89RN50W\r\n` | in header | folded in |
 //!
 //! See `docs/weights.md` for the user's view and `docs/native-format.md` for
 //! the native file.
 
+pub mod archive;
 pub mod export;
 pub mod imagenet;
 pub mod keras_h5;
@@ -162,7 +164,7 @@ pub enum Opened {
 }
 
 /// Loads a framework weights file (safetensors, a PyTorch checkpoint, Keras
-/// HDF5, Keras 3 `.weights.h5`) into canonical weights. A native file is refused here
+/// HDF5, Keras 3 `.weights.h5` or `.keras`) into canonical weights. A native file is refused here
 /// (it holds prepared weights, not canonical ones): use [`open`].
 ///
 /// ```
@@ -213,7 +215,7 @@ pub fn open(path: &Path) -> Result<Opened> {
         Some(Detected::Native) => Ok(Opened::Native(native::open_file(path, file)?)),
         Some(Detected::Safetensors) => Ok(Opened::Canonical(safetensors::load_file(path, &file)?)),
         Some(Detected::Hdf5) => Ok(Opened::Canonical(keras_h5::load_file(path, &file)?)),
-        Some(Detected::Zip) => Ok(Opened::Canonical(pytorch::load_file(path, &file)?)),
+        Some(Detected::Zip) => Ok(Opened::Canonical(archive::load_file(path, &file)?)),
         None => Err(unrecognised(path, &head[..n])),
     }
 }
@@ -294,7 +296,8 @@ pub enum Detected {
     /// A little-endian u64 header length followed by `{`.
     Safetensors,
     /// A zip archive (`PK\x03\x04`, or `PK\x05\x06` when empty): a PyTorch
-    /// checkpoint if it has a `data.pkl`.
+    /// checkpoint if it has a `data.pkl`, a Keras `.keras` model if it has a
+    /// `model.weights.h5` ([`archive`]).
     Zip,
 }
 

@@ -3,8 +3,8 @@
 //! downloads (`~/.cache/torch/hub/checkpoints/resnet50-0676ba61.pth`) and
 //! Hugging Face's `pytorch_model.bin`.
 //!
-//! The file is a zip archive (torch ≥ 1.6) whose members are stored
-//! uncompressed: `<folder>/data.pkl`, the pickled state dict, and
+//! The file is a zip archive (torch ≥ 1.6; [`super::archive`]) whose members
+//! are stored uncompressed: `<folder>/data.pkl`, the pickled state dict, and
 //! `<folder>/data/<key>`, one raw little-endian storage per key. The pickle
 //! is read by [`super::pickle`], which executes nothing; the tensors it
 //! describes are sliced from the memory-mapped storages and then placed by
@@ -16,11 +16,9 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::Cursor;
 use std::path::Path;
 
-use zip::{CompressionMethod, ZipArchive};
-
+use super::archive::Archive;
 use super::pickle::{self, TensorRef, Value};
 use super::safetensors::{assemble_by_name, NamedTensor};
 use super::{file_err, io_err, Elem, Format, Loaded};
@@ -66,7 +64,12 @@ pub fn load_file(path: &Path, file: &File) -> Result<Loaded> {
 /// # Ok::<(), resnet50::Error>(())
 /// ```
 pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
-    let tensors = read_tensors(path, bytes)?;
+    from_archive(path, Archive::new(path, bytes)?)
+}
+
+/// [`from_bytes`] on an archive already opened.
+pub(crate) fn from_archive(path: &Path, archive: Archive<'_>) -> Result<Loaded> {
+    let tensors = read_tensors(path, archive)?;
     let named = tensors
         .iter()
         .map(|(key, t)| NamedTensor {
@@ -84,21 +87,16 @@ type Entry<'b> = std::result::Result<(Vec<usize>, Elem, Cow<'b, [u8]>), String>;
 
 /// The state dict's entries in order, each tensor sliced (or gathered) from
 /// its storage.
-fn read_tensors<'b>(path: &Path, bytes: &'b [u8]) -> Result<Vec<(String, Entry<'b>)>> {
-    let mut zip = ZipArchive::new(Cursor::new(bytes))
-        .map_err(|e| file_err(path, format!("not a valid zip archive (truncated or corrupt?): {e}")))?;
-    let names: Vec<String> = zip.file_names().filter_map(|n| n.ok()).map(|n| n.into_owned()).collect();
+fn read_tensors<'b>(path: &Path, mut zip: Archive<'b>) -> Result<Vec<(String, Entry<'b>)>> {
+    let names = std::mem::take(&mut zip.names);
     let Some(pkl) = names.iter().filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl")).min_by_key(|n| n.len())
     else {
-        return Err(file_err(
-            path,
-            "is a zip archive without a data.pkl member, so not a PyTorch checkpoint (a .keras model? extract model.weights.h5 from it)",
-        ));
+        return Err(file_err(path, "is a zip archive without a data.pkl member, so not a PyTorch checkpoint"));
     };
     let prefix = pkl[..pkl.len() - "data.pkl".len()].to_string();
     let byteorder = format!("{prefix}byteorder");
     if names.contains(&byteorder) {
-        let order = member(path, &mut zip, bytes, &byteorder)?;
+        let order = zip.member(&byteorder).map_err(|msg| file_err(path, msg))?;
         if order != b"little" {
             return Err(file_err(
                 path,
@@ -109,7 +107,7 @@ fn read_tensors<'b>(path: &Path, bytes: &'b [u8]) -> Result<Vec<(String, Entry<'
             ));
         }
     }
-    let pkl_bytes = member(path, &mut zip, bytes, pkl)?;
+    let pkl_bytes = zip.member(pkl).map_err(|msg| file_err(path, msg))?;
     if pkl_bytes.len() > MAX_PICKLE {
         return Err(file_err(
             path,
@@ -126,40 +124,12 @@ fn read_tensors<'b>(path: &Path, bytes: &'b [u8]) -> Result<Vec<(String, Entry<'
         .into_iter()
         .map(|(key, v)| {
             let t = match v {
-                Value::Tensor(t) => tensor_bytes(&mut zip, bytes, &prefix, &t),
+                Value::Tensor(t) => tensor_bytes(&mut zip, &prefix, &t),
                 other => Err(format!("is {}, not a tensor", other.kind())),
             };
             (key, t)
         })
         .collect())
-}
-
-/// The bytes of the stored (uncompressed) member `name`.
-fn member<'b>(path: &Path, zip: &mut ZipArchive<Cursor<&'b [u8]>>, bytes: &'b [u8], name: &str) -> Result<&'b [u8]> {
-    member_bytes(zip, bytes, name).map_err(|msg| file_err(path, msg))
-}
-
-fn member_bytes<'b>(
-    zip: &mut ZipArchive<Cursor<&'b [u8]>>,
-    bytes: &'b [u8],
-    name: &str,
-) -> std::result::Result<&'b [u8], String> {
-    let Some(i) = zip.index_for_name(name) else {
-        return Err(format!("the archive has no member {name:?}"));
-    };
-    let f = zip.by_index_raw(i).map_err(|e| format!("member {name:?}: {e}"))?;
-    if f.compression() != CompressionMethod::Stored {
-        return Err(format!(
-            "member {name:?} is compressed ({:?}); torch.save stores members uncompressed",
-            f.compression()
-        ));
-    }
-    let start = f.data_start().ok_or_else(|| format!("member {name:?}: no data offset"))?;
-    let (start, len) = (usize::try_from(start).ok(), usize::try_from(f.compressed_size()).ok());
-    start
-        .zip(len)
-        .and_then(|(s, n)| bytes.get(s..s.checked_add(n)?))
-        .ok_or_else(|| format!("member {name:?} runs past the end of the file (truncated?)"))
 }
 
 /// The `(name, value)` items of the state dict in `v` (unwrapping
@@ -222,7 +192,7 @@ fn storage_elem(class: &str) -> std::result::Result<(Elem, usize), String> {
 
 /// The shape, element type and little-endian bytes of tensor `t` (gathered
 /// when its strides are not the contiguous ones), or why not.
-fn tensor_bytes<'b>(zip: &mut ZipArchive<Cursor<&'b [u8]>>, bytes: &'b [u8], prefix: &str, t: &TensorRef) -> Entry<'b> {
+fn tensor_bytes<'b>(zip: &mut Archive<'b>, prefix: &str, t: &TensorRef) -> Entry<'b> {
     let (elem, size) = storage_elem(&t.storage.class)?;
     let shape: Vec<usize> = t
         .shape
@@ -230,7 +200,7 @@ fn tensor_bytes<'b>(zip: &mut ZipArchive<Cursor<&'b [u8]>>, bytes: &'b [u8], pre
         .map(|&d| usize::try_from(d).map_err(|_| format!("has a size of {d}")))
         .collect::<std::result::Result<_, _>>()?;
     let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or("has more elements than memory")?;
-    let data = member_bytes(zip, bytes, &format!("{prefix}data/{}", t.storage.key))?;
+    let data = zip.member(&format!("{prefix}data/{}", t.storage.key))?;
     let stored = data.len() / size;
     if (stored as u64) < t.storage.numel {
         return Err(format!(
@@ -299,7 +269,7 @@ mod tests {
             "legacy.pth" => include_bytes!("../../tests/fixtures/torch/legacy.pth"),
             _ => unreachable!(),
         };
-        read_tensors(Path::new(name), bytes)
+        read_tensors(Path::new(name), Archive::new(Path::new(name), bytes)?)
     }
 
     fn floats(entries: &[(String, Entry<'_>)], key: &str) -> (Vec<usize>, Vec<f32>) {

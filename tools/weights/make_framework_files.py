@@ -7,6 +7,7 @@ Writes into OUT_DIR (default: a new temp dir, printed):
   keras3_top.weights.h5      Keras 3 `model.save_weights` (10 classes)
   keras3_notop.weights.h5    Keras 3 `model.save_weights`, include_top=False
   keras_full_top.h5          Keras 3 legacy `model.save("x.h5")` (layout under /model_weights)
+  keras3_top.keras           Keras 3 `model.save("x.keras")` (a zip around model.weights.h5)
   keras_old_notop.h5         h5py: the 2016 Keras file's layout (old names, flat `conv1_W:0`,
                              fixed-length strings, `running_std`), written the way Keras 1 did
   torchvision_top.safetensors  torchvision `resnet50().state_dict()` (10 classes), safetensors
@@ -51,6 +52,7 @@ def keras_files(out: Path) -> None:
         m.save_weights(str(out / f"keras3_{'top' if top else 'notop'}.weights.h5"))
     m = make_golden.keras_model(case(True))
     m.save(str(out / "keras_full_top.h5"))
+    m.save(str(out / "keras3_top.keras"))
 
 
 def old_name(name: str) -> tuple[str, str]:
