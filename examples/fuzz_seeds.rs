@@ -49,9 +49,9 @@ fn main() {
     }
     // Checkpoints written by torch itself (views, dtypes, a wrapper dict, a module).
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch");
-    for name in ["state_dict.pth", "wrapped.pth", "module.pth"] {
+    for name in ["state_dict.pth", "wrapped.pth", "module.pth", "legacy.pth", "legacy_wrapped.pth"] {
         let bytes = std::fs::read(fixtures.join(name)).unwrap_or_else(|e| panic!("cannot read {name}: {e}"));
-        save(root, "archive", name, &bytes);
+        save(root, if name.starts_with("legacy") { "pickle" } else { "archive" }, name, &bytes);
     }
     for (i, (scheme, layout)) in [
         (Scheme::Keras, H5Layout::Keras),

@@ -6,7 +6,8 @@
 #   keras_h5            HDF5 parsing (hdf5-pure) + the Keras layer mapping
 #   archive             zip archives: PyTorch checkpoints (data.pkl, tensor views)
 #                       and .keras models, + the ResNet50 name/shape mapping
-#   pickle              the pickle reader behind them, on raw pickle bytes
+#   pickle              the pickle reader behind them, on raw pickle bytes, and
+#                       legacy (pre-zip) PyTorch checkpoints
 #   infer               the inference API (build, reshape, session, predict,
 #                       predict_into, features) on arbitrary configurations,
 #                       absurd sizes and non-finite inputs

@@ -327,11 +327,21 @@ fn pytorch_checkpoint_problems_name_the_member_or_tensor() {
         std::fs::remove_file(p).unwrap();
         m
     };
-    // The two things torch can write that are not a state dict in a zip.
+    // A pickled module is not a state dict; the legacy format is read (then
+    // its names, which are not ResNet50's, are refused).
     let m = open_err(&fixtures.join("module.pth"));
     assert!(m.contains("torch.nn.modules.linear.Linear") && m.contains("torch.save(model.state_dict()"), "{m}");
     let m = open_err(&fixtures.join("legacy.pth"));
-    assert!(m.contains("legacy format of torch < 1.6"), "{m}");
+    assert!(m.contains("PyTorch checkpoint tensor names are not those of a ResNet50"), "{m}");
+    let legacy = std::fs::read(fixtures.join("legacy_wrapped.pth")).unwrap();
+    let m = err_of("legacy-cut.pth", &legacy[..legacy.len() - 3]);
+    assert!(m.contains("runs past the end of the file"), "{m}");
+    // Other pickles, and the 2017 tar format, are named.
+    let m = err_of("other.pkl", b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00K\x01.");
+    assert!(m.contains("bare Python pickle"), "{m}");
+    let mut tar = b"storages".to_vec();
+    tar.resize(600, 0);
+    assert!(err_of("old.pth", &tar).contains("2017 tar format"));
     // A zip that is neither a checkpoint nor a .keras model; a .keras model
     // whose weights are damaged.
     let m = err_of("other.zip", &zip_of(&[("config.json", b"{}"), ("notes.txt", b"")]));

@@ -17,6 +17,7 @@
 //! | Keras 3 `.weights.h5` | same | v1 | 1.001e-5 |
 //! | Keras 3 `.keras` model (`model.save`): its `model.weights.h5` | `PK\x03\x04` + that member | v1 | 1.001e-5 |
 //! | PyTorch zip checkpoint (`.pth`, `pytorch_model.bin`), torchvision/timm or Hugging Face names | `PK\x03\x04` + a `data.pkl` member | v1.5 | 1e-5 |
+//! | PyTorch legacy checkpoint (torch < 1.6), same names | [`pytorch::LEGACY_MAGIC`] | v1.5 | 1e-5 |
 //! | native (prepared, packed) | `\x89RN50W\r\n` | in header | folded in |
 //!
 //! See `docs/weights.md` for the user's view and `docs/native-format.md` for
@@ -216,6 +217,7 @@ pub fn open(path: &Path) -> Result<Opened> {
         Some(Detected::Safetensors) => Ok(Opened::Canonical(safetensors::load_file(path, &file)?)),
         Some(Detected::Hdf5) => Ok(Opened::Canonical(keras_h5::load_file(path, &file)?)),
         Some(Detected::Zip) => Ok(Opened::Canonical(archive::load_file(path, &file)?)),
+        Some(Detected::TorchLegacy) => Ok(Opened::Canonical(pytorch::load_legacy_file(path, &file)?)),
         None => Err(unrecognised(path, &head[..n])),
     }
 }
@@ -299,6 +301,8 @@ pub enum Detected {
     /// checkpoint if it has a `data.pkl`, a Keras `.keras` model if it has a
     /// `model.weights.h5` ([`archive`]).
     Zip,
+    /// A legacy PyTorch checkpoint (torch < 1.6): [`pytorch::LEGACY_MAGIC`].
+    TorchLegacy,
 }
 
 /// Detects the format from the first (up to 16) bytes and the file length.
@@ -320,6 +324,9 @@ pub fn detect(head: &[u8], file_len: u64) -> Option<Detected> {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         return Some(Detected::Zip);
     }
+    if head.starts_with(pytorch::LEGACY_MAGIC) {
+        return Some(Detected::TorchLegacy);
+    }
     if head.len() >= 9 {
         let n = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
         // A header longer than the file is still reported as a (truncated)
@@ -333,11 +340,22 @@ pub fn detect(head: &[u8], file_len: u64) -> Option<Detected> {
 }
 
 fn unrecognised(path: &Path, head: &[u8]) -> Error {
-    if head.starts_with(b"\x80\x02") || head.starts_with(b"\x80\x04") {
+    // PROTO 2 or 3; 4 and 5 start with a FRAME.
+    if [&b"\x80\x02"[..], b"\x80\x03", b"\x80\x04\x95", b"\x80\x05\x95"].iter().any(|p| head.starts_with(p)) {
         return file_err(
             path,
-            "is a bare Python pickle: a PyTorch checkpoint in the legacy format of torch < 1.6, which is not read; \
-             re-save it with a current torch (`torch.save(torch.load(p, map_location='cpu'), 'new.pth')`) or export safetensors",
+            "is a bare Python pickle that is not a PyTorch checkpoint torch.save wrote (pickle protocol 2 and torch's magic number); \
+             save the weights with torch.save(model.state_dict(), path), or export safetensors",
+        );
+    }
+    // The 2017 tar format (`resnet50-19c8e357.pth`): a tar of members
+    // `storages`, `tensors`, `pickle`, `sys_info`, each name at offset 0 of
+    // its header.
+    if ["storages\0", "tensors\0", "pickle\0", "sys_info\0"].iter().any(|m| head.starts_with(m.as_bytes())) {
+        return file_err(
+            path,
+            "is a PyTorch checkpoint in the 2017 tar format, which is not read: re-save it with a current torch \
+             (`torch.save(torch.load(p, map_location='cpu'), 'new.pth')`), or use torchvision's current file resnet50-0676ba61.pth",
         );
     }
     let shown: Vec<String> = head.iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -642,6 +660,10 @@ mod tests {
         assert_eq!(detect(&[0, 0, 0, 0, 0, 0, 0, 1, b'{', b'}'], 10), None);
         assert_eq!(detect(b"\x89RN50W\r\n", 64), Some(Detected::Native));
         assert_eq!(detect(b"PK\x03\x04", 64), Some(Detected::Zip));
-        assert_eq!(detect(b"\x80\x02\x8a\x0a", 64), None); // a legacy torch pickle
+        assert_eq!(
+            detect(b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e\x80", 64),
+            Some(Detected::TorchLegacy)
+        );
+        assert_eq!(detect(b"\x80\x02}q\x00.", 64), None); // another pickle
     }
 }

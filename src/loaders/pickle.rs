@@ -165,6 +165,18 @@ const VALUE_BYTES: u64 = std::mem::size_of::<Value>() as u64;
 /// assert!(load(b"\x80\x02}\x8c\x05a").is_err()); // truncated
 /// ```
 pub fn load(bytes: &[u8]) -> Result<Value, PickleError> {
+    load_prefix(bytes).map(|(v, _)| v)
+}
+
+/// Runs the pickle at the start of `bytes` and returns the value `STOP`
+/// leaves and the bytes read up to it (a legacy torch file is several
+/// pickles in a row, then raw storages).
+///
+/// ```
+/// use resnet50::loaders::pickle::{load_prefix, Value};
+/// assert_eq!(load_prefix(b"K\x05.K\x06.").unwrap(), (Value::Int(5), 3));
+/// ```
+pub fn load_prefix(bytes: &[u8]) -> Result<(Value, usize), PickleError> {
     let mut m = Machine {
         bytes,
         pos: 0,
@@ -174,7 +186,8 @@ pub fn load(bytes: &[u8]) -> Result<Value, PickleError> {
         memo: HashMap::new(),
         budget: budget(bytes.len()),
     };
-    m.run()
+    let v = m.run()?;
+    Ok((v, m.pos))
 }
 
 impl<'a> Machine<'a> {
@@ -444,13 +457,22 @@ impl<'a> Machine<'a> {
         Ok(Value::Tensor(TensorRef { storage, offset, shape, stride }))
     }
 
-    /// `BINPERSID`'s id: torch's `("storage", class, key, location, numel)`.
+    /// `BINPERSID`'s id: torch's `("storage", class, key, location, numel)`
+    /// (the legacy format adds a sixth item, `None` unless the storage is a
+    /// view of another, which is refused).
     fn persistent(&self, pid: Value) -> Res<Value> {
         let Value::Tuple(items, _) = pid else {
             return self.err(format!("a persistent id that is {}, not torch's storage tuple", pid.kind()));
         };
+        if let [.., view] = items.as_slice()
+            && items.len() == 6
+            && *view != Value::None
+        {
+            return self.err("a storage that is a view of another (an old torch's storage views) is not read");
+        }
         match items.as_slice() {
             [Value::Str(tag), Value::Global(module, class), Value::Str(key), _location, Value::Int(numel)]
+            | [Value::Str(tag), Value::Global(module, class), Value::Str(key), _location, Value::Int(numel), _]
                 if tag == "storage" && *numel >= 0 =>
             {
                 if module != "torch" {

@@ -70,6 +70,11 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
 /// [`from_bytes`] on an archive already opened.
 pub(crate) fn from_archive(path: &Path, archive: Archive<'_>) -> Result<Loaded> {
     let tensors = read_tensors(path, archive)?;
+    assemble(path, &tensors)
+}
+
+/// The state dict's tensors onto ResNet50, by name.
+fn assemble(path: &Path, tensors: &[(String, Entry<'_>)]) -> Result<Loaded> {
     let named = tensors
         .iter()
         .map(|(key, t)| NamedTensor {
@@ -132,6 +137,126 @@ fn read_tensors<'b>(path: &Path, mut zip: Archive<'b>) -> Result<Vec<(String, En
         .collect())
 }
 
+/// The first bytes of a legacy checkpoint (torch < 1.6, or
+/// `_use_new_zipfile_serialization=False`): protocol 2, torch's magic number
+/// `0x1950a86a20f9469cfc6c` as an 80-bit int, STOP.
+pub const LEGACY_MAGIC: &[u8] = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19\x2e";
+
+/// Loads a legacy (pre-zip) PyTorch checkpoint, reading it through a read-only mapping.
+pub fn load_legacy_file(path: &Path, file: &File) -> Result<Loaded> {
+    let map = resnet50_kernels::mapped::map_file(file).map_err(|e| io_err(path, e))?;
+    from_legacy_bytes(path, &map)
+}
+
+/// Maps a legacy checkpoint image (torch < 1.6's format, still written with
+/// `_use_new_zipfile_serialization=False`) onto canonical weights: five
+/// pickles in a row — the magic number, the format version (1001), the
+/// system info (byte order), the state dict, the list of storage keys — then
+/// each storage in that order as a little-endian u64 element count and its
+/// bytes.
+///
+/// ```
+/// use resnet50::loaders::{pytorch, names::Scheme, Format};
+/// // tests/fixtures/torch/legacy.pth: torch 2.15's legacy save of {"w": [-1, -0.75]}.
+/// let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/torch/legacy.pth")).unwrap();
+/// assert!(bytes.starts_with(pytorch::LEGACY_MAGIC));
+/// // Read, then refused by the mapping: "w" is not a ResNet50 tensor.
+/// let err = pytorch::from_legacy_bytes(std::path::Path::new("legacy.pth"), &bytes).unwrap_err();
+/// assert!(err.to_string().contains("names are not those of a ResNet50"), "{err}");
+/// ```
+pub fn from_legacy_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
+    let tensors = read_legacy_tensors(path, bytes)?;
+    assemble(path, &tensors)
+}
+
+fn read_legacy_tensors<'b>(path: &Path, bytes: &'b [u8]) -> Result<Vec<(String, Entry<'b>)>> {
+    if !bytes.starts_with(LEGACY_MAGIC) {
+        return Err(file_err(path, "is not a legacy PyTorch checkpoint (no torch magic number)"));
+    }
+    let mut pos = LEGACY_MAGIC.len();
+    let mut next = |what: &str| -> Result<Value> {
+        let (v, n) = pickle::load_prefix(&bytes[pos..])
+            .map_err(|e| file_err(path, format!("legacy PyTorch checkpoint, {what}: {e}")))?;
+        pos += n;
+        Ok(v)
+    };
+    match next("format version")? {
+        Value::Int(1001) => {}
+        other => {
+            return Err(file_err(path, format!("legacy PyTorch checkpoint of format version {other:?}, not 1001")))
+        }
+    }
+    if let Value::Dict(info, _) = next("system info")?
+        && info.iter().any(|(k, v)| *k == Value::Str("little_endian".into()) && *v == Value::Bool(false))
+    {
+        return Err(file_err(path, "stores its tensors big-endian; only little-endian checkpoints are read"));
+    }
+    let main = next("state dict")?;
+    let keys = match next("storage keys")? {
+        Value::List(items, _) => items,
+        other => {
+            return Err(file_err(path, format!("legacy PyTorch checkpoint: the storage keys are {}", other.kind())))
+        }
+    };
+    // Every storage's class (to size it), from whatever refers to it: the
+    // state dict's tensors, or anything else saved beside them (an
+    // optimizer's state in a training checkpoint).
+    let mut classes = std::collections::HashMap::new();
+    storage_classes(&main, &mut classes);
+    let entries = state_dict(path, main)?;
+    let mut storages: std::collections::HashMap<String, &'b [u8]> = std::collections::HashMap::new();
+    for key in keys {
+        let Value::Str(key) = key else {
+            return Err(file_err(path, format!("legacy PyTorch checkpoint: a storage key is {}", key.kind())));
+        };
+        let class = classes.get(key.as_str()).ok_or_else(|| {
+            file_err(path, format!("legacy PyTorch checkpoint: storage {key:?} is referred to by nothing readable, so its size is unknown"))
+        })?;
+        let size = storage_size(class)
+            .ok_or_else(|| file_err(path, format!("storage {key:?} of unknown class torch.{class}")))?;
+        let count = bytes.get(pos..pos + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+        let span = count
+            .and_then(|n| usize::try_from(n).ok()?.checked_mul(size))
+            .and_then(|n| Some((pos + 8, (pos + 8).checked_add(n)?)))
+            .filter(|&(_, end)| end <= bytes.len())
+            .ok_or_else(|| file_err(path, format!("storage {key:?} runs past the end of the file (truncated?)")))?;
+        storages.insert(key, &bytes[span.0..span.1]);
+        pos = span.1;
+    }
+    Ok(entries
+        .into_iter()
+        .map(|(key, v)| {
+            let t = match v {
+                Value::Tensor(t) => match storages.get(&t.storage.key) {
+                    Some(data) => tensor_view(data, &t),
+                    None => Err(format!("its storage {:?} is not in the file", t.storage.key)),
+                },
+                other => Err(format!("is {}, not a tensor", other.kind())),
+            };
+            (key, t)
+        })
+        .collect())
+}
+
+/// The class of every storage `v` refers to, by key (values nest at most
+/// [`pickle::MAX_DEPTH`] deep, so the recursion is bounded).
+fn storage_classes(v: &Value, out: &mut std::collections::HashMap<String, String>) {
+    match v {
+        Value::Tensor(t) => {
+            out.insert(t.storage.key.clone(), t.storage.class.clone());
+        }
+        Value::Storage(s) => {
+            out.insert(s.key.clone(), s.class.clone());
+        }
+        Value::Tuple(items, _) | Value::List(items, _) => items.iter().for_each(|x| storage_classes(x, out)),
+        Value::Dict(items, _) => items.iter().for_each(|(k, x)| {
+            storage_classes(k, out);
+            storage_classes(x, out);
+        }),
+        _ => {}
+    }
+}
+
 /// The `(name, value)` items of the state dict in `v` (unwrapping
 /// `{"state_dict": …}` and the like).
 fn state_dict(path: &Path, v: Value) -> Result<Vec<(String, Value)>> {
@@ -179,6 +304,19 @@ fn named(path: &Path, items: Vec<(Value, Value)>) -> Result<Vec<(String, Value)>
         .collect()
 }
 
+/// Bytes per element of a torch storage class (the legacy format needs
+/// them for every storage, to step over those it does not use).
+fn storage_size(class: &str) -> Option<usize> {
+    Some(match class {
+        "DoubleStorage" | "LongStorage" | "ComplexFloatStorage" => 8,
+        "FloatStorage" | "IntStorage" => 4,
+        "HalfStorage" | "BFloat16Storage" | "ShortStorage" => 2,
+        "ByteStorage" | "CharStorage" | "BoolStorage" | "UntypedStorage" => 1,
+        "ComplexDoubleStorage" => 16,
+        _ => return None,
+    })
+}
+
 /// Element type and size of a torch storage class.
 fn storage_elem(class: &str) -> std::result::Result<(Elem, usize), String> {
     match class {
@@ -193,6 +331,13 @@ fn storage_elem(class: &str) -> std::result::Result<(Elem, usize), String> {
 /// The shape, element type and little-endian bytes of tensor `t` (gathered
 /// when its strides are not the contiguous ones), or why not.
 fn tensor_bytes<'b>(zip: &mut Archive<'b>, prefix: &str, t: &TensorRef) -> Entry<'b> {
+    storage_elem(&t.storage.class)?;
+    let data = zip.member(&format!("{prefix}data/{}", t.storage.key))?;
+    tensor_view(data, t)
+}
+
+/// Tensor `t` of the storage bytes `data`.
+fn tensor_view<'b>(data: &'b [u8], t: &TensorRef) -> Entry<'b> {
     let (elem, size) = storage_elem(&t.storage.class)?;
     let shape: Vec<usize> = t
         .shape
@@ -200,7 +345,6 @@ fn tensor_bytes<'b>(zip: &mut Archive<'b>, prefix: &str, t: &TensorRef) -> Entry
         .map(|&d| usize::try_from(d).map_err(|_| format!("has a size of {d}")))
         .collect::<std::result::Result<_, _>>()?;
     let numel = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).ok_or("has more elements than memory")?;
-    let data = zip.member(&format!("{prefix}data/{}", t.storage.key))?;
     let stored = data.len() / size;
     if (stored as u64) < t.storage.numel {
         return Err(format!(
@@ -267,8 +411,12 @@ mod tests {
             "wrapped.pth" => include_bytes!("../../tests/fixtures/torch/wrapped.pth"),
             "module.pth" => include_bytes!("../../tests/fixtures/torch/module.pth"),
             "legacy.pth" => include_bytes!("../../tests/fixtures/torch/legacy.pth"),
+            "legacy_wrapped.pth" => include_bytes!("../../tests/fixtures/torch/legacy_wrapped.pth"),
             _ => unreachable!(),
         };
+        if name.starts_with("legacy") {
+            return read_legacy_tensors(Path::new(name), bytes);
+        }
         read_tensors(Path::new(name), Archive::new(Path::new(name), bytes)?)
     }
 
@@ -280,7 +428,7 @@ mod tests {
 
     #[test]
     fn reads_what_torch_save_writes() {
-        for file in ["state_dict.pth", "wrapped.pth"] {
+        for file in ["state_dict.pth", "wrapped.pth", "legacy.pth", "legacy_wrapped.pth"] {
             let e = read(file).unwrap();
             let keys: Vec<&str> = e.iter().map(|(k, _)| k.as_str()).collect();
             assert_eq!(
@@ -319,12 +467,19 @@ mod tests {
     }
 
     #[test]
-    fn a_pickled_module_or_the_legacy_format_is_named() {
+    fn a_pickled_module_is_named() {
         let err = read("module.pth").unwrap_err().to_string();
         assert!(err.contains("torch.nn.modules.linear.Linear") && err.contains("state_dict()"), "{err}");
-        // The legacy format is a bare pickle, not a zip: `open` refuses it by
-        // its first bytes; here, the zip reader says what it is not.
-        let err = read("legacy.pth").unwrap_err().to_string();
-        assert!(err.contains("not a valid zip archive"), "{err}");
+    }
+
+    #[test]
+    fn legacy_files_cut_short_are_errors() {
+        let bytes = include_bytes!("../../tests/fixtures/torch/legacy_wrapped.pth");
+        for cut in [0, 10, 15, 20, 100, 500, 1000, bytes.len() - 8, bytes.len() - 1] {
+            let e = read_legacy_tensors(Path::new("cut.pth"), &bytes[..cut]);
+            let Err(e) = e else { panic!("cut at {cut} was read") };
+            let m = e.to_string();
+            assert!(m.contains("truncated") || m.contains("magic"), "cut at {cut}: {m}");
+        }
     }
 }

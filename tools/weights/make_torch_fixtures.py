@@ -12,7 +12,8 @@ in the tensor's dtype (before any view is taken).
                       an int64 buffer (num_batches_tracked)
   wrapped.pth         {"state_dict": <the same>, "epoch": 3} (a training checkpoint)
   module.pth          torch.save(nn.Linear(2, 3)): a pickled module, not a state dict
-  legacy.pth          the pre-1.6 format (_use_new_zipfile_serialization=False)
+  legacy.pth          the state dict in the pre-1.6 format (_use_new_zipfile_serialization=False)
+  legacy_wrapped.pth  {"state_dict": <the same>, "optimizer": {...a tensor...}}, legacy format
 
 Usage: python tools/weights/make_torch_fixtures.py [OUT_DIR]   (default tests/fixtures/torch)
 Needs torch (any 2.x; written with 2.15.0).
@@ -57,7 +58,9 @@ def main():
     torch.save({"state_dict": sd, "epoch": 3}, out / "wrapped.pth")
     torch.manual_seed(0)
     torch.save(torch.nn.Linear(2, 3), out / "module.pth")
-    torch.save(collections.OrderedDict(w=ramp((2,), torch.float32)), out / "legacy.pth",
+    torch.save(sd, out / "legacy.pth", _use_new_zipfile_serialization=False)
+    optimizer = {"state": {0: {"momentum_buffer": ramp((3,), torch.float64)}}, "param_groups": [{"lr": 0.1}]}
+    torch.save({"state_dict": sd, "optimizer": optimizer}, out / "legacy_wrapped.pth",
                _use_new_zipfile_serialization=False)
     for p in sorted(out.iterdir()):
         print(p, p.stat().st_size)
