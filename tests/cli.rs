@@ -241,13 +241,18 @@ fn weights_imagenet_follows_the_cache_variables() {
             && e.contains("include_top=False"),
         "{e}"
     );
+    // Only torchvision's IMAGENET1K_V2 file in the hub cache: not taken, but named.
+    let hub = home.join("torch").join("hub").join("checkpoints");
+    std::fs::create_dir_all(&hub).unwrap();
+    std::fs::write(hub.join(resnet50::loaders::imagenet::TORCHVISION_V2_FILE), b"v2").unwrap();
+    let out = infer("v1.5");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("resnet50-11ad3fa6.pth --preprocess torch-v2"), "{e}");
     // A file in the cache is found and runs the same network as that file
     // named directly: torchvision's download in torch's hub cache, then a
     // safetensors file of one's own, which comes first.
     let w = resnet50::init::deterministic(resnet50::Variant::V1_5, None);
     let tensors = resnet50::loaders::export::safetensors_tensors(&w, resnet50::loaders::names::Scheme::Torchvision);
-    let hub = home.join("torch").join("hub").join("checkpoints");
-    std::fs::create_dir_all(&hub).unwrap();
     let pth = hub.join(resnet50::loaders::imagenet::TORCHVISION_FILE);
     std::fs::write(&pth, resnet50::loaders::export::pytorch_bytes(&tensors).unwrap()).unwrap();
     let out = infer("v1.5");

@@ -52,6 +52,9 @@ pub const TORCH_FILE: &str = "resnet50-v1.5.safetensors";
 /// assert!(c.last().unwrap().ends_with(imagenet::TORCHVISION_FILE));
 /// ```
 pub const TORCHVISION_FILE: &str = "resnet50-0676ba61.pth";
+/// torchvision's `IMAGENET1K_V2` download (its `DEFAULT`), named in the
+/// error when it is the one in the cache.
+pub const TORCHVISION_V2_FILE: &str = "resnet50-11ad3fa6.pth";
 
 fn env_dir(var: &str) -> Option<PathBuf> {
     std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
@@ -144,8 +147,22 @@ pub fn find(variant: Variant, include_top: bool) -> Result<PathBuf> {
         return Ok(p.clone());
     }
     let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+    // torchvision's DEFAULT weights in the same cache: say how to use them.
+    let v2 = tried
+        .last()
+        .and_then(|p| p.parent())
+        .map(|d| d.join(TORCHVISION_V2_FILE))
+        .filter(|p| variant == Variant::V1_5 && p.is_file())
+        .map(|p| {
+            format!(
+                ". torchvision's IMAGENET1K_V2 weights are there ({}): they expect another preprocessing, so name them: --weights {} --preprocess torch-v2",
+                p.display(),
+                p.display()
+            )
+        })
+        .unwrap_or_default();
     Err(Error::Weights(format!(
-        "weights=\"imagenet\" for ResNet50 {variant}: no cached weights file found (nothing is downloaded); tried {}. To put it there, run: {}",
+        "weights=\"imagenet\" for ResNet50 {variant}: no cached weights file found (nothing is downloaded); tried {}. To put it there, run: {}{v2}",
         list.join(", "),
         fetch_command(variant, include_top)
     )))
