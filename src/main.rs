@@ -48,7 +48,8 @@ enum Command {
     ///
     /// Examples:
     ///   resnet50 classify --weights resnet50_weights_tf_dim_ordering_tf_kernels.h5 cat.jpg
-    ///   resnet50 classify --weights resnet50-11ad3fa6.pth --variant v1.5 photos/ --top 3 --json
+    ///   resnet50 classify --weights resnet50-11ad3fa6.pth --variant v1.5 --preprocess torch-v2 photos/ --top 3 --json
+    ///   resnet50 classify --weights imagenet --variant v1.5 cat.jpg   (torchvision's cached resnet50-0676ba61.pth)
     #[command(verbatim_doc_comment)]
     Classify {
         /// Image files or directories of images.

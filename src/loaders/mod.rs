@@ -275,8 +275,11 @@ pub fn check_variant(loaded: &Loaded, variant: Variant) -> Result<()> {
         return Err(file_err(
             &loaded.path,
             format!(
-                "holds ResNet50 {} weights ({}) but ResNet50 {variant} was requested",
-                loaded.weights.variant, loaded.format
+                "holds ResNet50 {} weights ({}) but ResNet50 {variant} was requested (ask for variant {} — CLI: --variant {})",
+                loaded.weights.variant,
+                loaded.format,
+                loaded.weights.variant,
+                loaded.weights.variant
             ),
         ));
     }
