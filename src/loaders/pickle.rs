@@ -307,7 +307,21 @@ impl<'a> Machine<'a> {
                 self.spend(16 * t.shape.len() as u64 + t.storage.key.len() as u64 + t.storage.class.len() as u64)?;
                 v.clone()
             }
-            _ => v.clone(),
+            // Names are payload too: a long GLOBAL fetched from the memo again
+            // and again must pay for every copy.
+            Value::Global(m, n) => {
+                self.spend((m.len() + n.len()) as u64)?;
+                v.clone()
+            }
+            Value::Object(what) => {
+                self.spend(what.len() as u64)?;
+                v.clone()
+            }
+            Value::Storage(st) => {
+                self.spend((st.key.len() + st.class.len()) as u64)?;
+                v.clone()
+            }
+            Value::None | Value::Bool(_) | Value::Int(_) | Value::Float(_) => v.clone(),
         })
     }
 
@@ -849,6 +863,15 @@ mod tests {
         let e = load(&p).unwrap_err();
         assert!(e.msg.contains("far more values"), "{e}");
         assert!(t.elapsed().as_secs() < 5);
+        // The same through a GLOBAL's name (names are charged like strings).
+        let mut g = b"c".to_vec();
+        g.extend(std::iter::repeat_n(b'm', 4096));
+        g.extend_from_slice(b"\nx\nq\x00");
+        for _ in 0..100_000 {
+            g.extend_from_slice(b"h\x000");
+        }
+        g.push(b'.');
+        assert!(load(&g).unwrap_err().msg.contains("far more values"));
         // The same with 1 000 fetches is within the budget.
         let n = 5 + 4096 + 2;
         let mut q = p[..n].to_vec();
