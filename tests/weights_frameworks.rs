@@ -1,6 +1,7 @@
 //! Files written by the real frameworks (Keras 3 `save_weights`, Keras 3
-//! `model.save("x.keras")`, Keras 3 legacy `model.save("x.h5")`, an h5py file in the 2016 Keras layout, a
-//! torchvision state dict in safetensors and through `torch.save`), filled with the deterministic
+//! `model.save("x.keras")`, Keras 3 legacy `model.save("x.h5")`, an h5py file
+//! in the 2016 Keras layout, a torchvision state dict in safetensors and
+//! through `torch.save`, zip and legacy), filled with the deterministic
 //! weights, load to exactly `init::deterministic`.
 //!
 //! Needs the files: `.venv-golden/bin/python tools/weights/make_framework_files.py DIR`
@@ -27,6 +28,7 @@ fn framework_files_load_to_the_deterministic_weights() {
         ("keras_old_notop.h5", Format::KerasH5Old, Variant::V1, None, 1e-3),
         ("torchvision_top.safetensors", Format::Safetensors(Scheme::Torchvision), Variant::V1_5, Some(10), 1e-5),
         ("torchvision_top.pth", Format::PyTorch(Scheme::Torchvision), Variant::V1_5, Some(10), 1e-5),
+        ("torchvision_top_legacy.pth", Format::PyTorch(Scheme::Torchvision), Variant::V1_5, Some(10), 1e-5),
     ];
     for (file, format, variant, classes, eps) in cases {
         let p = dir.join(file);

@@ -13,6 +13,7 @@ Writes into OUT_DIR (default: a new temp dir, printed):
   torchvision_top.safetensors  torchvision `resnet50().state_dict()` (10 classes), safetensors
                              container written here (the `safetensors` wheel is not in the venv)
   torchvision_top.pth        the same state dict through `torch.save`
+  torchvision_top_legacy.pth the same in torch's legacy (pre-1.6) format
 
 Then run the Rust check:
   RESNET50_FRAMEWORK_FILES=OUT_DIR cargo test --release --test weights_frameworks
@@ -114,6 +115,7 @@ def torch_file(out: Path) -> None:
     m = make_golden.torch_model(case(True) | {"variant": "v1.5"})
     write_safetensors(out / "torchvision_top.safetensors", {k: v.numpy() for k, v in m.state_dict().items()})
     torch.save(m.state_dict(), out / "torchvision_top.pth")
+    torch.save(m.state_dict(), out / "torchvision_top_legacy.pth", _use_new_zipfile_serialization=False)
 
 
 def main() -> None:
