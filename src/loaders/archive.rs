@@ -93,7 +93,7 @@ pub fn load_file(path: &Path, file: &File) -> Result<Loaded> {
 /// ```
 pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
     let mut archive = Archive::new(path, bytes)?;
-    if archive.names.iter().any(|n| n == "data.pkl" || n.ends_with("/data.pkl")) {
+    if super::pytorch::data_pkl(&archive.names).is_some() {
         return super::pytorch::from_archive(path, archive);
     }
     if archive.names.iter().any(|n| n == KERAS_WEIGHTS) {

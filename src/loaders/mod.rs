@@ -76,8 +76,8 @@ pub enum Format {
     Keras3,
     /// This crate's native prepared-weights file.
     Native,
-    /// A PyTorch zip checkpoint (`torch.save(state_dict)`: `.pth`,
-    /// `pytorch_model.bin`) with the given naming scheme.
+    /// A PyTorch checkpoint (`torch.save(state_dict)`: `.pth`,
+    /// `pytorch_model.bin`; zip or legacy) with the given naming scheme.
     PyTorch(names::Scheme),
 }
 

@@ -10,9 +10,11 @@
 //! describes are sliced from the memory-mapped storages and then placed by
 //! name exactly as a safetensors file's are (torchvision/timm or Hugging Face
 //! names, v1.5). A checkpoint that wraps the state dict (`{"state_dict": …}`,
-//! `{"model": …}`) is unwrapped. Refused with a message naming the problem:
-//! the legacy formats (before torch 1.6), a pickled `nn.Module`, compressed
-//! members, big-endian storages, element types other than f32/f16/bf16/f64.
+//! `{"model": …}`) is unwrapped. The legacy format (before torch 1.6, and
+//! `_use_new_zipfile_serialization=False` since) is read too
+//! ([`from_legacy_bytes`]). Refused with a message naming the problem: the
+//! 2017 tar format, a pickled `nn.Module`, compressed members, big-endian
+//! storages, element types other than f32/f16/bf16/f64.
 
 use std::borrow::Cow;
 use std::fs::File;
@@ -28,27 +30,14 @@ use crate::error::Result;
 /// [`pickle::budget`] bytes (~1 GiB at this size).
 const MAX_PICKLE: usize = 32 << 20;
 
+/// The `data.pkl` member among an archive's `names` (the shortest such path,
+/// so a checkpoint saved inside another's folder is not mistaken for it).
+pub(crate) fn data_pkl(names: &[String]) -> Option<&String> {
+    names.iter().filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl")).min_by_key(|n| n.len())
+}
+
 /// Keys under which training scripts commonly nest the state dict.
 const WRAPPER_KEYS: [&str; 5] = ["state_dict", "model_state_dict", "model", "module", "net"];
-
-/// Loads a PyTorch zip checkpoint, reading it through a read-only mapping.
-///
-/// ```
-/// use resnet50::loaders::{export, names::Scheme, pytorch, Format};
-/// use resnet50::{init, Variant};
-/// let path = std::env::temp_dir().join(format!("resnet50-doc-{}-{}.pth", line!(), std::process::id()));
-/// let w = init::keras_random(Variant::V1_5, Some(10), 0);
-/// std::fs::write(&path, export::pytorch_bytes(&export::safetensors_tensors(&w, Scheme::Torchvision))?).unwrap();
-/// let loaded = pytorch::load_file(&path, &std::fs::File::open(&path).unwrap())?;
-/// assert_eq!((loaded.format, loaded.bn_epsilon), (Format::PyTorch(Scheme::Torchvision), Some(1e-5)));
-/// assert_eq!(loaded.weights, w);
-/// # std::fs::remove_file(&path).ok();
-/// # Ok::<(), resnet50::Error>(())
-/// ```
-pub fn load_file(path: &Path, file: &File) -> Result<Loaded> {
-    let map = resnet50_kernels::mapped::map_file(file).map_err(|e| io_err(path, e))?;
-    from_bytes(path, &map)
-}
 
 /// Maps the checkpoint image `bytes` (named `path` in messages) onto canonical weights.
 ///
@@ -94,8 +83,7 @@ type Entry<'b> = std::result::Result<(Vec<usize>, Elem, Cow<'b, [u8]>), String>;
 /// its storage.
 fn read_tensors<'b>(path: &Path, mut zip: Archive<'b>) -> Result<Vec<(String, Entry<'b>)>> {
     let names = std::mem::take(&mut zip.names);
-    let Some(pkl) = names.iter().filter(|n| *n == "data.pkl" || n.ends_with("/data.pkl")).min_by_key(|n| n.len())
-    else {
+    let Some(pkl) = data_pkl(&names) else {
         return Err(file_err(path, "is a zip archive without a data.pkl member, so not a PyTorch checkpoint"));
     };
     let prefix = pkl[..pkl.len() - "data.pkl".len()].to_string();
@@ -157,10 +145,10 @@ pub fn load_legacy_file(path: &Path, file: &File) -> Result<Loaded> {
 ///
 /// ```
 /// use resnet50::loaders::{pytorch, names::Scheme, Format};
-/// // tests/fixtures/torch/legacy.pth: torch 2.15's legacy save of {"w": [-1, -0.75]}.
+/// // tests/fixtures/torch/legacy.pth: torch 2.15's legacy save of a small state dict.
 /// let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/torch/legacy.pth")).unwrap();
 /// assert!(bytes.starts_with(pytorch::LEGACY_MAGIC));
-/// // Read, then refused by the mapping: "w" is not a ResNet50 tensor.
+/// // Read, then refused by the mapping: its names are not ResNet50's.
 /// let err = pytorch::from_legacy_bytes(std::path::Path::new("legacy.pth"), &bytes).unwrap_err();
 /// assert!(err.to_string().contains("names are not those of a ResNet50"), "{err}");
 /// ```
@@ -183,7 +171,10 @@ fn read_legacy_tensors<'b>(path: &Path, bytes: &'b [u8]) -> Result<Vec<(String, 
     match next("format version")? {
         Value::Int(1001) => {}
         other => {
-            return Err(file_err(path, format!("legacy PyTorch checkpoint of format version {other:?}, not 1001")))
+            return Err(file_err(
+                path,
+                format!("legacy PyTorch checkpoint whose format version is {}, not 1001", other.kind()),
+            ))
         }
     }
     if let Value::Dict(info, _) = next("system info")?
@@ -317,20 +308,25 @@ fn storage_size(class: &str) -> Option<usize> {
     })
 }
 
-/// Element type and size of a torch storage class.
+/// Element type and size of a torch storage class that holds floats.
 fn storage_elem(class: &str) -> std::result::Result<(Elem, usize), String> {
-    match class {
-        "FloatStorage" => Ok((Elem::F32, 4)),
-        "DoubleStorage" => Ok((Elem::F64, 8)),
-        "HalfStorage" => Ok((Elem::F16, 2)),
-        "BFloat16Storage" => Ok((Elem::BF16, 2)),
-        other => Err(format!("has element type torch.{other}; expected float32 (or float16, bfloat16, float64)")),
-    }
+    let elem = match class {
+        "FloatStorage" => Elem::F32,
+        "DoubleStorage" => Elem::F64,
+        "HalfStorage" => Elem::F16,
+        "BFloat16Storage" => Elem::BF16,
+        other => {
+            return Err(format!("has element type torch.{other}; expected float32 (or float16, bfloat16, float64)"))
+        }
+    };
+    Ok((elem, storage_size(class).expect("float storages have a size")))
 }
 
 /// The shape, element type and little-endian bytes of tensor `t` (gathered
 /// when its strides are not the contiguous ones), or why not.
 fn tensor_bytes<'b>(zip: &mut Archive<'b>, prefix: &str, t: &TensorRef) -> Entry<'b> {
+    // The element type first: a non-float tensor is named as such even when
+    // its storage member is missing too.
     storage_elem(&t.storage.class)?;
     let data = zip.member(&format!("{prefix}data/{}", t.storage.key))?;
     tensor_view(data, t)
