@@ -162,9 +162,19 @@ fn read_legacy_tensors<'b>(path: &Path, bytes: &'b [u8]) -> Result<Vec<(String, 
         return Err(file_err(path, "is not a legacy PyTorch checkpoint (no torch magic number)"));
     }
     let mut pos = LEGACY_MAGIC.len();
+    // Each pickle is read from a window of at most MAX_PICKLE bytes, as a
+    // zip's data.pkl is capped: the reader's budget grows with the bytes it is
+    // given, and the storages after the pickles are not pickle.
     let mut next = |what: &str| -> Result<Value> {
-        let (v, n) = pickle::load_prefix(&bytes[pos..])
-            .map_err(|e| file_err(path, format!("legacy PyTorch checkpoint, {what}: {e}")))?;
+        let end = bytes.len().min(pos + MAX_PICKLE);
+        let (v, n) = pickle::load_prefix(&bytes[pos..end]).map_err(|e| {
+            let capped = if end < bytes.len() && e.msg.starts_with("truncated") {
+                format!(" (more than {} MiB of pickle is refused)", MAX_PICKLE >> 20)
+            } else {
+                String::new()
+            };
+            file_err(path, format!("legacy PyTorch checkpoint, {what}: {e}{capped}"))
+        })?;
         pos += n;
         Ok(v)
     };
@@ -466,6 +476,18 @@ mod tests {
     fn a_pickled_module_is_named() {
         let err = read("module.pth").unwrap_err().to_string();
         assert!(err.contains("torch.nn.modules.linear.Linear") && err.contains("state_dict()"), "{err}");
+    }
+
+    #[test]
+    fn legacy_pickles_are_capped_like_a_zips_data_pkl() {
+        // Magic, version 1001, then a "system info" string longer than the cap.
+        let mut bytes = LEGACY_MAGIC.to_vec();
+        bytes.extend_from_slice(b"\x80\x02M\xe9\x03.\x8d");
+        bytes.extend_from_slice(&(MAX_PICKLE as u64 + 1).to_le_bytes());
+        bytes.resize(bytes.len() + MAX_PICKLE + 1, b'x');
+        bytes.push(b'.');
+        let m = read_legacy_tensors(Path::new("big.pth"), &bytes).unwrap_err().to_string();
+        assert!(m.contains("system info") && m.contains("more than 32 MiB of pickle is refused"), "{m}");
     }
 
     #[test]
