@@ -347,20 +347,29 @@ impl<'a> Machine<'a> {
         self.push(Value::Tuple(items, d))
     }
 
+    // `copy` needs `&mut self` for the budget, so the value copied is taken
+    // out of the memo or off the stack for the copy and put back: one copy,
+    // the charged one, and no uncharged clone before it.
     fn memo_get(&mut self, idx: u32) -> Res<()> {
-        let Some(v) = self.memo.get(&idx).cloned() else {
+        let Some(v) = self.memo.remove(&idx) else {
             return self.err(format!("memo entry {idx} read before it was written"));
         };
-        // The clone above is of a value already paid for when it was built;
-        // charge the copy the stack receives.
-        let v = self.copy(&v)?;
-        self.stack.push(v);
+        let copied = self.copy(&v);
+        self.memo.insert(idx, v);
+        self.stack.push(copied?);
         Ok(())
     }
 
+    /// A copy of the stack's top value (DUP, memo writes).
+    fn copy_top(&mut self) -> Res<Value> {
+        let v = self.pop()?;
+        let copied = self.copy(&v);
+        self.stack.push(v);
+        copied
+    }
+
     fn memo_put(&mut self, idx: u32) -> Res<()> {
-        let v = self.top()?.clone();
-        let v = self.copy(&v)?;
+        let v = self.copy_top()?;
         self.memo.insert(idx, v);
         Ok(())
     }
@@ -554,8 +563,7 @@ impl<'a> Machine<'a> {
                     self.pop_mark()?;
                 }
                 b'2' => {
-                    let v = self.top()?.clone();
-                    let v = self.copy(&v)?;
+                    let v = self.copy_top()?;
                     self.stack.push(v);
                 }
                 // NONE, NEWTRUE, NEWFALSE
@@ -593,28 +601,22 @@ impl<'a> Machine<'a> {
                     let v = f64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes"));
                     self.push(Value::Float(v))?
                 }
-                // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8; BINSTRING, SHORT_BINSTRING
-                b'X' | 0x8c | 0x8d | b'T' | b'U' => {
+                // BINUNICODE, SHORT_BINUNICODE, BINUNICODE8; BINSTRING,
+                // SHORT_BINSTRING; BINBYTES, SHORT_BINBYTES, BINBYTES8: a
+                // length of 1, 4 or 8 bytes, then that many bytes.
+                b'X' | 0x8c | 0x8d | b'T' | b'U' | b'B' | b'C' | 0x8e => {
                     let n = match op {
-                        b'X' | b'T' => self.u32()? as usize,
-                        0x8d => self.len_u64()?,
+                        b'X' | b'T' | b'B' => self.u32()? as usize,
+                        0x8d | 0x8e => self.len_u64()?,
                         _ => self.u8()? as usize,
                     };
                     let b = self.take(n)?;
-                    let s = self.utf8(b)?;
-                    self.spend(n as u64)?;
-                    self.push(Value::Str(s))?
-                }
-                // BINBYTES, SHORT_BINBYTES, BINBYTES8
-                b'B' | b'C' | 0x8e => {
-                    let n = match op {
-                        b'B' => self.u32()? as usize,
-                        0x8e => self.len_u64()?,
-                        _ => self.u8()? as usize,
+                    let v = match op {
+                        b'B' | b'C' | 0x8e => Value::Bytes(b.to_vec()),
+                        _ => Value::Str(self.utf8(b)?),
                     };
-                    let b = self.take(n)?.to_vec();
                     self.spend(n as u64)?;
-                    self.push(Value::Bytes(b))?
+                    self.push(v)?
                 }
                 // EMPTY_TUPLE, TUPLE, TUPLE1, TUPLE2, TUPLE3
                 b')' => self.tuple(Vec::new())?,
