@@ -60,6 +60,16 @@ fn env_dir(var: &str) -> Option<PathBuf> {
     std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
+/// Where torchvision downloads weights: `torch.hub.get_dir()`'s
+/// `checkpoints`, i.e. `$TORCH_HOME`, else `$XDG_CACHE_HOME/torch`, else
+/// `~/.cache/torch`, then `hub/checkpoints`.
+fn torch_checkpoints_dir() -> Option<PathBuf> {
+    let torch_home = env_dir("TORCH_HOME")
+        .or_else(|| env_dir("XDG_CACHE_HOME").map(|x| x.join("torch")))
+        .or_else(|| env_dir("HOME").map(|h| h.join(".cache").join("torch")))?;
+    Some(torch_home.join("hub").join("checkpoints"))
+}
+
 /// Every path tried for `variant`, in order of preference: the directory the
 /// environment names first (`$KERAS_HOME/models`, `$RESNET50_HOME`; see
 /// `tests/cli.rs`), then the ones under `$HOME`; for v1.5, torch's hub cache
@@ -96,13 +106,7 @@ pub fn candidates(variant: Variant, include_top: bool) -> Vec<PathBuf> {
                 dirs.push(h.join(".cache").join("resnet50"));
             }
             let mut paths: Vec<PathBuf> = dirs.iter().map(|d| d.join(TORCH_FILE)).collect();
-            // torch.hub.get_dir(): $TORCH_HOME, else $XDG_CACHE_HOME/torch, else ~/.cache/torch.
-            let torch_home = env_dir("TORCH_HOME")
-                .or_else(|| env_dir("XDG_CACHE_HOME").map(|x| x.join("torch")))
-                .or_else(|| home.as_ref().map(|h| h.join(".cache").join("torch")));
-            if let Some(t) = torch_home {
-                paths.push(t.join("hub").join("checkpoints").join(TORCHVISION_FILE));
-            }
+            paths.extend(torch_checkpoints_dir().map(|d| d.join(TORCHVISION_FILE)));
             paths
         }
     }
@@ -148,9 +152,7 @@ pub fn find(variant: Variant, include_top: bool) -> Result<PathBuf> {
     }
     let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
     // torchvision's DEFAULT weights in the same cache: say how to use them.
-    let v2 = tried
-        .last()
-        .and_then(|p| p.parent())
+    let v2 = torch_checkpoints_dir()
         .map(|d| d.join(TORCHVISION_V2_FILE))
         .filter(|p| variant == Variant::V1_5 && p.is_file())
         .map(|p| {
