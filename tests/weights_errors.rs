@@ -50,14 +50,7 @@ fn pth_bytes() -> &'static [u8] {
 
 /// A zip archive of stored members, as torch writes them.
 fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
-    use std::io::Write;
-    let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    for (name, bytes) in members {
-        z.start_file(*name, opts).unwrap();
-        z.write_all(bytes).unwrap();
-    }
-    z.finish().unwrap().into_inner()
+    export::zip_bytes(members).unwrap()
 }
 
 fn h5_layers() -> Vec<H5Layer> {

@@ -1,7 +1,8 @@
 //! Writers of framework-layout files from canonical weights: safetensors with
 //! torchvision/timm, Hugging Face or Keras names, PyTorch zip checkpoints, the
-//! three Keras HDF5 layouts and the `.keras` archive around a `.weights.h5`. They produce exactly what the importers read, so tests, fuzz seeds
-//! and users (exporting back to a framework) can build real files without
+//! three Keras HDF5 layouts and the `.keras` archive around a `.weights.h5`.
+//! They produce exactly what the importers read, so tests, fuzz seeds and
+//! users (exporting back to a framework) can build real files without
 //! Python. Writers take a list of named tensors, so a caller can alter it
 //! (drop, add, reshape, poison) before writing.
 
@@ -183,7 +184,7 @@ pub fn pytorch_bytes(tensors: &[Tensor]) -> Result<Vec<u8>> {
     let mut members: Vec<(&str, &[u8])> = vec![("archive/data.pkl", &pickle), ("archive/byteorder", b"little")];
     members.extend(storages.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
     members.push(("archive/version", b"3\n"));
-    stored_zip(&members)
+    zip_bytes(&members)
 }
 
 /// A Keras 3 `.keras` model file around the `.weights.h5` image `h5` (as
@@ -201,15 +202,24 @@ pub fn pytorch_bytes(tensors: &[Tensor]) -> Result<Vec<u8>> {
 /// # Ok::<(), resnet50::Error>(())
 /// ```
 pub fn keras_archive_bytes(h5: &[u8]) -> Result<Vec<u8>> {
-    stored_zip(&[
+    zip_bytes(&[
         ("metadata.json", br#"{"keras_version": "3.15.1"}"#),
         ("config.json", br#"{"module": "keras.src.models.functional", "class_name": "Functional"}"#),
         ("model.weights.h5", h5),
     ])
 }
 
-/// A zip archive of `members`, stored uncompressed, 64-byte aligned (as torch does).
-fn stored_zip(members: &[(&str, &[u8])]) -> Result<Vec<u8>> {
+/// A zip archive of `members` (name, bytes), stored uncompressed and 64-byte
+/// aligned, as torch writes its checkpoints (also for tests that need a zip
+/// of their own making).
+///
+/// ```
+/// use resnet50::loaders::export;
+/// let z = export::zip_bytes(&[("a/data.pkl", b"\x80\x02N.")])?;
+/// assert!(z.starts_with(b"PK\x03\x04"));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
+pub fn zip_bytes(members: &[(&str, &[u8])]) -> Result<Vec<u8>> {
     use std::io::Write;
     use zip::write::{SimpleFileOptions, ZipWriter};
     let fail = |e: &dyn std::fmt::Display| Error::Weights(format!("writing a zip archive: {e}"));
