@@ -7,8 +7,9 @@ use std::sync::OnceLock;
 
 use resnet50::init::deterministic;
 use resnet50::loaders::export::{self, H5Layer, H5Layout, Tensor};
+use resnet50::loaders::export::{OnnxAttr, OnnxModel};
 use resnet50::loaders::names::Scheme;
-use resnet50::loaders::{self, keras_h5, native, pytorch, safetensors as st_loader};
+use resnet50::loaders::{self, keras_h5, native, onnx, pytorch, safetensors as st_loader};
 use resnet50::{CanonicalWeights, Error, ResNet50, Variant, WeightsSource};
 use safetensors::Dtype;
 
@@ -60,6 +61,16 @@ fn h5_layers() -> Vec<H5Layer> {
 fn h5_bytes() -> &'static [u8] {
     static B: OnceLock<Vec<u8>> = OnceLock::new();
     B.get_or_init(|| export::keras_h5_bytes(&h5_layers(), H5Layout::Keras, false).unwrap())
+}
+
+fn onnx_model() -> &'static OnnxModel {
+    static M: OnceLock<OnnxModel> = OnceLock::new();
+    M.get_or_init(|| export::onnx_model(v15(), 1e-5, false))
+}
+
+fn onnx_bytes() -> &'static [u8] {
+    static B: OnceLock<Vec<u8>> = OnceLock::new();
+    B.get_or_init(|| onnx_model().to_bytes())
 }
 
 fn native_bytes() -> &'static [u8] {
@@ -124,9 +135,13 @@ fn empty_directory_missing_and_special_paths() {
 fn truncated_files_of_every_format() {
     let tmp = tmp();
     let dir = tmp.path();
-    for (name, bytes) in
-        [("t.safetensors", tv_bytes()), ("t.h5", h5_bytes()), ("t.r50w", native_bytes()), ("t.pth", pth_bytes())]
-    {
+    for (name, bytes) in [
+        ("t.safetensors", tv_bytes()),
+        ("t.h5", h5_bytes()),
+        ("t.r50w", native_bytes()),
+        ("t.pth", pth_bytes()),
+        ("t.onnx", onnx_bytes()),
+    ] {
         for cut in [4, 9, 63, 200, 5000, bytes.len() / 2, bytes.len() - 1] {
             let p = write(dir, name, &bytes[..cut]);
             let m = open_err(&p);
@@ -387,6 +402,128 @@ fn pytorch_checkpoint_problems_name_the_member_or_tensor() {
     assert!(m.contains("layer3.2.bn2.running_var") && m.contains("missing"), "{m}");
 }
 
+/// An ONNX graph that is not ResNet50's — a stride, a padding, an op, a
+/// consumer, a weight that is computed or stored elsewhere — is refused
+/// naming the node or tensor and what ResNet50 has there; nothing that
+/// computes another network loads.
+#[test]
+fn onnx_graph_problems_name_the_node() {
+    let err = |m: &OnnxModel| match onnx::from_bytes(Path::new("g.onnx"), &m.to_bytes()) {
+        Ok(_) => panic!("should not load"),
+        Err(e) => {
+            assert!(matches!(e, Error::Weights(_)), "{e:?}");
+            e.to_string()
+        }
+    };
+    let named = |m: &OnnxModel, name: &str| m.nodes.iter().position(|n| n.name == name).unwrap();
+    let attr = |m: &mut OnnxModel, node: &str, key: &str, v: OnnxAttr| {
+        let i = named(m, node);
+        m.nodes[i].attrs.retain(|(k, _)| k != key);
+        m.nodes[i].attrs.push((key.into(), v));
+    };
+    let good = onnx_model();
+    let check = |m: &OnnxModel, wants: &[&str]| {
+        let e = err(m);
+        assert!(e.starts_with("weights: g.onnx: ") || e.contains("g.onnx"), "{e}");
+        for w in wants {
+            assert!(e.contains(w), "expected {w:?} in: {e}");
+        }
+    };
+    // A stride neither variant has there; then v1.5's 3x3 stride moved to
+    // its 1x1 in one block only (a mix of both variants).
+    let mut m = good.clone();
+    attr(&mut m, "/conv2_block2_2/Conv", "strides", OnnxAttr::Ints(vec![2, 2]));
+    check(&m, &["neither ResNet50 v1's nor v1.5's", "conv2_block2_2 has stride 2"]);
+    let mut m = good.clone();
+    attr(&mut m, "/conv4_block1_2/Conv", "strides", OnnxAttr::Ints(vec![1, 1]));
+    attr(&mut m, "/conv4_block1_1/Conv", "strides", OnnxAttr::Ints(vec![2, 2]));
+    check(&m, &["neither ResNet50 v1's nor v1.5's", "conv3_block1_1 has stride 1 (v1: 2, v1.5: 1)"]);
+    // Padding, group, dilation, kernel_shape.
+    let mut m = good.clone();
+    attr(&mut m, "/conv3_block2_2/Conv", "pads", OnnxAttr::Ints(vec![0, 0, 2, 2]));
+    check(&m, &["/conv3_block2_2/Conv", "padding [0, 0, 2, 2]", "pads [1, 1, 1, 1]"]);
+    let mut m = good.clone();
+    attr(&mut m, "/conv3_block2_2/Conv", "auto_pad", OnnxAttr::Text("SAME_UPPER".into()));
+    attr(&mut m, "/conv3_block2_2/Conv", "strides", OnnxAttr::Ints(vec![2, 2]));
+    check(&m, &["auto_pad SAME_UPPER"]);
+    let mut m = good.clone();
+    attr(&mut m, "/conv5_block3_2/Conv", "group", OnnxAttr::Int(2));
+    check(&m, &["conv5_block3_2", "group 2"]);
+    let mut m = good.clone();
+    attr(&mut m, "/conv1/Conv", "dilations", OnnxAttr::Ints(vec![2, 2]));
+    check(&m, &["conv1", "dilations [2, 2]"]);
+    let mut m = good.clone();
+    attr(&mut m, "/maxpool/MaxPool", "pads", OnnxAttr::Ints(vec![0, 0, 1, 1]));
+    check(&m, &["/maxpool/MaxPool", "not ResNet50's max-pool"]);
+    // Another activation, an extra consumer, a residual add of the wrong values.
+    let mut m = good.clone();
+    let i = named(&m, "/conv2_block2_1/Relu");
+    m.nodes[i].op = "Sigmoid".into();
+    check(&m, &["feeds node \"/conv2_block2_1/Relu\" (Sigmoid)", "one Relu (after conv2_block2_1)"]);
+    let mut m = good.clone();
+    let mut extra = m.nodes[named(&m, "/conv3_block2/Relu")].clone();
+    extra.name = "tap".into();
+    extra.op = "Sigmoid".into();
+    extra.outputs = vec!["tapped".into()];
+    m.nodes.push(extra);
+    check(&m, &["value \"conv3_block2/add\" feeds", "node \"tap\" (Sigmoid)", "one Relu (after conv3_block2's residual Add)"]);
+    let mut m = good.clone();
+    let i = named(&m, "/conv4_block3/Add");
+    m.nodes[i].inputs[1] = m.nodes[i].inputs[0].clone();
+    check(&m, &["value \"conv4_block2/out\" feeds", "conv4_block3's first 1x1 convolution and its residual Add"]);
+    // A weight computed by the graph (no initializer), one in an external
+    // file, one of the wrong shape or element type.
+    let mut m = good.clone();
+    m.initializers.retain(|t| t.name != "conv4_block2_2.weight");
+    check(&m, &["conv4_block2_2.weight", "computed by the graph, not stored"]);
+    let mut m = good.clone();
+    m.external.push("conv2_block1_0.weight".into());
+    check(&m, &["conv2_block1_0.weight", "external data file"]);
+    let mut m = good.clone();
+    let t = m.initializers.iter_mut().find(|t| t.name == "conv3_block4_3.weight").unwrap();
+    t.shape = vec![512, 128, 1];
+    check(&m, &["conv3_block4_3.weight", "has shape [512, 128, 1]", "conv3_block4_3/kernel needs [512, 128, 1, 1]"]);
+    let mut m = good.clone();
+    m.initializers.iter_mut().find(|t| t.name == "conv1.weight").unwrap().dtype = Dtype::I32;
+    check(&m, &["conv1.weight", "element type int32"]);
+    let mut m = good.clone();
+    m.initializers.iter_mut().find(|t| t.name == "conv2_block3_2.bn.var").unwrap().data[5] = -1.0;
+    check(&m, &["conv2_block3_2.bn.var", "negative"]);
+    // Two BatchNorm ε in one graph; the last value not returned.
+    let mut m = good.clone();
+    attr(&mut m, "/conv5_block1_0/BN", "epsilon", OnnxAttr::Float(1e-3));
+    check(&m, &["different epsilon", "/conv5_block1_0/BN"]);
+    let mut m = good.clone();
+    m.outputs = vec!["something-else".into()];
+    check(&m, &["\"logits\"", "not a graph output"]);
+    // Preprocessing inside the graph is not read.
+    let mut m = good.clone();
+    let i = named(&m, "/conv1/Conv");
+    m.nodes[i].inputs[0] = "scaled".into();
+    m.nodes.insert(0, export_node("Mul", &["input", "conv1.weight"], &["scaled"]));
+    check(&m, &["\"input\"", "(Mul)", "the stem convolution conv1"]);
+    // A graph of ten times ResNet50's nodes is refused before it is walked…
+    let mut m = good.clone();
+    let filler = export_node("Relu", &["nothing"], &["nowhere"]);
+    m.nodes.extend(std::iter::repeat_n(filler, onnx::MAX_NODES));
+    check(&m, &["more than 50000 nodes"]);
+    // …and through the file loader, the message names the file.
+    let tmp = tmp();
+    let p = write(tmp.path(), "cut.onnx", &onnx_bytes()[..onnx_bytes().len() / 3]);
+    let e = open_err(&p);
+    assert!(e.contains("not a readable ONNX model") && e.contains("truncated"), "{e}");
+}
+
+fn export_node(op: &str, ins: &[&str], outs: &[&str]) -> export::OnnxNode {
+    export::OnnxNode {
+        op: op.into(),
+        name: String::new(),
+        inputs: ins.iter().map(|s| s.to_string()).collect(),
+        outputs: outs.iter().map(|s| s.to_string()).collect(),
+        attrs: Vec::new(),
+    }
+}
+
 /// Arbitrary damage to every format is an `Err` (or, rarely, a valid load),
 /// never a panic.
 #[test]
@@ -398,7 +535,8 @@ fn damaged_bytes_never_panic() {
         seed
     };
     for round in 0..10 {
-        for (kind, good) in [(0, tv_bytes()), (1, h5_bytes()), (2, native_bytes()), (3, pth_bytes())] {
+        for (kind, good) in [(0, tv_bytes()), (1, h5_bytes()), (2, native_bytes()), (3, pth_bytes()), (4, onnx_bytes())]
+        {
             let mut b = good.to_vec();
             // Damage the metadata-heavy start more often than the bulk data.
             for _ in 0..1 + round % 4 {
@@ -412,7 +550,8 @@ fn damaged_bytes_never_panic() {
                 0 => st_loader::from_bytes(name, &b).map(|_| ()),
                 1 => keras_h5::from_bytes(name, &b).map(|_| ()),
                 2 => native::parse(name, &b).map(|_| ()),
-                _ => pytorch::from_bytes(name, &b).map(|_| ()),
+                3 => pytorch::from_bytes(name, &b).map(|_| ()),
+                _ => onnx::from_bytes(name, &b).map(|_| ()),
             };
             if let Err(e) = r {
                 assert!(e.to_string().contains("damaged"), "{e}");

@@ -2,7 +2,8 @@
 //! `model.save("x.keras")`, Keras 3 legacy `model.save("x.h5")`, an h5py file
 //! in the 2016 Keras layout, a torchvision state dict in safetensors and
 //! through `torch.save`, zip and legacy), filled with the deterministic
-//! weights, load to exactly `init::deterministic`.
+//! weights, load to exactly `init::deterministic`; `torch.onnx.export`'s
+//! ONNX files (BatchNorm folded by torch) to its folded form.
 //!
 //! Needs the files: `.venv-golden/bin/python tools/weights/make_framework_files.py DIR`
 //! then `RESNET50_FRAMEWORK_FILES=DIR cargo test --release --test weights_frameworks`.
@@ -10,8 +11,10 @@
 
 use std::path::PathBuf;
 
+use resnet50::arch::conv_specs;
 use resnet50::init::deterministic;
-use resnet50::loaders::{self, names::Scheme, Format};
+use resnet50::loaders::{self, names::Scheme, onnx::FOLDED_EPSILON, Format};
+use resnet50::weights::fold_batch_norm;
 use resnet50::Variant;
 
 #[test]
@@ -41,5 +44,39 @@ fn framework_files_load_to_the_deterministic_weights() {
         loaders::convert(&p, &native, Some(variant)).unwrap();
         assert!(matches!(loaders::open(&native).unwrap(), loaders::Opened::Native(_)));
         std::fs::remove_file(native).unwrap();
+    }
+}
+
+/// `torch.onnx.export` (TorchScript and dynamo exporters) folds each
+/// BatchNorm into its Conv in f32; the folded kernels and biases read from
+/// the graph equal ours (folded in f64 from the same weights) to f32
+/// rounding, and the classifier exactly.
+#[test]
+fn torch_onnx_exports_load_to_the_folded_deterministic_weights() {
+    let Some(dir) = std::env::var_os("RESNET50_FRAMEWORK_FILES").map(PathBuf::from) else {
+        eprintln!("RESNET50_FRAMEWORK_FILES not set: skipping (see tools/weights/make_framework_files.py)");
+        return;
+    };
+    for (file, classes) in [
+        ("torchvision_top.onnx", Some(10)),
+        ("torchvision_top_dynamo.onnx", Some(10)),
+        ("torchvision_notop.onnx", None),
+    ] {
+        let p = dir.join(file);
+        let l = loaders::load(&p).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!((l.format, l.bn_epsilon, l.weights.variant), (Format::Onnx, Some(FOLDED_EPSILON), Variant::V1_5));
+        let det = deterministic(Variant::V1_5, classes);
+        let mut worst = 0.0f32;
+        for (i, s) in conv_specs(Variant::V1_5).iter().enumerate() {
+            let (wk, wb) = fold_batch_norm(s, &det.convs[i], 1e-5);
+            let (gk, gb) = fold_batch_norm(s, &l.weights.convs[i], FOLDED_EPSILON);
+            let scale = wk.iter().chain(&wb).fold(0.0f32, |m, v| m.max(v.abs()));
+            for (g, w) in gk.iter().chain(&gb).zip(wk.iter().chain(&wb)) {
+                worst = worst.max((g - w).abs() / scale);
+            }
+        }
+        assert!(worst < 1e-6, "{file}: folded weights differ by {worst} of the layer's largest value");
+        assert_eq!(l.weights.fc, det.fc, "{file}");
+        eprintln!("{file}: largest difference of a folded weight {worst:.2e} of its layer's largest");
     }
 }

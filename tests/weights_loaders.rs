@@ -204,6 +204,100 @@ fn pytorch_checkpoints_and_keras_archives() {
     }
 }
 
+#[test]
+fn onnx_models_by_graph_structure() {
+    use resnet50::loaders::export::{OnnxAttr, OnnxModel, OnnxNode};
+    use resnet50::loaders::onnx::FOLDED_EPSILON;
+    let tmp = tmp();
+    let dir = tmp.path();
+    // BatchNormalization nodes kept: exactly the canonical weights; the
+    // strides say the variant, the Gemm the classes, the nodes the ε.
+    for (variant, eps) in [(Variant::V1, 1.001e-5), (Variant::V1_5, 1e-5)] {
+        for top in [true, false] {
+            let w = weights(variant, top);
+            let p = write(dir, "m.onnx", &export::onnx_model(w, eps, false).to_bytes());
+            let l = loaders::load(&p).unwrap_or_else(|e| panic!("{variant} top={top}: {e}"));
+            assert_eq!((l.format, l.bn_epsilon, l.classes()), (Format::Onnx, Some(eps), top.then_some(10)));
+            assert_eq!(&l.weights, w, "{variant} top={top}");
+        }
+    }
+    // BatchNorm folded into each Conv, as torch.onnx.export writes it: the
+    // folded kernels and biases are the file's, bit for bit, and the network
+    // is the one built from the unfolded weights.
+    let w = weights(Variant::V1_5, true);
+    let p = write(dir, "folded.onnx", &export::onnx_model(w, 1e-5, true).to_bytes());
+    let l = loaders::load(&p).unwrap();
+    assert_eq!(l.bn_epsilon, Some(FOLDED_EPSILON));
+    for (i, s) in resnet50::arch::conv_specs(Variant::V1_5).iter().enumerate() {
+        let want = resnet50::weights::fold_batch_norm(s, &w.convs[i], 1e-5);
+        assert_eq!(resnet50::weights::fold_batch_norm(s, &l.weights.convs[i], FOLDED_EPSILON), want, "{}", s.name);
+    }
+    let base = || ResNet50::new().variant(Variant::V1_5).classes(10);
+    let mem = run(base().weights(WeightsSource::Canonical(Arc::new(w.clone()))));
+    assert_eq!(run(base().weights(WeightsSource::File(p.clone()))), mem);
+
+    // What other exporters write: float16 initializers; Identity nodes; the
+    // dynamo exporter's ReduceMean (axes as an input) + Reshape; a MatMul +
+    // Add classifier or a Gemm with a [2048, classes] kernel (transB = 0).
+    let model = export::onnx_model(w, 1e-5, false);
+    let node = |op: &str, ins: &[&str], outs: &[&str], attrs: Vec<(String, OnnxAttr)>| OnnxNode {
+        op: op.into(),
+        name: String::new(),
+        inputs: ins.iter().map(|s| s.to_string()).collect(),
+        outputs: outs.iter().map(|s| s.to_string()).collect(),
+        attrs,
+    };
+    let i64s = |name: &str, v: &[i64]| Tensor {
+        name: name.into(),
+        shape: vec![v.len()],
+        data: v.iter().map(|&x| x as f32).collect(),
+        dtype: Dtype::I64,
+    };
+    let load = |m: &OnnxModel| resnet50::loaders::onnx::from_bytes(Path::new("mem.onnx"), &m.to_bytes());
+    let mut half = model.clone();
+    half.initializers.iter_mut().for_each(|t| t.dtype = Dtype::F16);
+    let l = load(&half).unwrap();
+    let (a, b) = (&l.weights.convs[7].kernel, &w.convs[7].kernel);
+    assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-2 * y.abs().max(1e-3)));
+
+    let mut dynamo = model.clone();
+    let at = |m: &OnnxModel, op: &str| m.nodes.iter().position(|n| n.op == op).unwrap();
+    let gap = at(&dynamo, "GlobalAveragePool");
+    dynamo.nodes[gap].op = "ReduceMean".into();
+    dynamo.nodes[gap].inputs.push("axes".into());
+    dynamo.nodes[gap].attrs.push(("keepdims".into(), OnnxAttr::Int(1)));
+    let flat = at(&dynamo, "Flatten");
+    dynamo.nodes[flat] = node("Reshape", &["pooled", "shape"], &["features"], vec![]);
+    dynamo.initializers.extend([i64s("axes", &[-1, -2]), i64s("shape", &[1, 2048])]);
+    // Identity after the stem's Relu and after the classifier.
+    let pool = at(&dynamo, "MaxPool");
+    let relu = dynamo.nodes[pool].inputs[0].clone();
+    dynamo.nodes[pool].inputs[0] = "stem-id".into();
+    dynamo.nodes.insert(pool, node("Identity", &[&relu], &["stem-id"], vec![]));
+    dynamo.nodes.push(node("Identity", &["logits"], &["output"], vec![]));
+    dynamo.outputs = vec!["output".into()];
+    assert_eq!(&load(&dynamo).unwrap().weights, w);
+
+    let fc = w.fc.as_ref().unwrap();
+    let keras_fc =
+        Tensor { name: "fc.weight".into(), shape: vec![2048, 10], data: fc.kernel.clone(), dtype: Dtype::F32 };
+    let mut gemm = model.clone();
+    let k = gemm.initializers.iter().position(|t| t.name == "fc.weight").unwrap();
+    gemm.initializers[k] = keras_fc.clone();
+    let g = at(&gemm, "Gemm");
+    gemm.nodes[g].attrs.retain(|(n, _)| n != "transB");
+    assert_eq!(&load(&gemm).unwrap().weights, w);
+    let mut matmul = gemm.clone();
+    matmul.nodes[g] = node("MatMul", &["features", "fc.weight"], &["mm"], vec![]);
+    matmul.nodes.push(node("Add", &["mm", "fc.bias"], &["logits"], vec![]));
+    assert_eq!(&load(&matmul).unwrap().weights, w);
+    // transB = 0 with torch's [classes, 2048] kernel is not ResNet50's.
+    let mut wrong = gemm.clone();
+    wrong.initializers[k] = model.initializers[k].clone();
+    let e = load(&wrong).unwrap_err().to_string();
+    assert!(e.contains("fc.weight") && e.contains("[2048, classes]"), "{e}");
+}
+
 fn run(b: ResNet50) -> Vec<f32> {
     let m = b.input_shape(32, 32, 3).build().unwrap();
     m.predict(&resnet50::init::deterministic_input(1, 32, 32)).unwrap()

@@ -579,3 +579,295 @@ pub fn keras_h5_bytes(layers: &[H5Layer], layout: H5Layout, fixed_strings: bool)
     }
     fb.finish().map_err(|e| Error::Weights(format!("writing HDF5: {e}")))
 }
+
+/// An attribute of an [`OnnxNode`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum OnnxAttr {
+    /// `INT`.
+    Int(i64),
+    /// `INTS`.
+    Ints(Vec<i64>),
+    /// `FLOAT`.
+    Float(f32),
+    /// `STRING`.
+    Text(String),
+}
+
+/// A node of an [`OnnxModel`] (default domain).
+#[derive(Clone, Debug, PartialEq)]
+pub struct OnnxNode {
+    /// `op_type`, e.g. `Conv`.
+    pub op: String,
+    /// Node name.
+    pub name: String,
+    /// Input value names (`""` for an omitted optional input).
+    pub inputs: Vec<String>,
+    /// Output value names.
+    pub outputs: Vec<String>,
+    /// Attributes, in order.
+    pub attrs: Vec<(String, OnnxAttr)>,
+}
+
+impl OnnxNode {
+    fn new(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<(&str, OnnxAttr)>) -> Self {
+        let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        OnnxNode {
+            op: op.into(),
+            name: name.into(),
+            inputs: owned(inputs),
+            outputs: owned(outputs),
+            attrs: attrs.into_iter().map(|(n, a)| (n.to_string(), a)).collect(),
+        }
+    }
+}
+
+/// An ONNX model as [`onnx_model`] builds it: alter `nodes` or
+/// `initializers` (a [`Tensor`]'s `dtype` picks the ONNX element type; an
+/// initializer named in `external` is written as stored in an external
+/// file), then [`OnnxModel::to_bytes`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct OnnxModel {
+    /// The graph input's name; its dims are `[1, 3, 224, 224]`.
+    pub input: String,
+    /// The graph outputs' names.
+    pub outputs: Vec<String>,
+    /// Nodes in topological order.
+    pub nodes: Vec<OnnxNode>,
+    /// Initializers.
+    pub initializers: Vec<Tensor>,
+    /// Initializers to mark as external data (`data_location = EXTERNAL`, no data).
+    pub external: Vec<String>,
+}
+
+/// ResNet50 as an ONNX model (NCHW input `input` `[1, 3, 224, 224]`, opset
+/// 17), laid out as `torch.onnx.export` writes torchvision's model: OIHW
+/// kernels, `Conv` then `BatchNormalization` (ε `eps`) — or, with `fold`, the
+/// BatchNorm folded into each `Conv`'s kernel and bias as the TorchScript
+/// exporter does — `Relu`, `MaxPool`, `Add`, `GlobalAveragePool`, `Flatten`
+/// and `Gemm` with `transB = 1` (the classifier only when `w` has one; the
+/// output is then `logits`, else the pooled features `features`).
+///
+/// ```
+/// use resnet50::loaders::{export, onnx, Format};
+/// use resnet50::{init, Variant};
+/// let w = init::keras_random(Variant::V1, Some(10), 0);
+/// let model = export::onnx_model(&w, 1.001e-5, false);
+/// assert_eq!(model.nodes.iter().filter(|n| n.op == "Conv").count(), 53);
+/// let loaded = onnx::from_bytes(std::path::Path::new("mem"), &model.to_bytes())?;
+/// assert_eq!((loaded.format, &loaded.weights, loaded.bn_epsilon), (Format::Onnx, &w, Some(1.001e-5)));
+/// # Ok::<(), resnet50::Error>(())
+/// ```
+pub fn onnx_model(w: &CanonicalWeights, eps: f32, fold: bool) -> OnnxModel {
+    use OnnxAttr::{Int, Ints};
+    let mut nodes = Vec::new();
+    let mut inits = Vec::new();
+    let specs = conv_specs(w.variant);
+    let mut conv = |x: &str, i: usize, relu: bool, nodes: &mut Vec<OnnxNode>| -> String {
+        let (s, c) = (&specs[i], &w.convs[i]);
+        let hwio = [s.k, s.k, s.cin, s.cout];
+        let oihw = vec![s.cout, s.cin, s.k, s.k];
+        let (kernel, bias) = if fold {
+            let (k, b) = crate::weights::fold_batch_norm(s, c, eps);
+            (k, Some(b))
+        } else {
+            (c.kernel.clone(), c.bias.clone())
+        };
+        let wname = format!("{}.weight", s.name);
+        inits.push(Tensor::f32(&wname, oihw, hwio_to_oihw(&kernel, hwio)));
+        let mut ins = vec![x.to_string(), wname];
+        if let Some(b) = bias {
+            ins.push(format!("{}.bias", s.name));
+            inits.push(Tensor::f32(format!("{}.bias", s.name), vec![s.cout], b));
+        }
+        let mut y = format!("{}/conv", s.name);
+        let attrs = vec![
+            ("dilations", Ints(vec![1, 1])),
+            ("group", Int(1)),
+            ("kernel_shape", Ints(vec![s.k as i64; 2])),
+            ("pads", Ints(vec![s.pad as i64; 4])),
+            ("strides", Ints(vec![s.stride as i64; 2])),
+        ];
+        let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
+        nodes.push(OnnxNode::new("Conv", &format!("/{}/Conv", s.name), &ins, &[&y], attrs));
+        if !fold {
+            let mut ins = vec![y.clone()];
+            for (part, v) in ["gamma", "beta", "mean", "var"].iter().zip(bn_values(c)) {
+                ins.push(format!("{}.bn.{part}", s.name));
+                inits.push(Tensor::f32(format!("{}.bn.{part}", s.name), vec![s.cout], v.clone()));
+            }
+            let bn = format!("{}/bn", s.name);
+            let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
+            let attrs = vec![("epsilon", OnnxAttr::Float(eps))];
+            nodes.push(OnnxNode::new("BatchNormalization", &format!("/{}/BN", s.name), &ins, &[&bn], attrs));
+            y = bn;
+        }
+        if relu {
+            let r = format!("{}/relu", s.name);
+            nodes.push(OnnxNode::new("Relu", &format!("/{}/Relu", s.name), &[&y], &[&r], vec![]));
+            y = r;
+        }
+        y
+    };
+    let stem = conv("input", 0, true, &mut nodes);
+    let pool = vec![("kernel_shape", Ints(vec![3, 3])), ("pads", Ints(vec![1; 4])), ("strides", Ints(vec![2, 2]))];
+    nodes.push(OnnxNode::new("MaxPool", "/maxpool/MaxPool", &[&stem], &["pool1"], pool));
+    let mut x = "pool1".to_string();
+    let mut i = 1;
+    while i < specs.len() {
+        let p = specs[i].name.rsplit_once('_').map_or("", |(p, _)| p).to_string();
+        let short = if specs[i].index == 0 {
+            i += 1;
+            conv(&x, i - 1, false, &mut nodes)
+        } else {
+            x.clone()
+        };
+        let y = conv(&x, i, true, &mut nodes);
+        let y = conv(&y, i + 1, true, &mut nodes);
+        let y = conv(&y, i + 2, false, &mut nodes);
+        i += 3;
+        let (add, out) = (format!("{p}/add"), format!("{p}/out"));
+        nodes.push(OnnxNode::new("Add", &format!("/{p}/Add"), &[&y, &short], &[&add], vec![]));
+        nodes.push(OnnxNode::new("Relu", &format!("/{p}/Relu"), &[&add], &[&out], vec![]));
+        x = out;
+    }
+    nodes.push(OnnxNode::new("GlobalAveragePool", "/avgpool/GlobalAveragePool", &[&x], &["pooled"], vec![]));
+    nodes.push(OnnxNode::new("Flatten", "/Flatten", &["pooled"], &["features"], vec![("axis", Int(1))]));
+    let mut out = "features";
+    if let Some(fc) = &w.fc {
+        inits.push(Tensor::f32("fc.weight", vec![fc.classes, FEATURES], transpose(&fc.kernel, FEATURES, fc.classes)));
+        inits.push(Tensor::f32("fc.bias", vec![fc.classes], fc.bias.clone()));
+        let attrs = vec![("alpha", OnnxAttr::Float(1.0)), ("beta", OnnxAttr::Float(1.0)), ("transB", Int(1))];
+        nodes.push(OnnxNode::new("Gemm", "/fc/Gemm", &["features", "fc.weight", "fc.bias"], &["logits"], attrs));
+        out = "logits";
+    }
+    OnnxModel { input: "input".into(), outputs: vec![out.into()], nodes, initializers: inits, external: Vec::new() }
+}
+
+impl OnnxModel {
+    /// Serialises the model as an ONNX file (`ModelProto`, IR version 8,
+    /// opset 17, producer `resnet50`).
+    ///
+    /// ```
+    /// use resnet50::loaders::{detect, export, Detected};
+    /// use resnet50::{init, Variant};
+    /// let bytes = export::onnx_model(&init::keras_random(Variant::V1_5, None, 0), 1e-5, true).to_bytes();
+    /// assert_eq!(detect(&bytes[..16], bytes.len() as u64), Some(Detected::Onnx));
+    /// ```
+    pub fn to_bytes(&self) -> Vec<u8> {
+        use prost::encoding::{encode_key, encode_varint, WireType};
+        fn key(b: &mut Vec<u8>, tag: u32, wire: WireType) {
+            encode_key(tag, wire, b);
+        }
+        fn varint(b: &mut Vec<u8>, tag: u32, v: i64) {
+            key(b, tag, WireType::Varint);
+            encode_varint(v as u64, b);
+        }
+        fn bytes(b: &mut Vec<u8>, tag: u32, v: &[u8]) {
+            key(b, tag, WireType::LengthDelimited);
+            encode_varint(v.len() as u64, b);
+            b.extend_from_slice(v);
+        }
+        fn value_info(name: &str, dims: &[i64]) -> Vec<u8> {
+            // ValueInfoProto { name, type: TypeProto { tensor_type { elem_type: FLOAT, shape { dim { dim_value } } } } }
+            let mut shape = Vec::new();
+            for &d in dims {
+                let mut dim = Vec::new();
+                varint(&mut dim, 1, d);
+                bytes(&mut shape, 1, &dim);
+            }
+            let mut tensor = Vec::new();
+            varint(&mut tensor, 1, 1);
+            if !dims.is_empty() {
+                bytes(&mut tensor, 2, &shape);
+            }
+            let mut ty = Vec::new();
+            bytes(&mut ty, 1, &tensor);
+            let mut v = Vec::new();
+            bytes(&mut v, 1, name.as_bytes());
+            bytes(&mut v, 2, &ty);
+            v
+        }
+        let mut graph = Vec::new();
+        for n in &self.nodes {
+            let mut m = Vec::new();
+            for i in &n.inputs {
+                bytes(&mut m, 1, i.as_bytes());
+            }
+            for o in &n.outputs {
+                bytes(&mut m, 2, o.as_bytes());
+            }
+            bytes(&mut m, 3, n.name.as_bytes());
+            bytes(&mut m, 4, n.op.as_bytes());
+            for (name, a) in &n.attrs {
+                let mut attr = Vec::new();
+                bytes(&mut attr, 1, name.as_bytes());
+                let ty = match a {
+                    OnnxAttr::Float(f) => {
+                        key(&mut attr, 2, WireType::ThirtyTwoBit);
+                        attr.extend_from_slice(&f.to_le_bytes());
+                        1
+                    }
+                    OnnxAttr::Int(i) => {
+                        varint(&mut attr, 3, *i);
+                        2
+                    }
+                    OnnxAttr::Text(s) => {
+                        bytes(&mut attr, 4, s.as_bytes());
+                        3
+                    }
+                    OnnxAttr::Ints(v) => {
+                        // proto2 without [packed]: one field per value, as onnx.helper writes them.
+                        for &i in v {
+                            varint(&mut attr, 8, i);
+                        }
+                        7
+                    }
+                };
+                varint(&mut attr, 20, ty);
+                bytes(&mut m, 5, &attr);
+            }
+            bytes(&mut graph, 1, &m);
+        }
+        bytes(&mut graph, 2, b"resnet50");
+        for t in &self.initializers {
+            let mut m = Vec::new();
+            for &d in &t.shape {
+                varint(&mut m, 1, d as i64);
+            }
+            let ty = match t.dtype {
+                Dtype::F16 => 10,
+                Dtype::F64 => 11,
+                Dtype::BF16 => 16,
+                Dtype::I64 => 7,
+                Dtype::I32 => 6,
+                _ => 1,
+            };
+            varint(&mut m, 2, ty);
+            bytes(&mut m, 8, t.name.as_bytes());
+            if self.external.contains(&t.name) {
+                let mut entry = Vec::new();
+                bytes(&mut entry, 1, b"location");
+                bytes(&mut entry, 2, format!("{}.bin", t.name).as_bytes());
+                bytes(&mut m, 13, &entry);
+                varint(&mut m, 14, 1);
+            } else {
+                bytes(&mut m, 9, &encode(t));
+            }
+            bytes(&mut graph, 5, &m);
+        }
+        bytes(&mut graph, 11, &value_info(&self.input, &[1, 3, 224, 224]));
+        for o in &self.outputs {
+            bytes(&mut graph, 12, &value_info(o, &[]));
+        }
+        let mut model = Vec::new();
+        varint(&mut model, 1, 8);
+        bytes(&mut model, 2, b"resnet50");
+        bytes(&mut model, 3, env!("CARGO_PKG_VERSION").as_bytes());
+        bytes(&mut model, 7, &graph);
+        let mut opset = Vec::new();
+        bytes(&mut opset, 1, b"");
+        varint(&mut opset, 2, 17);
+        bytes(&mut model, 8, &opset);
+        model
+    }
+}

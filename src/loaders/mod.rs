@@ -18,6 +18,7 @@
 //! | Keras 3 `.keras` model (`model.save`): its `model.weights.h5` | `PK\x03\x04` + that member | v1 | 1.001e-5 |
 //! | PyTorch zip checkpoint (`.pth`, `pytorch_model.bin`), torchvision/timm or Hugging Face names | `PK\x03\x04` + a `data.pkl` member | v1.5 | 1e-5 |
 //! | PyTorch legacy checkpoint (torch < 1.6), same names | [`pytorch::LEGACY_MAGIC`] | v1.5 | 1e-5 |
+//! | ONNX model (`torch.onnx.export`, …): weights by graph structure, not names | `ModelProto` field 1 ([`onnx::looks_like_onnx`]) | from the strides | the BatchNormalization nodes', 0 if folded |
 //! | native (prepared, packed) | `\x89RN50W\r\n` | in header | folded in |
 //!
 //! See `docs/weights.md` for the user's view and `docs/native-format.md` for
@@ -29,6 +30,7 @@ pub mod imagenet;
 pub mod keras_h5;
 pub mod names;
 pub mod native;
+pub mod onnx;
 pub mod pickle;
 pub mod pytorch;
 pub mod safetensors;
@@ -79,6 +81,9 @@ pub enum Format {
     /// A PyTorch checkpoint (`torch.save(state_dict)`: `.pth`,
     /// `pytorch_model.bin`; zip or legacy) with the given naming scheme.
     PyTorch(names::Scheme),
+    /// An ONNX model (`torch.onnx.export`, …), its weights found by walking
+    /// the graph ([`onnx`]).
+    Onnx,
 }
 
 impl fmt::Display for Format {
@@ -90,6 +95,7 @@ impl fmt::Display for Format {
             Format::Keras3 => f.write_str("Keras 3 .weights.h5"),
             Format::Native => f.write_str("native resnet50 weights"),
             Format::PyTorch(s) => write!(f, "PyTorch checkpoint ({})", s.describe()),
+            Format::Onnx => f.write_str("ONNX model"),
         }
     }
 }
@@ -218,6 +224,7 @@ pub fn open(path: &Path) -> Result<Opened> {
         Some(Detected::Hdf5) => Ok(Opened::Canonical(keras_h5::load_file(path, &file)?)),
         Some(Detected::Zip) => Ok(Opened::Canonical(archive::load_file(path, &file)?)),
         Some(Detected::TorchLegacy) => Ok(Opened::Canonical(pytorch::load_legacy_file(path, &file)?)),
+        Some(Detected::Onnx) => Ok(Opened::Canonical(onnx::load_file(path, &file)?)),
         None => Err(unrecognised(path, &head[..n])),
     }
 }
@@ -306,6 +313,9 @@ pub enum Detected {
     Zip,
     /// A legacy PyTorch checkpoint (torch < 1.6): [`pytorch::LEGACY_MAGIC`].
     TorchLegacy,
+    /// An ONNX model: a protobuf `ModelProto` starting with its `ir_version`
+    /// ([`onnx::looks_like_onnx`]).
+    Onnx,
 }
 
 /// Detects the format from the first (up to 16) bytes and the file length.
@@ -339,6 +349,9 @@ pub fn detect(head: &[u8], file_len: u64) -> Option<Detected> {
             return Some(Detected::Safetensors);
         }
     }
+    if onnx::looks_like_onnx(head) {
+        return Some(Detected::Onnx);
+    }
     None
 }
 
@@ -365,7 +378,7 @@ fn unrecognised(path: &Path, head: &[u8]) -> Error {
     file_err(
         path,
         format!(
-            "unrecognised weights format (first bytes {}): expected safetensors, a PyTorch checkpoint (.pth, .bin), Keras HDF5 (.h5, .weights.h5) or a native resnet50 file",
+            "unrecognised weights format (first bytes {}): expected safetensors, a PyTorch checkpoint (.pth, .bin), Keras HDF5 (.h5, .weights.h5, .keras), ONNX or a native resnet50 file",
             shown.join(" ")
         ),
     )

@@ -14,6 +14,19 @@ Writes into OUT_DIR (default: a new temp dir, printed):
                              container written here (the `safetensors` wheel is not in the venv)
   torchvision_top.pth        the same state dict through `torch.save`
   torchvision_top_legacy.pth the same in torch's legacy (pre-1.6) format
+  torchvision_top.onnx       the same model, eval mode, input [1,3,224,224] float32, through
+                             `torch.onnx.export(dynamo=False, opset_version=17)` (TorchScript
+                             exporter, constant folding on: BN folded into the Conv biases);
+                             graph input "input", output "logits"
+  torchvision_top_dynamo.onnx  the same through `torch.onnx.export(dynamo=True)` (torch.export
+                             exporter, its default opset), weights inside the file
+                             (`external_data=False`)
+  torchvision_notop.onnx     the same with `fc = Identity()`, as torchvision_top.onnx: output
+                             "features" [1,2048], after the global average pool and flatten
+  (the three .onnx files only where `import onnx` works: the exporter needs onnx, and the
+  dynamo one onnxscript and onnx_ir, pinned in tools/golden/requirements.txt since stop 50; a
+  venv built before needs `.venv-golden/bin/pip install --no-deps onnx==1.23.2 onnxscript==0.7.2
+  onnx-ir==1.1.0`. Without onnx a one-line note says they were skipped)
 
 Then run the Rust check:
   RESNET50_FRAMEWORK_FILES=OUT_DIR cargo test --release --test weights_frameworks
@@ -118,11 +131,29 @@ def torch_file(out: Path) -> None:
     torch.save(m.state_dict(), out / "torchvision_top_legacy.pth", _use_new_zipfile_serialization=False)
 
 
+def onnx_files(out: Path) -> None:
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
+    except ImportError:
+        print("onnx not importable: torchvision_*.onnx skipped")
+        return
+    x = torch.from_numpy(np.ascontiguousarray(detgen.input_tensor(1, 224, 224).transpose(0, 3, 1, 2)))  # NCHW
+    m = make_golden.torch_model(case(True) | {"variant": "v1.5"}).eval()
+    with torch.no_grad():
+        torch.onnx.export(m, x, out / "torchvision_top.onnx", dynamo=False, opset_version=17,
+                          input_names=["input"], output_names=["logits"])
+        torch.onnx.export(m, (x,), out / "torchvision_top_dynamo.onnx", dynamo=True, external_data=False)
+        m.fc = torch.nn.Identity()
+        torch.onnx.export(m, x, out / "torchvision_notop.onnx", dynamo=False, opset_version=17,
+                          input_names=["input"], output_names=["features"])
+
+
 def main() -> None:
     out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="resnet50-framework-files-"))
     out.mkdir(parents=True, exist_ok=True)
     keras_old_file(out)
     torch_file(out)
+    onnx_files(out)
     keras_files(out)
     for p in sorted(out.iterdir()):
         print(f"{p.stat().st_size:>12}  {p}")
