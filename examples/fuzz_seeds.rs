@@ -93,6 +93,17 @@ fn main() {
             save(root, "archive", "keras3-few.keras", &export::keras_archive_bytes(&h5).unwrap());
         }
     }
+    // ONNX: ResNet50's whole graph with every initializer's dims but no data
+    // (full tensors would make a 100 MB seed), so the fuzzer starts inside
+    // the graph walk; BatchNorm kept (v1, with the top) and folded (v1.5).
+    for (variant, fold) in [(resnet50::Variant::V1, false), (resnet50::Variant::V1_5, true)] {
+        let w = resnet50::init::keras_random(variant, fold.then_some(3), 0);
+        let mut model = export::onnx_model(&w, 1e-5, fold);
+        model.initializers.iter_mut().for_each(|t| t.data.clear());
+        let bytes = model.to_bytes();
+        assert!(bytes.len() < 65_536, "ONNX seed of {} bytes is over the fuzzers' -max_len", bytes.len());
+        save(root, "onnx", &format!("graph-{variant}{}", if fold { "-folded" } else { "" }), &bytes);
+    }
     // Native: a header + table image (the data region is too large for a seed).
     let w = resnet50::init::keras_random(resnet50::Variant::V1, Some(2), 1);
     let full = native::to_bytes(&w, 1e-5).unwrap();

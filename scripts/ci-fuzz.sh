@@ -8,6 +8,8 @@
 #                       and .keras models, + the ResNet50 name/shape mapping
 #   pickle              the pickle reader behind them, on raw pickle bytes, and
 #                       legacy (pre-zip) PyTorch checkpoints
+#   onnx                ONNX models: protobuf fields, nodes, attributes,
+#                       initializers, the walk of ResNet50's graph
 #   infer               the inference API (build, reshape, session, predict,
 #                       predict_into, features) on arbitrary configurations,
 #                       absurd sizes and non-finite inputs
@@ -47,7 +49,7 @@ cd fuzz
 # each is single-threaded, and CI's cores are otherwise idle by now.
 jobs="${FUZZ_JOBS:-$(nproc)}"
 [ "$jobs" -ge 1 ] || jobs=1
-targets=(native native_checksummed safetensors keras_h5 archive pickle infer proc_stat npy image)
+targets=(native native_checksummed safetensors keras_h5 archive pickle onnx infer proc_stat npy image)
 echo "== building the fuzz targets"
 cargo "${toolchain[@]}" fuzz build --sanitizer none
 

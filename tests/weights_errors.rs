@@ -466,7 +466,10 @@ fn onnx_graph_problems_name_the_node() {
     extra.op = "Sigmoid".into();
     extra.outputs = vec!["tapped".into()];
     m.nodes.push(extra);
-    check(&m, &["value \"conv3_block2/add\" feeds", "node \"tap\" (Sigmoid)", "one Relu (after conv3_block2's residual Add)"]);
+    check(
+        &m,
+        &["value \"conv3_block2/add\" feeds", "node \"tap\" (Sigmoid)", "one Relu (after conv3_block2's residual Add)"],
+    );
     let mut m = good.clone();
     let i = named(&m, "/conv4_block3/Add");
     m.nodes[i].inputs[1] = m.nodes[i].inputs[0].clone();
