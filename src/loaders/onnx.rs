@@ -57,8 +57,11 @@ pub const FOLDED_EPSILON: f32 = f32::MIN_POSITIVE;
 pub const MAX_NODES: usize = 50_000;
 /// Most initializers a graph may have.
 pub const MAX_INITIALIZERS: usize = 50_000;
-/// Most inputs, outputs or attributes one node may have.
-const MAX_NODE_FIELDS: usize = 64;
+/// Most inputs, outputs or attributes one node may have (ResNet50's have at
+/// most 5 inputs and 7 attributes). With [`MAX_NODES`] this bounds what the
+/// reader keeps of a graph (nodes and the consumer map) to ~200 MB, however
+/// the file is made.
+const MAX_NODE_FIELDS: usize = 32;
 /// Most values an integer-list attribute may have (`pads` has 4).
 const MAX_INTS: usize = 64;
 /// Most dimensions a tensor may have.
@@ -390,8 +393,11 @@ fn parse_graph(msg: &[u8]) -> std::result::Result<Graph<'_>, String> {
         {
             g.stored.entry(out).or_insert(t);
         }
-        for &input in &n.inputs {
-            if !input.is_empty() {
+        for (k, &input) in n.inputs.iter().enumerate() {
+            // Nodes that read only a value's type or shape (the dynamo
+            // exporter's unoptimised graphs have them) do not use its values.
+            let type_only = n.is("Shape") || n.is("Size") || (n.is("CastLike") && k == 1);
+            if !input.is_empty() && !type_only {
                 let c = g.consumers.entry(input).or_default();
                 if c.last() != Some(&i) {
                     c.push(i);
@@ -843,18 +849,21 @@ impl<'w, 'a> Walk<'w, 'a> {
             }
         };
         let (w, dims) = self.stored(fc, 1, "weight")?;
-        let (transposed, bias_node) = if fc.is("Gemm") {
+        // Gemm's C is its input 2; the bias Add's whichever input is not the product.
+        let (transposed, bias_node, bias_input) = if fc.is("Gemm") {
             let ok = fc.int("transA", 0).map_err(|e| self.attr_err(fc, e))? == 0
                 && fc.float("alpha", 1.0).map_err(|e| self.attr_err(fc, e))? == 1.0
                 && fc.float("beta", 1.0).map_err(|e| self.attr_err(fc, e))? == 1.0;
             if !ok {
                 return Err(self.err(format!("{} has transA, alpha or beta other than 0, 1, 1", fc.describe())));
             }
-            (fc.int("transB", 0).map_err(|e| self.attr_err(fc, e))? == 0, fc)
+            (fc.int("transB", 0).map_err(|e| self.attr_err(fc, e))? == 0, fc, 2)
         } else {
             let out = self.output(fc)?;
             match self.consumers(out).as_slice() {
-                [add] if add.is("Add") && add.inputs.len() == 2 && add.inputs[0] == out => (true, *add),
+                [add] if add.is("Add") && add.inputs.len() == 2 && add.inputs.contains(&out) => {
+                    (true, *add, if add.inputs[0] == out { 1 } else { 0 })
+                }
                 _ => {
                     return Err(self.err(format!(
                         "value {out:?} {}, where ResNet50's classifier adds its bias",
@@ -863,7 +872,7 @@ impl<'w, 'a> Walk<'w, 'a> {
                 }
             }
         };
-        let (b, bdims) = self.stored(bias_node, if fc.is("Gemm") { 2 } else { 1 }, "bias")?;
+        let (b, bdims) = self.stored(bias_node, bias_input, "bias")?;
         // The assembler reads torch's [classes, 2048]; [2048, classes] is transposed on reading.
         let kdims = if transposed { dims.iter().rev().copied().collect() } else { dims.clone() };
         if transposed && dims.first() != Some(&FEATURES) {
