@@ -88,7 +88,10 @@ enum Command {
     },
     /// Convert a weights file into the native memory-mapped format.
     ///
-    /// Example: resnet50 convert resnet50_weights_tf_dim_ordering_tf_kernels.h5 resnet50.r50
+    /// Examples:
+    ///   resnet50 convert resnet50_weights_tf_dim_ordering_tf_kernels.h5 resnet50.r50w
+    ///   resnet50 convert resnet50.onnx resnet50-v1.5.r50w   (torch.onnx.export's file: the variant is in its strides)
+    #[command(verbatim_doc_comment)]
     Convert {
         /// Source weights file (format detected from its content).
         src: PathBuf,
