@@ -29,12 +29,17 @@ enum Command {
     ///
     /// Example: resnet50 infer --input x.npy --output y.npy --variant v1.5
     Infer {
-        /// Input tensor: little-endian f32, C order, shape [N, H, W, 3] (or [H, W, 3]).
+        /// Input tensor: little-endian f32, C order, shape [N, H, W, 3] (or [H, W, 3]); with
+        /// --layout nchw, [N, 3, H, W] (or [3, H, W]).
         #[arg(long)]
         input: PathBuf,
         /// Where to write the output tensor (.npy).
         #[arg(long)]
         output: PathBuf,
+        /// Layout of the input tensor and of a feature-map output: nhwc (Keras) or nchw (PyTorch,
+        /// ONNX Runtime: the arrays a torchvision or .onnx pipeline already has).
+        #[arg(long, default_value = "nhwc", value_parser = ["nhwc", "nchw"])]
+        layout: String,
         #[command(flatten)]
         model: ModelFlags,
     },
@@ -256,6 +261,32 @@ fn describe(p: &Preprocessing) -> String {
 
 type CliResult<T> = Result<T, String>;
 
+/// `[n, c, h, w]` → `[n, h, w, c]` (the library's layout).
+fn nchw_to_nhwc(x: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
+    let mut y = vec![0.0; x.len()];
+    for b in 0..n {
+        for ch in 0..c {
+            for p in 0..h * w {
+                y[(b * h * w + p) * c + ch] = x[(b * c + ch) * h * w + p];
+            }
+        }
+    }
+    y
+}
+
+/// `[n, h, w, c]` → `[n, c, h, w]`.
+fn nhwc_to_nchw(x: &[f32], [n, h, w, c]: [usize; 4]) -> Vec<f32> {
+    let mut y = vec![0.0; x.len()];
+    for b in 0..n {
+        for p in 0..h * w {
+            for ch in 0..c {
+                y[(b * c + ch) * h * w + p] = x[(b * h * w + p) * c + ch];
+            }
+        }
+    }
+    y
+}
+
 fn parse_hw(s: &str) -> CliResult<(usize, usize)> {
     let bad = || format!("--input-size {s:?}: expected HxW, e.g. 224x224");
     let (h, w) = s.split_once(['x', 'X']).ok_or_else(bad)?;
@@ -325,23 +356,38 @@ fn run(cli: Cli) -> CliResult<()> {
             c.validate().map_err(|e| e.to_string())?;
             print!("{}", resnet50::summary::summary(&c).render(&c));
         }
-        Command::Infer { input, output, model } => {
+        Command::Infer { input, output, layout, model } => {
             let (shape, data) = resnet50::npy::read_f32(&input).map_err(|e| e.to_string())?;
-            let nhwc = match shape[..] {
-                [n, h, w, c] => [n, h, w, c],
-                [h, w, c] => [1, h, w, c],
+            let nchw = layout == "nchw";
+            let (nhwc, data) = match (nchw, &shape[..]) {
+                (false, &[n, h, w, c]) => ([n, h, w, c], data),
+                (false, &[h, w, c]) => ([1, h, w, c], data),
+                (true, &[n, c, h, w]) => ([n, h, w, c], nchw_to_nhwc(&data, [n, c, h, w])),
+                (true, &[c, h, w]) => ([1, h, w, c], nchw_to_nhwc(&data, [1, c, h, w])),
                 _ => {
-                    return Err(format!(
-                        "{}: expected an NHWC tensor [N, H, W, 3] or [H, W, 3], got shape {shape:?}",
-                        input.display()
-                    ));
+                    let want = if nchw {
+                        "an NCHW tensor [N, 3, H, W] or [3, H, W]"
+                    } else {
+                        "an NHWC tensor [N, H, W, 3] or [H, W, 3]"
+                    };
+                    return Err(format!("{}: expected {want}, got shape {shape:?}", input.display()));
                 }
             };
+            if !nchw && nhwc[3] != 3 && shape.len() == 4 && shape[1] == 3 {
+                return Err(format!(
+                    "{}: shape {shape:?} is not NHWC [N, H, W, 3]; it looks like NCHW [N, 3, H, W]: pass --layout nchw",
+                    input.display()
+                ));
+            }
             let m = model.build(Some(nhwc))?;
             let mut session = m.session().map_err(|e| e.to_string())?;
             let y = session.predict(&data).map_err(|e| e.to_string())?;
-            resnet50::npy::write_f32(&output, m.output_shape(), y).map_err(|e| e.to_string())?;
-            eprintln!("wrote {} {:?}", output.display(), m.output_shape());
+            let (written, y) = match (nchw, m.output_shape()) {
+                (true, &[n, h, w, c]) => (vec![n, c, h, w], std::borrow::Cow::Owned(nhwc_to_nchw(y, [n, h, w, c]))),
+                (_, s) => (s.to_vec(), std::borrow::Cow::Borrowed(y)),
+            };
+            resnet50::npy::write_f32(&output, &written, &y).map_err(|e| e.to_string())?;
+            eprintln!("wrote {} {written:?}", output.display());
         }
         Command::Classify { images, top, json, pre, model } => classify(&images, top, json, &pre, &model)?,
         Command::Preprocess { image, output, pre } => {

@@ -53,6 +53,59 @@ fn infer_round_trips_npy_and_matches_the_library() {
     assert_eq!(model.predict(&x).unwrap(), y);
 }
 
+/// `--layout nchw`: the arrays a PyTorch or ONNX Runtime pipeline has, in
+/// and (for feature maps) out; the same numbers as the NHWC run.
+#[test]
+fn infer_layout_nchw_transposes_input_and_feature_maps() {
+    let dir = tmp();
+    let p = |name: &str| dir.path().join(name);
+    let (n, h, w) = (2, 40, 36);
+    let x = resnet50::init::deterministic_input(n, h, w);
+    resnet50::npy::write_f32(&p("x.npy"), &[n, h, w, 3], &x).unwrap();
+    let mut x_nchw = vec![0.0; x.len()];
+    for b in 0..n {
+        for i in 0..h * w {
+            for c in 0..3 {
+                x_nchw[(b * 3 + c) * h * w + i] = x[(b * h * w + i) * 3 + c];
+            }
+        }
+    }
+    resnet50::npy::write_f32(&p("x_nchw.npy"), &[n, 3, h, w], &x_nchw).unwrap();
+    let run = |input: &str, output: &str, extra: &[&str]| {
+        let out = bin()
+            .args(["infer", "--input"])
+            .arg(p(input))
+            .arg("--output")
+            .arg(p(output))
+            .args(["--seed", "3"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        resnet50::npy::read_f32(&p(output)).unwrap()
+    };
+    // Feature maps: NHWC [2, 2, 2, 2048] one way, NCHW [2, 2048, 2, 2] the other.
+    let (s1, y1) = run("x.npy", "f.npy", &["--no-top"]);
+    let (s2, y2) = run("x_nchw.npy", "f_nchw.npy", &["--no-top", "--layout", "nchw"]);
+    assert_eq!((s1.as_slice(), s2.as_slice()), (&[2, 2, 2, 2048][..], &[2, 2048, 2, 2][..]));
+    for b in 0..2 {
+        for i in 0..4 {
+            for c in 0..2048 {
+                assert_eq!(y2[(b * 2048 + c) * 4 + i], y1[(b * 4 + i) * 2048 + c]);
+            }
+        }
+    }
+    // Class scores are [N, classes] either way.
+    let (s1, y1) = run("x.npy", "c.npy", &["--classes", "7"]);
+    let (s2, y2) = run("x_nchw.npy", "c_nchw.npy", &["--classes", "7", "--layout", "nchw"]);
+    assert_eq!((s1, y1), (s2, y2));
+    // An NCHW array without the flag is named as such.
+    let out = bin().args(["infer", "--input"]).arg(p("x_nchw.npy")).args(["--output", "/dev/null"]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("looks like NCHW") && err.contains("--layout nchw"), "{err}");
+}
+
 #[test]
 fn bad_input_gives_one_clear_line_and_nonzero_exit() {
     let dir = tmp();
