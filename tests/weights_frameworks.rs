@@ -2,8 +2,9 @@
 //! `model.save("x.keras")`, Keras 3 legacy `model.save("x.h5")`, an h5py file
 //! in the 2016 Keras layout, a torchvision state dict in safetensors and
 //! through `torch.save`, zip and legacy), filled with the deterministic
-//! weights, load to exactly `init::deterministic`; `torch.onnx.export`'s
-//! ONNX files (BatchNorm folded by torch) to its folded form.
+//! weights, load to exactly `init::deterministic`; ONNX files from
+//! `torch.onnx.export` and tf2onnx (BatchNorm folded by the exporter) to its
+//! folded form.
 //!
 //! Needs the files: `.venv-golden/bin/python tools/weights/make_framework_files.py DIR`
 //! then `RESNET50_FRAMEWORK_FILES=DIR cargo test --release --test weights_frameworks`.
@@ -47,28 +48,36 @@ fn framework_files_load_to_the_deterministic_weights() {
     }
 }
 
-/// `torch.onnx.export` (TorchScript and dynamo exporters) folds each
-/// BatchNorm into its Conv in f32; the folded kernels and biases read from
-/// the graph equal ours (folded in f64 from the same weights) to f32
-/// rounding, and the classifier exactly.
+/// `torch.onnx.export` (TorchScript and dynamo exporters) and tf2onnx (Keras)
+/// fold each BatchNorm into its Conv in f32; the folded kernels and biases
+/// read from the graph equal ours (folded in f64 from the same weights) to
+/// f32 rounding, and the classifier exactly. The tf2onnx files need their own
+/// venv (`tools/weights/make_tf2onnx_files.py`) and are checked when present.
 #[test]
-fn torch_onnx_exports_load_to_the_folded_deterministic_weights() {
+fn onnx_exports_load_to_the_folded_deterministic_weights() {
     let Some(dir) = std::env::var_os("RESNET50_FRAMEWORK_FILES").map(PathBuf::from) else {
         eprintln!("RESNET50_FRAMEWORK_FILES not set: skipping (see tools/weights/make_framework_files.py)");
         return;
     };
-    for (file, classes) in [
-        ("torchvision_top.onnx", Some(10)),
-        ("torchvision_top_dynamo.onnx", Some(10)),
-        ("torchvision_notop.onnx", None),
-    ] {
+    let cases = [
+        ("torchvision_top.onnx", Variant::V1_5, Some(10), 1e-5, true),
+        ("torchvision_top_dynamo.onnx", Variant::V1_5, Some(10), 1e-5, true),
+        ("torchvision_notop.onnx", Variant::V1_5, None, 1e-5, true),
+        ("keras_tf2onnx.onnx", Variant::V1, Some(10), 1.001e-5, false),
+        ("keras_tf2onnx_notop.onnx", Variant::V1, None, 1.001e-5, false),
+    ];
+    for (file, variant, classes, eps, required) in cases {
         let p = dir.join(file);
+        if !required && !p.exists() {
+            eprintln!("{file} not found: skipped (tools/weights/make_tf2onnx_files.py writes it)");
+            continue;
+        }
         let l = loaders::load(&p).unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert_eq!((l.format, l.bn_epsilon, l.weights.variant), (Format::Onnx, Some(FOLDED_EPSILON), Variant::V1_5));
-        let det = deterministic(Variant::V1_5, classes);
+        assert_eq!((l.format, l.bn_epsilon, l.weights.variant), (Format::Onnx, Some(FOLDED_EPSILON), variant));
+        let det = deterministic(variant, classes);
         let mut worst = 0.0f32;
-        for (i, s) in conv_specs(Variant::V1_5).iter().enumerate() {
-            let (wk, wb) = fold_batch_norm(s, &det.convs[i], 1e-5);
+        for (i, s) in conv_specs(variant).iter().enumerate() {
+            let (wk, wb) = fold_batch_norm(s, &det.convs[i], eps);
             let (gk, gb) = fold_batch_norm(s, &l.weights.convs[i], FOLDED_EPSILON);
             let scale = wk.iter().chain(&wb).fold(0.0f32, |m, v| m.max(v.abs()));
             for (g, w) in gk.iter().chain(&gb).zip(wk.iter().chain(&wb)) {

@@ -294,6 +294,58 @@ fn onnx_models_by_graph_structure() {
     matmul.nodes[g] = node("MatMul", &["features", "fc.weight"], &["mm"], vec![]);
     matmul.nodes.push(node("Add", &["fc.bias", "mm"], &["logits"], vec![]));
     assert_eq!(&load(&matmul).unwrap().weights, w);
+    // Keras through tf2onnx: an NHWC input transposed to NCHW, ZeroPadding2D
+    // as Pad nodes (pads as an int64 input), Squeeze, Gemm with the Keras
+    // kernel, Softmax; without the top, the feature maps transposed back.
+    let w1 = weights(Variant::V1, true);
+    let mut keras = export::onnx_model(w1, 1.001e-5, false);
+    let k1 = keras.initializers.iter().position(|t| t.name == "fc.weight").unwrap();
+    let fc1 = w1.fc.as_ref().unwrap();
+    keras.initializers[k1] =
+        Tensor { shape: vec![2048, 10], data: fc1.kernel.clone(), ..keras.initializers[k1].clone() };
+    let g1 = at(&keras, "Gemm");
+    keras.nodes[g1].attrs.retain(|(n, _)| n != "transB");
+    keras.nodes[0].inputs[0] = "stem-padded".into();
+    keras.nodes[0].attrs.retain(|(n, _)| n != "pads");
+    let pool = at(&keras, "MaxPool");
+    let relu = keras.nodes[pool].inputs[0].clone();
+    keras.nodes[pool].inputs[0] = "pool-padded".into();
+    keras.nodes[pool].attrs.retain(|(n, _)| n != "pads");
+    keras.nodes.insert(pool, node("Pad", &[&relu, "pool-pads"], &["pool-padded"], vec![]));
+    let perm = |p: [i64; 4]| vec![("perm".to_string(), OnnxAttr::Ints(p.to_vec()))];
+    keras.nodes.insert(0, node("Pad", &["nchw", "stem-pads"], &["stem-padded"], vec![]));
+    keras.nodes.insert(0, node("Transpose", &["input_nhwc"], &["nchw"], perm([0, 3, 1, 2])));
+    keras.input = "input_nhwc".into();
+    let flat = at(&keras, "Flatten");
+    keras.nodes[flat] = node("Squeeze", &["pooled", "squeeze-axes"], &["features"], vec![]);
+    keras.nodes.push(node("Softmax", &["logits"], &["predictions"], vec![]));
+    keras.outputs = vec!["predictions".into()];
+    keras.initializers.extend([
+        i64s("stem-pads", &[0, 0, 3, 3, 0, 0, 3, 3]),
+        i64s("pool-pads", &[0, 0, 1, 1, 0, 0, 1, 1]),
+        i64s("squeeze-axes", &[2, 3]),
+    ]);
+    let l = load(&keras).unwrap();
+    assert_eq!((&l.weights, l.bn_epsilon), (w1, Some(1.001e-5)));
+    let mut notop = keras.clone();
+    let gap = at(&notop, "GlobalAveragePool");
+    let last = notop.nodes[gap].inputs[0].clone();
+    notop.nodes.truncate(gap);
+    notop.nodes.push(node("Transpose", &[&last], &["nhwc-features"], perm([0, 2, 3, 1])));
+    notop.outputs = vec!["nhwc-features".into()];
+    notop.initializers.retain(|t| !t.name.starts_with("fc."));
+    assert_eq!(&load(&notop).unwrap().weights, weights(Variant::V1, false));
+    // A Pad that is not a zero padding of H and W is not ResNet50's.
+    for (pads, value) in [(&[0i64, 0, 1, 1, 0, 0, 1, 1][..], 1.0f32), (&[0, 1, 1, 1, 0, 0, 1, 1], 0.0)] {
+        let mut bad = keras.clone();
+        let i = bad.initializers.iter().position(|t| t.name == "pool-pads").unwrap();
+        bad.initializers[i] = i64s("pool-pads", pads);
+        let p = bad.nodes.iter().position(|n| n.op == "Pad" && n.outputs[0] == "pool-padded").unwrap();
+        bad.nodes[p].attrs.push(("value".into(), OnnxAttr::Float(value)));
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(e.contains("where ResNet50 has a zero padding of H and W"), "{e}");
+    }
+
     // transB = 0 with torch's [classes, 2048] kernel is not ResNet50's.
     let mut wrong = gemm.clone();
     wrong.initializers[k] = model.initializers[k].clone();

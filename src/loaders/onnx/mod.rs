@@ -1,17 +1,20 @@
 //! ONNX models → canonical weights, found by walking the graph.
 //!
-//! An ONNX file (`torch.onnx.export`, the graphs `bench/compare` gives ONNX
-//! Runtime and OpenVINO) is a protobuf `ModelProto`. Its weights carry no
-//! names one can rely on: the TorchScript exporter folds every BatchNorm into
-//! its convolution and names the results `onnx::Conv_497`. So they are found
-//! the way the network computes, from the graph's input: the stem
-//! `Conv [BatchNormalization] Relu MaxPool`, then each bottleneck's
+//! An ONNX file (`torch.onnx.export`, tf2onnx's Keras models, the graphs
+//! `bench/compare` gives ONNX Runtime and OpenVINO) is a protobuf
+//! `ModelProto`. Its weights carry no names one can rely on: the TorchScript
+//! exporter folds every BatchNorm into its convolution and names the results
+//! `onnx::Conv_497`. So they are found the way the network computes, from the
+//! graph's input: an NHWC input's `Transpose` to NCHW (tf2onnx), the stem
+//! `Conv [BatchNormalization] Relu MaxPool` (a zero `Pad` before the `Conv`
+//! or the `MaxPool` — Keras' `ZeroPadding2D` — counts as their padding),
+//! then each bottleneck's
 //! `Conv [BN] Relu Conv [BN] Relu Conv [BN]`, its shortcut (`Conv [BN]` in a
 //! stage's first block, the block input otherwise), `Add`, `Relu`; then
 //! `GlobalAveragePool` (or `ReduceMean` over H, W), any `Flatten`/`Reshape`/
 //! `Squeeze`, and the classifier (`Gemm`, or `MatMul` + `Add`) with an
-//! optional `Softmax` — or the graph ends earlier (no top). `Identity` nodes
-//! are stepped through. Every value on the way must have exactly the
+//! optional `Softmax` — or the graph ends earlier (no top; tf2onnx's
+//! `Transpose` back to NHWC allowed). `Identity` nodes are stepped through. Every value on the way must have exactly the
 //! consumers ResNet50 gives it, every weight must be stored in the file (an
 //! initializer or a `Constant`), and every convolution's kernel shape, group,
 //! dilations and padding must be ResNet50's; the strides tell v1 from v1.5.
@@ -45,7 +48,7 @@ use super::{file_err, io_err, tensor_err, Assembler, Format, Loaded};
 use crate::arch::{conv_specs, ConvSpec, BLOCKS, FEATURES, FILTERS, NUM_CONVS};
 use crate::config::Variant;
 use crate::error::{Error, Result};
-use proto::{fields, parse_model, push_ints, Graph, Node, TensorData, MAX_INTS};
+use proto::{parse_model, Graph, Node, TensorData};
 
 /// The BatchNorm ε a graph without BatchNormalization nodes implies (its
 /// BatchNorms folded by the exporter): the smallest positive normal f32, so
@@ -153,6 +156,48 @@ impl<'w, 'a> Walk<'w, 'a> {
         Ok((name, t.dims))
     }
 
+    /// The values of a stored int64 tensor that is input `k` of `n`.
+    fn stored_ints(&self, n: &Node<'a>, k: usize, what: &str) -> Result<Vec<i64>> {
+        let (name, _) = self.stored(n, k, what)?;
+        TensorData::int64s(self.g.stored[name]).map_err(|e| tensor_err(self.path, name, e))
+    }
+
+    /// The H and W padding `[top, left, bottom, right]` of a zero `Pad` node
+    /// (Keras' `ZeroPadding2D` as tf2onnx writes it); anything else is an error.
+    fn zero_pad(&self, n: &Node<'a>) -> Result<[i64; 4]> {
+        let e = |e: String| self.attr_err(n, e);
+        let mode = n.text("mode").map_err(e)?;
+        let pads = match n.ints("pads").map_err(e)? {
+            Some(p) => p,
+            None => self.stored_ints(n, 1, "pads")?,
+        };
+        let value = match n.inputs.get(2).filter(|v| !v.is_empty()) {
+            Some(_) => {
+                let (name, _) = self.stored(n, 2, "constant value")?;
+                let t = TensorData::parse(self.g.stored[name], true).map_err(|e| tensor_err(self.path, name, e))?;
+                t.values().map_err(|e| tensor_err(self.path, name, e))?.first().copied().unwrap_or(f32::NAN)
+            }
+            None => n.float("value", 0.0).map_err(e)?,
+        };
+        let axes = n.inputs.get(3).is_some_and(|a| !a.is_empty());
+        match pads[..] {
+            [0, 0, t, l, 0, 0, b, r] if matches!(mode, "" | "constant") && value == 0.0 && !axes => Ok([t, l, b, r]),
+            _ => Err(self.err(format!(
+                "{} pads {pads:?} (mode {mode:?}, value {value}), where ResNet50 has a zero padding of H and W",
+                n.describe()
+            ))),
+        }
+    }
+
+    /// `x`, or the output of the zero `Pad` that is its only consumer, with
+    /// that padding.
+    fn through_pad(&self, x: &'a str) -> Result<(&'a str, [i64; 4])> {
+        match self.consumers(x).as_slice() {
+            [p] if p.is("Pad") && p.inputs.first() == Some(&x) => Ok((self.output(p)?, self.zero_pad(p)?)),
+            _ => Ok((x, [0; 4])),
+        }
+    }
+
     fn take(&mut self, slot: Slot, name: &'a str, dims: &[usize]) -> Result<()> {
         self.asm.check_shape(slot, name, dims)?;
         self.found.push(Found { slot, tensor: name, transpose: false });
@@ -161,7 +206,8 @@ impl<'w, 'a> Walk<'w, 'a> {
 
     /// The convolution `n` (input `x`) as canonical conv `i`, and its
     /// BatchNormalization if it has one; returns the value after them.
-    fn conv(&mut self, x: &'a str, n: &'w Node<'a>, i: usize) -> Result<&'a str> {
+    /// `padded` is what a `Pad` node before it added (`[top, left, bottom, right]`).
+    fn conv(&mut self, x: &'a str, n: &'w Node<'a>, i: usize, padded: [i64; 4]) -> Result<&'a str> {
         let s = self.specs[i].clone();
         if n.inputs.first() != Some(&x) {
             return Err(self.err(format!("{} takes {x:?} as a weight, not as its input", n.describe())));
@@ -200,16 +246,20 @@ impl<'w, 'a> Walk<'w, 'a> {
         let p = s.pad as i64;
         let auto_pad = n.text("auto_pad").map_err(|e| self.attr_err(n, e))?;
         let pads = ints("pads")?.unwrap_or_else(|| vec![0; 4]);
+        let total = |own: &[i64]| own.iter().zip(padded).map(|(a, b)| a + b).collect::<Vec<i64>>();
         let pads_ok = match auto_pad {
-            "" | "NOTSET" => pads == [p; 4],
-            "VALID" => p == 0,
+            "" | "NOTSET" => total(&pads) == [p; 4],
+            "VALID" => padded == [p; 4],
             // Same-padding is symmetric only at stride 1 with an odd kernel.
-            "SAME_UPPER" | "SAME_LOWER" => stride == 1,
+            "SAME_UPPER" | "SAME_LOWER" => stride == 1 && padded == [0; 4],
             _ => false,
         };
         if !pads_ok {
-            let found =
+            let mut found =
                 if matches!(auto_pad, "" | "NOTSET") { format!("{pads:?}") } else { format!("auto_pad {auto_pad}") };
+            if padded != [0; 4] {
+                found = format!("{found} after a Pad of {padded:?}");
+            }
             return Err(bad("padding", found, format!("pads {:?}", [p; 4])));
         }
         self.strides[i] = stride;
@@ -244,21 +294,35 @@ impl<'w, 'a> Walk<'w, 'a> {
     }
 
     fn stem(&mut self, input: &'a str) -> Result<&'a str> {
-        let x = self.through_identity(input);
+        let mut x = self.through_identity(input);
+        // An NHWC input transposed to NCHW first (tf2onnx's Keras graphs).
+        if let [t] = self.consumers(x).as_slice()
+            && t.is("Transpose")
+            && t.inputs.first() == Some(&x)
+            && t.ints("perm").map_err(|e| self.attr_err(t, e))?.as_deref() == Some(&[0, 3, 1, 2][..])
+        {
+            x = self.output(t)?;
+        }
+        let (x, padded) = self.through_pad(x)?;
         let c = self.sole(x, "Conv", "the stem convolution conv1; preprocessing inside the graph is not read")?;
-        let y = self.conv(x, c, 0)?;
+        let y = self.conv(x, c, 0, padded)?;
         let y = self.relu(y, "after conv1")?;
+        // Keras pads with zeros, torch with -inf: the same after a ReLU.
+        let (y, padded) = self.through_pad(y)?;
         let pool = self.sole(y, "MaxPool", "the 3x3/2 max-pool after conv1")?;
         let ints = |name: &str| pool.ints(name).map_err(|e| self.attr_err(pool, e));
+        let pads = ints("pads")?.unwrap_or_else(|| vec![0; 4]);
+        let auto_pad = pool.text("auto_pad").map_err(|e| self.attr_err(pool, e))?;
         let ok = ints("kernel_shape")?.as_deref() == Some(&[3, 3][..])
             && ints("strides")?.as_deref() == Some(&[2, 2][..])
-            && ints("pads")?.as_deref() == Some(&[1, 1, 1, 1][..])
+            && pads.len() == 4
+            && pads.iter().zip(padded).all(|(a, b)| a + b == 1)
+            && (matches!(auto_pad, "" | "NOTSET") || (auto_pad == "VALID" && pads == [0; 4]))
             && ints("dilations")?.is_none_or(|d| d.iter().all(|&d| d == 1))
-            && matches!(pool.text("auto_pad").map_err(|e| self.attr_err(pool, e))?, "" | "NOTSET")
             && pool.int("ceil_mode", 0).map_err(|e| self.attr_err(pool, e))? == 0;
         if !ok {
             return Err(self.err(format!(
-                "{} is not ResNet50's max-pool (kernel_shape [3, 3], strides [2, 2], pads [1, 1, 1, 1], ceil_mode 0)",
+                "{} is not ResNet50's max-pool (kernel_shape [3, 3], strides [2, 2], pads [1, 1, 1, 1] with any Pad before it, ceil_mode 0)",
                 pool.describe()
             )));
         }
@@ -293,7 +357,7 @@ impl<'w, 'a> Walk<'w, 'a> {
                 }
             };
             let i0 = self.index(&format!("{p}_0"));
-            (main, self.conv(x, short, i0)?)
+            (main, self.conv(x, short, i0, [0; 4])?)
         } else {
             if users.len() != 2 || convs.len() != 1 || adds != 1 {
                 return Err(self.err(format!(
@@ -303,13 +367,13 @@ impl<'w, 'a> Walk<'w, 'a> {
             }
             (convs[0], x)
         };
-        let y = self.conv(x, main, self.index(&format!("{p}_1")))?;
+        let y = self.conv(x, main, self.index(&format!("{p}_1")), [0; 4])?;
         let y = self.relu(y, &format!("after {p}_1"))?;
         let c2 = self.sole(y, "Conv", &format!("{p}_2"))?;
-        let y = self.conv(y, c2, self.index(&format!("{p}_2")))?;
+        let y = self.conv(y, c2, self.index(&format!("{p}_2")), [0; 4])?;
         let y = self.relu(y, &format!("after {p}_2"))?;
         let c3 = self.sole(y, "Conv", &format!("{p}_3"))?;
-        let y = self.conv(y, c3, self.index(&format!("{p}_3")))?;
+        let y = self.conv(y, c3, self.index(&format!("{p}_3")), [0; 4])?;
         let add = match self.consumers(y).as_slice() {
             [n] if n.is("Add") => *n,
             _ => {
@@ -336,6 +400,15 @@ impl<'w, 'a> Walk<'w, 'a> {
         let users = self.consumers(x);
         if users.is_empty() {
             return self.ends(x, "the last block");
+        }
+        // tf2onnx's Keras graphs without the top return NHWC feature maps.
+        if let [t] = users.as_slice()
+            && t.is("Transpose")
+            && t.inputs.first() == Some(&x)
+            && t.ints("perm").map_err(|e| self.attr_err(t, e))?.as_deref() == Some(&[0, 2, 3, 1][..])
+        {
+            let out = self.output(t)?;
+            return self.ends(out, "the last block's transpose to NHWC");
         }
         let pool = match users.as_slice() {
             [n] if n.is("GlobalAveragePool") || n.is("GlobalMaxPool") || n.is("ReduceMean") => *n,
@@ -423,26 +496,8 @@ impl<'w, 'a> Walk<'w, 'a> {
     fn check_reduce_mean(&self, n: &Node<'a>) -> Result<()> {
         let axes = match n.ints("axes").map_err(|e| self.attr_err(n, e))? {
             Some(a) => a,
-            None => {
-                // Opset 18: the axes are input 1.
-                let (name, _) = self.stored(n, 1, "axes")?;
-                let t = TensorData::parse(self.g.stored[name], false).map_err(|e| tensor_err(self.path, name, e))?;
-                match (t.data_type, t.raw) {
-                    (7, Some(raw)) if raw.len() % 8 == 0 && raw.len() <= 64 => {
-                        raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()
-                    }
-                    _ => {
-                        let mut out = Vec::new();
-                        for f in fields(self.g.stored[name]) {
-                            if let (7, v) = f.map_err(|e| tensor_err(self.path, name, e))? {
-                                push_ints(v, &mut out, MAX_INTS, "int64_data")
-                                    .map_err(|e| tensor_err(self.path, name, e))?;
-                            }
-                        }
-                        out
-                    }
-                }
-            }
+            // Opset 18: the axes are input 1.
+            None => self.stored_ints(n, 1, "axes")?,
         };
         let mut sorted = axes.clone();
         sorted.sort_unstable();

@@ -442,6 +442,31 @@ impl<'a> TensorData<'a> {
         Ok(t)
     }
 
+    /// An int64 tensor's values (`raw_data` or `int64_data`), at most
+    /// [`MAX_INTS`] of them (pads, axes, shapes).
+    pub(super) fn int64s(msg: &'a [u8]) -> std::result::Result<Vec<i64>, String> {
+        let mut out = Vec::new();
+        let mut data_type = 0;
+        for f in fields(msg) {
+            match f? {
+                (2, v) => data_type = varint(v, "data_type")?,
+                (7, v) => push_ints(v, &mut out, MAX_INTS, "int64_data")?,
+                (9, v) => {
+                    let raw = bytes(v, "raw_data")?;
+                    if raw.len() % 8 != 0 || raw.len() > 8 * MAX_INTS {
+                        return Err(format!("holds {} bytes of int64 raw data (at most {MAX_INTS} values)", raw.len()));
+                    }
+                    out.extend(raw.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes"))));
+                }
+                _ => {}
+            }
+        }
+        if data_type != 7 {
+            return Err(format!("has element type {}; expected int64", data_type_name(data_type)));
+        }
+        Ok(out)
+    }
+
     /// The values as f32 (checked against the dims).
     pub(super) fn values(&self) -> std::result::Result<Vec<f32>, String> {
         if self.external {
