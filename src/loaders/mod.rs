@@ -18,7 +18,7 @@
 //! | Keras 3 `.keras` model (`model.save`): its `model.weights.h5` | `PK\x03\x04` + that member | v1 | 1.001e-5 |
 //! | PyTorch zip checkpoint (`.pth`, `pytorch_model.bin`), torchvision/timm or Hugging Face names | `PK\x03\x04` + a `data.pkl` member | v1.5 | 1e-5 |
 //! | PyTorch legacy checkpoint (torch < 1.6), same names | [`pytorch::LEGACY_MAGIC`] | v1.5 | 1e-5 |
-//! | ONNX model (`torch.onnx.export`, …): weights by graph structure, not names | `ModelProto` field 1 ([`onnx::looks_like_onnx`]) | from the strides | the BatchNormalization nodes', 0 if folded |
+//! | ONNX model (`torch.onnx.export`, …): weights by graph structure, not names | `ModelProto` field 1 ([`onnx::looks_like_onnx`]) | from the strides | the BatchNormalization nodes', [`onnx::FOLDED_EPSILON`] if folded |
 //! | native (prepared, packed) | `\x89RN50W\r\n` | in header | folded in |
 //!
 //! See `docs/weights.md` for the user's view and `docs/native-format.md` for

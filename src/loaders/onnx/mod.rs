@@ -77,7 +77,8 @@ struct Found<'a> {
 struct Walk<'w, 'a> {
     path: &'w Path,
     g: &'w Graph<'a>,
-    asm: &'w Assembler<'w>,
+    /// Checks each weight's shape during the walk; fed the values after it.
+    asm: Assembler<'w>,
     specs: Vec<ConvSpec>,
     found: Vec<Found<'a>>,
     strides: Vec<usize>,
@@ -559,12 +560,11 @@ pub fn load_file(path: &Path, file: &File) -> Result<Loaded> {
 /// ```
 pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
     let g = parse_model(bytes).map_err(|e| file_err(path, format!("not a readable ONNX model: {e}")))?;
-    let checker = Assembler::new(path, true);
     let specs = conv_specs(Variant::V1);
     let mut walk = Walk {
         path,
         g: &g,
-        asm: &checker,
+        asm: Assembler::new(path, true),
         specs,
         found: Vec::new(),
         strides: vec![0; NUM_CONVS],
@@ -586,8 +586,7 @@ pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Loaded> {
     walk.head(x)?;
     let variant = variant_of(&walk)?;
     let eps = bn_epsilon(&walk)?;
-    let (found, has_bias, bn) = (walk.found, walk.has_bias, walk.bn);
-    let mut asm = Assembler::new(path, true);
+    let Walk { found, has_bias, bn, mut asm, .. } = walk;
     for f in &found {
         let msg = g.stored[f.tensor];
         let t = TensorData::parse(msg, true).map_err(|e| tensor_err(path, f.tensor, e))?;

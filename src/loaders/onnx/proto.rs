@@ -195,16 +195,20 @@ impl<'a> Node<'a> {
         self.attrs.iter().find(|(n, _)| *n == name).map(|&(_, m)| m)
     }
 
+    /// The last value of field `tag` of attribute `name`, each occurrence
+    /// read by `read`; `None` when the attribute or the field is absent.
+    fn attr_last<T>(
+        &self,
+        name: &str,
+        tag: u32,
+        read: impl Fn(Value<'a>) -> std::result::Result<T, String>,
+    ) -> std::result::Result<Option<T>, String> {
+        self.attr(name).map_or(Ok(None), |msg| last_field(msg, tag, read))
+    }
+
     /// An INT attribute (field `i`), or `default` when absent.
     pub(super) fn int(&self, name: &str, default: i64) -> std::result::Result<i64, String> {
-        let Some(msg) = self.attr(name) else { return Ok(default) };
-        let mut x = default;
-        for f in fields(msg) {
-            if let (3, v) = f? {
-                x = varint(v, name)?;
-            }
-        }
-        Ok(x)
+        Ok(self.attr_last(name, 3, |v| varint(v, name))?.unwrap_or(default))
     }
 
     /// An INTS attribute (field `ints`), or `None` when absent.
@@ -221,40 +225,21 @@ impl<'a> Node<'a> {
 
     /// A FLOAT attribute (field `f`), or `default` when absent.
     pub(super) fn float(&self, name: &str, default: f32) -> std::result::Result<f32, String> {
-        let Some(msg) = self.attr(name) else { return Ok(default) };
-        let mut x = default;
-        for f in fields(msg) {
-            match f? {
-                (2, Value::Fixed32(bits)) => x = f32::from_bits(bits),
-                (2, _) => return Err(format!("attribute {name} is not a float")),
-                _ => {}
-            }
-        }
-        Ok(x)
+        let read = |v| match v {
+            Value::Fixed32(bits) => Ok(f32::from_bits(bits)),
+            _ => Err(format!("attribute {name} is not a float")),
+        };
+        Ok(self.attr_last(name, 2, read)?.unwrap_or(default))
     }
 
     /// A STRING attribute (field `s`), or `""` when absent.
     pub(super) fn text(&self, name: &str) -> std::result::Result<&'a str, String> {
-        let Some(msg) = self.attr(name) else { return Ok("") };
-        let mut s = "";
-        for f in fields(msg) {
-            if let (4, v) = f? {
-                s = string(v, name)?;
-            }
-        }
-        Ok(s)
+        Ok(self.attr_last(name, 4, |v| string(v, name))?.unwrap_or(""))
     }
 
     /// A TENSOR attribute's message (field `t`).
     fn tensor(&self, name: &str) -> std::result::Result<Option<&'a [u8]>, String> {
-        let Some(msg) = self.attr(name) else { return Ok(None) };
-        let mut t = None;
-        for f in fields(msg) {
-            if let (5, v) = f? {
-                t = Some(bytes(v, name)?);
-            }
-        }
-        Ok(t)
+        self.attr_last(name, 5, |v| bytes(v, name))
     }
 }
 
@@ -292,16 +277,26 @@ pub(super) fn parse_model(model: &[u8]) -> std::result::Result<Graph<'_>, String
     parse_graph(graph)
 }
 
-/// The last occurrence of the string field `tag` of `msg` (`""` when absent).
-fn string_field<'a>(msg: &'a [u8], tag: u32, what: &str) -> std::result::Result<&'a str, String> {
-    let mut s = "";
+/// The last occurrence of field `tag` of `msg`, every occurrence read by
+/// `read` (so a malformed one anywhere is an error, as is any malformed field).
+fn last_field<'a, T>(
+    msg: &'a [u8],
+    tag: u32,
+    read: impl Fn(Value<'a>) -> std::result::Result<T, String>,
+) -> std::result::Result<Option<T>, String> {
+    let mut last = None;
     for f in fields(msg) {
         let (t, v) = f?;
         if t == tag {
-            s = string(v, what)?;
+            last = Some(read(v)?);
         }
     }
-    Ok(s)
+    Ok(last)
+}
+
+/// The last occurrence of the string field `tag` of `msg` (`""` when absent).
+fn string_field<'a>(msg: &'a [u8], tag: u32, what: &str) -> std::result::Result<&'a str, String> {
+    Ok(last_field(msg, tag, |v| string(v, what))?.unwrap_or(""))
 }
 
 fn parse_graph(msg: &[u8]) -> std::result::Result<Graph<'_>, String> {
