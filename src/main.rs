@@ -261,30 +261,15 @@ fn describe(p: &Preprocessing) -> String {
 
 type CliResult<T> = Result<T, String>;
 
-/// `[n, c, h, w]` → `[n, h, w, c]` (the library's layout).
-fn nchw_to_nhwc(x: &[f32], [n, c, h, w]: [usize; 4]) -> Vec<f32> {
-    let mut y = vec![0.0; x.len()];
-    for b in 0..n {
-        for ch in 0..c {
-            for p in 0..h * w {
-                y[(b * h * w + p) * c + ch] = x[(b * c + ch) * h * w + p];
-            }
-        }
-    }
-    y
+/// `[n, c, h, w]` → `[n, h, w, c]` (the library's layout): each image's
+/// `[c, h·w]` matrix transposed.
+fn nchw_to_nhwc(x: &[f32], [_, c, h, w]: [usize; 4]) -> Vec<f32> {
+    x.chunks((c * h * w).max(1)).flat_map(|img| resnet50::loaders::transpose(img, c, h * w)).collect()
 }
 
 /// `[n, h, w, c]` → `[n, c, h, w]`.
-fn nhwc_to_nchw(x: &[f32], [n, h, w, c]: [usize; 4]) -> Vec<f32> {
-    let mut y = vec![0.0; x.len()];
-    for b in 0..n {
-        for p in 0..h * w {
-            for ch in 0..c {
-                y[(b * c + ch) * h * w + p] = x[(b * h * w + p) * c + ch];
-            }
-        }
-    }
-    y
+fn nhwc_to_nchw(x: &[f32], [_, h, w, c]: [usize; 4]) -> Vec<f32> {
+    x.chunks((c * h * w).max(1)).flat_map(|img| resnet50::loaders::transpose(img, h * w, c)).collect()
 }
 
 fn parse_hw(s: &str) -> CliResult<(usize, usize)> {
