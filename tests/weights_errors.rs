@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use resnet50::init::deterministic;
 use resnet50::loaders::export::{self, H5Layer, H5Layout, Tensor};
-use resnet50::loaders::export::{OnnxAttr, OnnxModel};
+use resnet50::loaders::export::{OnnxAttr, OnnxModel, OnnxNode};
 use resnet50::loaders::names::Scheme;
 use resnet50::loaders::{self, keras_h5, native, onnx, pytorch, safetensors as st_loader};
 use resnet50::{CanonicalWeights, Error, ResNet50, Variant, WeightsSource};
@@ -503,11 +503,11 @@ fn onnx_graph_problems_name_the_node() {
     let mut m = good.clone();
     let i = named(&m, "/conv1/Conv");
     m.nodes[i].inputs[0] = "scaled".into();
-    m.nodes.insert(0, export_node("Mul", &["input", "conv1.weight"], &["scaled"]));
+    m.nodes.insert(0, OnnxNode::new("Mul", "", &["input", "conv1.weight"], &["scaled"], vec![]));
     check(&m, &["\"input\"", "(Mul)", "the stem convolution conv1"]);
     // A graph of ten times ResNet50's nodes is refused before it is walked…
     let mut m = good.clone();
-    let filler = export_node("Relu", &["nothing"], &["nowhere"]);
+    let filler = OnnxNode::new("Relu", "", &["nothing"], &["nowhere"], vec![]);
     m.nodes.extend(std::iter::repeat_n(filler, onnx::MAX_NODES));
     check(&m, &["more than 50000 nodes"]);
     // …and through the file loader, the message names the file.
@@ -515,16 +515,6 @@ fn onnx_graph_problems_name_the_node() {
     let p = write(tmp.path(), "cut.onnx", &onnx_bytes()[..onnx_bytes().len() / 3]);
     let e = open_err(&p);
     assert!(e.contains("not a readable ONNX model") && e.contains("truncated"), "{e}");
-}
-
-fn export_node(op: &str, ins: &[&str], outs: &[&str]) -> export::OnnxNode {
-    export::OnnxNode {
-        op: op.into(),
-        name: String::new(),
-        inputs: ins.iter().map(|s| s.to_string()).collect(),
-        outputs: outs.iter().map(|s| s.to_string()).collect(),
-        attrs: Vec::new(),
-    }
 }
 
 /// Arbitrary damage to every format is an `Err` (or, rarely, a valid load),

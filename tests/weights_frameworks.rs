@@ -18,12 +18,18 @@ use resnet50::loaders::{self, names::Scheme, onnx::FOLDED_EPSILON, Format};
 use resnet50::weights::fold_batch_norm;
 use resnet50::Variant;
 
+/// The directory of `RESNET50_FRAMEWORK_FILES`, or `None` (and a note) when unset.
+fn framework_dir() -> Option<PathBuf> {
+    let dir = std::env::var_os("RESNET50_FRAMEWORK_FILES").map(PathBuf::from);
+    if dir.is_none() {
+        eprintln!("RESNET50_FRAMEWORK_FILES not set: skipping (see tools/weights/make_framework_files.py)");
+    }
+    dir
+}
+
 #[test]
 fn framework_files_load_to_the_deterministic_weights() {
-    let Some(dir) = std::env::var_os("RESNET50_FRAMEWORK_FILES").map(PathBuf::from) else {
-        eprintln!("RESNET50_FRAMEWORK_FILES not set: skipping (see tools/weights/make_framework_files.py)");
-        return;
-    };
+    let Some(dir) = framework_dir() else { return };
     let cases = [
         ("keras3_top.weights.h5", Format::Keras3, Variant::V1, Some(10), 1.001e-5),
         ("keras3_notop.weights.h5", Format::Keras3, Variant::V1, None, 1.001e-5),
@@ -55,10 +61,7 @@ fn framework_files_load_to_the_deterministic_weights() {
 /// venv (`tools/weights/make_tf2onnx_files.py`) and are checked when present.
 #[test]
 fn onnx_exports_load_to_the_folded_deterministic_weights() {
-    let Some(dir) = std::env::var_os("RESNET50_FRAMEWORK_FILES").map(PathBuf::from) else {
-        eprintln!("RESNET50_FRAMEWORK_FILES not set: skipping (see tools/weights/make_framework_files.py)");
-        return;
-    };
+    let Some(dir) = framework_dir() else { return };
     let cases = [
         ("torchvision_top.onnx", Variant::V1_5, Some(10), 1e-5, true),
         ("torchvision_top_dynamo.onnx", Variant::V1_5, Some(10), 1e-5, true),

@@ -240,13 +240,7 @@ fn onnx_models_by_graph_structure() {
     // dynamo exporter's ReduceMean (axes as an input) + Reshape; a MatMul +
     // Add classifier or a Gemm with a [2048, classes] kernel (transB = 0).
     let model = export::onnx_model(w, 1e-5, false);
-    let node = |op: &str, ins: &[&str], outs: &[&str], attrs: Vec<(String, OnnxAttr)>| OnnxNode {
-        op: op.into(),
-        name: String::new(),
-        inputs: ins.iter().map(|s| s.to_string()).collect(),
-        outputs: outs.iter().map(|s| s.to_string()).collect(),
-        attrs,
-    };
+    let node = |op: &str, ins: &[&str], outs: &[&str], attrs| OnnxNode::new(op, "", ins, outs, attrs);
     let i64s = |name: &str, v: &[i64]| Tensor {
         name: name.into(),
         shape: vec![v.len()],
@@ -312,7 +306,7 @@ fn onnx_models_by_graph_structure() {
     keras.nodes[pool].inputs[0] = "pool-padded".into();
     keras.nodes[pool].attrs.retain(|(n, _)| n != "pads");
     keras.nodes.insert(pool, node("Pad", &[&relu, "pool-pads"], &["pool-padded"], vec![]));
-    let perm = |p: [i64; 4]| vec![("perm".to_string(), OnnxAttr::Ints(p.to_vec()))];
+    let perm = |p: [i64; 4]| vec![("perm", OnnxAttr::Ints(p.to_vec()))];
     keras.nodes.insert(0, node("Pad", &["nchw", "stem-pads"], &["stem-padded"], vec![]));
     keras.nodes.insert(0, node("Transpose", &["input_nhwc"], &["nchw"], perm([0, 3, 1, 2])));
     keras.input = "input_nhwc".into();

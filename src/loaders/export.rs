@@ -609,7 +609,14 @@ pub struct OnnxNode {
 }
 
 impl OnnxNode {
-    fn new(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<(&str, OnnxAttr)>) -> Self {
+    /// A node of the default domain.
+    ///
+    /// ```
+    /// use resnet50::loaders::export::{OnnxAttr, OnnxNode};
+    /// let n = OnnxNode::new("Transpose", "", &["x"], &["y"], vec![("perm", OnnxAttr::Ints(vec![0, 3, 1, 2]))]);
+    /// assert_eq!((n.op.as_str(), n.inputs.len(), n.attrs[0].0.as_str()), ("Transpose", 1, "perm"));
+    /// ```
+    pub fn new(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attrs: Vec<(&str, OnnxAttr)>) -> Self {
         let owned = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
         OnnxNode {
             op: op.into(),

@@ -852,33 +852,33 @@ mod tests {
         p.push(b'.');
         let e = load(&p).unwrap_err();
         assert!(e.msg.contains("far more values") || e.msg.contains("nested"), "{e}");
+        // `head` (a value memoised as 0), fetched `n` times onto the stack
+        // (and popped).
+        let fetched = |head: &[u8], n: usize| {
+            let mut p = head.to_vec();
+            p.extend_from_slice(b"q\x00");
+            for _ in 0..n {
+                p.extend_from_slice(b"h\x000");
+            }
+            p.push(b'.');
+            p
+        };
         // A 4 KiB string fetched from the memo 100 000 times (a 300 KB
         // pickle asking for 400 MB of copies): refused by the budget.
-        let mut p = b"X\x00\x10\x00\x00".to_vec();
-        p.extend(std::iter::repeat_n(b'x', 4096));
-        p.extend_from_slice(b"q\x00");
-        for _ in 0..100_000 {
-            p.extend_from_slice(b"h\x000");
-        }
-        p.push(b'.');
+        let mut string = b"X\x00\x10\x00\x00".to_vec();
+        string.extend(std::iter::repeat_n(b'x', 4096));
+        let p = fetched(&string, 100_000);
         let t = std::time::Instant::now();
         let e = load(&p).unwrap_err();
         assert!(e.msg.contains("far more values"), "{e}");
         assert!(t.elapsed().as_secs() < 5);
         // The same through a GLOBAL's name (names are charged like strings).
-        let mut g = b"c".to_vec();
-        g.extend(std::iter::repeat_n(b'm', 4096));
-        g.extend_from_slice(b"\nx\nq\x00");
-        for _ in 0..100_000 {
-            g.extend_from_slice(b"h\x000");
-        }
-        g.push(b'.');
+        let mut global = b"c".to_vec();
+        global.extend(std::iter::repeat_n(b'm', 4096));
+        global.extend_from_slice(b"\nx\n");
+        let g = fetched(&global, 100_000);
         assert!(load(&g).unwrap_err().msg.contains("far more values"));
         // The same with 1 000 fetches is within the budget.
-        let n = 5 + 4096 + 2;
-        let mut q = p[..n].to_vec();
-        q.extend_from_slice(&p[n..n + 3 * 1000]);
-        q.push(b'.');
-        assert_eq!(load(&q).unwrap(), Value::Str("x".repeat(4096)));
+        assert_eq!(load(&fetched(&string, 1000)).unwrap(), Value::Str("x".repeat(4096)));
     }
 }
