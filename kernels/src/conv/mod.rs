@@ -166,10 +166,12 @@ impl ConvParams {
 
     /// [`ConvParams::best_algo_for`] for kernels that run on AVX-512 with
     /// two full-width FMA pipes when `full_width_avx512`
-    /// ([`crate::gemm::peak::avx512_full_width`]): there the stride-2
-    /// F(4×4) tile is never picked.
+    /// ([`crate::gemm::peak::avx512_full_width`]). There the FMAs do twice
+    /// the work per byte of weights streamed, so the weights cost
+    /// [`FLOPS_PER_WEIGHT_BYTE_FULL_WIDTH`] flops a byte, and two tiles are
+    /// never picked: F(4×4) at stride 2 and F(2×2) at stride 1.
     ///
-    /// Why: F(4×4)/2 saves a fifth of F(2×2)/2's multiplications (81
+    /// Why not F(4×4)/2: it saves a fifth of F(2×2)/2's multiplications (81
     /// positions for 16 outputs against 25 for 4), at the price of 2.3×
     /// the weight matrices and products of 36–81 positions over few tiles.
     /// Where the FMAs are the bottleneck (Zen 4: 512-bit FMAs at half rate)
@@ -184,25 +186,48 @@ impl ConvParams {
     /// per-layer medians): v1.5's conv3_block1_2 0.82–0.86× with F(2×2)/2
     /// at one and two threads, v1's conv2_block3_2 0.87–0.91×.
     ///
+    /// Why not F(2×2) at stride 1: its 16 weight matrices serve the fewest
+    /// outputs per tile, and with two full-width FMA pipes its products
+    /// wait on them. On a 2-vCPU Granite/Sapphire Rapids-class Xeon
+    /// (2026-12-05; same process, two models alternated inference by
+    /// inference, 60 pairs, per-layer medians): ResNet50's 7×7×512 layers
+    /// at batch 1 took 2.17 ms with F(2×2) (16.8 MB of weights per layer:
+    /// 7.7 GB/s) against 1.43 ms with implicit GEMM (9.4 MB; 161 GFLOP/s),
+    /// 0.74 against 1.10 ms at two threads; 14×14×256 at batch 1 0.78–0.81
+    /// ms with F(2×2) against 0.66–0.68 with F(3×3). The whole network:
+    /// v1 0.941× the time at one thread and 0.948× at two, v1.5 0.968× and
+    /// 0.977× (batch 8 unchanged: there F(4×4) is picked either way).
+    /// Without F(2×2) and at 6 flops a byte the 7×7×512 layers would take
+    /// F(3×3) (25 MB of weights); at 12 they take implicit GEMM, and
+    /// 14×14×256 at batch 8 keeps F(4×4) (F(3×3) measured 1.04–1.08× its
+    /// time there).
+    ///
     /// The two choices round differently (same tolerance against the
     /// reference), so a model's outputs may differ in the last bits between
     /// the two kinds of CPU; on one machine they are fixed.
     pub fn best_algo_for_cpu(&self, batch: usize, in_h: usize, in_w: usize, full_width_avx512: bool) -> ConvAlgo {
+        use WinogradTile::*;
         let algo = self.best_algo();
-        let winograd: &[WinogradTile] = if self.supports(ConvAlgo::Winograd(WinogradTile::F4x4)) {
-            &[WinogradTile::F2x2, WinogradTile::F3x3, WinogradTile::F4x4]
-        } else if self.supports(ConvAlgo::Winograd(WinogradTile::F2x2S2)) {
+        let winograd: &[WinogradTile] = if self.supports(ConvAlgo::Winograd(F4x4)) {
             if full_width_avx512 {
-                &[WinogradTile::F2x2S2]
+                &[F3x3, F4x4]
             } else {
-                &[WinogradTile::F2x2S2, WinogradTile::F4x4S2]
+                &[F2x2, F3x3, F4x4]
+            }
+        } else if self.supports(ConvAlgo::Winograd(F2x2S2)) {
+            if full_width_avx512 {
+                &[F2x2S2]
+            } else {
+                &[F2x2S2, F4x4S2]
             }
         } else {
             return algo;
         };
+        let flops_per_weight_byte =
+            if full_width_avx512 { FLOPS_PER_WEIGHT_BYTE_FULL_WIDTH } else { FLOPS_PER_WEIGHT_BYTE };
         std::iter::once(ConvAlgo::ImplicitGemm)
             .chain(winograd.iter().map(|&t| ConvAlgo::Winograd(t)))
-            .min_by_key(|&a| self.estimated_cost(a, batch, in_h, in_w))
+            .min_by_key(|&a| self.estimated_cost_at(a, batch, in_h, in_w, flops_per_weight_byte))
             .unwrap_or(algo)
     }
 
@@ -214,6 +239,18 @@ impl ConvParams {
     /// [`FLOPS_PER_WEIGHT_BYTE`]. Transforms and packing are left out. In
     /// `u128`, saturating: never overflows.
     pub fn estimated_cost(&self, algo: ConvAlgo, batch: usize, in_h: usize, in_w: usize) -> u128 {
+        self.estimated_cost_at(algo, batch, in_h, in_w, FLOPS_PER_WEIGHT_BYTE)
+    }
+
+    /// [`ConvParams::estimated_cost`] with the weights at `flops_per_weight_byte`.
+    fn estimated_cost_at(
+        &self,
+        algo: ConvAlgo,
+        batch: usize,
+        in_h: usize,
+        in_w: usize,
+        flops_per_weight_byte: usize,
+    ) -> u128 {
         let s = self.shape(batch, in_h, in_w);
         let (b, oh, ow) = (batch as u128, s.out_h() as u128, s.out_w() as u128);
         let (positions, matrices, rows) = match algo {
@@ -226,7 +263,7 @@ impl ConvParams {
         };
         let cc = self.cin as u128 * self.cout as u128;
         let gemm = (positions * cc).saturating_mul(rows.saturating_mul(2));
-        gemm.saturating_add(matrices * cc * 4 * FLOPS_PER_WEIGHT_BYTE as u128)
+        gemm.saturating_add(matrices * cc * 4 * flops_per_weight_byte as u128)
     }
 }
 
@@ -249,6 +286,14 @@ impl ConvParams {
 ///   (interleaved, cold weights). The model picks F(3×3) (by 5 %).
 /// - 28×28×128 and 56×56×64: F(4×4) by far.
 pub const FLOPS_PER_WEIGHT_BYTE: usize = 6;
+
+/// [`FLOPS_PER_WEIGHT_BYTE`] for a core with two full-width 512-bit FMA
+/// pipes ([`ConvParams::best_algo_for_cpu`]): twice the FMA rate against
+/// the same memory. On the 2-vCPU Xeon measured there, the 7×7×512 layers
+/// ran at 161 GFLOP/s with their weights streaming at 7.7 GB/s (~21 flops a
+/// byte); 12 is what keeps 14×14×256 at batch 8 on F(4×4) (F(3×3) from
+/// 18 up), measured faster there.
+pub const FLOPS_PER_WEIGHT_BYTE_FULL_WIDTH: usize = 12;
 
 /// A convolution bound to an algorithm: knows its packed layout, its scratch
 /// needs, and how to run on every ISA.
@@ -530,8 +575,15 @@ mod tests {
         assert_eq!(full(s2(256), 1, 28), f2s2);
         assert_eq!(full(s2(512), 1, 14), ConvAlgo::ImplicitGemm);
         assert_ne!(full(s2(512), 8, 14), f4s2);
-        assert_eq!(full(c3(512), 1, 7), f2);
+        // ... and never F(2×2) at stride 1 (measured: see best_algo_for_cpu).
+        assert_eq!(full(c3(512), 1, 7), ConvAlgo::ImplicitGemm);
+        assert_eq!(full(c3(512), 8, 7), f4);
         assert_eq!(full(c3(256), 1, 14), f3);
+        assert_eq!(full(c3(256), 8, 14), f4);
+        assert_eq!(full(c3(128), 1, 28), f4);
+        assert_eq!(full(c3(128), 8, 28), f4);
+        assert_eq!(full(c3(64), 8, 56), f4);
+        assert!((1..=16).all(|b| [7, 14, 28, 56].iter().all(|&hw| full(c3(64 * 56 / hw), b, hw) != f2)));
         assert_eq!(full(c3(64), 1, 56), f4);
         assert_eq!(full(pw, 1, 1), ConvAlgo::Gemm1x1);
         assert!(!c3(64).supports(f2s2) && !s2(64).supports(ConvAlgo::Winograd(WinogradTile::F2x2)));

@@ -11,7 +11,9 @@
 //! at 224×224, batch 1, F(4×4) for 56×56×64 and 28×28×128, F(3×3) for
 //! 14×14×256 (25 tiles covering 15×15: 0.83 ms against 0.99 for F(2×2) and
 //! 0.94 for F(4×4) at one thread, 0.48 against 0.53 and 0.64 at two), F(2×2)
-//! for 7×7×512; at batch 8 F(4×4) from 14×14 up. [`tile_for`] (F(4×4) or
+//! for 7×7×512 (implicit GEMM where two full-width 512-bit FMA pipes wait on
+//! F(2×2)'s weights: [`crate::conv::ConvParams::best_algo_for_cpu`]); at
+//! batch 8 F(4×4) from 14×14 up. [`tile_for`] (F(4×4) or
 //! F(2×2)) is the choice when the input size is unknown.
 //!
 //! At stride 2, along each axis the even inputs meet (w0, w2) through
