@@ -1,12 +1,13 @@
-//! AVX-512F 12×32 microkernel with its k loop in assembly, for the 1×1 and
-//! implicit-GEMM loop nest on cores whose 512-bit FMAs run at the 256-bit
-//! rate (Zen 4: [`super::peak::avx512_full_width`] false).
+//! AVX-512F 12×32 microkernel with its k loop in assembly: the kernel of the
+//! 1×1, implicit-GEMM and stem loop nest wherever AVX-512 runs, in one of two
+//! forms by the kind of core (below).
 //!
 //! Why assembly: 12 rows × 2 vectors are 24 zmm accumulators, and LLVM, left
 //! the k loop in intrinsics, hoists the B loads of four k steps (8 zmm) above
 //! the FMAs — 33 live vectors, so it spills accumulators after every FMA
 //! (stop 40's 6×64 tile met the same). Here one `asm!` block is a group of 4
-//! k steps: the 8 B vectors of the group in zmm24–31, and every FMA takes
+//! k steps: in the first form (written for Zen 4, stop 41) the 8 B vectors
+//! of the group in zmm24–31, and every FMA takes
 //! its A value as an embedded broadcast (`{1to16}`) straight from the row
 //! (no broadcast register, no extra instruction), row by row. 24 + 8 = 32
 //! zmm, nothing spilled; A's 12 row pointers are read from a small array
@@ -27,12 +28,27 @@
 //! inference 0.963–1.006× the time, mean 0.985; two threads 0.963–1.000
 //! (the 1×1 layers of stages 3–5 2–4 % faster there), one thread
 //! 0.969–1.006. A null A/B (the same kernel on both sides) spread
-//! 0.996–1.004.
+//! 0.996–1.004. Zen 5 (full width) has not run the register form.
 //!
-//! Where 512-bit FMAs are full rate (Zen 5, Intel) the 8×32 kernel stays:
-//! this one has not been measured there (per FMA it issues 1.08 loads
-//! against the 8×32 kernel's 0.63, which two full-width FMA pipes could
-//! make the bound).
+//! Two forms of the k loop, one per kind of core
+//! ([`super::peak::avx512_full_width`] picks in `gemm::dispatch`):
+//! - `Avx512Wide<false>`, for 512-bit FMAs at the 256-bit rate (Zen 4):
+//!   every FMA takes its A value as an embedded broadcast, as above (the
+//!   8 B vectors of a group of 4 k steps in zmm24–31);
+//! - `Avx512Wide<true>`, for two full-width FMA pipes (Intel Xeons, Zen 5):
+//!   each A value is broadcast once into a register (`vbroadcastss`) for its
+//!   row's two FMAs, with the B vectors of 2 k steps in zmm24–27 and the
+//!   broadcasts in zmm28–31. Per FMA that is 0.58 loads instead of 1.08 —
+//!   with FMAs twice as fast, the embedded form's loads bind. Measured on a
+//!   2-vCPU Granite/Sapphire Rapids-class Xeon (2026-12-05; one model, the
+//!   kernel switched inference by inference, 60 pairs, medians): against
+//!   the 8×32 kernel the whole inference 0.977× (v1) and 0.972× (v1.5) at
+//!   one thread, 0.978× and 0.977× at two, batch 8 0.974× and 0.991×; the
+//!   embedded form there 1.059× (v1, one thread) and 1.063× (v1.5, two).
+//!   In L1 (`microkernel_probe`, kc = 256) 80 % of the FMA peak against
+//!   76–79 % for 8×32; a bare 12×32 loop of the same instructions in
+//!   intrinsics, no prefetches or epilogue, reaches 94–98 % there (8×32:
+//!   89–93 %), so most of what is left is the work around the k loop.
 //!
 //! Everything around the k loop is the 8×32 kernel's ([`super::avx512`]):
 //! the same prefetches between groups (the next micro-panel into L2, the
@@ -57,13 +73,16 @@ use super::loops::{GroupPrefetch, Microkernel, Tile, MAX_MR};
 /// at one thread, the network 0.992–1.006×: kept at what covers the rows.
 const A_LINES_PER_GROUP: usize = 3;
 
-/// AVX-512F 12×32 microkernel (k loop in assembly).
-pub(crate) struct Avx512Wide;
+/// AVX-512F 12×32 microkernel (k loop in assembly); `BCAST_REG`: A's values
+/// broadcast into registers (full-width FMA pipes) rather than embedded in
+/// the FMAs (see the module comment).
+pub(crate) struct Avx512Wide<const BCAST_REG: bool>;
 
-// The assembly names zmm0–23 for the sums of 12 rows and zmm24–31 for B.
-const _: () = assert!(<Avx512Wide as Microkernel>::MR * 2 + 8 == 32);
+// The assembly names zmm0–23 for the sums of 12 rows and zmm24–31 for B
+// (and the broadcasts).
+const _: () = assert!(<Avx512Wide<false> as Microkernel>::MR * 2 + 8 == 32);
 
-impl Microkernel for Avx512Wide {
+impl<const BCAST_REG: bool> Microkernel for Avx512Wide<BCAST_REG> {
     const MR: usize = 12;
     const NR: usize = 32;
     // The 8×32 kernel's K and column blocking (see there); MC a multiple of 12.
@@ -79,7 +98,7 @@ impl Microkernel for Avx512Wide {
         if t.nr > 16 {
             // SAFETY: forwarded contract of `Microkernel::tile` (AVX-512F;
             // 1 <= mr <= 12 checked by the match; nr in 17..=32).
-            unsafe { by_rows!(t.mr, wide_kernel, t) }
+            unsafe { by_rows!(t.mr, wide_kernel, BCAST_REG, t) }
         } else {
             // One 16-column panel: the 8×32 kernel's 8×16 instances.
             for r0 in (0..t.mr).step_by(8) {
@@ -95,29 +114,31 @@ impl Microkernel for Avx512Wide {
     }
 }
 
-/// Calls `$f::<R>($t)` with the const `R` equal to `$mr` (`1..=12`).
+/// Calls `$f::<R, $g>($t)` with the const `R` equal to `$mr` (`1..=12`).
 macro_rules! by_rows {
-    ($mr:expr, $f:ident, $t:expr) => {
+    ($mr:expr, $f:ident, $g:expr, $t:expr) => {
         match $mr {
-            1 => $f::<1>($t),
-            2 => $f::<2>($t),
-            3 => $f::<3>($t),
-            4 => $f::<4>($t),
-            5 => $f::<5>($t),
-            6 => $f::<6>($t),
-            7 => $f::<7>($t),
-            8 => $f::<8>($t),
-            9 => $f::<9>($t),
-            10 => $f::<10>($t),
-            11 => $f::<11>($t),
-            12 => $f::<12>($t),
+            1 => $f::<1, $g>($t),
+            2 => $f::<2, $g>($t),
+            3 => $f::<3, $g>($t),
+            4 => $f::<4, $g>($t),
+            5 => $f::<5, $g>($t),
+            6 => $f::<6, $g>($t),
+            7 => $f::<7, $g>($t),
+            8 => $f::<8, $g>($t),
+            9 => $f::<9, $g>($t),
+            10 => $f::<10, $g>($t),
+            11 => $f::<11, $g>($t),
+            12 => $f::<12, $g>($t),
             mr => unreachable!("wide microkernel: mr {mr} out of 1..=12"),
         }
     };
 }
 use by_rows;
 
-/// One `asm!` block of `4` or `1` k steps over the listed rows: each row
+/// One `asm!` block of `4` (A values embedded in the FMAs), `r4` (A values
+/// broadcast into registers, 2 k steps of B at a time) or `1` k steps over
+/// the listed rows: each row
 /// `[byte offset of its pointer in the row array, its two accumulator
 /// registers, their indices in acc]`. Reads B at `b` (panel 0) and `b + bn`
 /// bytes (panel 1), A at `row pointer + k` bytes; advances `b` and `k` past
@@ -143,6 +164,47 @@ macro_rules! wide_asm {
                 concat!("vfmadd231ps ", $z1, ", zmm29, dword ptr [{t} + {k} + 8]{{1to16}}"),
                 concat!("vfmadd231ps ", $z0, ", zmm30, dword ptr [{t} + {k} + 12]{{1to16}}"),
                 concat!("vfmadd231ps ", $z1, ", zmm31, dword ptr [{t} + {k} + 12]{{1to16}}"),
+            )+
+            "add {b}, 256",
+            "add {k}, 16",
+            b = inout(reg) $b,
+            bn = in(reg) $bn,
+            a = in(reg) $a,
+            k = inout(reg) $k,
+            t = out(reg) _,
+            $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
+            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
+            options(nostack, readonly),
+        )
+    };
+    (r4; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
+        asm!(
+            "vmovups zmm24, [{b}]",
+            "vmovups zmm25, [{b} + {bn}]",
+            "vmovups zmm26, [{b} + 64]",
+            "vmovups zmm27, [{b} + {bn} + 64]",
+            $(
+                concat!("mov {t}, [{a} + ", $off, "]"),
+                "vbroadcastss zmm28, dword ptr [{t} + {k}]",
+                "vbroadcastss zmm29, dword ptr [{t} + {k} + 4]",
+                concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"),
+                concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"),
+                concat!("vfmadd231ps ", $z0, ", zmm26, zmm29"),
+                concat!("vfmadd231ps ", $z1, ", zmm27, zmm29"),
+            )+
+            "vmovups zmm24, [{b} + 128]",
+            "vmovups zmm25, [{b} + {bn} + 128]",
+            "vmovups zmm26, [{b} + 192]",
+            "vmovups zmm27, [{b} + {bn} + 192]",
+            $(
+                concat!("mov {t}, [{a} + ", $off, "]"),
+                "vbroadcastss zmm30, dword ptr [{t} + {k} + 8]",
+                "vbroadcastss zmm31, dword ptr [{t} + {k} + 12]",
+                concat!("vfmadd231ps ", $z0, ", zmm24, zmm30"),
+                concat!("vfmadd231ps ", $z1, ", zmm25, zmm30"),
+                concat!("vfmadd231ps ", $z0, ", zmm26, zmm31"),
+                concat!("vfmadd231ps ", $z1, ", zmm27, zmm31"),
             )+
             "add {b}, 256",
             "add {k}, 16",
@@ -222,7 +284,8 @@ macro_rules! wide_asm_rows {
     };
 }
 
-/// Four k steps (`FOUR`) or one of the first `MR` rows: `acc[2r + v] +=
+/// Four k steps (`FOUR`; A broadcast into registers when `BCAST_REG`) or one
+/// of the first `MR` rows: `acc[2r + v] +=
 /// A[r][k..k + s] · B[k..k + s][16v..16v + 16]`, A row `r` at `rows[r] + k`
 /// bytes; one step is the rest of a run that is not a multiple of 4.
 ///
@@ -232,7 +295,7 @@ macro_rules! wide_asm_rows {
 /// floats.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn k_steps<const MR: usize, const FOUR: bool>(
+unsafe fn k_steps<const MR: usize, const FOUR: bool, const BCAST_REG: bool>(
     acc: &mut [__m512; 24],
     rows: *const *const f32,
     b: &mut *const f32,
@@ -242,7 +305,9 @@ unsafe fn k_steps<const MR: usize, const FOUR: bool>(
     // SAFETY: the caller's contract; the asm reads only the memory named
     // there and writes registers only (`readonly`).
     unsafe {
-        if FOUR {
+        if FOUR && BCAST_REG {
+            wide_asm_rows!(MR, r4; acc, rows, *b, bn, *k)
+        } else if FOUR {
             wide_asm_rows!(MR, 4; acc, rows, *b, bn, *k)
         } else {
             wide_asm_rows!(MR, 1; acc, rows, *b, bn, *k)
@@ -254,7 +319,7 @@ unsafe fn k_steps<const MR: usize, const FOUR: bool>(
 /// As [`Microkernel::tile`], with `t.mr == MR`, `16 < t.nr <= 32`, and
 /// AVX-512F available.
 #[target_feature(enable = "avx512f")]
-unsafe fn wide_kernel<const MR: usize>(t: &Tile) {
+unsafe fn wide_kernel<const MR: usize, const BCAST_REG: bool>(t: &Tile) {
     // Column masks of the two 16-lane halves (the first is whole).
     let mask = [0xFFFFu16, ((1u32 << (t.nr - 16).min(16)) - 1) as u16];
     // SAFETY (whole body): pointers as documented on `Tile` — C row r has nr
@@ -300,10 +365,10 @@ unsafe fn wide_kernel<const MR: usize>(t: &Tile) {
                     |p| _mm_prefetch::<_MM_HINT_T0>(p),
                     |p| _mm_prefetch::<_MM_HINT_T1>(p),
                 );
-                k_steps::<MR, true>(&mut acc, rows.as_ptr(), &mut b, bn, &mut k);
+                k_steps::<MR, true, BCAST_REG>(&mut acc, rows.as_ptr(), &mut b, bn, &mut k);
             }
             for _ in 0..run % 4 {
-                k_steps::<MR, false>(&mut acc, rows.as_ptr(), &mut b, bn, &mut k);
+                k_steps::<MR, false, BCAST_REG>(&mut acc, rows.as_ptr(), &mut b, bn, &mut k);
             }
         }
         if t.last {

@@ -25,8 +25,8 @@
 //! |-----|------|--------------|----|----|
 //! | scalar | `scalar.rs` | 4×16 | 256 | 128 |
 //! | AVX2+FMA | `avx2.rs` | 6×16 | 256 (K ≤ 512 in one block) | 144 |
-//! | AVX-512F | `avx512.rs` | 8×32 (8×16 for an odd last panel) | 512 (192 in Winograd's products) | 192 |
-//! | AVX-512F, wide | `avx512_wide.rs` | 12×32, k loop in assembly; the loop nest's kernel where 512-bit FMAs run at the 256-bit rate ([`peak::avx512_full_width`]: Zen 4); odd last panels on the 8×32 one | 512 | 192 |
+//! | AVX-512F | `avx512.rs` | 8×32 (8×16 for an odd last panel): Winograd's products, odd last panels | 512 (192 in Winograd's products) | 192 |
+//! | AVX-512F, wide | `avx512_wide.rs` | 12×32, k loop in assembly: the loop nest's kernel (1×1, implicit GEMM, stem); A's values embedded in the FMAs where 512-bit FMAs run at the 256-bit rate (Zen 4), broadcast into registers where they run at full width ([`peak::avx512_full_width`]); odd last panels on the 8×32 one | 512 | 192 |
 //! | AVX-512F, tall | `avx512.rs` | 16×16, Winograd's products of 9+ rows where 512-bit FMAs run at the 256-bit rate ([`peak::avx512_full_width`]) | 256 | – |
 //! | NEON | `neon.rs` | 6×16 | 256 | 144 |
 //!
@@ -103,7 +103,7 @@ fn blockings() -> impl Iterator<Item = Blocking> {
         #[cfg(target_arch = "x86_64")]
         Some(Blocking::of::<avx512::Avx512>()),
         #[cfg(target_arch = "x86_64")]
-        Some(Blocking::of::<avx512_wide::Avx512Wide>()),
+        Some(Blocking::of::<avx512_wide::Avx512Wide<false>>()),
         #[cfg(target_arch = "aarch64")]
         Some(Blocking::of::<neon::Neon>()),
     ];
@@ -180,16 +180,18 @@ macro_rules! with_microkernel {
                 type $u = avx2::Avx2;
                 $body
             }
-            // The 12×32 kernel where 512-bit FMAs run at the 256-bit rate
-            // (measured there; see `avx512_wide`), else the 8×32 one.
+            // The 12×32 kernel: with A's values embedded in its FMAs where
+            // 512-bit FMAs run at the 256-bit rate, broadcast into registers
+            // where they run at full width (each measured there; see
+            // `avx512_wide`).
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 if !peak::avx512_full_width() => {
-                type $u = avx512_wide::Avx512Wide;
+                type $u = avx512_wide::Avx512Wide<false>;
                 $body
             }
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => {
-                type $u = avx512::Avx512;
+                type $u = avx512_wide::Avx512Wide<true>;
                 $body
             }
             #[cfg(target_arch = "aarch64")]
@@ -612,9 +614,10 @@ mod tests {
         assert!(cases > 30, "only {cases} cases read a padded input");
     }
 
-    /// The 12×32 AVX-512 kernel (assembly k loop) against the 8×32 one
-    /// through the real loop nest, where the CPU has AVX-512 (whichever of
-    /// the two `dispatch` picks here): bit for bit — both are one FMA chain
+    /// The 12×32 AVX-512 kernel (assembly k loop, both forms: A's values
+    /// embedded in the FMAs and broadcast into registers) against the 8×32
+    /// one through the real loop nest, where the CPU has AVX-512 (whichever
+    /// `dispatch` picks here): bit for bit — both are one FMA chain
     /// over k per output element, with the same start (bias, C) and
     /// epilogue — on 1×1 (in place, packed rows, strided), implicit and
     /// padded-run (the stem's way) problems, every epilogue including a
@@ -671,7 +674,7 @@ mod tests {
                 let p = Problem { m, k: kk, n, a, b: &packed, ep: &ep };
                 for threads in 1..=3 {
                     let mut outs = Vec::new();
-                    for wide in [false, true] {
+                    for kernel in 0..3 {
                         let mut got = if in_output { res.clone() } else { vec![f32::NAN; s.output_len()] };
                         // Room for copied A blocks whatever the source.
                         let len = blockings().map(|bl| loops::scratch_len(bl, m, kk, n, threads, true)).max();
@@ -680,25 +683,27 @@ mod tests {
                         // match above, scratch with room for copies); AVX-512F
                         // checked above.
                         pools[threads - 1].install(|| unsafe {
-                            if wide {
-                                loops::run::<avx512_wide::Avx512Wide>(&p, &mut got, &mut scratch, threads)
-                            } else {
-                                loops::run::<avx512::Avx512>(&p, &mut got, &mut scratch, threads)
+                            match kernel {
+                                0 => loops::run::<avx512::Avx512>(&p, &mut got, &mut scratch, threads),
+                                1 => loops::run::<avx512_wide::Avx512Wide<false>>(&p, &mut got, &mut scratch, threads),
+                                _ => loops::run::<avx512_wide::Avx512Wide<true>>(&p, &mut got, &mut scratch, threads),
                             }
                         });
                         outs.push(got);
                     }
-                    let (narrow, wide) = (&outs[0], &outs[1]);
-                    for (i, (g, w)) in wide.iter().zip(&want).enumerate() {
+                    let narrow = &outs[0];
+                    for (form, wide) in ["embedded", "register"].iter().zip(&outs[1..]) {
+                        for (i, (g, w)) in wide.iter().zip(&want).enumerate() {
+                            assert!(
+                                (g - w).abs() <= 2e-5 * (kk as f32).sqrt() * (1.0 + w.abs()),
+                                "{s:?} t{threads} {form} [{i}]: {g} vs {w}"
+                            );
+                        }
                         assert!(
-                            (g - w).abs() <= 2e-5 * (kk as f32).sqrt() * (1.0 + w.abs()),
-                            "{s:?} t{threads} [{i}]: {g} vs {w}"
+                            wide.iter().zip(narrow).all(|(a, b)| a.to_bits() == b.to_bits()),
+                            "{s:?} t{threads}: 12×32 ({form} broadcasts) and 8×32 differ"
                         );
                     }
-                    assert!(
-                        wide.iter().zip(narrow).all(|(a, b)| a.to_bits() == b.to_bits()),
-                        "{s:?} t{threads}: 12×32 and 8×32 differ"
-                    );
                 }
             }
         }

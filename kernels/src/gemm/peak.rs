@@ -113,16 +113,17 @@ fn repeat_tile_on(isa: Isa, kc: usize, residual: bool, tiles: u64) -> (u64, Vec<
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX2+FMA support checked above.
         Isa::Avx2 => unsafe { repeat_tile::<super::avx2::Avx2>(kc, residual, tiles) },
-        // The kernel the loop nest runs (`gemm::dispatch`): 12×32 where
-        // 512-bit FMAs run at the 256-bit rate, else 8×32.
+        // The kernel the loop nest runs (`gemm::dispatch`): 12×32, with A's
+        // values embedded in the FMAs where 512-bit FMAs run at the 256-bit
+        // rate, broadcast into registers where they run at full width.
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F support checked above.
         Isa::Avx512 if !avx512_full_width() => unsafe {
-            repeat_tile::<super::avx512_wide::Avx512Wide>(kc, residual, tiles)
+            repeat_tile::<super::avx512_wide::Avx512Wide<false>>(kc, residual, tiles)
         },
         #[cfg(target_arch = "x86_64")]
         // SAFETY: AVX-512F support checked above.
-        Isa::Avx512 => unsafe { repeat_tile::<super::avx512::Avx512>(kc, residual, tiles) },
+        Isa::Avx512 => unsafe { repeat_tile::<super::avx512_wide::Avx512Wide<true>>(kc, residual, tiles) },
         #[cfg(target_arch = "aarch64")]
         // SAFETY: NEON support checked above.
         Isa::Neon => unsafe { repeat_tile::<super::neon::Neon>(kc, residual, tiles) },
