@@ -145,7 +145,7 @@ use by_rows;
 /// the steps.
 macro_rules! wide_asm {
     (4; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
-        asm!(
+        wide_asm!(@asm $acc, $a, $b, $bn, $k; $([$z0 $z1 $i0 $i1])+; [
             "vmovups zmm24, [{b}]",
             "vmovups zmm25, [{b} + {bn}]",
             "vmovups zmm26, [{b} + 64]",
@@ -167,19 +167,10 @@ macro_rules! wide_asm {
             )+
             "add {b}, 256",
             "add {k}, 16",
-            b = inout(reg) $b,
-            bn = in(reg) $bn,
-            a = in(reg) $a,
-            k = inout(reg) $k,
-            t = out(reg) _,
-            $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
-            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
-            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
-            options(nostack, readonly),
-        )
+        ])
     };
     (r4; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
-        asm!(
+        wide_asm!(@asm $acc, $a, $b, $bn, $k; $([$z0 $z1 $i0 $i1])+; [
             "vmovups zmm24, [{b}]",
             "vmovups zmm25, [{b} + {bn}]",
             "vmovups zmm26, [{b} + 64]",
@@ -208,19 +199,10 @@ macro_rules! wide_asm {
             )+
             "add {b}, 256",
             "add {k}, 16",
-            b = inout(reg) $b,
-            bn = in(reg) $bn,
-            a = in(reg) $a,
-            k = inout(reg) $k,
-            t = out(reg) _,
-            $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
-            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
-            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
-            options(nostack, readonly),
-        )
+        ])
     };
     (1; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
-        asm!(
+        wide_asm!(@asm $acc, $a, $b, $bn, $k; $([$z0 $z1 $i0 $i1])+; [
             "vmovups zmm24, [{b}]",
             "vmovups zmm25, [{b} + {bn}]",
             $(
@@ -230,13 +212,23 @@ macro_rules! wide_asm {
             )+
             "add {b}, 64",
             "add {k}, 4",
+        ])
+    };
+    // The block itself, the same operands for every form: the rows' sums
+    // in and out in their registers, zmm24–31 clobbered (the one-step form
+    // uses only zmm24–25; naming all eight costs nothing, they are not
+    // live across blocks).
+    (@asm $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$z0:tt $z1:tt $i0:tt $i1:tt])+; [$($line:expr),+ $(,)?]) => {
+        asm!(
+            $($line,)+
             b = inout(reg) $b,
             bn = in(reg) $bn,
             a = in(reg) $a,
             k = inout(reg) $k,
             t = out(reg) _,
             $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
-            out("zmm24") _, out("zmm25") _,
+            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
             options(nostack, readonly),
         )
     };
