@@ -1,6 +1,10 @@
 //! AVX-512F microkernels: 8×32 (and 8×16 for a last odd 16-column panel)
-//! for everything, and a tall 16×16 one for Winograd's products
-//! ([`Avx512Tall`]).
+//! for Winograd's products and the loop nest's odd last panels, and a tall
+//! 16×16 one for Winograd's products where 512-bit FMAs run at half rate
+//! ([`Avx512Tall`]). The 1×1, implicit-GEMM and stem loop nest runs the
+//! 12×32 kernel of `avx512_wide` (which shares this one's prefetches,
+//! accumulator start and epilogue); this kernel ran it until stop 51, and
+//! its own measurements below date from then.
 //!
 //! Why 8×32: 16 zmm accumulators (8 rows × 2 vectors of 16) ≥ the 8 that two
 //! FMA pipes of latency 4 need, plus 2 B vectors and a broadcast: 19 of 32

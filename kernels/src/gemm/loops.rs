@@ -592,9 +592,9 @@ fn rows_alias(shape: &ConvShape) -> bool {
 
 /// L1 data caches with fewer ways than this get aliasing A rows copied
 /// apart ([`packs_pixels_on`]): a strip's rows take up to 8 ways of one set
-/// (the 8×32 AVX-512 kernel's, measured below; the 12-row one runs only
-/// where 512-bit FMAs are half rate, on an 8-way L1 so far), and the B
-/// micro-panel and C tile need a few more.
+/// (the 8×32 AVX-512 kernel's, measured below), and the B micro-panel and C
+/// tile need a few more. The 12-row kernel's strips take 12, yet on a
+/// 12-way L1 reading them in place still won (below): the bound stays.
 const PACK_BELOW_L1_WAYS: usize = 8 + 4;
 
 /// Whether a 1×1 convolution copies its A blocks into scratch instead of
@@ -609,7 +609,12 @@ const PACK_BELOW_L1_WAYS: usize = 8 + 4;
 /// Rapids-class Xeon, AVX-512's 8-row strips; same process, alternated
 /// inference by inference, 60 rounds) reading in place was the faster:
 /// `conv4_block2..6_1` (14×14, 1024→256) 2–7 % and stage 5's `_1` layers
-/// (2048→512) 1–9 % at one and two threads, v1 and v1.5.
+/// (2048→512) 1–9 % at one and two threads, v1 and v1.5. Again with the
+/// 12-row AVX-512 kernel (12 aliasing rows per strip) on a 12-way Xeon
+/// (2026-12-05; same process, the copy switched inference by inference, 50
+/// pairs, per-layer medians): the copy made `conv4_block2..6_1` 1.04–1.07×
+/// and stage 5's `_1` layers 1.03–1.08× of their time, v1 and v1.5, one and
+/// two threads.
 fn packs_pixels_on(shape: &ConvShape, l1d_ways: Option<usize>) -> bool {
     rows_alias(shape) && l1d_ways.is_none_or(|ways| ways < PACK_BELOW_L1_WAYS)
 }
