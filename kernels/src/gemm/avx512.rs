@@ -197,7 +197,8 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
     // floats; masked-off lanes are neither read nor written; each B panel
     // read holds kc rows of 16 floats (the second only exists, and is only
     // read, when nr > 16, i.e. NV == 2); A row r holds kc floats (SEG:
-    // segs runs of kc / segs floats, seg_stride apart).
+    // segs runs of kc / segs floats, seg_stride apart); `t.next` is null or a Tile valid for
+    // reads during this call (what GroupPrefetch::new asks).
     unsafe {
         // The sums start from the bias when this tile is the whole K
         // reduction (one K block: nothing to start from in C), which saves
@@ -269,7 +270,7 @@ pub(crate) unsafe fn body<V: Lanes16, const MR: usize, const NV: usize, const SE
                 // The next B panel's share into L2, the next tile's C into
                 // L1, and where the loop nest asks (`next_a`) its A rows into
                 // L2 (`t` is this tile: the tile contract).
-                prefetch.group(t, (s * run + k) / 4, NEXT_A_LINES_PER_GROUP, |p| V::prefetch(p), |p| V::prefetch_l2(p));
+                prefetch.group(NEXT_A_LINES_PER_GROUP, |p| V::prefetch(p), |p| V::prefetch_l2(p));
                 for u in 0..4 {
                     step!(k + u);
                 }

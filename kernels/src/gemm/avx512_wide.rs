@@ -318,7 +318,8 @@ unsafe fn wide_kernel<const MR: usize, const BCAST_REG: bool>(t: &Tile) {
     // valid floats at c + r·ldc (and the residual likewise), the bias nr
     // floats; masked-off lanes are neither read nor written; both B panels
     // hold kc rows of 16 floats; A row r holds kc floats (segs runs of
-    // kc / segs floats, seg_stride apart).
+    // kc / segs floats, seg_stride apart); `t.next` is null or a Tile valid for
+    // reads during this call (what GroupPrefetch::new asks).
     unsafe {
         // As the 8×32 kernel: sums start from the bias when this tile is
         // the whole K reduction, from C when it continues one.
@@ -349,10 +350,8 @@ unsafe fn wide_kernel<const MR: usize, const BCAST_REG: bool>(t: &Tile) {
                 *row = a.wrapping_add(s * t.seg_stride);
             }
             let mut k = 0usize;
-            for q in 0..run / 4 {
+            for _ in 0..run / 4 {
                 prefetch.group(
-                    t,
-                    (s * run + 4 * q) / 4,
                     A_LINES_PER_GROUP,
                     |p| _mm_prefetch::<_MM_HINT_T0>(p),
                     |p| _mm_prefetch::<_MM_HINT_T1>(p),

@@ -123,12 +123,12 @@ pub(crate) struct Tile {
     pub seg_stride: usize,
     /// The tile the loop nest computes after this one, or null: its C
     /// tile and residual rows are what the AVX-512 kernel pulls into L1
-    /// during its k loop ([`next_tile_lines`]; hints only). Valid for reads
+    /// during its k loop ([`GroupPrefetch`]; hints only). Valid for reads
     /// while this tile is computed.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub next: *const Tile,
     /// Also pull [`Tile::next`]'s A rows into L2 during this tile
-    /// ([`next_tile_a_lines`]): set by the loop nest where those rows are
+    /// ([`GroupPrefetch`]): set by the loop nest where those rows are
     /// read for the first time and come from L3 or memory.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub next_a: bool,
@@ -212,57 +212,7 @@ pub(crate) trait Microkernel {
     }
 }
 
-/// Line `g` of the loop nest's next tile ([`Tile::next`]) pulled into L1
-/// while `t` computes, for a kernel with `LINES` 16-float vectors (cache
-/// lines) per C row: the next tile's C line `g` and residual line `g` (row
-/// `g / LINES`, line `g % LINES`); `g` past `MR·LINES` does nothing. The
-/// kernel takes [`next_tile_lines_per_group`] of them per group of 4 k
-/// steps. Calls `prefetch` with each address.
-///
-/// Why the next tile's and spread out: the C tile and residual that the
-/// epilogue reads and writes come from L2 or L3 (a K = 64 layer's 3 MB
-/// output does not stay in L2), and prefetching a tile's own 16–32 lines
-/// in one burst before its k loop (as the kernels did) both queued them
-/// behind each other and arrived only just in time: same-process A/B on
-/// Zen 4 (AVX-512, v1, one thread), stage 2's K = 64 1×1 layers 4–5 %
-/// faster, the rest unchanged. The next tile's A rows too (two lines per
-/// step) helped alone (3136×256×64 +2 %) but not in the network: stages
-/// 4–5's 1×1 layers 2 % slower at one thread, 7 % at two.
-///
-/// # Safety
-/// `t.next` is null or a [`Tile`] valid for reads.
-// Only the AVX-512 kernels use it: the AVX2 one was slower with it — on a
-// 2-vCPU Zen 3 (stop 42; same process, alternated inference by inference, 60
-// pairs, v1.5, one thread) the network 1.03–1.06× of its time, stages 4–5's
-// 1×1 layers 1.10–1.12×, only stage 2's residual layers faster (0.96–0.97×);
-// NEON has not been timed.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-#[inline(always)]
-pub(crate) unsafe fn next_tile_lines<const MR: usize, const LINES: usize>(
-    t: &Tile,
-    g: usize,
-    mut prefetch: impl FnMut(*const i8),
-) {
-    if t.next.is_null() || g >= MR * LINES {
-        return;
-    }
-    // SAFETY: the caller's contract; only the Tile's fields are read, the
-    // addresses computed are only passed to `prefetch`.
-    let n = unsafe { &*t.next };
-    let (r, v) = (g / LINES, g % LINES);
-    // Rows past the next tile's own (a shorter strip) are prefetched too,
-    // and its `res` entries past `mr` may be left over from earlier blocks:
-    // hints only, to addresses inside the same buffers.
-    let c = n.c.wrapping_add(r * n.ldc);
-    prefetch(c.wrapping_add(16 * v) as *const i8);
-    // A residual in C (in place) is covered by the line above.
-    let res = n.res[r];
-    if !res.is_null() && !std::ptr::eq(res, c) {
-        prefetch(res.wrapping_add(16 * v) as *const i8);
-    }
-}
-
-/// Lines of the next tile ([`next_tile_lines`]) a `kc`-step tile with
+/// Lines of the next tile ([`GroupPrefetch`]) a `kc`-step tile with
 /// `lines` C lines (`MR·LINES`) takes per group of 4 k steps: enough that
 /// all of them are asked for by the middle of its k loop — one per group
 /// from K = 128 up, two for ResNet50's stage-2 K = 64 tiles (8×32: 16 lines
@@ -281,6 +231,10 @@ pub(crate) unsafe fn next_tile_lines<const MR: usize, const LINES: usize>(
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const fn next_tile_lines_per_group(lines: usize, kc: usize) -> usize {
     let half_groups = kc / 8;
+    if half_groups >= lines {
+        // No division in the common case (a tile's prologue).
+        return 1;
+    }
     lines.div_ceil(if half_groups > 0 { half_groups } else { 1 })
 }
 
@@ -290,101 +244,196 @@ pub(crate) const fn next_tile_lines_per_group(lines: usize, kc: usize) -> usize 
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const NEXT_A_LINES_PER_GROUP: usize = 2;
 
-/// Line `i` of the next tile's A rows (row `i / ⌈kc/16⌉`, line
-/// `i % ⌈kc/16⌉`; nothing past its rows) passed to `prefetch` — for a tile
-/// whose [`Tile::next_a`] is set, [`NEXT_A_LINES_PER_GROUP`] per group of
-/// 4 k steps, into L2.
-///
-/// Why, and where: a 1×1 layer that reads A in place meets each strip's
-/// rows first in the first column tile of their `ic` block, and there they
-/// come from L3 (a 56×56 layer's input is 0.8–3.2 MB, written by the layer
-/// before; the L2 is 1–2 MB); the other column tiles find them in L2. The
-/// loop nest sets `next_a` on those first-column tiles only (one K block,
-/// rows read in place). Same process, alternated inference by inference,
-/// 150 rounds, per-layer medians, 2-core Zen 4 (AVX-512), one thread: stage
-/// 2's 1×1 layers 0.84–1.00× of their time (`conv2_block2_1`/`block3_1`, 56×56
-/// 256→64, 0.84–0.94×), v1.5's full-resolution `conv3_block1_1` 0.91–0.93×,
-/// stages 4–5 unchanged, the 1×1 layers together 0.98× and v1 0.985×; at
-/// two threads unchanged (1.00). Asking for the next strip's A on every
-/// tile instead made the 1×1 layers 1–4 % slower (the rows are in L2 from
-/// the second column tile on), as the try noted at [`next_tile_lines`] did.
-/// The AVX2 kernel does not ask for them: on a 2-vCPU Zen 3 (stop 42, same
-/// method, 60 pairs, v1.5, one thread) the network was unchanged with them
-/// (mean 0.991×, median 1.028×).
-///
-/// # Safety
-/// `t.next` is a [`Tile`] valid for reads when `t.next_a` is set.
-#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
-#[inline(always)]
-pub(crate) unsafe fn next_tile_a_lines(t: &Tile, i: usize, mut prefetch: impl FnMut(*const i8)) {
-    // SAFETY: the caller's contract; only the Tile's fields are read, the
-    // addresses computed are only passed to `prefetch`.
-    let n = unsafe { &*t.next };
-    let per_row = n.kc.div_ceil(16).max(1);
-    let (r, l) = (i / per_row, i % per_row);
-    if r < n.mr {
-        prefetch(n.a[r].wrapping_add(16 * l) as *const i8);
-    }
-}
-
 /// The prefetches an AVX-512 microkernel (8×32 and 12×32) issues before
 /// each group of 4 k steps of an `MR`-row, `NV`-panel tile, set up once per
-/// tile: its share of the next B micro-panel into L2 ([`Tile::pf`], spread
-/// over the groups in 16.16 fixed point; its own panel's lines when it has
-/// none), the next tile's C and residual lines into L1
-/// ([`next_tile_lines`], [`next_tile_lines_per_group`] per group) and,
-/// where [`Tile::next_a`] asks, the next strip's A rows into L2
-/// ([`next_tile_a_lines`]).
+/// tile ([`GroupPrefetch::new`]) and issued by [`GroupPrefetch::group`]:
+/// - its share of the next B micro-panel into L2 ([`Tile::pf`], spread over
+///   the groups in 16.16 fixed point; its own panel's lines when it has none);
+/// - the loop nest's next tile's ([`Tile::next`]) C and residual lines into
+///   L1, [`next_tile_lines_per_group`] per group, row by row;
+/// - where [`Tile::next_a`] asks, the next strip's A rows into L2.
+///
+/// Why the next tile's C, and spread out: the C tile and residual that the
+/// epilogue reads and writes come from L2 or L3 (a K = 64 layer's 3 MB
+/// output does not stay in L2), and prefetching a tile's own 16–32 lines
+/// in one burst before its k loop (as the kernels did) both queued them
+/// behind each other and arrived only just in time: same-process A/B on
+/// Zen 4 (AVX-512, v1, one thread), stage 2's K = 64 1×1 layers 4–5 %
+/// faster, the rest unchanged. The next tile's A rows on every tile (two
+/// lines per step) helped alone (3136×256×64 +2 %) but not in the network:
+/// stages 4–5's 1×1 layers 2 % slower at one thread, 7 % at two.
+///
+/// Why the next strip's A rows where `next_a` asks: a 1×1 layer that reads
+/// A in place meets each strip's rows first in the first column tile of
+/// their `ic` block, and there they come from L3 (a 56×56 layer's input is
+/// 0.8–3.2 MB, written by the layer before; the L2 is 1–2 MB); the other
+/// column tiles find them in L2. The loop nest sets `next_a` on those
+/// first-column tiles only (one K block, rows read in place). Same process,
+/// alternated inference by inference, 150 rounds, per-layer medians, 2-core
+/// Zen 4 (AVX-512), one thread: stage 2's 1×1 layers 0.84–1.00× of their
+/// time (`conv2_block2_1`/`block3_1`, 56×56 256→64, 0.84–0.94×), v1.5's
+/// full-resolution `conv3_block1_1` 0.91–0.93×, stages 4–5 unchanged, the
+/// 1×1 layers together 0.98× and v1 0.985×; at two threads unchanged.
+///
+/// Why cursors: the lines are walked in order (row by row, a line at a
+/// time), each stream a pointer and a count stepped on per line, with no
+/// division or multiply per group. The first form computed every line from
+/// its index (`i / lines_per_row`, three 64-bit divisions per group for the
+/// A rows, the next tile's fields reloaded per line); on a 2-vCPU Xeon with
+/// full-width AVX-512 (2026-12-05; same process, the two forms switched
+/// inference by inference in the 12×32 kernel, 60 pairs, per-layer
+/// medians, bit-identical outputs) the cursors made the 1×1 layers
+/// 0.972–0.985× of their time and the whole inference 0.981× (v1) and
+/// 0.981× (v1.5) at one thread, 0.987× / 0.986× at two, v1.5 batch 8
+/// 0.978×. Without the C and A prefetches at all, the 1×1 layers took
+/// 0.997× (what they gained had cost as much), and without any prefetch
+/// 1.10×. PREFETCHW instead of PREFETCHT0 for the next tile's C lines
+/// (they are written) measured 1.015–1.019× on the same machine.
+///
+/// Only the AVX-512 kernels use it: the AVX2 one was slower with the next
+/// tile's C lines — on a 2-vCPU Zen 3 (stop 42; same process, alternated
+/// inference by inference, 60 pairs, v1.5, one thread) the network
+/// 1.03–1.06× of its time, stages 4–5's 1×1 layers 1.10–1.12×, only stage
+/// 2's residual layers faster (0.96–0.97×) — and unchanged with the A rows
+/// (mean 0.991×, median 1.028×); NEON has not been timed.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct GroupPrefetch<const MR: usize, const NV: usize> {
-    pf: [*const i8; NV],
+    /// B: panel 0's first line to ask for, bytes to panel 1, and the
+    /// spread (`line_fx >> 16` lines on from `pf`, `step_fx` more per group).
+    pf: *const i8,
+    pf_next: usize,
     step_fx: usize,
     line_fx: usize,
-    next_lines: usize,
+    /// The next tile's C lines per group, and the cursor: its row's C and
+    /// residual (null: none, or the residual is C itself), the line in the
+    /// row, the rows left (0: done, or no next tile), the row's entry in
+    /// the next tile's residual array, and C's row stride in bytes.
+    c_lines: usize,
+    c: *const i8,
+    res: *const i8,
+    v: usize,
+    c_rows_left: usize,
+    res_row: *const *const f32,
+    ldc: usize,
+    /// The next strip's A rows: the line, lines left in its row, lines per
+    /// row, its row's entry in the next tile's A array, rows left.
+    a: *const i8,
+    a_left: usize,
+    a_per_row: usize,
+    a_row: *const *const f32,
+    a_rows_left: usize,
 }
 
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 impl<const MR: usize, const NV: usize> GroupPrefetch<MR, NV> {
     /// The prefetch state of tile `t`.
+    ///
+    /// # Safety
+    /// `t.next` is null or a [`Tile`] valid for reads while the state is used.
     #[inline(always)]
-    pub(crate) fn new(t: &Tile) -> Self {
+    pub(crate) unsafe fn new(t: &Tile) -> Self {
         let spread = !t.pf.is_null() && t.pf_lines > 0;
-        let pf_base = if spread { t.pf } else { t.b };
-        GroupPrefetch {
-            pf: std::array::from_fn(|v| pf_base.wrapping_add(v * t.b_next) as *const i8),
+        let mut p = GroupPrefetch {
+            pf: (if spread { t.pf } else { t.b }) as *const i8,
+            pf_next: 4 * t.b_next,
             step_fx: if spread { t.pf_step } else { 0 },
             line_fx: 0,
-            next_lines: next_tile_lines_per_group(MR * NV, t.kc),
+            c_lines: next_tile_lines_per_group(MR * NV, t.kc),
+            c: std::ptr::null(),
+            res: std::ptr::null(),
+            v: 0,
+            c_rows_left: 0,
+            res_row: std::ptr::null(),
+            ldc: 0,
+            a: std::ptr::null(),
+            a_left: 0,
+            a_per_row: 0,
+            a_row: std::ptr::null(),
+            a_rows_left: 0,
+        };
+        if !t.next.is_null() {
+            // SAFETY: the caller's contract.
+            let n = unsafe { &*t.next };
+            // Rows past the next tile's own (a shorter strip) are asked
+            // for too, and its `res` entries past `mr` may be left over
+            // from earlier blocks: hints only, to addresses inside the same
+            // buffers.
+            p.c = n.c as *const i8;
+            p.ldc = 4 * n.ldc;
+            p.c_rows_left = MR;
+            p.res_row = n.res.as_ptr();
+            p.res = Self::distinct_residual(n.res[0], p.c);
+            if t.next_a {
+                p.a_per_row = n.kc.div_ceil(16).max(1);
+                p.a_left = p.a_per_row;
+                p.a_row = n.a.as_ptr();
+                p.a = n.a[0] as *const i8;
+                p.a_rows_left = n.mr;
+            }
+        }
+        p
+    }
+
+    /// A residual row to ask for besides C's: none when null or C's own
+    /// (in place, the C line covers it).
+    #[inline(always)]
+    fn distinct_residual(res: *const f32, c: *const i8) -> *const i8 {
+        if std::ptr::eq(res as *const i8, c) {
+            std::ptr::null()
+        } else {
+            res as *const i8
         }
     }
 
-    /// Group `g`'s prefetches (`g`: the group's first k step / 4, counted
-    /// over the whole tile), with `a_lines` next-strip A lines per group;
-    /// `l1` and `l2` issue one hint each.
+    /// The next group's prefetches, with `a_lines` next-strip A lines per
+    /// group; `l1` and `l2` issue one hint each.
     ///
     /// # Safety
-    /// `t` is the tile given to [`GroupPrefetch::new`], under its contract
-    /// (`t.next` null or a valid [`Tile`], valid when `t.next_a`).
+    /// The tile given to [`GroupPrefetch::new`] is still under its contract.
     #[inline(always)]
-    pub(crate) unsafe fn group(
-        &mut self,
-        t: &Tile,
-        g: usize,
-        a_lines: usize,
-        l1: impl Fn(*const i8),
-        l2: impl Fn(*const i8),
-    ) {
-        for p in &self.pf {
-            l2(p.wrapping_add(64 * (self.line_fx >> 16)));
+    pub(crate) unsafe fn group(&mut self, a_lines: usize, l1: impl Fn(*const i8), l2: impl Fn(*const i8)) {
+        let line = 64 * (self.line_fx >> 16);
+        for v in 0..NV {
+            l2(self.pf.wrapping_add(v * self.pf_next + line));
         }
         self.line_fx += self.step_fx;
-        // SAFETY (both): the caller's contract; hints only.
-        for j in 0..self.next_lines {
-            unsafe { next_tile_lines::<MR, NV>(t, self.next_lines * g + j, &l1) };
+        for _ in 0..self.c_lines {
+            if self.c_rows_left == 0 {
+                break;
+            }
+            l1(self.c.wrapping_add(64 * self.v));
+            if !self.res.is_null() {
+                l1(self.res.wrapping_add(64 * self.v));
+            }
+            self.v += 1;
+            if self.v == NV {
+                self.v = 0;
+                self.c_rows_left -= 1;
+                self.c = self.c.wrapping_add(self.ldc);
+                if self.c_rows_left > 0 {
+                    self.res_row = self.res_row.wrapping_add(1);
+                    // SAFETY: rows left: an entry below MR <= MAX_MR of
+                    // the next tile's `res` (the caller's contract).
+                    self.res = Self::distinct_residual(unsafe { *self.res_row }, self.c);
+                }
+            }
         }
-        if t.next_a {
-            for j in 0..a_lines {
-                unsafe { next_tile_a_lines(t, a_lines * g + j, &l2) };
+        for _ in 0..a_lines {
+            if self.a_rows_left == 0 {
+                break;
+            }
+            l2(self.a);
+            self.a = self.a.wrapping_add(64);
+            self.a_left -= 1;
+            if self.a_left == 0 {
+                self.a_left = self.a_per_row;
+                self.a_rows_left -= 1;
+                if self.a_rows_left > 0 {
+                    self.a_row = self.a_row.wrapping_add(1);
+                    // SAFETY: rows left: an entry below the next tile's
+                    // `mr` of its `a` (the caller's contract).
+                    self.a = unsafe { *self.a_row } as *const i8;
+                }
             }
         }
     }
@@ -1128,7 +1177,7 @@ unsafe fn task_rows<U: Microkernel>(
                         t.next = after;
                         // The next strip's A rows, met for the first time
                         // in this block's first column tile (see
-                        // `next_tile_a_lines`).
+                        // `GroupPrefetch`).
                         t.next_a = a_from_afar && jr == jc && s + 1 < strips;
                         // SAFETY: the caller guarantees U's ISA; the tile's A
                         // rows are rows of this ic block's A (kc floats from
@@ -1504,6 +1553,71 @@ mod tests {
             ConvShape::square(1, 14, 14, 512, 512, 3, 2, 1),
         ];
         same_bits_whatever_the_share(&shapes, (1, 2), 0x1b87_3593);
+    }
+
+    #[test]
+    fn group_prefetch_asks_for_every_line_of_the_next_tile_once_in_order() {
+        use std::cell::RefCell;
+        // Addresses only (nothing is dereferenced but the next Tile).
+        let base = 1usize << 20;
+        for (mr_next, kc, in_place, next_a) in [(12, 64, false, true), (5, 512, true, false), (7, 256, false, true)] {
+            let mut n = Tile::EMPTY;
+            n.c = (base + 0x10000) as *mut f32;
+            n.ldc = 96;
+            n.kc = kc;
+            n.mr = mr_next;
+            for r in 0..MAX_MR {
+                n.a[r] = (base + 0x40000 + r * 0x1000) as *const f32;
+                n.res[r] = if in_place {
+                    n.c.wrapping_add(r * n.ldc) as *const f32
+                } else {
+                    (base + 0x80000 + r * 4 * n.ldc) as *const f32
+                };
+            }
+            let mut t = Tile::EMPTY;
+            t.kc = kc;
+            t.b = base as *const f32;
+            t.b_next = kc * PANEL;
+            t.pf = (base + 0x100000) as *const f32;
+            t.pf_lines = kc;
+            t.pf_step = prefetch_step(kc, kc);
+            t.next = &n;
+            t.next_a = next_a;
+            let (l1, l2) = (RefCell::new(Vec::new()), RefCell::new(Vec::new()));
+            // SAFETY: t.next is `n`, alive for the whole loop.
+            let mut p = unsafe { GroupPrefetch::<12, 2>::new(&t) };
+            for _ in 0..kc / 4 {
+                // SAFETY: as above; the hints are only recorded.
+                unsafe { p.group(3, |a| l1.borrow_mut().push(a as usize), |a| l2.borrow_mut().push(a as usize)) };
+            }
+            // L1: the next tile's 12 rows × 2 lines of C, each followed by
+            // its residual line unless the residual is C itself.
+            let mut want = Vec::new();
+            for r in 0..12 {
+                for v in 0..2 {
+                    want.push(n.c as usize + r * 4 * n.ldc + 64 * v);
+                    if !in_place {
+                        want.push(n.res[r] as usize + 64 * v);
+                    }
+                }
+            }
+            assert_eq!(*l1.borrow(), want, "mr {mr_next} kc {kc}");
+            // L2: both B panels' lines, one per group each, then (next_a)
+            // the next strip's rows line by line, all asked for.
+            let l2 = l2.borrow();
+            let b_lines: Vec<usize> = l2.iter().copied().filter(|&a| a >= base + 0x100000).collect();
+            // kc lines over kc / 4 groups: lines 4g of each panel in group g.
+            let want_b: Vec<usize> =
+                (0..kc / 4).flat_map(|g| [0, 4 * t.b_next].map(|p| base + 0x100000 + p + 64 * 4 * g)).collect();
+            assert_eq!(b_lines, want_b, "mr {mr_next} kc {kc}");
+            let a_lines: Vec<usize> = l2.iter().copied().filter(|&a| a < base + 0x100000).collect();
+            let want_a: Vec<usize> = if next_a {
+                (0..mr_next).flat_map(|r| (0..kc / 16).map(move |l| base + 0x40000 + r * 0x1000 + 64 * l)).collect()
+            } else {
+                Vec::new()
+            };
+            assert_eq!(a_lines, want_a, "mr {mr_next} kc {kc}");
+        }
     }
 
     #[test]

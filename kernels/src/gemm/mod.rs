@@ -34,12 +34,12 @@
 //! small M wastes no lanes. The microkernels unroll K by 4, prefetch C lines
 //! (AVX2/NEON: their own C tile and residual rows before the k loop;
 //! AVX-512: the loop nest's next tile's C and residual rows, all asked for
-//! by the middle of the k loop, see `loops::next_tile_lines`), and prefetch
+//! by the middle of the k loop, see `loops::GroupPrefetch`), and prefetch
 //! the next B micro-panel: a share per strip into L2 (small-M layers stream
 //! B from L3/DRAM) and (AVX2) the whole panel into L1 in the last strip. In a
 //! 1×1 layer's first column tile of each `ic` block, where A's rows come
 //! from L3, the AVX-512 kernel also pulls the next strip's rows into L2
-//! (`loops::next_tile_a_lines`). The loop nest itself prefetches nothing: it
+//! (`loops::GroupPrefetch`). The loop nest itself prefetches nothing: it
 //! used to pull the next A block into L2 a share per tile, which the
 //! same-process A/B on Zen 4 measured 2–6 % slower on every 56×56 and 28×28
 //! 1×1 layer (AVX-512 and AVX2) once the kernels prefetched their own B and C. A residual may be the output's own contents
