@@ -48,12 +48,16 @@
 //!   In L1 (`microkernel_probe`, kc = 256) 80 % of the FMA peak against
 //!   76–79 % for 8×32; a bare 12×32 loop of the same instructions in
 //!   intrinsics, no prefetches or epilogue, reaches 94–98 % there (8×32:
-//!   89–93 %), so most of what is left is the work around the k loop.
+//!   89–93 %), so most of what is left is the work around the k loop —
+//!   which is why this form's k loop is one `asm!` loop per run with its
+//!   prefetches inside ([`RegLoop`]: 0.973–0.979× the inference time of
+//!   one asm block per group with the prefetches between in Rust).
 //!
 //! Everything around the k loop is the 8×32 kernel's ([`super::avx512`]):
-//! the same prefetches between groups (the next micro-panel into L2, the
+//! the same prefetches per group (the next micro-panel into L2, the
 //! next tile's C and residual lines into L1, its A rows where the loop nest
-//! asks), the same accumulator start (bias folded in, or C) and epilogue —
+//! asks; between the groups in the embedded form, inside the asm loop in
+//! the register form), the same accumulator start (bias folded in, or C) and epilogue —
 //! and the same operations per output element (one FMA chain over k in
 //! order), so results are bit-identical to it. Tiles of 16 or fewer columns
 //! (an odd last panel) go to the 8×32 kernel, 8 rows at a time.
@@ -62,7 +66,7 @@ use std::arch::asm;
 use std::arch::x86_64::*;
 
 use super::avx512::Avx512;
-use super::loops::{GroupPrefetch, Microkernel, Tile, MAX_MR};
+use super::loops::{GroupPrefetch, Microkernel, Tile};
 
 /// Lines of the next strip's A rows asked for per group of 4 k steps
 /// (where the loop nest sets `Tile::next_a`): `12·⌈kc/16⌉` lines over
@@ -136,9 +140,9 @@ macro_rules! by_rows {
 }
 use by_rows;
 
-/// One `asm!` block of `4` (A values embedded in the FMAs), `r4` (A values
-/// broadcast into registers, 2 k steps of B at a time) or `1` k steps over
-/// the listed rows: each row
+/// One `asm!` block of `4` k steps (A values embedded in the FMAs), `1` k
+/// step, or a `loop` of groups of 4 (A values broadcast into registers,
+/// with the prefetches) over the listed rows: each row
 /// `[byte offset of its pointer in the row array, its two accumulator
 /// registers, their indices in acc]`. Reads B at `b` (panel 0) and `b + bn`
 /// bytes (panel 1), A at `row pointer + k` bytes; advances `b` and `k` past
@@ -169,8 +173,43 @@ macro_rules! wide_asm {
             "add {k}, 16",
         ])
     };
-    (r4; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
-        wide_asm!(@asm $acc, $a, $b, $bn, $k; $([$z0 $z1 $i0 $i1])+; [
+    // `$n` (> 0) groups of 4 k steps in one loop, A's values broadcast
+    // into registers (the register form), each group preceded by its
+    // prefetches (see `RegLoop`): the group's share of the next B
+    // micro-panel into L2; while rows are left, one row of the next tile's
+    // C (and of its residual, `res_off` bytes on) into L1; while groups
+    // are left, three lines of the next strip's A into L2.
+    (loop; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr, $n:expr, $h:expr, $lfx:expr, $cp:expr, $crows:expr, $ap:expr, $ag:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
+        wide_asm!(@loop $acc, $a, $b, $bn, $k, $n, $h, $lfx, $cp, $crows, $ap, $ag; $([$z0 $z1 $i0 $i1])+; [
+            "2:",
+            "mov {t}, {lfx}",
+            "shr {t}, 16",
+            "shl {t}, 6",
+            "add {t}, [{h} + {o_pf}]",
+            "prefetcht1 [{t}]",
+            "prefetcht1 [{t} + {bn}]",
+            "add {lfx}, [{h} + {o_pf_step}]",
+            "test {crows}, {crows}",
+            "jz 3f",
+            "prefetcht0 [{cp}]",
+            "prefetcht0 [{cp} + 64]",
+            "mov {t}, [{h} + {o_res_off}]",
+            "add {t}, {cp}",
+            "prefetcht0 [{t}]",
+            "prefetcht0 [{t} + 64]",
+            "add {cp}, [{h} + {o_ldc}]",
+            "dec {crows}",
+            "3:",
+            "test {ag}, {ag}",
+            "jz 4f",
+            "prefetcht1 [{ap}]",
+            "prefetcht1 [{ap} + 64]",
+            "prefetcht1 [{ap} + 128]",
+            "add {ap}, 192",
+            "dec {ag}",
+            "4:",
+            // 2 k steps of B (zmm24–27), each A value broadcast once
+            // (zmm28–29) for its row's two FMAs; then the next 2 steps.
             "vmovups zmm24, [{b}]",
             "vmovups zmm25, [{b} + {bn}]",
             "vmovups zmm26, [{b} + 64]",
@@ -199,6 +238,8 @@ macro_rules! wide_asm {
             )+
             "add {b}, 256",
             "add {k}, 16",
+            "dec {n}",
+            "jnz 2b",
         ])
     };
     (1; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
@@ -218,6 +259,33 @@ macro_rules! wide_asm {
     // in and out in their registers, zmm24–31 clobbered (the one-step form
     // uses only zmm24–25; naming all eight costs nothing, they are not
     // live across blocks).
+    // The loop's operands: the one-block operands, the loop count, the
+    // constants' address and the prefetch cursors.
+    (@loop $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr, $n:expr, $h:expr, $lfx:expr, $cp:expr, $crows:expr, $ap:expr, $ag:expr; $([$z0:tt $z1:tt $i0:tt $i1:tt])+; [$($line:expr),+ $(,)?]) => {
+        asm!(
+            $($line,)+
+            b = inout(reg) $b,
+            bn = in(reg) $bn,
+            a = in(reg) $a,
+            k = inout(reg) $k,
+            n = inout(reg) $n => _,
+            h = in(reg) $h,
+            lfx = inout(reg) $lfx,
+            cp = inout(reg) $cp,
+            crows = inout(reg) $crows,
+            ap = inout(reg) $ap,
+            ag = inout(reg) $ag,
+            t = out(reg) _,
+            o_pf = const std::mem::offset_of!(RegLoopConsts, pf),
+            o_pf_step = const std::mem::offset_of!(RegLoopConsts, pf_step),
+            o_ldc = const std::mem::offset_of!(RegLoopConsts, ldc),
+            o_res_off = const std::mem::offset_of!(RegLoopConsts, res_off),
+            $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
+            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
+            options(nostack, readonly),
+        )
+    };
     (@asm $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$z0:tt $z1:tt $i0:tt $i1:tt])+; [$($line:expr),+ $(,)?]) => {
         asm!(
             $($line,)+
@@ -237,49 +305,49 @@ macro_rules! wide_asm {
 /// `wide_asm!($steps; ...)` for the first `$mr` rows (`1..=12`): the
 /// operand list of each row count, written once for both step counts.
 macro_rules! wide_asm_rows {
-    ($mr:expr, $steps:tt; $acc:ident, $rows:expr, $b:expr, $bn:expr, $k:expr) => {
+    ($mr:expr, $steps:tt; $acc:ident, $rows:expr, $b:expr, $bn:expr, $k:expr $(, $x:expr)*) => {
         match $mr {
-            1 => wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1]),
-            2 => wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3]),
+            1 => wide_asm!($steps; $acc, $rows, $b, $bn, $k $(, $x)*; [0 "zmm0" "zmm1" 0 1]),
+            2 => wide_asm!($steps; $acc, $rows, $b, $bn, $k $(, $x)*; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3]),
             3 => {
-                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5])
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k $(, $x)*; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5])
             }
             4 => {
-                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7])
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k $(, $x)*; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7])
             }
             5 => {
-                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9])
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k $(, $x)*; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9])
             }
             6 => {
-                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11])
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k $(, $x)*; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11])
             }
             7 => {
-                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13])
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k $(, $x)*; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13])
             }
             8 => {
-                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15])
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k $(, $x)*; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15])
             }
             9 => {
-                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17])
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k $(, $x)*; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17])
             }
             10 => {
-                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19])
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k $(, $x)*; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19])
             }
             11 => {
-                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21])
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k $(, $x)*; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21])
             }
             12 => {
-                wide_asm!($steps; $acc, $rows, $b, $bn, $k; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21] [88 "zmm22" "zmm23" 22 23])
+                wide_asm!($steps; $acc, $rows, $b, $bn, $k $(, $x)*; [0 "zmm0" "zmm1" 0 1] [8 "zmm2" "zmm3" 2 3] [16 "zmm4" "zmm5" 4 5] [24 "zmm6" "zmm7" 6 7] [32 "zmm8" "zmm9" 8 9] [40 "zmm10" "zmm11" 10 11] [48 "zmm12" "zmm13" 12 13] [56 "zmm14" "zmm15" 14 15] [64 "zmm16" "zmm17" 16 17] [72 "zmm18" "zmm19" 18 19] [80 "zmm20" "zmm21" 20 21] [88 "zmm22" "zmm23" 22 23])
             }
             mr => unreachable!("wide microkernel: mr {mr} out of 1..=12"),
         }
     };
 }
 
-/// Four k steps (`FOUR`; A broadcast into registers when `BCAST_REG`) or one
-/// of the first `MR` rows: `acc[2r + v] +=
-/// A[r][k..k + s] · B[k..k + s][16v..16v + 16]`, A row `r` at `rows[r] + k`
-/// bytes; one step is the rest of a run that is not a multiple of 4.
+/// Four k steps (`FOUR`, A's values embedded in the FMAs) or one of the
+/// first `MR` rows: `acc[2r + v] += A[r][k..k + s] · B[k..k + s][16v..16v + 16]`,
+/// A row `r` at `rows[r] + k` bytes; one step is the rest of a run that is
+/// not a multiple of 4.
 ///
 /// # Safety
 /// AVX-512F; `rows[..MR]` each readable for the steps' floats at byte
@@ -287,7 +355,7 @@ macro_rules! wide_asm_rows {
 /// floats.
 #[target_feature(enable = "avx512f")]
 #[inline]
-unsafe fn k_steps<const MR: usize, const FOUR: bool, const BCAST_REG: bool>(
+unsafe fn k_steps<const MR: usize, const FOUR: bool>(
     acc: &mut [__m512; 24],
     rows: *const *const f32,
     b: &mut *const f32,
@@ -297,12 +365,149 @@ unsafe fn k_steps<const MR: usize, const FOUR: bool, const BCAST_REG: bool>(
     // SAFETY: the caller's contract; the asm reads only the memory named
     // there and writes registers only (`readonly`).
     unsafe {
-        if FOUR && BCAST_REG {
-            wide_asm_rows!(MR, r4; acc, rows, *b, bn, *k)
-        } else if FOUR {
+        if FOUR {
             wide_asm_rows!(MR, 4; acc, rows, *b, bn, *k)
         } else {
             wide_asm_rows!(MR, 1; acc, rows, *b, bn, *k)
+        }
+    }
+}
+
+/// What the register form's k loop reads from memory (`wide_asm!(loop)`,
+/// at these fields' offsets): the first line of its share of the next B
+/// micro-panel (and `bn` bytes on, panel 1's) and that share's lines per
+/// group in 16.16 fixed point; the next tile's C row stride and its
+/// residual's offset from C, in bytes (0: no residual apart from C).
+#[repr(C)]
+struct RegLoopConsts {
+    pf: *const i8,
+    pf_step: usize,
+    ldc: usize,
+    res_off: isize,
+}
+
+/// The register form's prefetches over a tile, set up once
+/// ([`RegLoop::new`]) and issued inside its asm k loop ([`RegLoop::groups`]),
+/// the same three streams as the embedded form's [`GroupPrefetch`] walked by
+/// the asm itself: no Rust, no call, no branch to predict out of the loop
+/// between groups of 4 k steps.
+///
+/// - B: the strip's share of the next micro-panel into L2, as there.
+/// - C: one row of the next tile's C (two lines) and of its residual per
+///   group, all rows asked for by the middle of the k loop (a tile of under
+///   96 steps asks for the rows it would not reach before its loop). The
+///   residual's rows are taken to be as far from C's as row 0's: true of
+///   every residual but a subsampled one (v1's shortcut into a
+///   downsampling block's `_3`), whose rows past an output row are
+///   then asked for at the wrong place — hints, harmless.
+/// - A: where [`Tile::next_a`] asks and the next strip's rows are one
+///   contiguous run (1×1, stride 1: consecutive pixels, one K block),
+///   three lines of it per group into L2; a strided 1×1 layer's rows
+///   are not, and get none (measured: its layers were no slower without).
+///
+/// Why: between the groups the embedded form runs Rust (the
+/// [`GroupPrefetch`] cursors, the loop counter); in L1 (`microkernel_probe`
+/// against the FMA probe, kc 128–512, interleaved, best of 15) this loop
+/// ran at 84–90 % of the FMA peak against 80–86 % for the register form's
+/// one-asm-block-per-group loop. Same process, the two switched inference
+/// by inference (2-vCPU Xeon with full-width AVX-512, 2026-12-05, 50–60
+/// pairs, per-layer medians, bit-identical outputs): whole inference 0.979×
+/// (v1) and 0.976× (v1.5) at one thread, 0.973× and 0.975× at two, batch 8
+/// 0.988× and 0.990×; every 1×1 layer of v1.5 at 0.95–1.00×, stage 5's
+/// implicit GEMM 0.94–0.97×. The same loop without the C and A hints was
+/// faster on stages 4–5 but lost up to 22 % on stage 2's layers (C from
+/// L3); with the hints issued from Rust every 2, 4 or 8 groups it lost
+/// what the loop gained (1.00–1.02×).
+struct RegLoop {
+    consts: RegLoopConsts,
+    /// The B stream's position (16.16 lines), the next C row and the rows
+    /// left, the next A line and the groups left with A lines.
+    line_fx: usize,
+    c: *const i8,
+    c_rows: usize,
+    a: *const i8,
+    a_groups: usize,
+}
+
+impl RegLoop {
+    /// Tile `t`'s prefetch state for an `MR`-row kernel; asks at once for
+    /// the C rows the loop would not reach by its middle.
+    ///
+    /// # Safety
+    /// AVX-512F (SSE prefetches); `t.next` is null or a [`Tile`] valid for
+    /// reads.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn new<const MR: usize>(t: &Tile) -> Self {
+        let spread = !t.pf.is_null() && t.pf_lines > 0;
+        let mut l = RegLoop {
+            consts: RegLoopConsts {
+                pf: (if spread { t.pf } else { t.b }) as *const i8,
+                pf_step: if spread { t.pf_step } else { 0 },
+                ldc: 0,
+                res_off: 0,
+            },
+            line_fx: 0,
+            c: std::ptr::null(),
+            c_rows: 0,
+            a: std::ptr::null(),
+            a_groups: 0,
+        };
+        if t.next.is_null() {
+            return l;
+        }
+        // SAFETY: the caller's contract.
+        let n = unsafe { &*t.next };
+        // All MR rows, also past a shorter next strip's own (hints).
+        l.c = n.c as *const i8;
+        l.c_rows = MR;
+        l.consts.ldc = 4 * n.ldc;
+        let res = n.res[0];
+        if !res.is_null() && !std::ptr::eq(res, n.c) {
+            l.consts.res_off = (res as isize).wrapping_sub(n.c as isize);
+        }
+        if t.next_a && n.mr > 0 {
+            let (first, last) = (n.a[0] as usize, n.a[n.mr - 1] as usize);
+            if last.wrapping_sub(first) == 4 * (n.mr - 1) * n.kc {
+                l.a = first as *const i8;
+                l.a_groups = (4 * n.mr * n.kc).div_ceil(192);
+            }
+        }
+        for _ in 0..MR.saturating_sub(t.kc / 8) {
+            let res = l.c.wrapping_offset(l.consts.res_off);
+            for p in [l.c, l.c.wrapping_add(64), res, res.wrapping_add(64)] {
+                _mm_prefetch::<_MM_HINT_T0>(p);
+            }
+            l.c = l.c.wrapping_add(l.consts.ldc);
+            l.c_rows -= 1;
+        }
+        l
+    }
+
+    /// `groups` groups of 4 k steps of the first `MR` rows (as
+    /// [`k_steps`]), each with its prefetches.
+    ///
+    /// # Safety
+    /// As [`k_steps`] for `4·groups` steps.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn groups<const MR: usize>(
+        &mut self,
+        acc: &mut [__m512; 24],
+        rows: *const *const f32,
+        b: &mut *const f32,
+        bn: usize,
+        k: &mut usize,
+        groups: usize,
+    ) {
+        if groups == 0 {
+            return;
+        }
+        let h = &self.consts as *const RegLoopConsts;
+        // SAFETY: the caller's contract; besides A and B the asm reads only
+        // `self.consts`, and its prefetches are hints (any address).
+        unsafe {
+            wide_asm_rows!(MR, loop; acc, rows, *b, bn, *k, groups, h, self.line_fx, self.c, self.c_rows, self.a, self.a_groups)
         }
     }
 }
@@ -339,27 +544,27 @@ unsafe fn wide_kernel<const MR: usize, const BCAST_REG: bool>(t: &Tile) {
                 }
             }
         }
-        // The 8×32 kernel's prefetches, per group of 4 k steps (see there).
-        let mut prefetch = GroupPrefetch::<MR, 2>::new(t);
         let (segs, run) = if t.segs > 1 { (t.segs, t.kc / t.segs) } else { (1, t.kc) };
         let bn = 4 * t.b_next;
         let mut b = t.b;
-        let mut rows = [std::ptr::null::<f32>(); MAX_MR];
+        // The prefetches of the one form or the other (see `RegLoop`);
+        // only the one in use is set up.
+        let mut reg_loop = if BCAST_REG { Some(RegLoop::new::<MR>(t)) } else { None };
+        let mut prefetch = if BCAST_REG { None } else { Some(GroupPrefetch::<MR, 2>::new(t)) };
+        // Every run reads the rows in `t.a`, from `s·seg_stride` floats on.
+        let rows = t.a.as_ptr();
         for s in 0..segs {
-            for (row, a) in rows.iter_mut().zip(&t.a).take(MR) {
-                *row = a.wrapping_add(s * t.seg_stride);
-            }
-            let mut k = 0usize;
-            for _ in 0..run / 4 {
-                prefetch.group(
-                    A_LINES_PER_GROUP,
-                    |p| _mm_prefetch::<_MM_HINT_T0>(p),
-                    |p| _mm_prefetch::<_MM_HINT_T1>(p),
-                );
-                k_steps::<MR, true, BCAST_REG>(&mut acc, rows.as_ptr(), &mut b, bn, &mut k);
+            let mut k = 4 * s * t.seg_stride;
+            if let Some(l) = reg_loop.as_mut() {
+                l.groups::<MR>(&mut acc, rows, &mut b, bn, &mut k, run / 4);
+            } else if let Some(p) = prefetch.as_mut() {
+                for _ in 0..run / 4 {
+                    p.group(A_LINES_PER_GROUP, |p| _mm_prefetch::<_MM_HINT_T0>(p), |p| _mm_prefetch::<_MM_HINT_T1>(p));
+                    k_steps::<MR, true>(&mut acc, rows, &mut b, bn, &mut k);
+                }
             }
             for _ in 0..run % 4 {
-                k_steps::<MR, false, BCAST_REG>(&mut acc, rows.as_ptr(), &mut b, bn, &mut k);
+                k_steps::<MR, false>(&mut acc, rows, &mut b, bn, &mut k);
             }
         }
         if t.last {
