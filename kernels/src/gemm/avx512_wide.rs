@@ -180,7 +180,7 @@ macro_rules! wide_asm {
     // C (and of its residual, `res_off` bytes on) into L1; while groups
     // are left, three lines of the next strip's A into L2.
     (loop; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr, $n:expr, $h:expr, $lfx:expr, $cp:expr, $crows:expr, $ap:expr, $ag:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
-        wide_asm!(@loop $acc, $a, $b, $bn, $k, $n, $h, $lfx, $cp, $crows, $ap, $ag; $([$z0 $z1 $i0 $i1])+; [
+        wide_asm!(@asm $acc, $a, $b, $bn, $k; $([$z0 $z1 $i0 $i1])+; [
             "2:",
             "mov {t}, {lfx}",
             "shr {t}, 16",
@@ -240,7 +240,20 @@ macro_rules! wide_asm {
             "add {k}, 16",
             "dec {n}",
             "jnz 2b",
-        ])
+        ]
+            // The loop count, the constants' address and the prefetch cursors.
+            n = inout(reg) $n => _,
+            h = in(reg) $h,
+            lfx = inout(reg) $lfx,
+            cp = inout(reg) $cp,
+            crows = inout(reg) $crows,
+            ap = inout(reg) $ap,
+            ag = inout(reg) $ag,
+            o_pf = const std::mem::offset_of!(RegLoopConsts, pf),
+            o_pf_step = const std::mem::offset_of!(RegLoopConsts, pf_step),
+            o_ldc = const std::mem::offset_of!(RegLoopConsts, ldc),
+            o_res_off = const std::mem::offset_of!(RegLoopConsts, res_off),
+        )
     };
     (1; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
         wide_asm!(@asm $acc, $a, $b, $bn, $k; $([$z0 $z1 $i0 $i1])+; [
@@ -258,35 +271,8 @@ macro_rules! wide_asm {
     // The block itself, the same operands for every form: the rows' sums
     // in and out in their registers, zmm24–31 clobbered (the one-step form
     // uses only zmm24–25; naming all eight costs nothing, they are not
-    // live across blocks).
-    // The loop's operands: the one-block operands, the loop count, the
-    // constants' address and the prefetch cursors.
-    (@loop $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr, $n:expr, $h:expr, $lfx:expr, $cp:expr, $crows:expr, $ap:expr, $ag:expr; $([$z0:tt $z1:tt $i0:tt $i1:tt])+; [$($line:expr),+ $(,)?]) => {
-        asm!(
-            $($line,)+
-            b = inout(reg) $b,
-            bn = in(reg) $bn,
-            a = in(reg) $a,
-            k = inout(reg) $k,
-            n = inout(reg) $n => _,
-            h = in(reg) $h,
-            lfx = inout(reg) $lfx,
-            cp = inout(reg) $cp,
-            crows = inout(reg) $crows,
-            ap = inout(reg) $ap,
-            ag = inout(reg) $ag,
-            t = out(reg) _,
-            o_pf = const std::mem::offset_of!(RegLoopConsts, pf),
-            o_pf_step = const std::mem::offset_of!(RegLoopConsts, pf_step),
-            o_ldc = const std::mem::offset_of!(RegLoopConsts, ldc),
-            o_res_off = const std::mem::offset_of!(RegLoopConsts, res_off),
-            $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
-            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
-            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
-            options(nostack, readonly),
-        )
-    };
-    (@asm $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$z0:tt $z1:tt $i0:tt $i1:tt])+; [$($line:expr),+ $(,)?]) => {
+    // live across blocks); a form's own operands follow its lines.
+    (@asm $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$z0:tt $z1:tt $i0:tt $i1:tt])+; [$($line:expr),+ $(,)?] $($extra:tt)*) => {
         asm!(
             $($line,)+
             b = inout(reg) $b,
@@ -294,6 +280,7 @@ macro_rules! wide_asm {
             a = in(reg) $a,
             k = inout(reg) $k,
             t = out(reg) _,
+            $($extra)*
             $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
             out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
             out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
