@@ -33,7 +33,7 @@ echo "ci-codegen: $bin"
 # 12 AVX2 instances (row counts × A rows in one run or several), 32 AVX-512 8×32 ones (row counts × two widths × A rows
 # in one run or several), 16 tall AVX-512 ones (row counts), 24 of the AVX-512 12×32 kernel
 # (row counts × the two broadcast forms; its k loop is assembly, but the accumulators must stay in the registers it
-# names across the Rust between its groups: an epilogue written as one fused loop once kept
+# names across the Rust between its asm blocks (groups, or runs and the last steps): an epilogue written as one fused loop once kept
 # them on the stack).
 objdump -d --no-show-raw-insn -C "$bin" |
     python3 scripts/codegen_spills.py 'gemm::(avx(2|512)::(tall_)?kernel|avx512_wide::wide_kernel)$' 84

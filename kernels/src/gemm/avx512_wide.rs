@@ -66,7 +66,7 @@ use std::arch::asm;
 use std::arch::x86_64::*;
 
 use super::avx512::Avx512;
-use super::loops::{GroupPrefetch, Microkernel, Tile};
+use super::loops::{distinct_residual, GroupPrefetch, Microkernel, Tile};
 
 /// Lines of the next strip's A rows asked for per group of 4 k steps
 /// (where the loop nest sets `Tile::next_a`): `12·⌈kc/16⌉` lines over
@@ -76,6 +76,8 @@ use super::loops::{GroupPrefetch, Microkernel, Tile};
 /// (stage 2's first 1×1 layers, `conv3_block1_1`) 0.99–1.05× of their time
 /// at one thread, the network 0.992–1.006×: kept at what covers the rows.
 const A_LINES_PER_GROUP: usize = 3;
+// The register form's asm loop writes its A lines out: three (192 bytes).
+const _: () = assert!(A_LINES_PER_GROUP == 3);
 
 /// AVX-512F 12×32 microkernel (k loop in assembly); `BCAST_REG`: A's values
 /// broadcast into registers (full-width FMA pipes) rather than embedded in
@@ -426,14 +428,9 @@ impl RegLoop {
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn new<const MR: usize>(t: &Tile) -> Self {
-        let spread = !t.pf.is_null() && t.pf_lines > 0;
+        let (pf, pf_step) = t.b_share();
         let mut l = RegLoop {
-            consts: RegLoopConsts {
-                pf: (if spread { t.pf } else { t.b }) as *const i8,
-                pf_step: if spread { t.pf_step } else { 0 },
-                ldc: 0,
-                res_off: 0,
-            },
+            consts: RegLoopConsts { pf, pf_step, ldc: 0, res_off: 0 },
             line_fx: 0,
             c: std::ptr::null(),
             c_rows: 0,
@@ -449,15 +446,15 @@ impl RegLoop {
         l.c = n.c as *const i8;
         l.c_rows = MR;
         l.consts.ldc = 4 * n.ldc;
-        let res = n.res[0];
-        if !res.is_null() && !std::ptr::eq(res, n.c) {
-            l.consts.res_off = (res as isize).wrapping_sub(n.c as isize);
+        let res = distinct_residual(n.res[0], l.c);
+        if !res.is_null() {
+            l.consts.res_off = (res as isize).wrapping_sub(l.c as isize);
         }
         if t.next_a && n.mr > 0 {
             let (first, last) = (n.a[0] as usize, n.a[n.mr - 1] as usize);
             if last.wrapping_sub(first) == 4 * (n.mr - 1) * n.kc {
                 l.a = first as *const i8;
-                l.a_groups = (4 * n.mr * n.kc).div_ceil(192);
+                l.a_groups = (4 * n.mr * n.kc).div_ceil(64 * A_LINES_PER_GROUP);
             }
         }
         for _ in 0..MR.saturating_sub(t.kc / 8) {

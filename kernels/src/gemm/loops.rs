@@ -160,6 +160,20 @@ impl Tile {
         next_a: false,
     };
 
+    /// Where this tile's share of the next B micro-panel starts and its
+    /// spread (lines per group of 4 k steps, 16.16 fixed point), as the
+    /// AVX-512 kernels ask for it: [`Tile::pf`] and [`Tile::pf_step`], or,
+    /// with no share, its own panel's first line and no step.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    #[inline(always)]
+    pub(crate) fn b_share(&self) -> (*const i8, usize) {
+        if !self.pf.is_null() && self.pf_lines > 0 {
+            (self.pf as *const i8, self.pf_step)
+        } else {
+            (self.b as *const i8, 0)
+        }
+    }
+
     /// Whether this tile's first `mr` rows have a residual: the loop nest
     /// gives them one all or none, so the kernels test the first row once
     /// per tile instead of each row (checked here in debug builds).
@@ -243,6 +257,18 @@ pub(crate) const fn next_tile_lines_per_group(lines: usize, kc: usize) -> usize 
 /// over the `kc/4` groups.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const NEXT_A_LINES_PER_GROUP: usize = 2;
+
+/// A residual row to ask for besides C's row `c`: none (null) when there
+/// is no residual or it is C itself (in place: the C line covers it).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+#[inline(always)]
+pub(crate) fn distinct_residual(res: *const f32, c: *const i8) -> *const i8 {
+    if std::ptr::eq(res as *const i8, c) {
+        std::ptr::null()
+    } else {
+        res as *const i8
+    }
+}
 
 /// The prefetches an AVX-512 microkernel (8×32 and 12×32) issues before
 /// each group of 4 k steps of an `MR`-row, `NV`-panel tile, set up once per
@@ -332,11 +358,11 @@ impl<const MR: usize, const NV: usize> GroupPrefetch<MR, NV> {
     /// `t.next` is null or a [`Tile`] valid for reads while the state is used.
     #[inline(always)]
     pub(crate) unsafe fn new(t: &Tile) -> Self {
-        let spread = !t.pf.is_null() && t.pf_lines > 0;
+        let (pf, step_fx) = t.b_share();
         let mut p = GroupPrefetch {
-            pf: (if spread { t.pf } else { t.b }) as *const i8,
+            pf,
             pf_next: 4 * t.b_next,
-            step_fx: if spread { t.pf_step } else { 0 },
+            step_fx,
             line_fx: 0,
             c_lines: next_tile_lines_per_group(MR * NV, t.kc),
             c: std::ptr::null(),
@@ -362,7 +388,7 @@ impl<const MR: usize, const NV: usize> GroupPrefetch<MR, NV> {
             p.ldc = 4 * n.ldc;
             p.c_rows_left = MR;
             p.res_row = n.res.as_ptr();
-            p.res = Self::distinct_residual(n.res[0], p.c);
+            p.res = distinct_residual(n.res[0], p.c);
             if t.next_a {
                 p.a_per_row = n.kc.div_ceil(16).max(1);
                 p.a_left = p.a_per_row;
@@ -372,17 +398,6 @@ impl<const MR: usize, const NV: usize> GroupPrefetch<MR, NV> {
             }
         }
         p
-    }
-
-    /// A residual row to ask for besides C's: none when null or C's own
-    /// (in place, the C line covers it).
-    #[inline(always)]
-    fn distinct_residual(res: *const f32, c: *const i8) -> *const i8 {
-        if std::ptr::eq(res as *const i8, c) {
-            std::ptr::null()
-        } else {
-            res as *const i8
-        }
     }
 
     /// The next group's prefetches, with `a_lines` next-strip A lines per
@@ -414,7 +429,7 @@ impl<const MR: usize, const NV: usize> GroupPrefetch<MR, NV> {
                     self.res_row = self.res_row.wrapping_add(1);
                     // SAFETY: rows left: an entry below MR <= MAX_MR of
                     // the next tile's `res` (the caller's contract).
-                    self.res = Self::distinct_residual(unsafe { *self.res_row }, self.c);
+                    self.res = distinct_residual(unsafe { *self.res_row }, self.c);
                 }
             }
         }
