@@ -52,6 +52,23 @@
 //!   which is why this form's k loop is one `asm!` loop per run with its
 //!   prefetches inside ([`RegLoop`]: 0.973–0.979× the inference time of
 //!   one asm block per group with the prefetches between in Rust).
+//!   Where a strip's rows lie at one stride (every strip of a stride-1
+//!   1×1 layer, packed A, a strided layer's strips within an output
+//!   row), that loop addresses them from three bases and the stride
+//!   ([`RegLoop::groups_strided`]) instead of loading each row's pointer
+//!   before its broadcasts: per group of 4 k steps that is 24 fewer loads
+//!   beside the 56 of A and B and the ~13 of the prefetches and their
+//!   constants. A bare loop (C, in L1, no prefetches) ran as fast either
+//!   way (~87 % of the FMA peak); with the loop's 9 prefetches per group
+//!   the pointer form fell to 89–92 % of the FMA probe's rate and the
+//!   strided one stayed at 97–98 %: the load ports are what the prefetches
+//!   and pointer loads share. Measured (2-vCPU Xeon, 2026-12-05, same
+//!   process, the two switched inference by inference, 40 pairs, medians,
+//!   bit-identical outputs): `microkernel_probe` in L1 +3.5 to +6.5 points
+//!   of the peak (kc 64 79 → 85 %, 192 89 → 93 %, 512 83 → 88 %); the
+//!   1×1 layers 0.94–0.96× their time, the stem 0.94–0.98×, the whole
+//!   inference 0.966× (v1) and 0.973× (v1.5) at one thread, 0.968× and
+//!   0.973× at two, batch 8 0.955× and 0.974×.
 //!
 //! Everything around the k loop is the 8×32 kernel's ([`super::avx512`]):
 //! the same prefetches per group (the next micro-panel into L2, the
@@ -257,6 +274,96 @@ macro_rules! wide_asm {
             o_res_off = const std::mem::offset_of!(RegLoopConsts, res_off),
         )
     };
+    // The `loop` form for rows at one stride (`{l}` bytes apart: rows 0–3
+    // from `{q0}`, 4–7 from `{q4}`, 8–11 from `{q8}`, by base + index
+    // addressing), so no row pointer is loaded. Bases and strides take
+    // two more registers than `{a}` and `{k}`: the loop count and the C
+    // and A hints' counts become end pointers in the constants (one
+    // `cmp` with memory each per group instead of a register).
+    (loop_strided; $acc:ident, $b:expr, $bn:expr, $q0:expr, $q4:expr, $q8:expr, $l:expr, $h:expr, $lfx:expr, $cp:expr, $ap:expr; $([$row:literal $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
+        asm!(
+            // (Short strips leave bases and strides unused.)
+            "/* rows at {q0} {q4} {q8}, {l} {l3} apart */",
+            "2:",
+            "mov {t}, {lfx}",
+            "shr {t}, 16",
+            "shl {t}, 6",
+            "add {t}, [{h} + {o_pf}]",
+            "prefetcht1 [{t}]",
+            "prefetcht1 [{t} + {bn}]",
+            "add {lfx}, [{h} + {o_pf_step}]",
+            "cmp {cp}, [{h} + {o_c_end}]",
+            "je 3f",
+            "prefetcht0 [{cp}]",
+            "prefetcht0 [{cp} + 64]",
+            "mov {t}, [{h} + {o_res_off}]",
+            "add {t}, {cp}",
+            "prefetcht0 [{t}]",
+            "prefetcht0 [{t} + 64]",
+            "add {cp}, [{h} + {o_ldc}]",
+            "3:",
+            "cmp {ap}, [{h} + {o_a_end}]",
+            "je 4f",
+            "prefetcht1 [{ap}]",
+            "prefetcht1 [{ap} + 64]",
+            "prefetcht1 [{ap} + 128]",
+            "add {ap}, 192",
+            "4:",
+            "vmovups zmm24, [{b}]",
+            "vmovups zmm25, [{b} + {bn}]",
+            "vmovups zmm26, [{b} + 64]",
+            "vmovups zmm27, [{b} + {bn} + 64]",
+            $(
+                concat!("vbroadcastss zmm28, dword ptr [", $row, "]"),
+                concat!("vbroadcastss zmm29, dword ptr [", $row, " + 4]"),
+                concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"),
+                concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"),
+                concat!("vfmadd231ps ", $z0, ", zmm26, zmm29"),
+                concat!("vfmadd231ps ", $z1, ", zmm27, zmm29"),
+            )+
+            "vmovups zmm24, [{b} + 128]",
+            "vmovups zmm25, [{b} + {bn} + 128]",
+            "vmovups zmm26, [{b} + 192]",
+            "vmovups zmm27, [{b} + {bn} + 192]",
+            $(
+                concat!("vbroadcastss zmm30, dword ptr [", $row, " + 8]"),
+                concat!("vbroadcastss zmm31, dword ptr [", $row, " + 12]"),
+                concat!("vfmadd231ps ", $z0, ", zmm24, zmm30"),
+                concat!("vfmadd231ps ", $z1, ", zmm25, zmm30"),
+                concat!("vfmadd231ps ", $z0, ", zmm26, zmm31"),
+                concat!("vfmadd231ps ", $z1, ", zmm27, zmm31"),
+            )+
+            "add {b}, 256",
+            "add {q0}, 16",
+            "add {q4}, 16",
+            "add {q8}, 16",
+            "cmp {b}, [{h} + {o_b_end}]",
+            "jne 2b",
+            b = inout(reg) $b,
+            bn = in(reg) $bn,
+            q0 = inout(reg) $q0 => _,
+            q4 = inout(reg) $q4 => _,
+            q8 = inout(reg) $q8 => _,
+            l = in(reg) $l,
+            l3 = in(reg) 3 * $l,
+            t = out(reg) _,
+            h = in(reg) $h,
+            lfx = inout(reg) $lfx,
+            cp = inout(reg) $cp,
+            ap = inout(reg) $ap,
+            o_pf = const std::mem::offset_of!(RegLoopConsts, pf),
+            o_pf_step = const std::mem::offset_of!(RegLoopConsts, pf_step),
+            o_ldc = const std::mem::offset_of!(RegLoopConsts, ldc),
+            o_res_off = const std::mem::offset_of!(RegLoopConsts, res_off),
+            o_b_end = const std::mem::offset_of!(RegLoopConsts, b_end),
+            o_c_end = const std::mem::offset_of!(RegLoopConsts, c_end),
+            o_a_end = const std::mem::offset_of!(RegLoopConsts, a_end),
+            $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
+            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
+            options(nostack, readonly),
+        )
+    };
     (1; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
         wide_asm!(@asm $acc, $a, $b, $bn, $k; $([$z0 $z1 $i0 $i1])+; [
             "vmovups zmm24, [{b}]",
@@ -333,6 +440,29 @@ macro_rules! wide_asm_rows {
     };
 }
 
+/// `wide_asm!(loop_strided; ...)` for the first `$mr` rows (`1..=12`), row `r`
+/// addressed from base `r / 4` (`{q0}`, `{q4}`, `{q8}`) plus `r % 4`
+/// strides.
+macro_rules! strided_rows {
+    ($mr:expr; $acc:ident $(, $x:expr)*) => {
+        match $mr {
+            1 => wide_asm!(loop_strided; $acc $(, $x)*; ["{q0}" "zmm0" "zmm1" 0 1]),
+            2 => wide_asm!(loop_strided; $acc $(, $x)*; ["{q0}" "zmm0" "zmm1" 0 1] ["{q0} + {l}" "zmm2" "zmm3" 2 3]),
+            3 => wide_asm!(loop_strided; $acc $(, $x)*; ["{q0}" "zmm0" "zmm1" 0 1] ["{q0} + {l}" "zmm2" "zmm3" 2 3] ["{q0} + {l}*2" "zmm4" "zmm5" 4 5]),
+            4 => wide_asm!(loop_strided; $acc $(, $x)*; ["{q0}" "zmm0" "zmm1" 0 1] ["{q0} + {l}" "zmm2" "zmm3" 2 3] ["{q0} + {l}*2" "zmm4" "zmm5" 4 5] ["{q0} + {l3}" "zmm6" "zmm7" 6 7]),
+            5 => wide_asm!(loop_strided; $acc $(, $x)*; ["{q0}" "zmm0" "zmm1" 0 1] ["{q0} + {l}" "zmm2" "zmm3" 2 3] ["{q0} + {l}*2" "zmm4" "zmm5" 4 5] ["{q0} + {l3}" "zmm6" "zmm7" 6 7] ["{q4}" "zmm8" "zmm9" 8 9]),
+            6 => wide_asm!(loop_strided; $acc $(, $x)*; ["{q0}" "zmm0" "zmm1" 0 1] ["{q0} + {l}" "zmm2" "zmm3" 2 3] ["{q0} + {l}*2" "zmm4" "zmm5" 4 5] ["{q0} + {l3}" "zmm6" "zmm7" 6 7] ["{q4}" "zmm8" "zmm9" 8 9] ["{q4} + {l}" "zmm10" "zmm11" 10 11]),
+            7 => wide_asm!(loop_strided; $acc $(, $x)*; ["{q0}" "zmm0" "zmm1" 0 1] ["{q0} + {l}" "zmm2" "zmm3" 2 3] ["{q0} + {l}*2" "zmm4" "zmm5" 4 5] ["{q0} + {l3}" "zmm6" "zmm7" 6 7] ["{q4}" "zmm8" "zmm9" 8 9] ["{q4} + {l}" "zmm10" "zmm11" 10 11] ["{q4} + {l}*2" "zmm12" "zmm13" 12 13]),
+            8 => wide_asm!(loop_strided; $acc $(, $x)*; ["{q0}" "zmm0" "zmm1" 0 1] ["{q0} + {l}" "zmm2" "zmm3" 2 3] ["{q0} + {l}*2" "zmm4" "zmm5" 4 5] ["{q0} + {l3}" "zmm6" "zmm7" 6 7] ["{q4}" "zmm8" "zmm9" 8 9] ["{q4} + {l}" "zmm10" "zmm11" 10 11] ["{q4} + {l}*2" "zmm12" "zmm13" 12 13] ["{q4} + {l3}" "zmm14" "zmm15" 14 15]),
+            9 => wide_asm!(loop_strided; $acc $(, $x)*; ["{q0}" "zmm0" "zmm1" 0 1] ["{q0} + {l}" "zmm2" "zmm3" 2 3] ["{q0} + {l}*2" "zmm4" "zmm5" 4 5] ["{q0} + {l3}" "zmm6" "zmm7" 6 7] ["{q4}" "zmm8" "zmm9" 8 9] ["{q4} + {l}" "zmm10" "zmm11" 10 11] ["{q4} + {l}*2" "zmm12" "zmm13" 12 13] ["{q4} + {l3}" "zmm14" "zmm15" 14 15] ["{q8}" "zmm16" "zmm17" 16 17]),
+            10 => wide_asm!(loop_strided; $acc $(, $x)*; ["{q0}" "zmm0" "zmm1" 0 1] ["{q0} + {l}" "zmm2" "zmm3" 2 3] ["{q0} + {l}*2" "zmm4" "zmm5" 4 5] ["{q0} + {l3}" "zmm6" "zmm7" 6 7] ["{q4}" "zmm8" "zmm9" 8 9] ["{q4} + {l}" "zmm10" "zmm11" 10 11] ["{q4} + {l}*2" "zmm12" "zmm13" 12 13] ["{q4} + {l3}" "zmm14" "zmm15" 14 15] ["{q8}" "zmm16" "zmm17" 16 17] ["{q8} + {l}" "zmm18" "zmm19" 18 19]),
+            11 => wide_asm!(loop_strided; $acc $(, $x)*; ["{q0}" "zmm0" "zmm1" 0 1] ["{q0} + {l}" "zmm2" "zmm3" 2 3] ["{q0} + {l}*2" "zmm4" "zmm5" 4 5] ["{q0} + {l3}" "zmm6" "zmm7" 6 7] ["{q4}" "zmm8" "zmm9" 8 9] ["{q4} + {l}" "zmm10" "zmm11" 10 11] ["{q4} + {l}*2" "zmm12" "zmm13" 12 13] ["{q4} + {l3}" "zmm14" "zmm15" 14 15] ["{q8}" "zmm16" "zmm17" 16 17] ["{q8} + {l}" "zmm18" "zmm19" 18 19] ["{q8} + {l}*2" "zmm20" "zmm21" 20 21]),
+            12 => wide_asm!(loop_strided; $acc $(, $x)*; ["{q0}" "zmm0" "zmm1" 0 1] ["{q0} + {l}" "zmm2" "zmm3" 2 3] ["{q0} + {l}*2" "zmm4" "zmm5" 4 5] ["{q0} + {l3}" "zmm6" "zmm7" 6 7] ["{q4}" "zmm8" "zmm9" 8 9] ["{q4} + {l}" "zmm10" "zmm11" 10 11] ["{q4} + {l}*2" "zmm12" "zmm13" 12 13] ["{q4} + {l3}" "zmm14" "zmm15" 14 15] ["{q8}" "zmm16" "zmm17" 16 17] ["{q8} + {l}" "zmm18" "zmm19" 18 19] ["{q8} + {l}*2" "zmm20" "zmm21" 20 21] ["{q8} + {l3}" "zmm22" "zmm23" 22 23]),
+            mr => unreachable!("wide microkernel: mr {mr} out of 1..=12"),
+        }
+    };
+}
+
 /// Four k steps (`FOUR`, A's values embedded in the FMAs) or one of the
 /// first `MR` rows: `acc[2r + v] += A[r][k..k + s] · B[k..k + s][16v..16v + 16]`,
 /// A row `r` at `rows[r] + k` bytes; one step is the rest of a run that is
@@ -366,13 +496,18 @@ unsafe fn k_steps<const MR: usize, const FOUR: bool>(
 /// at these fields' offsets): the first line of its share of the next B
 /// micro-panel (and `bn` bytes on, panel 1's) and that share's lines per
 /// group in 16.16 fixed point; the next tile's C row stride and its
-/// residual's offset from C, in bytes (0: no residual apart from C).
+/// residual's offset from C, in bytes (0: no residual apart from C); for
+/// `wide_asm!(loop_strided)` also where the call's B stream, the C rows to
+/// hint and the A lines to hint end.
 #[repr(C)]
 struct RegLoopConsts {
     pf: *const i8,
     pf_step: usize,
     ldc: usize,
     res_off: isize,
+    b_end: *const f32,
+    c_end: *const i8,
+    a_end: *const i8,
 }
 
 /// The register form's prefetches over a tile, set up once
@@ -430,7 +565,15 @@ impl RegLoop {
     unsafe fn new<const MR: usize>(t: &Tile) -> Self {
         let (pf, pf_step) = t.b_share();
         let mut l = RegLoop {
-            consts: RegLoopConsts { pf, pf_step, ldc: 0, res_off: 0 },
+            consts: RegLoopConsts {
+                pf,
+                pf_step,
+                ldc: 0,
+                res_off: 0,
+                b_end: std::ptr::null(),
+                c_end: std::ptr::null(),
+                a_end: std::ptr::null(),
+            },
             line_fx: 0,
             c: std::ptr::null(),
             c_rows: 0,
@@ -465,7 +608,42 @@ impl RegLoop {
             l.c = l.c.wrapping_add(l.consts.ldc);
             l.c_rows -= 1;
         }
+        l.consts.c_end = l.c.wrapping_add(l.c_rows * l.consts.ldc);
+        l.consts.a_end = l.a.wrapping_add(l.a_groups * 64 * A_LINES_PER_GROUP);
         l
+    }
+
+    /// As [`RegLoop::groups`] for `MR` rows `stride` bytes apart from
+    /// `row0` ([`wide_asm!`]'s `loop_strided`): the same operations, in
+    /// the same order, on the same addresses, without loading the rows'
+    /// pointers (see the module comment).
+    ///
+    /// # Safety
+    /// As [`k_steps`] for `4·groups` steps, with row `r` at
+    /// `row0 + r·stride` bytes.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn groups_strided<const MR: usize>(
+        &mut self,
+        acc: &mut [__m512; 24],
+        (row0, stride): (*const f32, isize),
+        b: &mut *const f32,
+        bn: usize,
+        k: &mut usize,
+        groups: usize,
+    ) {
+        if groups == 0 {
+            return;
+        }
+        self.consts.b_end = b.wrapping_add(64 * groups);
+        let h = &self.consts as *const RegLoopConsts;
+        let q0 = (row0 as *const u8).wrapping_add(*k);
+        let (q4, q8) = (q0.wrapping_offset(4 * stride), q0.wrapping_offset(8 * stride));
+        // The C and A cursors run on; their ends are in the constants.
+        // SAFETY: the caller's contract; besides A and B the asm reads only
+        // `self.consts`, and its prefetches are hints (any address).
+        unsafe { strided_rows!(MR; acc, *b, bn, q0, q4, q8, stride, h, self.line_fx, self.c, self.a) }
+        *k += 16 * groups;
     }
 
     /// `groups` groups of 4 k steps of the first `MR` rows (as
@@ -537,10 +715,19 @@ unsafe fn wide_kernel<const MR: usize, const BCAST_REG: bool>(t: &Tile) {
         let mut prefetch = if BCAST_REG { None } else { Some(GroupPrefetch::<MR, 2>::new(t)) };
         // Every run reads the rows in `t.a`, from `s·seg_stride` floats on.
         let rows = t.a.as_ptr();
+        // Rows at one stride (most strips): the register form's loop
+        // addresses them from bases instead of loading their pointers.
+        let stride = (t.a[1] as isize).wrapping_sub(t.a[0] as isize);
+        let strided =
+            BCAST_REG && (2..MR).all(|r| (t.a[r] as isize).wrapping_sub(t.a[0] as isize) == r as isize * stride);
         for s in 0..segs {
             let mut k = 4 * s * t.seg_stride;
             if let Some(l) = reg_loop.as_mut() {
-                l.groups::<MR>(&mut acc, rows, &mut b, bn, &mut k, run / 4);
+                if strided {
+                    l.groups_strided::<MR>(&mut acc, (t.a[0], stride), &mut b, bn, &mut k, run / 4);
+                } else {
+                    l.groups::<MR>(&mut acc, rows, &mut b, bn, &mut k, run / 4);
+                }
             } else if let Some(p) = prefetch.as_mut() {
                 for _ in 0..run / 4 {
                     p.group(A_LINES_PER_GROUP, |p| _mm_prefetch::<_MM_HINT_T0>(p), |p| _mm_prefetch::<_MM_HINT_T1>(p));
