@@ -55,7 +55,7 @@
 //!   Where a strip's rows lie at one stride (every strip of a stride-1
 //!   1×1 layer, packed A, a strided layer's strips within an output
 //!   row), that loop addresses them from three bases and the stride
-//!   ([`RegLoop::groups_strided`]) instead of loading each row's pointer
+//!   (`wide_asm!(loop_strided)`) instead of loading each row's pointer
 //!   before its broadcasts: per group of 4 k steps that is 24 fewer loads
 //!   beside the 56 of A and B and the ~13 of the prefetches and their
 //!   constants. A bare loop (C, in L1, no prefetches) ran as fast either
@@ -168,7 +168,7 @@ use by_rows;
 /// the steps.
 macro_rules! wide_asm {
     (4; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
-        wide_asm!(@asm $acc, $a, $b, $bn, $k; $([$z0 $z1 $i0 $i1])+; [
+        wide_asm!(@asm $acc, $b, $bn; $([$z0 $z1 $i0 $i1])+; [
             "vmovups zmm24, [{b}]",
             "vmovups zmm25, [{b} + {bn}]",
             "vmovups zmm26, [{b} + 64]",
@@ -190,16 +190,65 @@ macro_rules! wide_asm {
             )+
             "add {b}, 256",
             "add {k}, 16",
-        ])
+        ]
+            a = in(reg) $a,
+            k = inout(reg) $k,
+        )
     };
-    // `$n` (> 0) groups of 4 k steps in one loop, A's values broadcast
-    // into registers (the register form), each group preceded by its
-    // prefetches (see `RegLoop`): the group's share of the next B
-    // micro-panel into L2; while rows are left, one row of the next tile's
-    // C (and of its residual, `res_off` bytes on) into L1; while groups
-    // are left, three lines of the next strip's A into L2.
+    // Groups of 4 k steps in one loop, A's values broadcast into
+    // registers (the register form), each group preceded by its
+    // prefetches (see `RegLoop`), for rows at any addresses: each row's
+    // pointer loaded from `{a}` before its broadcasts, `{k}` bytes in.
     (loop; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr, $n:expr, $h:expr, $lfx:expr, $cp:expr, $crows:expr, $ap:expr, $ag:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
-        wide_asm!(@asm $acc, $a, $b, $bn, $k; $([$z0 $z1 $i0 $i1])+; [
+        wide_asm!(@reg_loop $acc, $b, $bn, $h, $lfx, $cp, $ap; ["test {crows}, {crows}" "dec {crows}"] ["test {ag}, {ag}" "dec {ag}"];
+            $([($off) "{t} + {k}" $z0 $z1 $i0 $i1])+; ["add {k}, 16", "dec {n}", "jnz 2b"]
+            a = in(reg) $a,
+            k = inout(reg) $k,
+            n = inout(reg) $n => _,
+            crows = inout(reg) $crows,
+            ag = inout(reg) $ag,
+        )
+    };
+    // The same loop for rows at one stride (`{l}` bytes apart: rows 0–3
+    // from `{q0}`, 4–7 from `{q4}`, 8–11 from `{q8}`, by base + index
+    // addressing), so no row pointer is loaded.
+    (loop_strided; $acc:ident, $b:expr, $bn:expr, $q0:expr, $q4:expr, $q8:expr, $l:expr, $h:expr, $lfx:expr, $cp:expr, $ap:expr; $([$row:literal $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
+        wide_asm!(@reg_loop $acc, $b, $bn, $h, $lfx, $cp, $ap; ["cmp {cp}, [{h} + {o_c_end}]"] ["cmp {ap}, [{h} + {o_a_end}]"];
+            $([() $row $z0 $z1 $i0 $i1])+; [
+            // (Short strips leave bases and strides unused.)
+            "/* rows at {q0} {q4} {q8}, {l} {l3} apart */",
+            "add {q0}, 16",
+            "add {q4}, 16",
+            "add {q8}, 16",
+            "cmp {b}, [{h} + {o_b_end}]",
+            "jne 2b",
+        ]
+            q0 = inout(reg) $q0 => _,
+            q4 = inout(reg) $q4 => _,
+            q8 = inout(reg) $q8 => _,
+            l = in(reg) $l,
+            l3 = in(reg) 3 * $l,
+            o_b_end = const std::mem::offset_of!(RegLoopConsts, b_end),
+            o_c_end = const std::mem::offset_of!(RegLoopConsts, c_end),
+            o_a_end = const std::mem::offset_of!(RegLoopConsts, a_end),
+        )
+    };
+    // The register form's loop itself: per group, the group's share of
+    // the next B micro-panel into L2; while rows are left, one row of the
+    // next tile's C (and of its residual, `res_off` bytes on) into L1;
+    // while lines are left, three lines of the next strip's A into L2;
+    // then 2 k steps of B (zmm24–27), each A value broadcast once
+    // (zmm28–29) for its row's two FMAs, and the next 2 (zmm30–31). A row
+    // is read at `[$row]` (+ 4, 8, 12), after loading its pointer where it
+    // has an `$off`; `$tail` moves the rows on and ends the loop. How the
+    // C and A hints stop (`$c_test`, `$a_test`; zero flag: none left) and
+    // count (`$c_step`, `$a_step`) is the form's: counters in registers in
+    // the pointer form (end pointers there, measured, made stage 5's
+    // implicit GEMM 4 % slower); end pointers in the constants in the
+    // strided form, whose bases and strides take two more of the 13
+    // registers.
+    (@reg_loop $acc:ident, $b:expr, $bn:expr, $h:expr, $lfx:expr, $cp:expr, $ap:expr; [$c_test:literal $($c_step:literal)?] [$a_test:literal $($a_step:literal)?]; $([($($off:tt)?) $row:literal $z0:tt $z1:tt $i0:tt $i1:tt])+; [$($tail:expr),+ $(,)?] $($extra:tt)*) => {
+        wide_asm!(@asm $acc, $b, $bn; $([$z0 $z1 $i0 $i1])+; [
             "2:",
             "mov {t}, {lfx}",
             "shr {t}, 16",
@@ -208,7 +257,7 @@ macro_rules! wide_asm {
             "prefetcht1 [{t}]",
             "prefetcht1 [{t} + {bn}]",
             "add {lfx}, [{h} + {o_pf_step}]",
-            "test {crows}, {crows}",
+            $c_test,
             "jz 3f",
             "prefetcht0 [{cp}]",
             "prefetcht0 [{cp} + 64]",
@@ -217,103 +266,22 @@ macro_rules! wide_asm {
             "prefetcht0 [{t}]",
             "prefetcht0 [{t} + 64]",
             "add {cp}, [{h} + {o_ldc}]",
-            "dec {crows}",
+            $($c_step,)?
             "3:",
-            "test {ag}, {ag}",
+            $a_test,
             "jz 4f",
             "prefetcht1 [{ap}]",
             "prefetcht1 [{ap} + 64]",
             "prefetcht1 [{ap} + 128]",
             "add {ap}, 192",
-            "dec {ag}",
-            "4:",
-            // 2 k steps of B (zmm24–27), each A value broadcast once
-            // (zmm28–29) for its row's two FMAs; then the next 2 steps.
-            "vmovups zmm24, [{b}]",
-            "vmovups zmm25, [{b} + {bn}]",
-            "vmovups zmm26, [{b} + 64]",
-            "vmovups zmm27, [{b} + {bn} + 64]",
-            $(
-                concat!("mov {t}, [{a} + ", $off, "]"),
-                "vbroadcastss zmm28, dword ptr [{t} + {k}]",
-                "vbroadcastss zmm29, dword ptr [{t} + {k} + 4]",
-                concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"),
-                concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"),
-                concat!("vfmadd231ps ", $z0, ", zmm26, zmm29"),
-                concat!("vfmadd231ps ", $z1, ", zmm27, zmm29"),
-            )+
-            "vmovups zmm24, [{b} + 128]",
-            "vmovups zmm25, [{b} + {bn} + 128]",
-            "vmovups zmm26, [{b} + 192]",
-            "vmovups zmm27, [{b} + {bn} + 192]",
-            $(
-                concat!("mov {t}, [{a} + ", $off, "]"),
-                "vbroadcastss zmm30, dword ptr [{t} + {k} + 8]",
-                "vbroadcastss zmm31, dword ptr [{t} + {k} + 12]",
-                concat!("vfmadd231ps ", $z0, ", zmm24, zmm30"),
-                concat!("vfmadd231ps ", $z1, ", zmm25, zmm30"),
-                concat!("vfmadd231ps ", $z0, ", zmm26, zmm31"),
-                concat!("vfmadd231ps ", $z1, ", zmm27, zmm31"),
-            )+
-            "add {b}, 256",
-            "add {k}, 16",
-            "dec {n}",
-            "jnz 2b",
-        ]
-            // The loop count, the constants' address and the prefetch cursors.
-            n = inout(reg) $n => _,
-            h = in(reg) $h,
-            lfx = inout(reg) $lfx,
-            cp = inout(reg) $cp,
-            crows = inout(reg) $crows,
-            ap = inout(reg) $ap,
-            ag = inout(reg) $ag,
-            o_pf = const std::mem::offset_of!(RegLoopConsts, pf),
-            o_pf_step = const std::mem::offset_of!(RegLoopConsts, pf_step),
-            o_ldc = const std::mem::offset_of!(RegLoopConsts, ldc),
-            o_res_off = const std::mem::offset_of!(RegLoopConsts, res_off),
-        )
-    };
-    // The `loop` form for rows at one stride (`{l}` bytes apart: rows 0–3
-    // from `{q0}`, 4–7 from `{q4}`, 8–11 from `{q8}`, by base + index
-    // addressing), so no row pointer is loaded. Bases and strides take
-    // two more registers than `{a}` and `{k}`: the loop count and the C
-    // and A hints' counts become end pointers in the constants (one
-    // `cmp` with memory each per group instead of a register).
-    (loop_strided; $acc:ident, $b:expr, $bn:expr, $q0:expr, $q4:expr, $q8:expr, $l:expr, $h:expr, $lfx:expr, $cp:expr, $ap:expr; $([$row:literal $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
-        asm!(
-            // (Short strips leave bases and strides unused.)
-            "/* rows at {q0} {q4} {q8}, {l} {l3} apart */",
-            "2:",
-            "mov {t}, {lfx}",
-            "shr {t}, 16",
-            "shl {t}, 6",
-            "add {t}, [{h} + {o_pf}]",
-            "prefetcht1 [{t}]",
-            "prefetcht1 [{t} + {bn}]",
-            "add {lfx}, [{h} + {o_pf_step}]",
-            "cmp {cp}, [{h} + {o_c_end}]",
-            "je 3f",
-            "prefetcht0 [{cp}]",
-            "prefetcht0 [{cp} + 64]",
-            "mov {t}, [{h} + {o_res_off}]",
-            "add {t}, {cp}",
-            "prefetcht0 [{t}]",
-            "prefetcht0 [{t} + 64]",
-            "add {cp}, [{h} + {o_ldc}]",
-            "3:",
-            "cmp {ap}, [{h} + {o_a_end}]",
-            "je 4f",
-            "prefetcht1 [{ap}]",
-            "prefetcht1 [{ap} + 64]",
-            "prefetcht1 [{ap} + 128]",
-            "add {ap}, 192",
+            $($a_step,)?
             "4:",
             "vmovups zmm24, [{b}]",
             "vmovups zmm25, [{b} + {bn}]",
             "vmovups zmm26, [{b} + 64]",
             "vmovups zmm27, [{b} + {bn} + 64]",
             $(
+                $(concat!("mov {t}, [{a} + ", $off, "]"),)?
                 concat!("vbroadcastss zmm28, dword ptr [", $row, "]"),
                 concat!("vbroadcastss zmm29, dword ptr [", $row, " + 4]"),
                 concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"),
@@ -326,6 +294,7 @@ macro_rules! wide_asm {
             "vmovups zmm26, [{b} + 192]",
             "vmovups zmm27, [{b} + {bn} + 192]",
             $(
+                $(concat!("mov {t}, [{a} + ", $off, "]"),)?
                 concat!("vbroadcastss zmm30, dword ptr [", $row, " + 8]"),
                 concat!("vbroadcastss zmm31, dword ptr [", $row, " + 12]"),
                 concat!("vfmadd231ps ", $z0, ", zmm24, zmm30"),
@@ -334,19 +303,8 @@ macro_rules! wide_asm {
                 concat!("vfmadd231ps ", $z1, ", zmm27, zmm31"),
             )+
             "add {b}, 256",
-            "add {q0}, 16",
-            "add {q4}, 16",
-            "add {q8}, 16",
-            "cmp {b}, [{h} + {o_b_end}]",
-            "jne 2b",
-            b = inout(reg) $b,
-            bn = in(reg) $bn,
-            q0 = inout(reg) $q0 => _,
-            q4 = inout(reg) $q4 => _,
-            q8 = inout(reg) $q8 => _,
-            l = in(reg) $l,
-            l3 = in(reg) 3 * $l,
-            t = out(reg) _,
+            $($tail,)+
+        ]
             h = in(reg) $h,
             lfx = inout(reg) $lfx,
             cp = inout(reg) $cp,
@@ -355,17 +313,11 @@ macro_rules! wide_asm {
             o_pf_step = const std::mem::offset_of!(RegLoopConsts, pf_step),
             o_ldc = const std::mem::offset_of!(RegLoopConsts, ldc),
             o_res_off = const std::mem::offset_of!(RegLoopConsts, res_off),
-            o_b_end = const std::mem::offset_of!(RegLoopConsts, b_end),
-            o_c_end = const std::mem::offset_of!(RegLoopConsts, c_end),
-            o_a_end = const std::mem::offset_of!(RegLoopConsts, a_end),
-            $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
-            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
-            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
-            options(nostack, readonly),
+            $($extra)*
         )
     };
     (1; $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$off:tt $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
-        wide_asm!(@asm $acc, $a, $b, $bn, $k; $([$z0 $z1 $i0 $i1])+; [
+        wide_asm!(@asm $acc, $b, $bn; $([$z0 $z1 $i0 $i1])+; [
             "vmovups zmm24, [{b}]",
             "vmovups zmm25, [{b} + {bn}]",
             $(
@@ -375,19 +327,20 @@ macro_rules! wide_asm {
             )+
             "add {b}, 64",
             "add {k}, 4",
-        ])
+        ]
+            a = in(reg) $a,
+            k = inout(reg) $k,
+        )
     };
-    // The block itself, the same operands for every form: the rows' sums
-    // in and out in their registers, zmm24–31 clobbered (the one-step form
-    // uses only zmm24–25; naming all eight costs nothing, they are not
-    // live across blocks); a form's own operands follow its lines.
-    (@asm $acc:ident, $a:expr, $b:expr, $bn:expr, $k:expr; $([$z0:tt $z1:tt $i0:tt $i1:tt])+; [$($line:expr),+ $(,)?] $($extra:tt)*) => {
+    // The asm itself, the operands every form has: the rows' sums in and
+    // out in their registers, zmm24–31 clobbered (the one-step form uses
+    // only zmm24–25; naming all eight costs nothing, they are not live
+    // across blocks); a form's own operands follow its lines.
+    (@asm $acc:ident, $b:expr, $bn:expr; $([$z0:tt $z1:tt $i0:tt $i1:tt])+; [$($line:expr),+ $(,)?] $($extra:tt)*) => {
         asm!(
             $($line,)+
             b = inout(reg) $b,
             bn = in(reg) $bn,
-            a = in(reg) $a,
-            k = inout(reg) $k,
             t = out(reg) _,
             $($extra)*
             $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
@@ -544,13 +497,23 @@ struct RegLoopConsts {
 /// what the loop gained (1.00–1.02×).
 struct RegLoop {
     consts: RegLoopConsts,
-    /// The B stream's position (16.16 lines), the next C row and the rows
-    /// left, the next A line and the groups left with A lines.
+    /// The B stream's position (16.16 lines), the next C row to hint and
+    /// the rows left, the next A line and the groups left with A lines
+    /// (the strided form stops at the ends in `consts` instead).
     line_fx: usize,
     c: *const i8,
     c_rows: usize,
     a: *const i8,
     a_groups: usize,
+}
+
+/// Where a strip's rows are for [`RegLoop::groups`].
+#[derive(Clone, Copy)]
+enum Rows {
+    /// Any addresses: the rows' pointers.
+    Pointers(*const *const f32),
+    /// Rows 0, 4 and 8, and the stride (bytes) from each row to the next.
+    Strided([*const f32; 3], isize),
 }
 
 impl RegLoop {
@@ -613,50 +576,21 @@ impl RegLoop {
         l
     }
 
-    /// As [`RegLoop::groups`] for `MR` rows `stride` bytes apart from
-    /// `row0` ([`wide_asm!`]'s `loop_strided`): the same operations, in
-    /// the same order, on the same addresses, without loading the rows'
-    /// pointers (see the module comment).
-    ///
-    /// # Safety
-    /// As [`k_steps`] for `4·groups` steps, with row `r` at
-    /// `row0 + r·stride` bytes.
-    #[target_feature(enable = "avx512f")]
-    #[inline]
-    unsafe fn groups_strided<const MR: usize>(
-        &mut self,
-        acc: &mut [__m512; 24],
-        (row0, stride): (*const f32, isize),
-        b: &mut *const f32,
-        bn: usize,
-        k: &mut usize,
-        groups: usize,
-    ) {
-        if groups == 0 {
-            return;
-        }
-        self.consts.b_end = b.wrapping_add(64 * groups);
-        let h = &self.consts as *const RegLoopConsts;
-        let q0 = (row0 as *const u8).wrapping_add(*k);
-        let (q4, q8) = (q0.wrapping_offset(4 * stride), q0.wrapping_offset(8 * stride));
-        // The C and A cursors run on; their ends are in the constants.
-        // SAFETY: the caller's contract; besides A and B the asm reads only
-        // `self.consts`, and its prefetches are hints (any address).
-        unsafe { strided_rows!(MR; acc, *b, bn, q0, q4, q8, stride, h, self.line_fx, self.c, self.a) }
-        *k += 16 * groups;
-    }
-
     /// `groups` groups of 4 k steps of the first `MR` rows (as
-    /// [`k_steps`]), each with its prefetches.
+    /// [`k_steps`]), each with its prefetches; rows at one stride without
+    /// loading their pointers (`wide_asm!(loop_strided)`, see the module
+    /// comment), else through them (`wide_asm!(loop)`). Both do the same
+    /// operations in the same order on the same addresses.
     ///
     /// # Safety
-    /// As [`k_steps`] for `4·groups` steps.
+    /// As [`k_steps`] for `4·groups` steps, the rows where `rows` puts
+    /// them.
     #[target_feature(enable = "avx512f")]
     #[inline]
     unsafe fn groups<const MR: usize>(
         &mut self,
         acc: &mut [__m512; 24],
-        rows: *const *const f32,
+        rows: Rows,
         b: &mut *const f32,
         bn: usize,
         k: &mut usize,
@@ -667,9 +601,20 @@ impl RegLoop {
         }
         let h = &self.consts as *const RegLoopConsts;
         // SAFETY: the caller's contract; besides A and B the asm reads only
-        // `self.consts`, and its prefetches are hints (any address).
+        // `self.consts`, and its prefetches are hints (any address). The C
+        // and A cursors run on across calls (the runs of a tile).
         unsafe {
-            wide_asm_rows!(MR, loop; acc, rows, *b, bn, *k, groups, h, self.line_fx, self.c, self.c_rows, self.a, self.a_groups)
+            match rows {
+                Rows::Pointers(rows) => wide_asm_rows!(
+                    MR, loop; acc, rows, *b, bn, *k, groups, h, self.line_fx, self.c, self.c_rows, self.a, self.a_groups
+                ),
+                Rows::Strided(bases, stride) => {
+                    self.consts.b_end = b.wrapping_add(64 * groups);
+                    let [q0, q4, q8] = bases.map(|r| (r as *const u8).wrapping_add(*k));
+                    strided_rows!(MR; acc, *b, bn, q0, q4, q8, stride, h, self.line_fx, self.c, self.a);
+                    *k += 16 * groups;
+                }
+            }
         }
     }
 }
@@ -720,14 +665,16 @@ unsafe fn wide_kernel<const MR: usize, const BCAST_REG: bool>(t: &Tile) {
         let stride = (t.a[1] as isize).wrapping_sub(t.a[0] as isize);
         let strided =
             BCAST_REG && (2..MR).all(|r| (t.a[r] as isize).wrapping_sub(t.a[0] as isize) == r as isize * stride);
+        let reg_rows = if strided {
+            let at = |r: usize| (t.a[0] as *const u8).wrapping_offset(r as isize * stride) as *const f32;
+            Rows::Strided([t.a[0], at(4), at(8)], stride)
+        } else {
+            Rows::Pointers(rows)
+        };
         for s in 0..segs {
             let mut k = 4 * s * t.seg_stride;
             if let Some(l) = reg_loop.as_mut() {
-                if strided {
-                    l.groups_strided::<MR>(&mut acc, (t.a[0], stride), &mut b, bn, &mut k, run / 4);
-                } else {
-                    l.groups::<MR>(&mut acc, rows, &mut b, bn, &mut k, run / 4);
-                }
+                l.groups::<MR>(&mut acc, reg_rows, &mut b, bn, &mut k, run / 4);
             } else if let Some(p) = prefetch.as_mut() {
                 for _ in 0..run / 4 {
                     p.group(A_LINES_PER_GROUP, |p| _mm_prefetch::<_MM_HINT_T0>(p), |p| _mm_prefetch::<_MM_HINT_T1>(p));
