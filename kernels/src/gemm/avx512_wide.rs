@@ -665,12 +665,9 @@ unsafe fn wide_kernel<const MR: usize, const BCAST_REG: bool>(t: &Tile) {
         let stride = (t.a[1] as isize).wrapping_sub(t.a[0] as isize);
         let strided =
             BCAST_REG && (2..MR).all(|r| (t.a[r] as isize).wrapping_sub(t.a[0] as isize) == r as isize * stride);
-        let reg_rows = if strided {
-            let at = |r: usize| (t.a[0] as *const u8).wrapping_offset(r as isize * stride) as *const f32;
-            Rows::Strided([t.a[0], at(4), at(8)], stride)
-        } else {
-            Rows::Pointers(rows)
-        };
+        // Rows 4 and 8 are at their stride from row 0 (checked above) or,
+        // past a short strip's end, bases the asm does not use.
+        let reg_rows = if strided { Rows::Strided([t.a[0], t.a[4], t.a[8]], stride) } else { Rows::Pointers(rows) };
         for s in 0..segs {
             let mut k = 4 * s * t.seg_stride;
             if let Some(l) = reg_loop.as_mut() {
