@@ -23,7 +23,7 @@ use std::time::Instant;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use resnet50_kernels::gemm::{
     self,
-    peak::{fma_peak_gflops, fma_probe, microkernel_probe},
+    peak::{fma_peak_gflops, fma_probe, k_loop_probe, microkernel_probe, LoopShape},
 };
 use resnet50_kernels::{AlignedBuf, ConvShape, Epilogue, Isa};
 
@@ -361,6 +361,22 @@ fn table() {
         // GEMM_BEST, which for a cost would be the largest).
         fixed.sort_by(|a, b| a.partial_cmp(b).unwrap());
         println!("  (fixed cost per tile ≈ {:.1} k steps, from kc 16–64)", fixed[fixed.len() / 2]);
+    }
+    // The register tiles' k loops alone (no prefetch, epilogue or loop nest;
+    // AVX-512 only): what the tile shape itself allows on this core, which
+    // the microkernel above and every layer below sit under.
+    if isas.contains(&Isa::Avx512) {
+        print!("k loop alone avx512 in L1, % of FMA peak:");
+        for (name, shape) in [("12x32", LoopShape::Rows12Cols32), ("6x64", LoopShape::Rows6Cols64)] {
+            let iters = 50_000;
+            let flops = k_loop_probe(Isa::Avx512, shape, iters).unwrap_or(0);
+            let mut probe = || {
+                black_box(k_loop_probe(Isa::Avx512, shape, iters));
+            };
+            let st = measure(flops, 15, true, Isa::Avx512, 1, &mut [&mut probe]);
+            print!("  {name}: {:.1}%", 100.0 * st[0].of_peak);
+        }
+        println!();
     }
     print!("{:<18} {:>3}", "layer", "thr");
     for isa in &isas {

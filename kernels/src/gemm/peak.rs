@@ -85,6 +85,59 @@ pub fn avx512_full_width() -> bool {
     })
 }
 
+/// The register tile of [`k_loop_probe`]: rows × columns of C, so per k
+/// step `columns / 16` B vectors and `rows` broadcasts of A feed 24 FMAs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoopShape {
+    /// 12 × 32, the AVX-512 kernel's (`avx512_wide`): 14 loads per 24 FMAs.
+    Rows12Cols32,
+    /// 6 × 64: 10 loads per 24 FMAs.
+    Rows6Cols64,
+}
+
+/// A register tile's k loop alone, the way the AVX-512 register form runs
+/// it (B vectors loaded, each A value broadcast into a register once per k
+/// step, 24 zmm accumulators), on operands that stay in L1 — no prefetches,
+/// no epilogue, no loop nest — for `iters` groups of 4 k steps; returns the
+/// flops executed, or `None` where it has no such loop (every ISA but
+/// AVX-512). Untimed, like [`fma_probe`].
+///
+/// Against [`fma_probe`] (FMAs and nothing else) this is the shape's own
+/// ceiling on this core, before anything around the loop. On a 2-vCPU
+/// Xeon with two full-width FMA pipes (2026-12-06) both loops ran at
+/// 92–93 % of the probe (medians of 15, the GEMM bench's table), the
+/// 12×32 kernel itself at 86 % with kc = 256: a bare 24-FMA loop there kept
+/// its full rate with up to 9 broadcast loads per 24 FMAs beside it and
+/// lost 6–9 % from 10 loads on — the loads, not the FMA pipes, cap a
+/// tile that needs 10 (6×64) or 14 (12×32).
+///
+/// # Panics
+/// If `isa` is not supported by this CPU.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
+pub fn k_loop_probe(isa: Isa, shape: LoopShape, iters: u64) -> Option<u64> {
+    assert!(isa.is_supported(), "k_loop_probe: ISA {isa} not supported by this CPU");
+    let iters = iters.max(1);
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => {
+            // 12 rows of 64 floats (256 bytes apart) and 4 k steps of B
+            // (up to 4 vectors each): 4 KB, in L1 after the first group.
+            let a = vec![1e-3f32; 12 * 64];
+            let b = vec![1e-3f32; 4 * 4 * 16];
+            // SAFETY: AVX-512F support checked above; the loops read a[..12 · 64]
+            // (rows r at 256·r bytes, k < 4) and b[..256], inside both.
+            let flops = unsafe {
+                match shape {
+                    LoopShape::Rows12Cols32 => x86::k_loop_12x32(iters, a.as_ptr(), b.as_ptr()),
+                    LoopShape::Rows6Cols64 => x86::k_loop_6x64(iters, a.as_ptr(), b.as_ptr()),
+                }
+            };
+            Some(flops)
+        }
+        _ => None,
+    }
+}
+
 /// Runs `isa`'s GEMM microkernel `tiles` times on one full `MR × NR` tile
 /// with a `kc`-long k loop and the bias + ReLU epilogue (with `residual`,
 /// bias + residual + ReLU, the residual read from the C tile itself as in a
@@ -219,6 +272,107 @@ mod x86 {
         iters * 12 * 8 * 2
     }
 
+    /// One group of 4 k steps of a 12×32 tile per iteration: per step two B
+    /// vectors (zmm24–25) and per row one broadcast (zmm28) for two FMAs.
+    macro_rules! k_loop_12x32 {
+        ($n:expr, $a:expr, $b:expr, $acc:ident; $([$a0:literal $a1:literal $a2:literal $a3:literal $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
+            std::arch::asm!(
+                "2:",
+                "vmovups zmm24, [{b}]",
+                "vmovups zmm25, [{b} + 64]",
+                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a0, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"),)+
+                "vmovups zmm24, [{b} + 128]",
+                "vmovups zmm25, [{b} + 192]",
+                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a1, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"),)+
+                "vmovups zmm24, [{b} + 256]",
+                "vmovups zmm25, [{b} + 320]",
+                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a2, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"),)+
+                "vmovups zmm24, [{b} + 384]",
+                "vmovups zmm25, [{b} + 448]",
+                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a3, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"),)+
+                "dec {n}",
+                "jnz 2b",
+                n = inout(reg) $n => _,
+                a = in(reg) $a,
+                b = in(reg) $b,
+                $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
+                out("zmm24") _, out("zmm25") _, out("zmm28") _,
+                options(nostack, readonly),
+            )
+        };
+    }
+
+    /// One group of 4 k steps of a 6×64 tile per iteration: per step four B
+    /// vectors (zmm24–27) and per row one broadcast (zmm28) for four FMAs.
+    macro_rules! k_loop_6x64 {
+        ($n:expr, $a:expr, $b:expr, $acc:ident; $([$a0:literal $a1:literal $a2:literal $a3:literal $z0:tt $z1:tt $z2:tt $z3:tt $i0:tt $i1:tt $i2:tt $i3:tt])+) => {
+            std::arch::asm!(
+                "2:",
+                "vmovups zmm24, [{b}]",
+                "vmovups zmm25, [{b} + 64]",
+                "vmovups zmm26, [{b} + 128]",
+                "vmovups zmm27, [{b} + 192]",
+                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a0, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"), concat!("vfmadd231ps ", $z2, ", zmm26, zmm28"), concat!("vfmadd231ps ", $z3, ", zmm27, zmm28"),)+
+                "vmovups zmm24, [{b} + 256]",
+                "vmovups zmm25, [{b} + 320]",
+                "vmovups zmm26, [{b} + 384]",
+                "vmovups zmm27, [{b} + 448]",
+                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a1, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"), concat!("vfmadd231ps ", $z2, ", zmm26, zmm28"), concat!("vfmadd231ps ", $z3, ", zmm27, zmm28"),)+
+                "vmovups zmm24, [{b} + 512]",
+                "vmovups zmm25, [{b} + 576]",
+                "vmovups zmm26, [{b} + 640]",
+                "vmovups zmm27, [{b} + 704]",
+                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a2, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"), concat!("vfmadd231ps ", $z2, ", zmm26, zmm28"), concat!("vfmadd231ps ", $z3, ", zmm27, zmm28"),)+
+                "vmovups zmm24, [{b} + 768]",
+                "vmovups zmm25, [{b} + 832]",
+                "vmovups zmm26, [{b} + 896]",
+                "vmovups zmm27, [{b} + 960]",
+                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a3, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"), concat!("vfmadd231ps ", $z2, ", zmm26, zmm28"), concat!("vfmadd231ps ", $z3, ", zmm27, zmm28"),)+
+                "dec {n}",
+                "jnz 2b",
+                n = inout(reg) $n => _,
+                a = in(reg) $a,
+                b = in(reg) $b,
+                $(inout($z0) $acc[$i0], inout($z1) $acc[$i1], inout($z2) $acc[$i2], inout($z3) $acc[$i3],)+
+                out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _, out("zmm28") _,
+                options(nostack, readonly),
+            )
+        };
+    }
+
+    /// `iters` (at least 1) groups of the 12×32 k loop ([`super::k_loop_probe`]).
+    ///
+    /// # Safety
+    /// AVX-512F; `a` readable for 12 rows of 4 floats 256 bytes apart, `b`
+    /// for 128 floats.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn k_loop_12x32(iters: u64, a: *const f32, b: *const f32) -> u64 {
+        let mut acc = [_mm512_setzero_ps(); 24];
+        // SAFETY: the caller's contract; the asm reads only a and b there
+        // and writes registers only.
+        unsafe {
+            k_loop_12x32!(iters, a, b, acc; [0 4 8 12 "zmm0" "zmm1" 0 1] [256 260 264 268 "zmm2" "zmm3" 2 3] [512 516 520 524 "zmm4" "zmm5" 4 5] [768 772 776 780 "zmm6" "zmm7" 6 7] [1024 1028 1032 1036 "zmm8" "zmm9" 8 9] [1280 1284 1288 1292 "zmm10" "zmm11" 10 11] [1536 1540 1544 1548 "zmm12" "zmm13" 12 13] [1792 1796 1800 1804 "zmm14" "zmm15" 14 15] [2048 2052 2056 2060 "zmm16" "zmm17" 16 17] [2304 2308 2312 2316 "zmm18" "zmm19" 18 19] [2560 2564 2568 2572 "zmm20" "zmm21" 20 21] [2816 2820 2824 2828 "zmm22" "zmm23" 22 23])
+        };
+        black_box(acc);
+        iters * 4 * 24 * 16 * 2
+    }
+
+    /// `iters` (at least 1) groups of the 6×64 k loop ([`super::k_loop_probe`]).
+    ///
+    /// # Safety
+    /// AVX-512F; `a` readable for 6 rows of 4 floats 256 bytes apart, `b`
+    /// for 256 floats.
+    #[target_feature(enable = "avx512f")]
+    pub(super) unsafe fn k_loop_6x64(iters: u64, a: *const f32, b: *const f32) -> u64 {
+        let mut acc = [_mm512_setzero_ps(); 24];
+        // SAFETY: as `k_loop_12x32`.
+        unsafe {
+            k_loop_6x64!(iters, a, b, acc; [0 4 8 12 "zmm0" "zmm1" "zmm2" "zmm3" 0 1 2 3] [256 260 264 268 "zmm4" "zmm5" "zmm6" "zmm7" 4 5 6 7] [512 516 520 524 "zmm8" "zmm9" "zmm10" "zmm11" 8 9 10 11] [768 772 776 780 "zmm12" "zmm13" "zmm14" "zmm15" 12 13 14 15] [1024 1028 1032 1036 "zmm16" "zmm17" "zmm18" "zmm19" 16 17 18 19] [1280 1284 1288 1292 "zmm20" "zmm21" "zmm22" "zmm23" 20 21 22 23])
+        };
+        black_box(acc);
+        iters * 4 * 24 * 16 * 2
+    }
+
     /// 24 independent zmm chains.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn avx512(iters: u64) -> u64 {
@@ -244,6 +398,18 @@ mod tests {
         for isa in Isa::under_test() {
             let g = fma_peak_gflops(isa, 10_000);
             assert!(g.is_finite() && g > 0.0, "{isa}: {g}");
+        }
+    }
+
+    #[test]
+    fn k_loop_probe_runs_on_avx512_only() {
+        for isa in Isa::under_test() {
+            for shape in [LoopShape::Rows12Cols32, LoopShape::Rows6Cols64] {
+                let got = k_loop_probe(isa, shape, 3);
+                // 3 groups of 4 k steps × 24 zmm FMAs × 16 lanes × 2 flops.
+                let want = (isa == Isa::Avx512).then_some(3 * 4 * 24 * 16 * 2);
+                assert_eq!(got, want, "{isa} {shape:?}");
+            }
         }
     }
 
