@@ -108,7 +108,7 @@ pub enum LoopShape {
 /// 92–93 % of the probe (medians of 15, the GEMM bench's table), the
 /// 12×32 kernel itself at 86 % with kc = 256: a bare 24-FMA loop there kept
 /// its full rate with up to 9 broadcast loads per 24 FMAs beside it and
-/// lost 6–9 % from 10 loads on — the loads, not the FMA pipes, cap a
+/// lost 4–9 % from 10 loads on — the loads, not the FMA pipes, cap a
 /// tile that needs 10 (6×64) or 14 (12×32).
 ///
 /// # Panics
