@@ -272,75 +272,38 @@ mod x86 {
         iters * 12 * 8 * 2
     }
 
-    /// One group of 4 k steps of a 12×32 tile per iteration: per step two B
-    /// vectors (zmm24–25) and per row one broadcast (zmm28) for two FMAs.
-    macro_rules! k_loop_12x32 {
-        ($n:expr, $a:expr, $b:expr, $acc:ident; $([$a0:literal $a1:literal $a2:literal $a3:literal $z0:tt $z1:tt $i0:tt $i1:tt])+) => {
+    /// One group of 4 k steps of a register tile per iteration: per step
+    /// the step's B vectors (`[register offset]…`, zmm24 on) and, per row,
+    /// one broadcast of its A value (zmm28, at the row's offset for that
+    /// step) for the row's FMAs (`[accumulator B-register index]…`).
+    macro_rules! k_loop {
+        ($n:expr, $a:expr, $b:expr, $acc:ident;
+         [$($r0:literal $o0:literal)+] [$($r1:literal $o1:literal)+] [$($r2:literal $o2:literal)+] [$($r3:literal $o3:literal)+];
+         $([$a0:literal $a1:literal $a2:literal $a3:literal [$($z:tt $bz:literal $i:tt)+]])+) => {
             std::arch::asm!(
                 "2:",
-                "vmovups zmm24, [{b}]",
-                "vmovups zmm25, [{b} + 64]",
-                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a0, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"),)+
-                "vmovups zmm24, [{b} + 128]",
-                "vmovups zmm25, [{b} + 192]",
-                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a1, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"),)+
-                "vmovups zmm24, [{b} + 256]",
-                "vmovups zmm25, [{b} + 320]",
-                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a2, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"),)+
-                "vmovups zmm24, [{b} + 384]",
-                "vmovups zmm25, [{b} + 448]",
-                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a3, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"),)+
+                $(concat!("vmovups ", $r0, ", [{b} + ", $o0, "]"),)+
+                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a0, "]"), $(concat!("vfmadd231ps ", $z, ", ", $bz, ", zmm28"),)+)+
+                $(concat!("vmovups ", $r1, ", [{b} + ", $o1, "]"),)+
+                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a1, "]"), $(concat!("vfmadd231ps ", $z, ", ", $bz, ", zmm28"),)+)+
+                $(concat!("vmovups ", $r2, ", [{b} + ", $o2, "]"),)+
+                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a2, "]"), $(concat!("vfmadd231ps ", $z, ", ", $bz, ", zmm28"),)+)+
+                $(concat!("vmovups ", $r3, ", [{b} + ", $o3, "]"),)+
+                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a3, "]"), $(concat!("vfmadd231ps ", $z, ", ", $bz, ", zmm28"),)+)+
                 "dec {n}",
                 "jnz 2b",
                 n = inout(reg) $n => _,
                 a = in(reg) $a,
                 b = in(reg) $b,
-                $(inout($z0) $acc[$i0], inout($z1) $acc[$i1],)+
-                out("zmm24") _, out("zmm25") _, out("zmm28") _,
-                options(nostack, readonly),
-            )
-        };
-    }
-
-    /// One group of 4 k steps of a 6×64 tile per iteration: per step four B
-    /// vectors (zmm24–27) and per row one broadcast (zmm28) for four FMAs.
-    macro_rules! k_loop_6x64 {
-        ($n:expr, $a:expr, $b:expr, $acc:ident; $([$a0:literal $a1:literal $a2:literal $a3:literal $z0:tt $z1:tt $z2:tt $z3:tt $i0:tt $i1:tt $i2:tt $i3:tt])+) => {
-            std::arch::asm!(
-                "2:",
-                "vmovups zmm24, [{b}]",
-                "vmovups zmm25, [{b} + 64]",
-                "vmovups zmm26, [{b} + 128]",
-                "vmovups zmm27, [{b} + 192]",
-                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a0, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"), concat!("vfmadd231ps ", $z2, ", zmm26, zmm28"), concat!("vfmadd231ps ", $z3, ", zmm27, zmm28"),)+
-                "vmovups zmm24, [{b} + 256]",
-                "vmovups zmm25, [{b} + 320]",
-                "vmovups zmm26, [{b} + 384]",
-                "vmovups zmm27, [{b} + 448]",
-                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a1, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"), concat!("vfmadd231ps ", $z2, ", zmm26, zmm28"), concat!("vfmadd231ps ", $z3, ", zmm27, zmm28"),)+
-                "vmovups zmm24, [{b} + 512]",
-                "vmovups zmm25, [{b} + 576]",
-                "vmovups zmm26, [{b} + 640]",
-                "vmovups zmm27, [{b} + 704]",
-                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a2, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"), concat!("vfmadd231ps ", $z2, ", zmm26, zmm28"), concat!("vfmadd231ps ", $z3, ", zmm27, zmm28"),)+
-                "vmovups zmm24, [{b} + 768]",
-                "vmovups zmm25, [{b} + 832]",
-                "vmovups zmm26, [{b} + 896]",
-                "vmovups zmm27, [{b} + 960]",
-                $(concat!("vbroadcastss zmm28, dword ptr [{a} + ", $a3, "]"), concat!("vfmadd231ps ", $z0, ", zmm24, zmm28"), concat!("vfmadd231ps ", $z1, ", zmm25, zmm28"), concat!("vfmadd231ps ", $z2, ", zmm26, zmm28"), concat!("vfmadd231ps ", $z3, ", zmm27, zmm28"),)+
-                "dec {n}",
-                "jnz 2b",
-                n = inout(reg) $n => _,
-                a = in(reg) $a,
-                b = in(reg) $b,
-                $(inout($z0) $acc[$i0], inout($z1) $acc[$i1], inout($z2) $acc[$i2], inout($z3) $acc[$i3],)+
+                $($(inout($z) $acc[$i],)+)+
                 out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _, out("zmm28") _,
                 options(nostack, readonly),
             )
         };
     }
 
-    /// `iters` (at least 1) groups of the 12×32 k loop ([`super::k_loop_probe`]).
+    /// `iters` (at least 1) groups of the 12×32 k loop ([`super::k_loop_probe`]):
+    /// per k step two B vectors and 12 broadcasts, each for two FMAs.
     ///
     /// # Safety
     /// AVX-512F; `a` readable for 12 rows of 4 floats 256 bytes apart, `b`
@@ -351,13 +314,14 @@ mod x86 {
         // SAFETY: the caller's contract; the asm reads only a and b there
         // and writes registers only.
         unsafe {
-            k_loop_12x32!(iters, a, b, acc; [0 4 8 12 "zmm0" "zmm1" 0 1] [256 260 264 268 "zmm2" "zmm3" 2 3] [512 516 520 524 "zmm4" "zmm5" 4 5] [768 772 776 780 "zmm6" "zmm7" 6 7] [1024 1028 1032 1036 "zmm8" "zmm9" 8 9] [1280 1284 1288 1292 "zmm10" "zmm11" 10 11] [1536 1540 1544 1548 "zmm12" "zmm13" 12 13] [1792 1796 1800 1804 "zmm14" "zmm15" 14 15] [2048 2052 2056 2060 "zmm16" "zmm17" 16 17] [2304 2308 2312 2316 "zmm18" "zmm19" 18 19] [2560 2564 2568 2572 "zmm20" "zmm21" 20 21] [2816 2820 2824 2828 "zmm22" "zmm23" 22 23])
+            k_loop!(iters, a, b, acc; ["zmm24" 0 "zmm25" 64] ["zmm24" 128 "zmm25" 192] ["zmm24" 256 "zmm25" 320] ["zmm24" 384 "zmm25" 448]; [0 4 8 12 ["zmm0" "zmm24" 0 "zmm1" "zmm25" 1]] [256 260 264 268 ["zmm2" "zmm24" 2 "zmm3" "zmm25" 3]] [512 516 520 524 ["zmm4" "zmm24" 4 "zmm5" "zmm25" 5]] [768 772 776 780 ["zmm6" "zmm24" 6 "zmm7" "zmm25" 7]] [1024 1028 1032 1036 ["zmm8" "zmm24" 8 "zmm9" "zmm25" 9]] [1280 1284 1288 1292 ["zmm10" "zmm24" 10 "zmm11" "zmm25" 11]] [1536 1540 1544 1548 ["zmm12" "zmm24" 12 "zmm13" "zmm25" 13]] [1792 1796 1800 1804 ["zmm14" "zmm24" 14 "zmm15" "zmm25" 15]] [2048 2052 2056 2060 ["zmm16" "zmm24" 16 "zmm17" "zmm25" 17]] [2304 2308 2312 2316 ["zmm18" "zmm24" 18 "zmm19" "zmm25" 19]] [2560 2564 2568 2572 ["zmm20" "zmm24" 20 "zmm21" "zmm25" 21]] [2816 2820 2824 2828 ["zmm22" "zmm24" 22 "zmm23" "zmm25" 23]])
         };
         black_box(acc);
         iters * 4 * 24 * 16 * 2
     }
 
-    /// `iters` (at least 1) groups of the 6×64 k loop ([`super::k_loop_probe`]).
+    /// `iters` (at least 1) groups of the 6×64 k loop ([`super::k_loop_probe`]):
+    /// per k step four B vectors and 6 broadcasts, each for four FMAs.
     ///
     /// # Safety
     /// AVX-512F; `a` readable for 6 rows of 4 floats 256 bytes apart, `b`
@@ -367,7 +331,7 @@ mod x86 {
         let mut acc = [_mm512_setzero_ps(); 24];
         // SAFETY: as `k_loop_12x32`.
         unsafe {
-            k_loop_6x64!(iters, a, b, acc; [0 4 8 12 "zmm0" "zmm1" "zmm2" "zmm3" 0 1 2 3] [256 260 264 268 "zmm4" "zmm5" "zmm6" "zmm7" 4 5 6 7] [512 516 520 524 "zmm8" "zmm9" "zmm10" "zmm11" 8 9 10 11] [768 772 776 780 "zmm12" "zmm13" "zmm14" "zmm15" 12 13 14 15] [1024 1028 1032 1036 "zmm16" "zmm17" "zmm18" "zmm19" 16 17 18 19] [1280 1284 1288 1292 "zmm20" "zmm21" "zmm22" "zmm23" 20 21 22 23])
+            k_loop!(iters, a, b, acc; ["zmm24" 0 "zmm25" 64 "zmm26" 128 "zmm27" 192] ["zmm24" 256 "zmm25" 320 "zmm26" 384 "zmm27" 448] ["zmm24" 512 "zmm25" 576 "zmm26" 640 "zmm27" 704] ["zmm24" 768 "zmm25" 832 "zmm26" 896 "zmm27" 960]; [0 4 8 12 ["zmm0" "zmm24" 0 "zmm1" "zmm25" 1 "zmm2" "zmm26" 2 "zmm3" "zmm27" 3]] [256 260 264 268 ["zmm4" "zmm24" 4 "zmm5" "zmm25" 5 "zmm6" "zmm26" 6 "zmm7" "zmm27" 7]] [512 516 520 524 ["zmm8" "zmm24" 8 "zmm9" "zmm25" 9 "zmm10" "zmm26" 10 "zmm11" "zmm27" 11]] [768 772 776 780 ["zmm12" "zmm24" 12 "zmm13" "zmm25" 13 "zmm14" "zmm26" 14 "zmm15" "zmm27" 15]] [1024 1028 1032 1036 ["zmm16" "zmm24" 16 "zmm17" "zmm25" 17 "zmm18" "zmm26" 18 "zmm19" "zmm27" 19]] [1280 1284 1288 1292 ["zmm20" "zmm24" 20 "zmm21" "zmm25" 21 "zmm22" "zmm26" 22 "zmm23" "zmm27" 23]])
         };
         black_box(acc);
         iters * 4 * 24 * 16 * 2
