@@ -69,6 +69,14 @@
 //!   1×1 layers 0.94–0.96× their time, the stem 0.94–0.98×, the whole
 //!   inference 0.966× (v1) and 0.973× (v1.5) at one thread, 0.968× and
 //!   0.973× at two, batch 8 0.955× and 0.974×.
+//!   What is left below the FMA peak is mostly the tile's shape on such a
+//!   core: [`super::peak::k_loop_probe`] (the GEMM table's "k loop alone"
+//!   line) ran this loop bare at 92–93 % of the peak by medians
+//!   (2026-12-06; the "94–98 %" above was a best-of figure), the kernel
+//!   around it at ~86 % at kc 256 — that core loses 4–9 % of its FMA rate
+//!   once a loop issues 10 or more loads per 24 FMAs, and a 12×32 tile
+//!   needs 14 (a 6×64 one 10, and it measured no better, in L1 or in the
+//!   network; see the performance log, stop 54).
 //!
 //! Everything around the k loop is the 8×32 kernel's ([`super::avx512`]):
 //! the same prefetches per group (the next micro-panel into L2, the
