@@ -6,7 +6,7 @@
 //!
 //! `cargo run --release -p resnet50-kernels --example winograd_timing`
 //! `WINOGRAD_TUNE=tb,cbp;tb,cbp` overrides the blocking of the plan;
-//! `WINOGRAD_TILES=4|2`, `WINOGRAD_HW=56,28`, `WINOGRAD_BATCH=1,8` narrow the set;
+//! `WINOGRAD_TILES=4|3|2`, `WINOGRAD_HW=56,28`, `WINOGRAD_BATCH=1,8` narrow the set;
 //! `WINOGRAD_COLD=1` cycles through copies of the packed weights (≥ 96 MiB in
 //! all), so that they come from memory as in a whole inference.
 
@@ -34,6 +34,7 @@ fn winograd_on_cpu_gflops() {
     let tiles: Vec<WinogradTile> = match std::env::var("WINOGRAD_TILES").as_deref() {
         Ok("4") => vec![WinogradTile::F4x4],
         Ok("2") => vec![WinogradTile::F2x2],
+        Ok("3") => vec![WinogradTile::F3x3],
         _ => vec![WinogradTile::F4x4, WinogradTile::F2x2],
     };
     let shapes: Vec<usize> = std::env::var("WINOGRAD_HW")

@@ -1,7 +1,9 @@
 //! AVX-512F microkernels: 8×32 (and 8×16 for a last odd 16-column panel)
-//! for Winograd's products and the loop nest's odd last panels, and a tall
-//! 16×16 one for Winograd's products where 512-bit FMAs run at half rate
-//! ([`Avx512Tall`]). The 1×1, implicit-GEMM and stem loop nest runs the
+//! for the loop nest's and the register-form kernel's odd last panels and,
+//! where 512-bit FMAs run at half rate, Winograd's products of up to 8
+//! rows; and a tall 16×16 one for those cores' longer products
+//! ([`Avx512Tall`]). Full-width cores run Winograd's products on
+//! `avx512_wide`'s 12×32 kernel (since stop 55). The 1×1, implicit-GEMM and stem loop nest runs the
 //! 12×32 kernel of `avx512_wide` (which shares this one's prefetches,
 //! accumulator start and epilogue); this kernel ran it until stop 51, and
 //! its own measurements below date from then.

@@ -403,15 +403,28 @@ impl<const MR: usize, const NV: usize> GroupPrefetch<MR, NV> {
     /// The next group's prefetches, with `a_lines` next-strip A lines per
     /// group; `l1` and `l2` issue one hint each.
     ///
+    /// B: the lines the share's step passes in this group, at least one —
+    /// a share of more than one line per group (a product of few strips:
+    /// Winograd's blocks of up to 24 rows on 8-row tiles) asks for all of
+    /// them. Until stop 55 it asked for one per group and skipped the rest
+    /// (3 of 4 lines of a one-strip tile's share); a 14×14×256 F(4×4)
+    /// layer with 16-row blocks (two strips) took 0.92 instead of 1.33 ms
+    /// with its weights cold (`winograd_timing`, one thread, 2-vCPU Xeon).
+    ///
     /// # Safety
     /// The tile given to [`GroupPrefetch::new`] is still under its contract.
     #[inline(always)]
     pub(crate) unsafe fn group(&mut self, a_lines: usize, l1: impl Fn(*const i8), l2: impl Fn(*const i8)) {
-        let line = 64 * (self.line_fx >> 16);
-        for v in 0..NV {
-            l2(self.pf.wrapping_add(v * self.pf_next + line));
-        }
+        // Lines `first..end` of each panel: at least one, and every line of
+        // a share of more than one line per group.
+        let first = self.line_fx >> 16;
         self.line_fx += self.step_fx;
+        let end = (self.line_fx >> 16).max(first + 1);
+        for line in first..end {
+            for v in 0..NV {
+                l2(self.pf.wrapping_add(v * self.pf_next + 64 * line));
+            }
+        }
         for _ in 0..self.c_lines {
             if self.c_rows_left == 0 {
                 break;
@@ -1617,13 +1630,14 @@ mod tests {
                 }
             }
             assert_eq!(*l1.borrow(), want, "mr {mr_next} kc {kc}");
-            // L2: both B panels' lines, one per group each, then (next_a)
-            // the next strip's rows line by line, all asked for.
+            // L2: every line of both B panels once (a share of kc lines
+            // over kc / 4 groups: four lines of each per group), then
+            // (next_a) the next strip's rows line by line, all asked for.
             let l2 = l2.borrow();
             let b_lines: Vec<usize> = l2.iter().copied().filter(|&a| a >= base + 0x100000).collect();
-            // kc lines over kc / 4 groups: lines 4g of each panel in group g.
+            // Group g: lines 4g..4g + 4, each of panel 0 then panel 1.
             let want_b: Vec<usize> =
-                (0..kc / 4).flat_map(|g| [0, 4 * t.b_next].map(|p| base + 0x100000 + p + 64 * 4 * g)).collect();
+                (0..kc).flat_map(|l| [0, 4 * t.b_next].map(|p| base + 0x100000 + p + 64 * l)).collect();
             assert_eq!(b_lines, want_b, "mr {mr_next} kc {kc}");
             let a_lines: Vec<usize> = l2.iter().copied().filter(|&a| a < base + 0x100000).collect();
             let want_a: Vec<usize> = if next_a {

@@ -235,6 +235,14 @@ pub(crate) unsafe fn gemm_rows(isa: Isa, p: &RowsProduct) {
         Isa::Avx512 if p.m > <avx512::Avx512 as loops::Microkernel>::MR && !peak::avx512_full_width() => unsafe {
             loops::gemm_rows_tall::<avx512::Avx512Tall>(p)
         },
+        // Two full-width FMA pipes: the 12×32 register form, whose strips
+        // of V rows (one stride apart) take its strided loop. Same process,
+        // alternated inference by inference against the 8×32 kernel (2-vCPU
+        // Xeon, 2026-12-06, 40 pairs, bit-identical): v1.5's Winograd layers
+        // 0.91–0.96× their time at one thread, 0.91–0.97× at two, 0.89–0.93×
+        // at batch 8; v1's 0.95–0.96× and 0.96–0.97×.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 if peak::avx512_full_width() => unsafe { loops::gemm_rows::<avx512_wide::Avx512Wide<true>>(p) },
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512 => unsafe { loops::gemm_rows::<avx512::Avx512>(p) },
         #[cfg(target_arch = "aarch64")]
@@ -743,6 +751,25 @@ mod tests {
         tall_matches_rows(
             |p| unsafe { loops::gemm_rows::<avx512::Avx512>(p) },
             |p| unsafe { loops::gemm_rows_tall::<avx512::Avx512Tall>(p) },
+        );
+    }
+
+    /// The 12×32 register-form kernel on Winograd's products (full-width
+    /// cores, `gemm_rows`) against the 8×32 kernel, bit for bit: rows at one
+    /// stride (its strided loop), one to three strips (one, two or four B
+    /// lines per group), odd last panels (the 8×32 kernel's own 8×16
+    /// instances).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx512_wide_rows_match_8x32_rows_bit_for_bit() {
+        if !Isa::Avx512.is_supported() {
+            return;
+        }
+        // SAFETY: `tall_matches_rows` passes products whose A, B and C
+        // extents meet the kernels' contract; AVX-512F checked above.
+        tall_matches_rows(
+            |p| unsafe { loops::gemm_rows::<avx512::Avx512>(p) },
+            |p| unsafe { loops::gemm_rows::<avx512_wide::Avx512Wide<true>>(p) },
         );
     }
 

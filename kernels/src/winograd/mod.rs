@@ -65,8 +65,10 @@
 //! convolutions; the U panels have the GEMM's packed-B layout), or on
 //! AVX-512 for more than 8 rows its tall 16×16 kernel, which reads each
 //! weight once per block of up to 16 tiles — where 512-bit FMAs run at the
-//! 256-bit rate (Zen 4); with two full-width FMA pipes (Zen 5) the 8×32
-//! kernel is faster ([`crate::gemm::peak::avx512_full_width`]).
+//! 256-bit rate (Zen 4); with two full-width FMA pipes (Intel Xeons, Zen 5)
+//! the 1×1 layers' 12×32 register-form kernel, its rows at V's one stride
+//! ([`crate::gemm::peak::avx512_full_width`]; it replaced the 8×32 kernel
+//! there in stop 55: the Winograd layers 0.91–0.97× their time).
 //! `kernels` maps an [`Isa`] to them.
 //!
 //! # Accuracy (max |Δ| / max |y| against an f64 convolution, batch 1,
