@@ -37,3 +37,13 @@ echo "ci-codegen: $bin"
 # them on the stack).
 objdump -d --no-show-raw-insn -C "$bin" |
     python3 scripts/codegen_spills.py 'gemm::(avx(2|512)::(tall_)?kernel|avx512_wide::wide_kernel)$' 84
+
+# The 12×32 kernel's asm loops take the sums in registers only if `RegLoop::groups` is
+# inlined into `wide_kernel`; called through, all 24 go to memory and back around every
+# run — no spill inside a k loop, so the check above does not see it. That happened once
+# (three strided loops in one `groups`): v1.5 1.04× the time, the stem 1.18×.
+if nm -C "$bin" | grep -q 'avx512_wide::RegLoop::groups'; then
+    echo "ci-codegen: avx512_wide::RegLoop::groups was not inlined into wide_kernel" >&2
+    exit 1
+fi
+echo "ci-codegen: RegLoop::groups inlined"

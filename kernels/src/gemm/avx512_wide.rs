@@ -594,18 +594,38 @@ impl RegLoop {
         l
     }
 
+    /// Lines of each B panel per group that the share's step needs: one,
+    /// or two or four where the share holds more lines than the loop has
+    /// groups (Winograd's products of one to three strips).
+    #[inline]
+    fn b_lines(&self) -> usize {
+        match self.consts.pf_step {
+            s if s <= 1 << 16 => 1,
+            s if s <= 2 << 16 => 2,
+            _ => 4,
+        }
+    }
+
     /// `groups` groups of 4 k steps of the first `MR` rows (as
     /// [`k_steps`]), each with its prefetches; rows at one stride without
     /// loading their pointers (`wide_asm!(loop_strided)`, see the module
     /// comment), else through them (`wide_asm!(loop)`). Both do the same
     /// operations in the same order on the same addresses.
     ///
+    /// `B_LINES` (1, 2 or 4): lines of each B panel the strided loop asks
+    /// for per group ([`RegLoop::b_lines`]); the pointer form asks for one.
+    /// One form per instance, so that each stays small enough for LLVM to
+    /// inline into `wide_kernel` (`scripts/ci-codegen.sh` checks): called
+    /// through, the 24 sums went to memory and back around every run (with
+    /// all three loops in one function v1.5 took 1.04× the time, the stem
+    /// 1.18×).
+    ///
     /// # Safety
     /// As [`k_steps`] for `4·groups` steps, the rows where `rows` puts
     /// them.
     #[target_feature(enable = "avx512f")]
     #[inline]
-    unsafe fn groups<const MR: usize>(
+    unsafe fn groups<const MR: usize, const B_LINES: usize>(
         &mut self,
         acc: &mut [__m512; 24],
         rows: Rows,
@@ -629,15 +649,14 @@ impl RegLoop {
                 Rows::Strided(bases, stride) => {
                     self.consts.b_end = b.wrapping_add(64 * groups);
                     let [q0, q4, q8] = bases.map(|r| (r as *const u8).wrapping_add(*k));
-                    // Lines of each B panel per group: one, or the two or
-                    // four that a share of more than one per group needs.
-                    let step = self.consts.pf_step;
-                    if step <= 1 << 16 {
-                        strided_rows!(MR, []; acc, *b, bn, q0, q4, q8, stride, h, self.line_fx, self.c, self.a);
-                    } else if step <= 2 << 16 {
-                        strided_rows!(MR, ["prefetcht1 [{t} + 64]", "prefetcht1 [{t} + {bn} + 64]"]; acc, *b, bn, q0, q4, q8, stride, h, self.line_fx, self.c, self.a);
-                    } else {
-                        strided_rows!(MR, ["prefetcht1 [{t} + 64]", "prefetcht1 [{t} + {bn} + 64]", "prefetcht1 [{t} + 128]", "prefetcht1 [{t} + {bn} + 128]", "prefetcht1 [{t} + 192]", "prefetcht1 [{t} + {bn} + 192]"]; acc, *b, bn, q0, q4, q8, stride, h, self.line_fx, self.c, self.a);
+                    match B_LINES {
+                        1 => strided_rows!(MR, []; acc, *b, bn, q0, q4, q8, stride, h, self.line_fx, self.c, self.a),
+                        2 => {
+                            strided_rows!(MR, ["prefetcht1 [{t} + 64]", "prefetcht1 [{t} + {bn} + 64]"]; acc, *b, bn, q0, q4, q8, stride, h, self.line_fx, self.c, self.a)
+                        }
+                        _ => {
+                            strided_rows!(MR, ["prefetcht1 [{t} + 64]", "prefetcht1 [{t} + {bn} + 64]", "prefetcht1 [{t} + 128]", "prefetcht1 [{t} + {bn} + 128]", "prefetcht1 [{t} + 192]", "prefetcht1 [{t} + {bn} + 192]"]; acc, *b, bn, q0, q4, q8, stride, h, self.line_fx, self.c, self.a)
+                        }
                     }
                     *k += 16 * groups;
                 }
@@ -698,7 +717,11 @@ unsafe fn wide_kernel<const MR: usize, const BCAST_REG: bool>(t: &Tile) {
         for s in 0..segs {
             let mut k = 4 * s * t.seg_stride;
             if let Some(l) = reg_loop.as_mut() {
-                l.groups::<MR>(&mut acc, reg_rows, &mut b, bn, &mut k, run / 4);
+                match l.b_lines() {
+                    1 => l.groups::<MR, 1>(&mut acc, reg_rows, &mut b, bn, &mut k, run / 4),
+                    2 => l.groups::<MR, 2>(&mut acc, reg_rows, &mut b, bn, &mut k, run / 4),
+                    _ => l.groups::<MR, 4>(&mut acc, reg_rows, &mut b, bn, &mut k, run / 4),
+                }
             } else if let Some(p) = prefetch.as_mut() {
                 for _ in 0..run / 4 {
                     p.group(A_LINES_PER_GROUP, |p| _mm_prefetch::<_MM_HINT_T0>(p), |p| _mm_prefetch::<_MM_HINT_T1>(p));
