@@ -8,7 +8,10 @@
 //! `WINOGRAD_TUNE=tb,cbp;tb,cbp` overrides the blocking of the plan;
 //! `WINOGRAD_TILES=4|3|2`, `WINOGRAD_HW=56,28`, `WINOGRAD_BATCH=1,8` narrow the set;
 //! `WINOGRAD_COLD=1` cycles through copies of the packed weights (≥ 96 MiB in
-//! all), so that they come from memory as in a whole inference.
+//! all), so that they come from memory as in a whole inference;
+//! `WINOGRAD_REPS_SCALE=4` times 4× as many calls per sample (where the
+//! on-CPU clock advances in scheduler ticks, one sample's ~50 ms moves in
+//! steps of ~8 %).
 
 use resnet50_kernels::shape::{ConvShape, Epilogue};
 use resnet50_kernels::winograd::{self, Plan, WinogradTile};
@@ -46,6 +49,7 @@ fn winograd_on_cpu_gflops() {
         .map(|v| v.split(',').filter_map(|s| s.parse().ok()).collect())
         .unwrap_or(vec![1, 8]);
     let cold = std::env::var_os("WINOGRAD_COLD").is_some();
+    let reps_scale: f64 = std::env::var("WINOGRAD_REPS_SCALE").ok().and_then(|v| v.parse().ok()).unwrap_or(1.0);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
     for &batch in &batches {
         for (hw, c) in [(56usize, 64usize), (28, 128), (14, 256), (7, 512)] {
@@ -73,8 +77,9 @@ fn winograd_on_cpu_gflops() {
                     let mut best = u64::MAX;
                     let mut samples = Vec::new();
                     let f = 2.0 * s.macs() as f64;
-                    // ≥ ~50 ms per sample: schedstat may advance by scheduler ticks.
-                    let reps = (2e10 / f).ceil() as u64;
+                    // ≥ ~50 ms per sample (× WINOGRAD_REPS_SCALE): schedstat may
+                    // advance by scheduler ticks (~4 ms on some hosts).
+                    let reps = (reps_scale * 2e10 / f).ceil() as u64;
                     pool.install(|| {
                         for _ in 0..7 {
                             let t0 = on_cpu_ns();
