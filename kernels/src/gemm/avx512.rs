@@ -3,10 +3,10 @@
 //! where 512-bit FMAs run at half rate, Winograd's products of up to 8
 //! rows; and a tall 16×16 one for those cores' longer products
 //! ([`Avx512Tall`]). Full-width cores run Winograd's products on
-//! `avx512_wide`'s 12×32 kernel (since stop 55). The 1×1, implicit-GEMM and stem loop nest runs the
-//! 12×32 kernel of `avx512_wide` (which shares this one's prefetches,
-//! accumulator start and epilogue); this kernel ran it until stop 51, and
-//! its own measurements below date from then.
+//! `avx512_wide`'s 12×32 kernel (since stop 55). The 1×1, implicit-GEMM and
+//! stem loop nest runs that 12×32 kernel too (it shares this one's
+//! prefetches, accumulator start and epilogue); this kernel ran it until
+//! stop 51, and its own measurements below date from then.
 //!
 //! Why 8×32: 16 zmm accumulators (8 rows × 2 vectors of 16) ≥ the 8 that two
 //! FMA pipes of latency 4 need, plus 2 B vectors and a broadcast: 19 of 32
