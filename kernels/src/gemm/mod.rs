@@ -728,10 +728,10 @@ mod tests {
     #[test]
     fn avx512_tall_body_emulated_matches_gemm_rows() {
         use avx512::emulated::{Avx512Emu, Avx512TallEmu};
-        // SAFETY: `tall_matches_rows` passes products whose A, B and C
+        // SAFETY: `products_match` passes products whose A, B and C
         // extents meet the kernels' contract; the emulated kernels need no
         // CPU feature.
-        tall_matches_rows(
+        products_match(
             |p| unsafe { loops::gemm_rows::<Avx512Emu>(p) },
             |p| unsafe { loops::gemm_rows_tall::<Avx512TallEmu>(p) },
         );
@@ -746,9 +746,9 @@ mod tests {
         if !Isa::Avx512.is_supported() {
             return;
         }
-        // SAFETY: `tall_matches_rows` passes products whose A, B and C
+        // SAFETY: `products_match` passes products whose A, B and C
         // extents meet the kernels' contract; AVX-512F checked above.
-        tall_matches_rows(
+        products_match(
             |p| unsafe { loops::gemm_rows::<avx512::Avx512>(p) },
             |p| unsafe { loops::gemm_rows_tall::<avx512::Avx512Tall>(p) },
         );
@@ -765,21 +765,23 @@ mod tests {
         if !Isa::Avx512.is_supported() {
             return;
         }
-        // SAFETY: `tall_matches_rows` passes products whose A, B and C
+        // SAFETY: `products_match` passes products whose A, B and C
         // extents meet the kernels' contract; AVX-512F checked above.
-        tall_matches_rows(
+        products_match(
             |p| unsafe { loops::gemm_rows::<avx512::Avx512>(p) },
             |p| unsafe { loops::gemm_rows::<avx512_wide::Avx512Wide<true>>(p) },
         );
     }
 
-    /// Runs `rows` and `tall` on random products (see the tests above) and
-    /// compares them bit for bit, and with an f64 sum. Every product it
+    /// Runs `rows` (the 8×32 kernel's `gemm_rows`, the reference) and
+    /// `other` (the tall kernel's loop, or the 12×32 kernel's `gemm_rows`) on
+    /// random products (see the tests above) and compares them bit for bit,
+    /// and with an f64 sum. Every product it
     /// passes has A readable for `m` rows of `lda ≥ k` floats, B for its
     /// `ceil(n / 16)` panels of `k × 16`, C writable for `m` rows of
     /// `ldc ≥ n`: what `gemm_rows` and `gemm_rows_tall` ask.
     #[cfg(target_arch = "x86_64")]
-    fn tall_matches_rows(rows: impl Fn(&RowsProduct), tall: impl Fn(&RowsProduct)) {
+    fn products_match(rows: impl Fn(&RowsProduct), other: impl Fn(&RowsProduct)) {
         let mut seed = 5u64;
         let mut pick = |n: usize| (lcg(&mut seed).abs() * n as f32) as usize % n;
         for m in 1..=40 {
@@ -796,7 +798,7 @@ mod tests {
             let (a_ptr, b_ptr, after) = (a.as_ptr(), b.as_ptr(), after.as_ptr());
             let at = |c: *mut f32| RowsProduct { m, k, a: a_ptr, lda, b: b_ptr, n, c, ldc, b_after: after };
             rows(&at(want.as_mut_ptr()));
-            tall(&at(got.as_mut_ptr()));
+            other(&at(got.as_mut_ptr()));
             for r in 0..m {
                 for j in 0..ldc {
                     let (g, w) = (got[r * ldc + j], want[r * ldc + j]);
