@@ -384,8 +384,10 @@ pub fn check_header(tile: WinogradTile, cin: usize, cout: usize, header: &[f32])
 /// contiguous range of them each — consecutive blocks, the image's rows in
 /// order — and then take the others' last ones (see [`crate::par`]);
 /// each output value is written by exactly one task, with the same
-/// operations whichever worker runs it. With a channel split the input
-/// transform runs first, once per tile, as its own job (`Plan::shares_v`).
+/// operations whichever worker runs it. A worker transforms a block's input
+/// into its own `V` when it starts the block's first task it runs, and keeps
+/// it for the block's next tasks (a channel split: `cs` tasks per block; see
+/// `run_planned`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
     /// Tile size.
@@ -501,19 +503,6 @@ impl Plan {
     fn block_tiles(&self, b: usize) -> std::ops::Range<usize> {
         self.tiles * b / self.blocks..self.tiles * (b + 1) / self.blocks
     }
-    /// Whether the workers first transform the input once into a V per
-    /// block that all the block's tasks read, instead of each task
-    /// transforming its own block: with a channel split (`cs > 1`), whose
-    /// tasks share blocks, each of `cs` tasks would transform the same tiles.
-    /// One extra job start (a few hundred ns in a thread team) buys that
-    /// back: at 2 threads, batch 1 (same-process A/B on Zen 4, v1), the
-    /// 14×14×256 F(3×3) layers (4 channel groups, 2 per worker, each
-    /// transform ~30 µs) took 0.41 instead of 0.44–0.47 ms, the 7×7×512 F(2×2)
-    /// ones 1–2 % less. The per-block V's take no more scratch than the
-    /// workers' own V's, as there are at most as many blocks as workers.
-    fn shares_v(&self) -> bool {
-        self.cs > 1 && self.slots > 1 && self.blocks <= self.slots
-    }
     fn v_len(&self) -> usize {
         self.tile.positions() * self.v_stride()
     }
@@ -530,9 +519,10 @@ impl Plan {
     fn m_stride(&self) -> usize {
         odd_lines(self.tb * self.cbp * PANEL)
     }
-    /// Scratch floats of one worker.
+    /// Scratch floats of one worker: one line that names the block its `V`
+    /// holds, then `V` and `M`.
     pub fn worker_scratch(&self) -> usize {
-        self.v_len() + self.m_len()
+        PANEL + self.v_len() + self.m_len()
     }
     /// Workers (`slots ≤ threads`).
     pub fn workers(&self) -> usize {
@@ -861,36 +851,9 @@ fn run_planned(
         residual: ep.residual.map_or(std::ptr::null(), |r| r.as_ptr()),
     };
     let relu = ep.relu;
-    if plan.shares_v() {
-        // Two jobs: every tile's input transform once, split between the
-        // workers, into one V per block (at the front of the scratch); then
-        // the products and output transforms of each (block × channel
-        // group) task, reading it. See `Plan::shares_v`.
-        let (v_all, m_all) = scratch[..need].split_at_mut(plan.blocks * plan.v_len());
-        let v = crate::par::SendPtr(v_all.as_mut_ptr());
-        let chunks = (2 * plan.workers()).min(plan.tiles);
-        crate::par::run_tasks(chunks, plan.workers(), &mut [], 0, |c, _| {
-            let (a, b) = (plan.tiles * c / chunks, plan.tiles * (c + 1) / chunks);
-            for blk in 0..plan.blocks {
-                let tiles = plan.block_tiles(blk);
-                for t in a.max(tiles.start)..b.min(tiles.end) {
-                    // SAFETY: tile t's rows of its block's V (t − start <
-                    // tb), written by this task only.
-                    unsafe {
-                        let row = blk * plan.v_len() + (t - tiles.start) * plan.ldv;
-                        input_transform(plan, shape, k, sh, t, v.get().add(row))
-                    };
-                }
-            }
-        });
-        let m_len = plan.m_len();
-        crate::par::run_tasks(plan.tasks(), plan.workers(), m_all, m_len, |t, s| {
-            let blk = t / plan.cs;
-            // SAFETY: as below; V of block `blk` was written by the first
-            // job and is only read now.
-            unsafe { products_and_output(plan, shape, k, sh, relu, t, v.get().add(blk * plan.v_len()), s.as_mut_ptr()) }
-        });
-        return;
+    // No worker's V holds a block yet.
+    for slot in scratch[..need].chunks_exact_mut(per) {
+        slot[0] = f32::from_bits(NO_BLOCK);
     }
     crate::par::run_tasks(plan.tasks(), plan.workers(), &mut scratch[..need], per, |t, s| {
         // SAFETY: lengths validated above; run_tasks hands out each task
@@ -900,20 +863,51 @@ fn run_planned(
     });
 }
 
+/// What the first float of a worker's scratch holds (as bits) while its `V`
+/// holds no block's transformed input; the block's index otherwise (a block
+/// whose index does not fit below this is never held, only transformed).
+const NO_BLOCK: u32 = u32::MAX;
+
 /// Task `t` of `plan`: one tile block × one output-channel group.
+///
+/// The worker's `V` is kept from its previous task when that was of the same
+/// block (a channel split gives each block `cs` consecutive tasks), so each
+/// worker transforms a block's input once, for itself. Sharing one `V` per
+/// block between the workers instead (each tile transformed once, by
+/// either worker, in a job before the products) makes every worker read
+/// the other's half of `V` from the other core's cache, and write its own
+/// half over lines the other core read in the layer before: on the 2-vCPU
+/// Xeon of stop 56 (core-to-core 74–78 ns one way), 14×14×256 F(3×3) at two
+/// threads (4 channel groups, 640 KB of `V`, ~39 µs to transform at one
+/// thread) spent ~31 µs in the shared transform and ~46 µs more in each
+/// worker's first task than in its second, against ~39 µs to transform its
+/// own; same process, alternated, cold weights: 0.455–0.470 → 0.426–0.435
+/// ms alone, 0.906–0.925×; in v1.5 at two threads 0.924–0.926× (same
+/// process, two runs of 40 inference pairs) and, binaries alternated, the
+/// five layers 2.30–2.39 → 2.07–2.14 ms an inference (AVX2 path: ~1 %).
+/// The shared `V` had replaced a transform per task (two per worker) on a
+/// Zen 4 VM whose two vCPUs share an L3: 0.44–0.47 → 0.41 ms. Where reading
+/// the other core's lines costs nothing, this costs half a transform per
+/// worker more than sharing did (~15 µs a layer there); not measured there.
 ///
 /// # Safety
 /// The pointers in `sh` are valid for `shape` (validated by `conv3x3`);
-/// `s` has `plan.worker_scratch()` floats; no other running task has the
-/// same `t`.
+/// `s` has `plan.worker_scratch()` floats, its first the block its `V` holds
+/// ([`NO_BLOCK`] for none); no other running task has the same `t`.
 unsafe fn task(plan: &Plan, shape: &ConvShape, k: Kernels, sh: Shared, relu: bool, t: usize, s: &mut [f32]) {
-    let tiles = plan.block_tiles(t / plan.cs);
+    let blk = t / plan.cs;
+    let (held, s) = s.split_at_mut(PANEL);
     let (v, mbuf) = s.split_at_mut(plan.v_len());
     let (v, mbuf) = (v.as_mut_ptr(), mbuf.as_mut_ptr());
-    // 1. Input transform of the block.
-    for tt in tiles.clone() {
-        // SAFETY: row tt − start < tb of this worker's V.
-        unsafe { input_transform(plan, shape, k, sh, tt, v.add((tt - tiles.start) * plan.ldv)) };
+    let tag = u32::try_from(blk).unwrap_or(NO_BLOCK);
+    if tag == NO_BLOCK || held[0].to_bits() != tag {
+        // 1. Input transform of the block.
+        let tiles = plan.block_tiles(blk);
+        for tt in tiles.clone() {
+            // SAFETY: row tt − start < tb of this worker's V.
+            unsafe { input_transform(plan, shape, k, sh, tt, v.add((tt - tiles.start) * plan.ldv)) };
+        }
+        held[0] = f32::from_bits(tag);
     }
     // SAFETY: forwarded; V holds the block's transformed tiles.
     unsafe { products_and_output(plan, shape, k, sh, relu, t, v, mbuf) }

@@ -347,21 +347,43 @@ fn channel_split_plans_keep_every_tile_in_one_block() {
 }
 
 #[test]
-fn channel_split_plans_transform_the_input_once() {
-    // Tasks that split the channels of a block share one V, transformed
-    // first; the other plans transform their own blocks.
-    let s = ConvShape::square(1, 14, 14, 256, 256, 3, 1, 1);
-    assert!(Plan::with_tile(WinogradTile::F3x3, &s, 2).shares_v());
-    assert!(!Plan::with_tile(WinogradTile::F3x3, &s, 1).shares_v());
-    assert!(!Plan::with_tile(WinogradTile::F2x2, &s, 2).shares_v());
-    // The shape of the thread-count bit-identity test in
-    // tests/winograd_props.rs takes the shared V at 3 and 4 threads with
-    // two blocks (F(4×4): 60 tiles), so that test covers this path.
-    let t = ConvShape::square(2, 23, 17, 37, 53, 3, 1, 1);
-    for threads in [3, 4] {
-        let p = Plan::with_tile(WinogradTile::F4x4, &t, threads);
-        assert!(p.shares_v() && p.blocks == 2, "{p:?}");
-        assert!(p.blocks * p.v_len() + p.workers() * p.m_len() <= p.workers() * p.worker_scratch());
+fn workers_keep_their_v_only_within_one_call() {
+    // A worker keeps its V from one task to the next of the same block; the
+    // scratch also still holds the last call's V and the block it was of.
+    // Two calls on one scratch with different inputs (channel split: 25
+    // tiles, one block, 3 channel groups at two threads; and 4 threads over
+    // two blocks of F(4×4) with a channel split and stealing across blocks)
+    // must give the second call the output of a fresh scratch, bit for bit.
+    let cases = [
+        (WinogradTile::F3x3, ConvShape::square(1, 14, 14, 40, 40, 3, 1, 1), 2),
+        (WinogradTile::F4x4, ConvShape::square(2, 23, 17, 37, 53, 3, 1, 1), 4),
+    ];
+    for (tile, s, threads) in cases {
+        let plan = Plan::with_tile(tile, &s, threads);
+        assert!(plan.cs > 1, "{plan:?}");
+        let w: Vec<f32> = (0..s.weights_len()).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.01).collect();
+        let mut packed = vec![0.0; packed_len_for(tile, s.in_c, s.out_c)];
+        pack_for(tile, s.in_c, s.out_c, &w, &mut packed);
+        let input = |seed: usize| -> Vec<f32> {
+            (0..s.input_len()).map(|i| ((i * 31 + seed) % 17) as f32 * 0.1 - 0.8).collect()
+        };
+        let (a, b) = (input(1), input(5));
+        let bias: Vec<f32> = (0..s.out_c).map(|c| c as f32 * 0.01).collect();
+        let ep = Epilogue::bias_relu(&bias, false);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        for isa in isas() {
+            let len = plan.workers() * plan.worker_scratch();
+            let (mut reused, mut fresh) = (vec![0.0; len], vec![0.0; len]);
+            let (mut y, mut want) = (vec![0.0; s.output_len()], vec![0.0; s.output_len()]);
+            pool.install(|| {
+                crate::par::with_team(threads, || {
+                    conv3x3_planned(isa, &plan, &s, &a, &packed, &ep, &mut y, &mut reused);
+                    conv3x3_planned(isa, &plan, &s, &b, &packed, &ep, &mut y, &mut reused);
+                    conv3x3_planned(isa, &plan, &s, &b, &packed, &ep, &mut want, &mut fresh);
+                })
+            });
+            assert!(y.iter().zip(&want).all(|(p, q)| p.to_bits() == q.to_bits()), "{tile:?} {isa} {threads} threads");
+        }
     }
 }
 
