@@ -83,7 +83,9 @@ def our_layers(binary: str, variant: str, threads: int, iters: int):
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {p.stderr.strip()}")
     j = json.loads([ln for ln in p.stdout.splitlines() if ln.startswith("{")][-1])
-    return {l["name"]: l["ms"] for l in j["layers"]}, {l["name"]: l["kernel"] for l in j["layers"]}
+    layers = j["layers"]
+    return ({l["name"]: l["ms"] for l in layers}, {l["name"]: l["kernel"] for l in layers},
+            {l["name"]: l["macs"] for l in layers}, j["peak_gflops"])
 
 
 def main(argv=None) -> int:
@@ -103,8 +105,11 @@ def main(argv=None) -> int:
     ours: dict[str, float] = {}
     ov: dict[str, float] = {}
     kinds: dict[str, str] = {}
+    macs: dict[str, int] = {}
+    peaks: list[float] = []
     for r in range(args.rounds):
-        o, kinds = our_layers(args.binary, args.variant, args.threads, args.iters)
+        o, kinds, macs, peak = our_layers(args.binary, args.variant, args.threads, args.iters)
+        peaks.append(peak)
         v = ov_layers(model, args.threads, args.iters, x, conv_names)
         for k, t in o.items():
             ours[k] = min(ours.get(k, t), t)
@@ -115,15 +120,27 @@ def main(argv=None) -> int:
 
     print(f"{args.variant} batch 1, {args.threads} thread(s): per-layer minimum over {args.rounds} rounds "
           f"of {args.iters}-inference means, ms")
-    print(f"{'layer':<18}{'ours kernel':<15}{'ours':>8}{'OpenVINO':>10}{'ours/OV':>9}")
+    # The FMA peak of this thread count, as our bench's probe measured it in
+    # each round (the best: the probe is short, a slow phase only lowers it).
+    peak = max(peaks)
+    print(f"FMA peak {peak:.1f} GFLOP/s ({args.threads} thread(s), best of the rounds' probes); "
+          "'% peak' counts a layer's direct-convolution flops (2 x MACs), so Winograd layers may pass 100")
+    print(f"{'layer':<18}{'ours kernel':<15}{'ours':>8}{'OpenVINO':>10}{'ours/OV':>9}"
+          f"{'ours %peak':>12}{'OV %peak':>10}")
     by_kind: dict[str, list[float]] = {}
+    pct: dict[str, list[tuple[float, float]]] = {}
     names = list(ours) + [k for k in ov if k not in ours]
     for k in names:
         a, b = ours.get(k), ov.get(k)
         kind = kinds.get(k, "-")
         ratio = f"{a / b:9.2f}" if a and b else f"{'':>9}"
+        frac = ""
+        if a and b and macs.get(k):
+            pa, pb = (2e-6 * macs[k] / t / peak * 100 for t in (a, b))
+            frac = f"{pa:11.1f}%{pb:9.1f}%"
+            pct.setdefault(kind, []).append((pa, pb))
         print(f"{k:<18}{kind:<15}{a if a is not None else float('nan'):8.3f}"
-              f"{b if b is not None else float('nan'):10.3f}{ratio}")
+              f"{b if b is not None else float('nan'):10.3f}{ratio}{frac}")
         s = by_kind.setdefault(kind if a is not None else "OpenVINO only", [0.0, 0.0])
         s[0] += a or 0.0
         s[1] += b or 0.0
@@ -132,6 +149,14 @@ def main(argv=None) -> int:
         print(f"{'sum ' + kind:<33}{a:8.2f}{b:10.2f}" + (f"{a / b:9.2f}" if a and b else ""))
     ta, tb = sum(ours.values()), sum(ov.values())
     print(f"{'sum':<33}{ta:8.2f}{tb:10.2f}{ta / tb:9.2f}")
+    print()
+    for kind, ps in pct.items():
+        if kind.startswith("gemm1x1") or kind.startswith("implicit_gemm"):
+            a90 = sum(pa >= 90 for pa, _ in ps)
+            b90 = sum(pb >= 90 for _, pb in ps)
+            print(f"{kind} layers, % of the FMA peak: ours {min(p[0] for p in ps):.1f}-{max(p[0] for p in ps):.1f} "
+                  f"({a90}/{len(ps)} at >= 90 %), OpenVINO {min(p[1] for p in ps):.1f}-{max(p[1] for p in ps):.1f} "
+                  f"({b90}/{len(ps)} at >= 90 %)")
     return 0
 
 
