@@ -350,39 +350,60 @@ fn channel_split_plans_keep_every_tile_in_one_block() {
 fn workers_keep_their_v_only_within_one_call() {
     // A worker keeps its V from one task to the next of the same block; the
     // scratch also still holds the last call's V and the block it was of.
-    // Two calls on one scratch with different inputs (channel split: 25
-    // tiles, one block, 3 channel groups at two threads; and 4 threads over
-    // two blocks of F(4×4) with a channel split and stealing across blocks)
-    // must give the second call the output of a fresh scratch, bit for bit.
+    // Two calls on one scratch with different inputs must give the second
+    // call the one-thread plan's output (no channel split, a transform per
+    // task), bit for bit: a V kept across calls, or kept when a worker's
+    // tasks move on to another block, would not. Cases: 25 tiles in one
+    // block, 3 channel groups, two threads; 60 F(4×4) tiles in two blocks,
+    // 4 channel groups, three threads. Each plan runs on its thread team
+    // and again on one rayon thread without a team, where the workers run
+    // one after the other, the first taking its own range and then every
+    // other task from the back (block 1's, then block 0's): a block change
+    // inside one worker that does not depend on the scheduling. The
+    // one-thread output is itself checked against `reference::conv2d`
+    // (a V of the wrong block is off by O(1), not by rounding).
     let cases = [
-        (WinogradTile::F3x3, ConvShape::square(1, 14, 14, 40, 40, 3, 1, 1), 2),
-        (WinogradTile::F4x4, ConvShape::square(2, 23, 17, 37, 53, 3, 1, 1), 4),
+        (WinogradTile::F3x3, ConvShape::square(1, 14, 14, 40, 40, 3, 1, 1), 2, 1),
+        (WinogradTile::F4x4, ConvShape::square(2, 23, 17, 37, 53, 3, 1, 1), 3, 2),
     ];
-    for (tile, s, threads) in cases {
+    for (tile, s, threads, blocks) in cases {
         let plan = Plan::with_tile(tile, &s, threads);
-        assert!(plan.cs > 1, "{plan:?}");
+        assert!(plan.cs > 1 && plan.blocks == blocks, "{plan:?}");
+        let one = Plan::with_tile(tile, &s, 1);
+        assert_eq!(one.cs, 1, "{one:?}");
         let w: Vec<f32> = (0..s.weights_len()).map(|i| ((i * 7 % 13) as f32 - 6.0) * 0.01).collect();
         let mut packed = vec![0.0; packed_len_for(tile, s.in_c, s.out_c)];
         pack_for(tile, s.in_c, s.out_c, &w, &mut packed);
         let input = |seed: usize| -> Vec<f32> {
-            (0..s.input_len()).map(|i| ((i * 31 + seed) % 17) as f32 * 0.1 - 0.8).collect()
+            (0..s.input_len()).map(|i| ((i * 31 + seed) % 19) as f32 * 0.1 - 0.9).collect()
         };
         let (a, b) = (input(1), input(5));
         let bias: Vec<f32> = (0..s.out_c).map(|c| c as f32 * 0.01).collect();
         let ep = Epilogue::bias_relu(&bias, false);
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        let serial = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
         for isa in isas() {
-            let len = plan.workers() * plan.worker_scratch();
-            let (mut reused, mut fresh) = (vec![0.0; len], vec![0.0; len]);
+            let mut reused = vec![0.0; plan.workers() * plan.worker_scratch()];
+            let mut alone = vec![0.0; one.workers() * one.worker_scratch()];
             let (mut y, mut want) = (vec![0.0; s.output_len()], vec![0.0; s.output_len()]);
+            conv3x3_planned(isa, &one, &s, &b, &packed, &ep, &mut want, &mut alone);
+            let mut exact = vec![0.0; s.output_len()];
+            crate::reference::conv2d(&s, &b, &w, &ep, &mut exact);
+            let scale = exact.iter().fold(1.0f32, |m, v| m.max(v.abs()));
+            let worst = want.iter().zip(&exact).map(|(p, q)| (p - q).abs()).fold(0.0f32, f32::max);
+            assert!(worst <= 1e-4 * scale, "{tile:?} {isa}: one thread off the reference by {worst}");
             pool.install(|| {
                 crate::par::with_team(threads, || {
                     conv3x3_planned(isa, &plan, &s, &a, &packed, &ep, &mut y, &mut reused);
                     conv3x3_planned(isa, &plan, &s, &b, &packed, &ep, &mut y, &mut reused);
-                    conv3x3_planned(isa, &plan, &s, &b, &packed, &ep, &mut want, &mut fresh);
                 })
             });
             assert!(y.iter().zip(&want).all(|(p, q)| p.to_bits() == q.to_bits()), "{tile:?} {isa} {threads} threads");
+            serial.install(|| {
+                conv3x3_planned(isa, &plan, &s, &a, &packed, &ep, &mut y, &mut reused);
+                conv3x3_planned(isa, &plan, &s, &b, &packed, &ep, &mut y, &mut reused);
+            });
+            assert!(y.iter().zip(&want).all(|(p, q)| p.to_bits() == q.to_bits()), "{tile:?} {isa} serial workers");
         }
     }
 }
