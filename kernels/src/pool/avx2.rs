@@ -2,6 +2,8 @@
 
 use std::arch::x86_64::*;
 
+use crate::shape::PoolShape;
+
 /// `acc[i] = max(acc[i], x[i])`. Caller guarantees AVX2 (dispatch checks `Isa::is_supported`).
 pub(super) fn max_into(acc: &mut [f32], x: &[f32]) {
     assert_eq!(acc.len(), x.len());
@@ -25,47 +27,67 @@ unsafe fn max_into_avx2(acc: &mut [f32], x: &[f32]) {
     }
 }
 
-/// `out[i] = max(…max(max(−∞, input[b₀ + i]), input[b₁ + i])…)` over the
-/// pixels at `bases`, in order: the operations of [`max_into`] applied to each
-/// pixel, with 32 channels at a time kept in registers across the window
-/// instead of a load and store of `out` per pixel.
-pub(super) fn max_window(out: &mut [f32], input: &[f32], bases: &[usize]) {
-    assert!(bases.iter().all(|&b| b.checked_add(out.len()).is_some_and(|e| e <= input.len())));
-    // SAFETY: dispatch only reaches here when AVX2 is supported; every pixel
-    // holds out.len() floats (checked above).
-    unsafe { max_window_avx2(out, input, bases) }
+/// One output row of the max-pool `s`: `out[ox·c + ch]` = the max, from −∞,
+/// over the window of output column `ox` — input rows at `rows` (each the
+/// `in_w · c` floats of one image row, top to bottom), columns left to right
+/// — the same pixels in the same order as the portable path (so the same
+/// bits where no input is NaN), 32 channels at a time kept in registers across the window. The
+/// rows' bounds are checked once per output row, not per pixel.
+pub(super) fn max_pool_row(s: &PoolShape, input: &[f32], rows: &[usize], out: &mut [f32]) {
+    let row_len = s.in_w * s.c;
+    assert!(s.k > s.pad && s.stride > 0 && out.len() == s.out_w() * s.c);
+    assert!(rows.iter().all(|&b| b.checked_add(row_len).is_some_and(|e| e <= input.len())));
+    // SAFETY: dispatch only reaches here when AVX2 is supported; every row
+    // holds in_w pixels of c floats (checked above), and each window's
+    // columns lie in 0..in_w (see the loop).
+    unsafe { max_pool_row_avx2(s, input, rows, out) }
 }
 
 #[target_feature(enable = "avx2")]
-unsafe fn max_window_avx2(out: &mut [f32], input: &[f32], bases: &[usize]) {
-    let c = out.len();
-    let (p, o) = (input.as_ptr(), out.as_mut_ptr());
-    let mut i = 0;
-    // SAFETY (both loops): i + 8·V <= c, and bases[j] + c <= input.len().
-    unsafe {
-        while i + 32 <= c {
-            let mut acc = [_mm256_set1_ps(f32::NEG_INFINITY); 4];
-            for &b in bases {
-                for (v, a) in acc.iter_mut().enumerate() {
-                    *a = _mm256_max_ps(*a, _mm256_loadu_ps(p.add(b + i + 8 * v)));
+unsafe fn max_pool_row_avx2(s: &PoolShape, input: &[f32], rows: &[usize], out: &mut [f32]) {
+    let (c, p, o) = (s.c, input.as_ptr(), out.as_mut_ptr());
+    for ox in 0..s.out_w() {
+        // The window's columns inside the image: never empty, as k > pad and
+        // ox < out_w (so x0 < in_w and x0 + k > 0).
+        let x0 = (ox * s.stride) as isize - s.pad as isize;
+        let (xlo, xhi) = (x0.max(0) as usize, (x0 + s.k as isize).min(s.in_w as isize) as usize);
+        let o = o.wrapping_add(ox * c);
+        let mut i = 0;
+        // SAFETY (both loops): i + 8·V <= c; pixel (row b, column x) holds c
+        // floats at b + x·c with x < in_w, inside input (checked by the caller);
+        // out holds out_w · c floats.
+        unsafe {
+            while i + 32 <= c {
+                let mut acc = [_mm256_set1_ps(f32::NEG_INFINITY); 4];
+                for &b in rows {
+                    for x in xlo..xhi {
+                        let px = p.add(b + x * c + i);
+                        for (v, a) in acc.iter_mut().enumerate() {
+                            *a = _mm256_max_ps(*a, _mm256_loadu_ps(px.add(8 * v)));
+                        }
+                    }
                 }
+                for (v, a) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(o.add(i + 8 * v), *a);
+                }
+                i += 32;
             }
-            for (v, a) in acc.iter().enumerate() {
-                _mm256_storeu_ps(o.add(i + 8 * v), *a);
+            while i + 8 <= c {
+                let mut acc = _mm256_set1_ps(f32::NEG_INFINITY);
+                for &b in rows {
+                    for x in xlo..xhi {
+                        acc = _mm256_max_ps(acc, _mm256_loadu_ps(p.add(b + x * c + i)));
+                    }
+                }
+                _mm256_storeu_ps(o.add(i), acc);
+                i += 8;
             }
-            i += 32;
         }
-        while i + 8 <= c {
-            let mut acc = _mm256_set1_ps(f32::NEG_INFINITY);
-            for &b in bases {
-                acc = _mm256_max_ps(acc, _mm256_loadu_ps(p.add(b + i)));
-            }
-            _mm256_storeu_ps(o.add(i), acc);
-            i += 8;
+        for j in i..c {
+            let m = rows.iter().flat_map(|&b| (xlo..xhi).map(move |x| input[b + x * c + j]));
+            // SAFETY: j < c, so ox·c + j < out.len().
+            unsafe { *o.add(j) = m.fold(f32::NEG_INFINITY, f32::max) };
         }
-    }
-    for (j, y) in out.iter_mut().enumerate().skip(i) {
-        *y = bases.iter().fold(f32::NEG_INFINITY, |m, &b| m.max(input[b + j]));
     }
 }
 

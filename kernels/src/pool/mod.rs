@@ -11,6 +11,8 @@ use crate::shape::PoolShape;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// Max-pool (padding never wins), NHWC.
 ///
@@ -43,9 +45,10 @@ pub fn max_pool2d(isa: Isa, shape: &PoolShape, input: &[f32], output: &mut [f32]
     });
 }
 
-/// Window pixels [`max_pool_row`] gathers on the stack (a 3×3 window has 9);
-/// larger windows take one pass over the output per pixel.
-const MAX_WINDOW: usize = 64;
+/// Most window rows the x86 row kernels take (ResNet50's windows have 3;
+/// taller ones take the portable loop).
+#[cfg(target_arch = "x86_64")]
+const MAX_WINDOW_ROWS: usize = 64;
 
 /// One output row `(n, oy)` of the max-pool.
 fn max_pool_row(isa: Isa, s: &PoolShape, input: &[f32], n: usize, oy: usize, out: &mut [f32]) {
@@ -55,8 +58,10 @@ fn max_pool_row(isa: Isa, s: &PoolShape, input: &[f32], n: usize, oy: usize, out
 /// Output row `oy` of the max-pool `s` of one image whose input row `y`
 /// starts at `input[row(y)]` (the image's `in_w · c` floats of it): for a
 /// caller that keeps only the few input rows a window needs (the stem's
-/// fused pool, `gemm::conv_implicit_maxpool`). The same pixels in the same
-/// order as [`max_pool2d`], so the same bits.
+/// fused pool, `gemm::conv_implicit_maxpool`). Each output is the max, from
+/// −∞, with the window's pixels in order (rows top to bottom, columns left
+/// to right) on every path, so the fused and unfused pools give the same
+/// bits.
 pub(crate) fn max_pool_row_at(
     isa: Isa,
     s: &PoolShape,
@@ -65,42 +70,31 @@ pub(crate) fn max_pool_row_at(
     oy: usize,
     out: &mut [f32],
 ) {
-    let c = s.c;
+    // The window's rows inside the image: never empty (k > pad, oy < out_h).
     let y0 = (oy * s.stride) as isize - s.pad as isize;
-    let mut bases = [0usize; MAX_WINDOW];
+    let ys = y0.max(0) as usize..(y0 + s.k as isize).min(s.in_h as isize) as usize;
+    #[cfg(target_arch = "x86_64")]
+    if matches!(isa, Isa::Avx2 | Isa::Avx512) && ys.len() <= MAX_WINDOW_ROWS {
+        let mut bases = [0usize; MAX_WINDOW_ROWS];
+        for (b, y) in bases.iter_mut().zip(ys.clone()) {
+            *b = row(y);
+        }
+        if isa == Isa::Avx512 {
+            avx512::max_pool_row(s, input, &bases[..ys.len()], out);
+        } else {
+            avx2::max_pool_row(s, input, &bases[..ys.len()], out);
+        }
+        return;
+    }
+    let c = s.c;
     for ox in 0..s.out_w() {
         let o = &mut out[ox * c..(ox + 1) * c];
         let x0 = (ox * s.stride) as isize - s.pad as isize;
-        let pixels = (y0.max(0)..(y0 + s.k as isize).min(s.in_h as isize)).flat_map(|y| {
-            let base = row(y as usize);
-            (x0.max(0)..(x0 + s.k as isize).min(s.in_w as isize)).map(move |x| base + x as usize * c)
-        });
-        if s.k * s.k <= MAX_WINDOW {
-            let mut nb = 0;
-            for (slot, base) in bases.iter_mut().zip(pixels) {
-                *slot = base;
-                nb += 1;
-            }
-            max_window(isa, o, input, &bases[..nb]);
-        } else {
-            o.iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
-            for base in pixels {
-                max_into(isa, o, &input[base..base + c]);
-            }
-        }
-    }
-}
-
-/// `out[i]` = the max over the pixels at `bases` (in order, from −∞), as
-/// repeated [`max_into`] (same operations, so the same bits).
-fn max_window(isa: Isa, out: &mut [f32], input: &[f32], bases: &[usize]) {
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 | Isa::Avx512 => avx2::max_window(out, input, bases),
-        _ => {
-            out.iter_mut().for_each(|v| *v = f32::NEG_INFINITY);
-            for &b in bases {
-                max_into(isa, out, &input[b..b + out.len()]);
+        o.fill(f32::NEG_INFINITY);
+        for y in ys.clone() {
+            let base = row(y);
+            for x in x0.max(0) as usize..(x0 + s.k as isize).min(s.in_w as isize) as usize {
+                max_into(isa, o, &input[base + x * c..base + (x + 1) * c]);
             }
         }
     }
@@ -110,7 +104,9 @@ fn max_window(isa: Isa, out: &mut [f32], input: &[f32], bases: &[usize]) {
 fn max_into(isa: Isa, acc: &mut [f32], x: &[f32]) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 | Isa::Avx512 => avx2::max_into(acc, x),
+        Isa::Avx512 => avx512::max_into(acc, x),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::max_into(acc, x),
         _ => acc.iter_mut().zip(x).for_each(|(a, &v)| *a = a.max(v)),
     }
 }
@@ -119,7 +115,9 @@ fn max_into(isa: Isa, acc: &mut [f32], x: &[f32]) {
 fn add_into(isa: Isa, acc: &mut [f32], x: &[f32]) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 | Isa::Avx512 => avx2::add_into(acc, x),
+        Isa::Avx512 => avx512::add_into(acc, x),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::add_into(acc, x),
         _ => acc.iter_mut().zip(x).for_each(|(a, &v)| *a += v),
     }
 }
@@ -252,6 +250,7 @@ fn dense_part(
 fn dense_rows(isa: Isa, o: &mut [f32], a: &[f32], w: &[f32], m: usize) {
     match isa {
         #[cfg(target_arch = "x86_64")]
+        // AVX-512 too: see `avx512`'s module comment.
         Isa::Avx2 | Isa::Avx512 => avx2::dense_rows(o, a, w, m),
         _ => {
             for (r, &ar) in a.iter().enumerate() {
