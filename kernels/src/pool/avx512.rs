@@ -9,7 +9,7 @@
 //! a 3×3 window of 64 channels is 72 ymm loads or 36 zmm ones. Measured
 //! (2-vCPU Xeon with full-width AVX-512, 2026-12-06; v1.5, same process,
 //! this file and the AVX2 loops switched inference by inference, 40 pairs,
-//! both orders): the stem 0.93–0.94× its time at one thread (1.45–1.53
+//! both orders): the stem 0.91–0.94× its time at one thread (1.45–1.53
 //! against 1.59–1.63 ms), 0.91–0.93× at two.
 //!
 //! The classifier stays on the AVX2 loop on AVX-512 CPUs: ImageNet's weight
