@@ -32,9 +32,7 @@ fn tail_mask(n: usize) -> __mmask16 {
 /// (same contract: `rows` are the window's input rows, each `in_w · c`
 /// floats, top to bottom), 64 channels at a time in four zmm registers.
 pub(super) fn max_pool_row(s: &PoolShape, input: &[f32], rows: &[usize], out: &mut [f32]) {
-    let row_len = s.in_w * s.c;
-    assert!(s.k > s.pad && s.stride > 0 && out.len() == s.out_w() * s.c);
-    assert!(rows.iter().all(|&b| b.checked_add(row_len).is_some_and(|e| e <= input.len())));
+    super::check_row_kernel(s, input, rows, out);
     // SAFETY: dispatch only reaches here when AVX-512F is supported; every
     // row holds in_w pixels of c floats (checked above), and each window's
     // columns lie in 0..in_w (see the loop).
@@ -46,10 +44,7 @@ unsafe fn max_pool_row_avx512(s: &PoolShape, input: &[f32], rows: &[usize], out:
     let (c, p, o) = (s.c, input.as_ptr(), out.as_mut_ptr());
     let neg_inf = _mm512_set1_ps(f32::NEG_INFINITY);
     for ox in 0..s.out_w() {
-        // The window's columns inside the image: never empty, as k > pad and
-        // ox < out_w (so x0 < in_w and x0 + k > 0).
-        let x0 = (ox * s.stride) as isize - s.pad as isize;
-        let (xlo, xhi) = (x0.max(0) as usize, (x0 + s.k as isize).min(s.in_w as isize) as usize);
+        let (xlo, xhi) = super::window_cols(s, ox);
         let o = o.wrapping_add(ox * c);
         let mut i = 0;
         // SAFETY (all three loops): lanes i.. of a pixel are read and

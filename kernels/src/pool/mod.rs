@@ -100,6 +100,26 @@ pub(crate) fn max_pool_row_at(
     }
 }
 
+/// Checks what the x86 row kernels rely on: a pool whose windows overlap
+/// the image, `out` one output row, and each of `rows` (the window's input
+/// rows) the start of `in_w · c` floats inside `input`.
+#[cfg(target_arch = "x86_64")]
+fn check_row_kernel(s: &PoolShape, input: &[f32], rows: &[usize], out: &[f32]) {
+    let row_len = s.in_w * s.c;
+    assert!(s.k > s.pad && s.stride > 0 && out.len() == s.out_w() * s.c);
+    assert!(rows.iter().all(|&b| b.checked_add(row_len).is_some_and(|e| e <= input.len())));
+}
+
+/// The columns `[lo, hi)` of output column `ox`'s window inside the image:
+/// never empty where `k > pad` and `ox < out_w` (then `x0 < in_w` and
+/// `x0 + k > 0`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn window_cols(s: &PoolShape, ox: usize) -> (usize, usize) {
+    let x0 = (ox * s.stride) as isize - s.pad as isize;
+    (x0.max(0) as usize, (x0 + s.k as isize).min(s.in_w as isize) as usize)
+}
+
 /// `acc[i] = max(acc[i], x[i])`.
 fn max_into(isa: Isa, acc: &mut [f32], x: &[f32]) {
     match isa {
