@@ -31,8 +31,9 @@ unsafe fn max_into_avx2(acc: &mut [f32], x: &[f32]) {
 /// over the window of output column `ox` — input rows at `rows` (each the
 /// `in_w · c` floats of one image row, top to bottom), columns left to right
 /// — the same pixels in the same order as the portable path (so the same
-/// bits where no input is NaN), 32 channels at a time kept in registers across the window. The
-/// rows' bounds are checked once per output row, not per pixel.
+/// bits where no input is NaN), 32 channels at a time kept in registers
+/// across the window. The rows' bounds are checked once per output row, not
+/// per pixel.
 pub(super) fn max_pool_row(s: &PoolShape, input: &[f32], rows: &[usize], out: &mut [f32]) {
     super::check_row_kernel(s, input, rows, out);
     // SAFETY: dispatch only reaches here when AVX2 is supported; every row
