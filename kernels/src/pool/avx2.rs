@@ -46,7 +46,7 @@ pub(super) fn max_pool_row(s: &PoolShape, input: &[f32], rows: &[usize], out: &m
 unsafe fn max_pool_row_avx2(s: &PoolShape, input: &[f32], rows: &[usize], out: &mut [f32]) {
     let (c, p, o) = (s.c, input.as_ptr(), out.as_mut_ptr());
     for ox in 0..s.out_w() {
-        let (xlo, xhi) = super::window_cols(s, ox);
+        let (xlo, xhi) = super::window(s, ox, s.in_w);
         let o = o.wrapping_add(ox * c);
         let mut i = 0;
         // SAFETY (both loops): i + 8·V <= c; pixel (row b, column x) holds c

@@ -44,7 +44,7 @@ unsafe fn max_pool_row_avx512(s: &PoolShape, input: &[f32], rows: &[usize], out:
     let (c, p, o) = (s.c, input.as_ptr(), out.as_mut_ptr());
     let neg_inf = _mm512_set1_ps(f32::NEG_INFINITY);
     for ox in 0..s.out_w() {
-        let (xlo, xhi) = super::window_cols(s, ox);
+        let (xlo, xhi) = super::window(s, ox, s.in_w);
         let o = o.wrapping_add(ox * c);
         let mut i = 0;
         // SAFETY (all three loops): lanes i.. of a pixel are read and

@@ -70,9 +70,8 @@ pub(crate) fn max_pool_row_at(
     oy: usize,
     out: &mut [f32],
 ) {
-    // The window's rows inside the image: never empty (k > pad, oy < out_h).
-    let y0 = (oy * s.stride) as isize - s.pad as isize;
-    let ys = y0.max(0) as usize..(y0 + s.k as isize).min(s.in_h as isize) as usize;
+    let (y_lo, y_hi) = window(s, oy, s.in_h);
+    let ys = y_lo..y_hi;
     #[cfg(target_arch = "x86_64")]
     if matches!(isa, Isa::Avx2 | Isa::Avx512) && ys.len() <= MAX_WINDOW_ROWS {
         let mut bases = [0usize; MAX_WINDOW_ROWS];
@@ -89,11 +88,11 @@ pub(crate) fn max_pool_row_at(
     let c = s.c;
     for ox in 0..s.out_w() {
         let o = &mut out[ox * c..(ox + 1) * c];
-        let x0 = (ox * s.stride) as isize - s.pad as isize;
+        let (x_lo, x_hi) = window(s, ox, s.in_w);
         o.fill(f32::NEG_INFINITY);
         for y in ys.clone() {
             let base = row(y);
-            for x in x0.max(0) as usize..(x0 + s.k as isize).min(s.in_w as isize) as usize {
+            for x in x_lo..x_hi {
                 max_into(isa, o, &input[base + x * c..base + (x + 1) * c]);
             }
         }
@@ -110,14 +109,14 @@ fn check_row_kernel(s: &PoolShape, input: &[f32], rows: &[usize], out: &[f32]) {
     assert!(rows.iter().all(|&b| b.checked_add(row_len).is_some_and(|e| e <= input.len())));
 }
 
-/// The columns `[lo, hi)` of output column `ox`'s window inside the image:
-/// never empty where `k > pad` and `ox < out_w` (then `x0 < in_w` and
-/// `x0 + k > 0`).
-#[cfg(target_arch = "x86_64")]
+/// The input positions `[lo, hi)`, along an axis of `len` inputs, of the
+/// window of output position `o` on that axis (rows: `len = in_h`, columns:
+/// `in_w`), padding left out: never empty where `k > pad` and `o` is an
+/// output position (then `o·stride − pad < len` and `o·stride − pad + k > 0`).
 #[inline(always)]
-fn window_cols(s: &PoolShape, ox: usize) -> (usize, usize) {
-    let x0 = (ox * s.stride) as isize - s.pad as isize;
-    (x0.max(0) as usize, (x0 + s.k as isize).min(s.in_w as isize) as usize)
+fn window(s: &PoolShape, o: usize, len: usize) -> (usize, usize) {
+    let x0 = (o * s.stride) as isize - s.pad as isize;
+    (x0.max(0) as usize, (x0 + s.k as isize).min(len as isize) as usize)
 }
 
 /// `acc[i] = max(acc[i], x[i])`.
